@@ -1,0 +1,11 @@
+drop trigger create_builtin_roles on organizations;
+drop function stackgate_create_builtin_roles();
+drop table api_keys;
+drop table client_memberships;
+drop table clients;
+drop table team_memberships;
+drop table teams;
+drop table memberships;
+drop table roles;
+drop table users;
+drop table organizations;

@@ -1,0 +1,201 @@
+//! The command line: `serve`, `migrate`, `demo`, `schema`, `token`.
+
+use std::path::Path;
+
+use clap::{Parser, Subcommand};
+use secrecy::SecretString;
+
+use crate::config::{self, Config, ConfigArgs};
+use crate::db::embedded::{Durability, EmbeddedPostgres};
+use crate::{db, demo, server};
+
+/// stackgate: a multi-tenant GraphQL gateway for an infrastructure control plane.
+#[derive(Parser)]
+#[command(name = "stackgate", version, about)]
+pub struct Cli {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Serve the API (a private PostgreSQL in --data-dir when DATABASE_URL is unset).
+    Serve {
+        /// Apply pending migrations before serving.
+        #[arg(long)]
+        migrate: bool,
+    },
+    /// Apply pending migrations.
+    Migrate,
+    /// Start PostgreSQL if needed, migrate, seed the `acme` demo and serve GraphiQL with a token.
+    Demo,
+    /// Print the GraphQL SDL the server serves.
+    Schema,
+    /// Mint an HS256 JWT for a user (needs STACKGATE_JWT_SECRET).
+    Token {
+        /// The user's external id (the token's `sub`).
+        #[arg(long)]
+        user: String,
+        /// The organization slug (the token's `org`).
+        #[arg(long)]
+        org: Option<String>,
+        /// Lifetime: seconds, or a number with s, m, h or d.
+        #[arg(long, default_value = "1h", value_parser = parse_ttl)]
+        ttl: i64,
+    },
+}
+
+/// Runs a parsed command line.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Schema => {
+            print!("{}", crate::graphql::sdl());
+            Ok(())
+        }
+        Command::Token { user, org, ttl } => {
+            let secret = jwt_secret(&cli.config)?;
+            let keys = crate::auth::jwt::JwtKeys::hs256(&secret);
+            println!("{}", keys.mint(&user, org.as_deref(), ttl)?);
+            Ok(())
+        }
+        Command::Migrate => {
+            let database = Database::open(&cli.config).await?;
+            let applied = db::run_migrations(&database.url).await?;
+            println!("applied {} migration(s){}", applied.len(), list(&applied));
+            Ok(())
+        }
+        Command::Serve { migrate } => serve(cli.config, migrate).await,
+        Command::Demo => run_demo(cli.config).await,
+    }
+}
+
+async fn serve(args: ConfigArgs, migrate: bool) -> anyhow::Result<()> {
+    let database = Database::open(&args).await?;
+    if migrate || database.cluster.is_some() {
+        db::run_migrations(&database.url).await?;
+    }
+    let config = resolve(&args, database.url.clone(), jwt_secret(&args)?, None);
+    let running = server::start(config).await?;
+    tracing::info!(addr = %running.addr, "serving");
+    server::shutdown_signal().await;
+    running.shutdown().await?;
+    drop(database);
+    Ok(())
+}
+
+async fn run_demo(args: ConfigArgs) -> anyhow::Result<()> {
+    let database = Database::open(&args).await?;
+    db::run_migrations(&database.url).await?;
+    demo::seed(&mut db::connect_owner(&database.url).await?).await?;
+    let secret = match &args.jwt_secret {
+        Some(_) => jwt_secret(&args)?,
+        None => SecretString::from(format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple())),
+    };
+    let token = crate::auth::jwt::JwtKeys::hs256(&secret).mint(demo::OWNER_EXTERNAL_ID, Some(demo::ORG_SLUG), 24 * 3600)?;
+    let config = resolve(&args, database.url.clone(), secret, Some(token.clone()));
+    let running = server::start(config).await?;
+    println!("stackgate demo is up: organization `{}`, owner `{}`.", demo::ORG_SLUG, demo::OWNER_EXTERNAL_ID);
+    println!("GraphiQL: http://{}/graphql", running.addr);
+    println!("Authorization: Bearer {token}");
+    println!("Press Ctrl-C to stop.");
+    server::shutdown_signal().await;
+    running.shutdown().await?;
+    drop(database);
+    println!("stopped.");
+    Ok(())
+}
+
+/// The database a command uses: `DATABASE_URL`, else a private cluster kept running while this
+/// value lives.
+pub struct Database {
+    pub url: SecretString,
+    pub cluster: Option<EmbeddedPostgres>,
+}
+
+impl Database {
+    /// Connects to `DATABASE_URL`, or starts the private cluster in `--data-dir`.
+    pub async fn open(args: &ConfigArgs) -> anyhow::Result<Self> {
+        if let Some(url) = &args.database_url {
+            return Ok(Self { url: SecretString::from(url.clone()), cluster: None });
+        }
+        let dir = args.data_dir.clone();
+        let cluster = tokio::task::spawn_blocking(move || EmbeddedPostgres::start(&dir, Durability::default())).await??;
+        tracing::info!(port = cluster.port(), data_dir = %args.data_dir.display(), "private PostgreSQL started");
+        ensure_database(&cluster, "stackgate").await?;
+        Ok(Self { url: cluster.url("stackgate"), cluster: Some(cluster) })
+    }
+}
+
+/// Creates database `name` in the private cluster unless it exists.
+pub async fn ensure_database(cluster: &EmbeddedPostgres, name: &str) -> anyhow::Result<()> {
+    use diesel_async::SimpleAsyncConnection;
+    let mut conn = db::connect_owner(&cluster.url("postgres")).await?;
+    match conn.batch_execute(&format!("CREATE DATABASE \"{name}\"")).await {
+        Err(e) if !e.to_string().contains("already exists") => Err(e.into()),
+        _ => Ok(()),
+    }
+}
+
+fn resolve(args: &ConfigArgs, database_url: SecretString, jwt_secret: SecretString, token: Option<String>) -> Config {
+    Config {
+        database_url,
+        listen: args.listen,
+        jwt_secret,
+        graphiql_assets: args.graphiql_assets.clone().filter(|p| has_assets(p)),
+        graphiql_headers: token,
+        pool_size: args.pool_size,
+        body_limit: args.body_limit,
+    }
+}
+
+fn has_assets(dir: &Path) -> bool {
+    let complete = crate::http::graphiql::ASSETS.iter().all(|(file, _)| dir.join(file).is_file());
+    if !complete {
+        tracing::warn!(dir = %dir.display(), "STACKGATE_GRAPHIQL_ASSETS lacks GraphiQL's files; using the CDN");
+    }
+    complete
+}
+
+fn jwt_secret(args: &ConfigArgs) -> anyhow::Result<SecretString> {
+    let secret = args
+        .jwt_secret
+        .clone()
+        .ok_or_else(|| anyhow::anyhow!("set STACKGATE_JWT_SECRET (or --jwt-secret) to a secret of 32+ bytes"))?;
+    config::check_jwt_secret(&secret)?;
+    Ok(SecretString::from(secret))
+}
+
+/// Parses `90`, `90s`, `15m`, `2h` or `7d` into seconds.
+fn parse_ttl(s: &str) -> Result<i64, String> {
+    let (digits, unit) = s.trim().split_at(s.trim().find(|c: char| !c.is_ascii_digit()).unwrap_or(s.trim().len()));
+    let n: i64 = digits.parse().map_err(|_| format!("`{s}` is not a duration like 90, 15m, 2h or 7d"))?;
+    let factor = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86400,
+        _ => return Err(format!("unknown unit in `{s}`: use s, m, h or d")),
+    };
+    Ok(n * factor)
+}
+
+fn list(items: &[String]) -> String {
+    if items.is_empty() { String::new() } else { format!(": {}", items.join(", ")) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ttls_parse() {
+        assert_eq!(parse_ttl("90"), Ok(90));
+        assert_eq!(parse_ttl("15m"), Ok(900));
+        assert_eq!(parse_ttl("2h"), Ok(7200));
+        assert_eq!(parse_ttl("7d"), Ok(604800));
+        assert!(parse_ttl("soon").is_err());
+        assert!(parse_ttl("5y").is_err());
+    }
+}

@@ -1,0 +1,109 @@
+//! Typed configuration, read once at start-up from the environment and CLI flags, then passed down.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use secrecy::SecretString;
+
+/// Settings shared by every command. Each flag falls back to the environment variable it names.
+#[derive(clap::Args, Clone)]
+pub struct ConfigArgs {
+    /// PostgreSQL URL of a role that owns the schema (migrations run as it; queries run as
+    /// `stackgate_app` through `SET ROLE`). Without it a private cluster is started in --data-dir.
+    #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
+    pub database_url: Option<String>,
+
+    /// Address the HTTP server listens on.
+    #[arg(long, env = "STACKGATE_LISTEN", default_value = "127.0.0.1:8080", global = true)]
+    pub listen: SocketAddr,
+
+    /// HS256 secret for JWTs (at least 32 bytes). `demo` makes a random one when unset.
+    #[arg(long, env = "STACKGATE_JWT_SECRET", global = true, hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+
+    /// Comma-separated `key_id:base64(32 bytes)` credential keys; the first is active.
+    #[arg(long, env = "STACKGATE_ENCRYPTION_KEYS", global = true, hide_env_values = true)]
+    pub encryption_keys: Option<String>,
+
+    /// Directory holding GraphiQL's assets (see README); the page uses a CDN when unset.
+    #[arg(long, env = "STACKGATE_GRAPHIQL_ASSETS", global = true)]
+    pub graphiql_assets: Option<PathBuf>,
+
+    /// Maximum number of pooled database connections.
+    #[arg(long, env = "STACKGATE_POOL_SIZE", default_value_t = 16, global = true)]
+    pub pool_size: usize,
+
+    /// Where the private PostgreSQL cluster lives when DATABASE_URL is unset.
+    #[arg(long, env = "STACKGATE_DATA_DIR", default_value = ".stackgate", global = true)]
+    pub data_dir: PathBuf,
+
+    /// Largest accepted request body, in bytes; larger ones get 413.
+    #[arg(long, env = "STACKGATE_BODY_LIMIT", default_value_t = 1024 * 1024, global = true)]
+    pub body_limit: usize,
+}
+
+/// The server's settings once resolved: secrets wrapped, database chosen.
+#[derive(Clone)]
+pub struct Config {
+    pub database_url: SecretString,
+    pub listen: SocketAddr,
+    pub jwt_secret: SecretString,
+    pub graphiql_assets: Option<PathBuf>,
+    /// Headers GraphiQL's editor starts with (demo mode prefills the owner's token).
+    pub graphiql_headers: Option<String>,
+    pub pool_size: usize,
+    pub body_limit: usize,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("database_url", &"[redacted]")
+            .field("listen", &self.listen)
+            .field("jwt_secret", &"[redacted]")
+            .field("graphiql_assets", &self.graphiql_assets)
+            .field("pool_size", &self.pool_size)
+            .field("body_limit", &self.body_limit)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The smallest JWT secret accepted, in bytes (HS256 wants at least the hash's size).
+pub const MIN_JWT_SECRET_LEN: usize = 32;
+
+/// Checks a JWT secret's length, with a message that says what to do.
+pub fn check_jwt_secret(secret: &str) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        secret.len() >= MIN_JWT_SECRET_LEN,
+        "STACKGATE_JWT_SECRET must be at least {MIN_JWT_SECRET_LEN} bytes long"
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::ExposeSecret;
+
+    #[test]
+    fn debug_output_hides_secrets() {
+        let config = Config {
+            database_url: SecretString::from("postgres://u:hunter2@h/db"),
+            listen: "127.0.0.1:1".parse().expect("addr"),
+            jwt_secret: SecretString::from("supersecretsupersecretsupersecret"),
+            graphiql_assets: None,
+            graphiql_headers: None,
+            pool_size: 1,
+            body_limit: 1,
+        };
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(!shown.contains(config.jwt_secret.expose_secret()), "{shown}");
+    }
+
+    #[test]
+    fn short_jwt_secrets_are_refused() {
+        assert!(check_jwt_secret("short").is_err());
+        assert!(check_jwt_secret(&"x".repeat(32)).is_ok());
+    }
+}

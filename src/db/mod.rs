@@ -1,0 +1,122 @@
+//! PostgreSQL access: the pool, migrations, the private cluster, and per-transaction tenancy.
+//!
+//! Query functions live in [`models`], take a connection explicitly, and are the only place that
+//! imports `diesel_async::RunQueryDsl` (it clashes with async-graphql's `execute`).
+
+pub mod embedded;
+pub mod models;
+pub mod schema;
+pub mod tenancy;
+
+use std::time::Duration;
+
+use diesel::ConnectionError;
+use diesel_async::pooled_connection::deadpool::{Pool as DeadPool, PoolError};
+use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod};
+use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+use futures_util::FutureExt;
+use secrecy::{ExposeSecret, SecretString};
+
+pub use tenancy::Scope;
+
+/// Every migration in `migrations/`, compiled in.
+pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
+
+/// The role the server's queries run as: owns no table, lacks BYPASSRLS (see the first migration).
+pub const APP_ROLE: &str = "stackgate_app";
+
+/// The connection pool type.
+pub type Pool = DeadPool<AsyncPgConnection>;
+
+/// A database failure; never shown to clients (see [`crate::error`]).
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("database pool: {0}")]
+    Pool(#[from] PoolError),
+    #[error("database: {0}")]
+    Query(#[from] diesel::result::Error),
+    #[error("database connection: {0}")]
+    Connection(#[from] ConnectionError),
+    #[error("migrations: {0}")]
+    Migration(String),
+}
+
+impl DbError {
+    /// True when the error is a unique-constraint violation (a `CONFLICT` for clients).
+    pub fn is_unique_violation(&self) -> bool {
+        use diesel::result::{DatabaseErrorKind, Error};
+        matches!(self, Self::Query(Error::DatabaseError(DatabaseErrorKind::UniqueViolation, _)))
+    }
+}
+
+/// Builds the server's pool: every connection runs as [`APP_ROLE`], checked out without a ping.
+pub fn build_pool(url: &SecretString, size: usize) -> Result<Pool, DbError> {
+    let mut config = ManagerConfig::default();
+    config.recycling_method = RecyclingMethod::Fast;
+    config.custom_setup = Box::new(|url| connect_as_app(url.to_owned()).boxed());
+    let manager =
+        AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(url.expose_secret(), config);
+    DeadPool::builder(manager)
+        .max_size(size)
+        .runtime(deadpool::Runtime::Tokio1)
+        .wait_timeout(Some(Duration::from_secs(10)))
+        .create_timeout(Some(Duration::from_secs(10)))
+        .build()
+        .map_err(|e| DbError::Migration(format!("pool: {e}")))
+}
+
+async fn connect_as_app(url: String) -> diesel::ConnectionResult<AsyncPgConnection> {
+    let mut conn = AsyncPgConnection::establish(&url).await?;
+    conn.batch_execute(&format!("SET ROLE {APP_ROLE}; SET application_name = 'stackgate'"))
+        .await
+        .map_err(|e| ConnectionError::BadConnection(format!("cannot SET ROLE {APP_ROLE}: {e}")))?;
+    Ok(conn)
+}
+
+/// Opens one connection as the URL's own role (the schema owner): migrations, seeding, admin.
+pub async fn connect_owner(url: &SecretString) -> Result<AsyncPgConnection, DbError> {
+    Ok(AsyncPgConnection::establish(url.expose_secret()).await?)
+}
+
+/// Runs every pending migration; returns the versions applied.
+pub async fn run_migrations(url: &SecretString) -> Result<Vec<String>, DbError> {
+    with_harness(url, |h| {
+        h.run_pending_migrations(MIGRATIONS).map(|v| v.iter().map(|m| m.to_string()).collect())
+    })
+    .await
+}
+
+/// Reverts every applied migration (tests and `down` checks).
+pub async fn revert_all_migrations(url: &SecretString) -> Result<Vec<String>, DbError> {
+    with_harness(url, |h| {
+        h.revert_all_migrations(MIGRATIONS).map(|v| v.iter().map(|m| m.to_string()).collect())
+    })
+    .await
+}
+
+type SyncWrapper = diesel_async::async_connection_wrapper::AsyncConnectionWrapper<AsyncPgConnection>;
+type MigrationResult<T> = diesel::migration::Result<T>;
+
+/// Runs diesel's synchronous migration harness on a blocking thread (it must not run on a
+/// current-thread runtime, see NOTES).
+async fn with_harness<T: Send + 'static>(
+    url: &SecretString,
+    f: impl FnOnce(&mut SyncWrapper) -> MigrationResult<T> + Send + 'static,
+) -> Result<T, DbError> {
+    use diesel::Connection;
+    let url = url.expose_secret().to_owned();
+    tokio::task::spawn_blocking(move || {
+        let mut conn = <SyncWrapper as Connection>::establish(&url)?;
+        f(&mut conn).map_err(|e| DbError::Migration(e.to_string()))
+    })
+    .await
+    .map_err(|e| DbError::Migration(format!("migration task: {e}")))?
+}
+
+/// The newest migration version compiled into this binary.
+pub fn latest_migration_version() -> Option<String> {
+    use diesel::migration::MigrationSource;
+    let migrations = MigrationSource::<diesel::pg::Pg>::migrations(&MIGRATIONS).ok()?;
+    migrations.iter().map(|m| m.name().version().to_string()).max()
+}

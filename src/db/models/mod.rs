@@ -1,0 +1,7 @@
+//! One module per table (or small group of tables): row types and the queries over them.
+
+pub mod membership;
+pub mod migration;
+pub mod organization;
+pub mod project;
+pub mod user;

@@ -1,0 +1,57 @@
+//! `users`: people, identified by their identity provider's subject (`external_id`).
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use uuid::Uuid;
+
+use crate::db::DbError;
+use crate::db::schema::{memberships, users};
+
+/// A user row.
+#[derive(Queryable, Selectable, Clone, Debug, PartialEq, Eq)]
+#[diesel(table_name = users, check_for_backend(diesel::pg::Pg))]
+pub struct User {
+    pub id: Uuid,
+    pub external_id: String,
+    pub email: String,
+    pub name: String,
+    pub is_platform_admin: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Finds the user a token's subject names.
+pub async fn find_by_external_id(conn: &mut AsyncPgConnection, external_id: &str) -> Result<Option<User>, DbError> {
+    Ok(users::table
+        .filter(users::external_id.eq(external_id))
+        .select(User::as_select())
+        .first(conn)
+        .await
+        .optional()?)
+}
+
+/// The users among `ids` who are members of `org_id`.
+pub async fn find_members(conn: &mut AsyncPgConnection, org_id: Uuid, ids: &[Uuid]) -> Result<Vec<User>, DbError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(users::table
+        .inner_join(memberships::table.on(memberships::user_id.eq(users::id)))
+        .filter(memberships::org_id.eq(org_id))
+        .filter(users::id.eq_any(ids))
+        .select(User::as_select())
+        .load(conn)
+        .await?)
+}
+
+/// Inserts a user unless the external id exists; returns the row either way (seeding).
+pub async fn ensure(conn: &mut AsyncPgConnection, external_id: &str, email: &str, name: &str) -> Result<User, DbError> {
+    diesel::insert_into(users::table)
+        .values((users::external_id.eq(external_id), users::email.eq(email), users::name.eq(name)))
+        .on_conflict(users::external_id)
+        .do_nothing()
+        .execute(conn)
+        .await?;
+    find_by_external_id(conn, external_id).await?.ok_or(DbError::Query(diesel::result::Error::NotFound))
+}

@@ -1,0 +1,426 @@
+// @generated automatically by Diesel CLI.
+
+diesel::table! {
+    alerts (id) {
+        id -> Uuid,
+        org_id -> Uuid,
+        resource_kind -> Text,
+        resource_id -> Uuid,
+        severity -> Text,
+        opened_at -> Timestamptz,
+        resolved_at -> Nullable<Timestamptz>,
+        message -> Text,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    api_keys (id) {
+        id -> Uuid,
+        org_id -> Uuid,
+        user_id -> Uuid,
+        name -> Text,
+        prefix -> Text,
+        secret_hash -> Bytea,
+        last_used_at -> Nullable<Timestamptz>,
+        expires_at -> Nullable<Timestamptz>,
+        revoked_at -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    audit_logs (id) {
+        id -> Uuid,
+        org_id -> Uuid,
+        user_id -> Nullable<Uuid>,
+        api_key_id -> Nullable<Uuid>,
+        action -> Text,
+        target_type -> Nullable<Text>,
+        target_id -> Nullable<Uuid>,
+        result -> Text,
+        message -> Nullable<Text>,
+        metadata -> Jsonb,
+        ip_address -> Nullable<Inet>,
+        user_agent -> Nullable<Text>,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    client_memberships (id) {
+        id -> Uuid,
+        org_id -> Uuid,
+        client_id -> Uuid,
+        user_id -> Uuid,
+        role_id -> Uuid,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    clients (id) {
+        id -> Uuid,
+        org_id -> Uuid,
+        name -> Text,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    databases (id) {
+        id -> Uuid,
+        org_id -> Uuid,
+        dock_id -> Uuid,
+        provider -> Text,
+        provider_resource_id -> Text,
+        name -> Text,
+        status -> Text,
+        provider_status -> Nullable<Text>,
+        region -> Nullable<Text>,
+        full_api_data -> Nullable<Jsonb>,
+        health_state -> Text,
+        last_health_check_at -> Nullable<Timestamptz>,
+        last_seen_at -> Nullable<Timestamptz>,
+        engine -> Nullable<Text>,
+        version -> Nullable<Text>,
+        host -> Nullable<Text>,
+        port -> Nullable<Int4>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    dock_permissions (id) {
+        id -> Uuid,
+        org_id -> Uuid,
+        dock_id -> Uuid,
+        team_id -> Nullable<Uuid>,
+        client_id -> Nullable<Uuid>,
+        level -> Text,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    docks (id) {
+        id -> Uuid,
+        org_id -> Uuid,
+        name -> Text,
+        provider -> Text,
+        encrypted_api_key -> Bytea,
+        api_key_hint -> Nullable<Text>,
+        endpoint -> Nullable<Text>,
+        last_sync_at -> Nullable<Timestamptz>,
+        last_sync_status -> Text,
+        last_sync_error -> Nullable<Text>,
+        sync_interval_seconds -> Int4,
+        backoff_until -> Nullable<Timestamptz>,
+        rate_limit_remaining -> Nullable<Int4>,
+        rate_limit_reset_at -> Nullable<Timestamptz>,
+        lease_owner -> Nullable<Text>,
+        lease_expires_at -> Nullable<Timestamptz>,
+        deleted_at -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    domains (id) {
+        id -> Uuid,
+        org_id -> Uuid,
+        dock_id -> Uuid,
+        provider -> Text,
+        provider_resource_id -> Text,
+        name -> Text,
+        status -> Text,
+        provider_status -> Nullable<Text>,
+        region -> Nullable<Text>,
+        full_api_data -> Nullable<Jsonb>,
+        health_state -> Text,
+        last_health_check_at -> Nullable<Timestamptz>,
+        last_seen_at -> Nullable<Timestamptz>,
+        domain_name -> Text,
+        expires_at -> Nullable<Timestamptz>,
+        auto_renew -> Nullable<Bool>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    health_checks (id) {
+        id -> Uuid,
+        org_id -> Uuid,
+        resource_kind -> Text,
+        resource_id -> Uuid,
+        checked_at -> Timestamptz,
+        state -> Text,
+        latency_ms -> Nullable<Int4>,
+        message -> Nullable<Text>,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    memberships (id) {
+        id -> Uuid,
+        org_id -> Uuid,
+        user_id -> Uuid,
+        role_id -> Uuid,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    operation_permissions (id) {
+        id -> Uuid,
+        org_id -> Uuid,
+        operation_service_id -> Uuid,
+        team_id -> Uuid,
+        level -> Text,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    operation_services (id) {
+        id -> Uuid,
+        org_id -> Uuid,
+        name -> Text,
+        kind -> Text,
+        provider -> Nullable<Text>,
+        encrypted_config -> Nullable<Bytea>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    organizations (id) {
+        id -> Uuid,
+        name -> Text,
+        slug -> Text,
+        deleted_at -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    project_resources (id) {
+        id -> Uuid,
+        org_id -> Uuid,
+        project_id -> Uuid,
+        resource_kind -> Text,
+        server_id -> Nullable<Uuid>,
+        web_service_id -> Nullable<Uuid>,
+        domain_id -> Nullable<Uuid>,
+        database_id -> Nullable<Uuid>,
+        resource_id -> Uuid,
+        denormalized_name -> Text,
+        denormalized_status -> Text,
+        linked_by -> Nullable<Uuid>,
+        linked_at -> Timestamptz,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    projects (id) {
+        id -> Uuid,
+        org_id -> Uuid,
+        client_id -> Nullable<Uuid>,
+        team_id -> Nullable<Uuid>,
+        name -> Text,
+        slug -> Text,
+        description -> Nullable<Text>,
+        created_by -> Nullable<Uuid>,
+        deleted_at -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    roles (id) {
+        id -> Uuid,
+        org_id -> Uuid,
+        name -> Text,
+        permissions -> Jsonb,
+        is_builtin -> Bool,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    servers (id) {
+        id -> Uuid,
+        org_id -> Uuid,
+        dock_id -> Uuid,
+        provider -> Text,
+        provider_resource_id -> Text,
+        name -> Text,
+        status -> Text,
+        provider_status -> Nullable<Text>,
+        region -> Nullable<Text>,
+        full_api_data -> Nullable<Jsonb>,
+        health_state -> Text,
+        last_health_check_at -> Nullable<Timestamptz>,
+        last_seen_at -> Nullable<Timestamptz>,
+        primary_ip_address -> Nullable<Text>,
+        ipv6 -> Nullable<Text>,
+        vcpus -> Nullable<Int4>,
+        memory_mb -> Nullable<Int4>,
+        disk_gb -> Nullable<Int4>,
+        image -> Nullable<Text>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    sync_runs (id) {
+        id -> Uuid,
+        org_id -> Uuid,
+        dock_id -> Uuid,
+        trigger -> Text,
+        status -> Text,
+        started_at -> Timestamptz,
+        finished_at -> Nullable<Timestamptz>,
+        created -> Int4,
+        updated -> Int4,
+        deleted -> Int4,
+        unchanged -> Int4,
+        pages -> Int4,
+        requests -> Int4,
+        error -> Nullable<Text>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    team_memberships (id) {
+        id -> Uuid,
+        org_id -> Uuid,
+        team_id -> Uuid,
+        user_id -> Uuid,
+        role_id -> Uuid,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    teams (id) {
+        id -> Uuid,
+        org_id -> Uuid,
+        name -> Text,
+        slug -> Nullable<Text>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    users (id) {
+        id -> Uuid,
+        external_id -> Text,
+        email -> Text,
+        name -> Text,
+        is_platform_admin -> Bool,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    web_services (id) {
+        id -> Uuid,
+        org_id -> Uuid,
+        dock_id -> Uuid,
+        provider -> Text,
+        provider_resource_id -> Text,
+        name -> Text,
+        status -> Text,
+        provider_status -> Nullable<Text>,
+        region -> Nullable<Text>,
+        full_api_data -> Nullable<Jsonb>,
+        health_state -> Text,
+        last_health_check_at -> Nullable<Timestamptz>,
+        last_seen_at -> Nullable<Timestamptz>,
+        production_url -> Nullable<Text>,
+        environment -> Nullable<Text>,
+        framework -> Nullable<Text>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::joinable!(alerts -> organizations (org_id));
+diesel::joinable!(api_keys -> organizations (org_id));
+diesel::joinable!(api_keys -> users (user_id));
+diesel::joinable!(audit_logs -> api_keys (api_key_id));
+diesel::joinable!(audit_logs -> organizations (org_id));
+diesel::joinable!(audit_logs -> users (user_id));
+diesel::joinable!(client_memberships -> organizations (org_id));
+diesel::joinable!(client_memberships -> users (user_id));
+diesel::joinable!(clients -> organizations (org_id));
+diesel::joinable!(databases -> organizations (org_id));
+diesel::joinable!(dock_permissions -> organizations (org_id));
+diesel::joinable!(docks -> organizations (org_id));
+diesel::joinable!(domains -> organizations (org_id));
+diesel::joinable!(health_checks -> organizations (org_id));
+diesel::joinable!(memberships -> organizations (org_id));
+diesel::joinable!(memberships -> users (user_id));
+diesel::joinable!(operation_permissions -> organizations (org_id));
+diesel::joinable!(operation_services -> organizations (org_id));
+diesel::joinable!(project_resources -> organizations (org_id));
+diesel::joinable!(project_resources -> users (linked_by));
+diesel::joinable!(projects -> organizations (org_id));
+diesel::joinable!(projects -> users (created_by));
+diesel::joinable!(roles -> organizations (org_id));
+diesel::joinable!(servers -> organizations (org_id));
+diesel::joinable!(sync_runs -> organizations (org_id));
+diesel::joinable!(team_memberships -> organizations (org_id));
+diesel::joinable!(team_memberships -> users (user_id));
+diesel::joinable!(teams -> organizations (org_id));
+diesel::joinable!(web_services -> organizations (org_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    alerts,
+    api_keys,
+    audit_logs,
+    client_memberships,
+    clients,
+    databases,
+    dock_permissions,
+    docks,
+    domains,
+    health_checks,
+    memberships,
+    operation_permissions,
+    operation_services,
+    organizations,
+    project_resources,
+    projects,
+    roles,
+    servers,
+    sync_runs,
+    team_memberships,
+    teams,
+    users,
+    web_services,
+);

@@ -1,0 +1,40 @@
+//! `/healthz` (the process is up), `/readyz` (database reachable, migrations current) and
+//! `/metrics` (Prometheus text).
+
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use crate::app::AppState;
+use crate::db::models::migration;
+
+/// Liveness: answers while the process serves HTTP.
+pub async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// Readiness: 200 when the database answers and has every migration this binary carries.
+pub async fn readyz(State(app): State<AppState>) -> Response {
+    let expected = crate::db::latest_migration_version();
+    match migration::latest_applied(&app.pool).await {
+        Ok(applied) if applied.is_some() && applied == expected => (StatusCode::OK, "ready").into_response(),
+        Ok(applied) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "migrations pending: database at {}, binary expects {}; run `stackgate migrate`",
+                applied.as_deref().unwrap_or("none"),
+                expected.as_deref().unwrap_or("none")
+            ),
+        )
+            .into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "readiness check failed");
+            (StatusCode::SERVICE_UNAVAILABLE, "database unreachable").into_response()
+        }
+    }
+}
+
+/// Prometheus exposition of every metric the process records.
+pub async fn metrics(State(app): State<AppState>) -> Response {
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], app.metrics.render()).into_response()
+}

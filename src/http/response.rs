@@ -1,0 +1,48 @@
+//! GraphQL-over-HTTP response formats and request-error bodies.
+
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+/// The media type a client asked for (GraphQL over HTTP, "Accept").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// `application/json`: request errors still answer 200.
+    Json,
+    /// `application/graphql-response+json`: request errors answer 4xx.
+    GraphqlResponse,
+}
+
+pub const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
+
+impl Format {
+    /// Picks the response format from `Accept`; `None` when nothing acceptable is offered.
+    pub fn negotiate(headers: &HeaderMap) -> Option<Self> {
+        let Some(accept) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) else {
+            return Some(Self::Json);
+        };
+        let types: Vec<&str> = accept.split(',').map(|t| t.split(';').next().unwrap_or("").trim()).collect();
+        if types.contains(&GRAPHQL_RESPONSE_JSON) {
+            Some(Self::GraphqlResponse)
+        } else if types.iter().any(|t| matches!(*t, "application/json" | "application/*" | "*/*" | "")) {
+            Some(Self::Json)
+        } else {
+            None
+        }
+    }
+
+    pub fn content_type(self) -> HeaderValue {
+        HeaderValue::from_static(match self {
+            Self::Json => "application/json; charset=utf-8",
+            Self::GraphqlResponse => "application/graphql-response+json; charset=utf-8",
+        })
+    }
+}
+
+/// A request rejected before execution: an HTTP status and one GraphQL error with a code.
+pub fn request_error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
+    let body = json!({ "errors": [{ "message": message.into(), "extensions": { "code": code } }] });
+    let mut response = (status, axum::Json(body)).into_response();
+    response.headers_mut().insert(header::CONTENT_TYPE, Format::Json.content_type());
+    response
+}

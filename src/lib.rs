@@ -1,0 +1,18 @@
+//! stackgate: a multi-tenant GraphQL gateway for an infrastructure control plane.
+//!
+//! A request enters through [`router`], is authenticated by [`auth`], executed by the schema in
+//! [`graphql`], whose resolvers read and write through [`db`] inside per-tenant transactions.
+
+pub mod app;
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod demo;
+pub mod error;
+pub mod graphql;
+pub mod http;
+pub mod metrics;
+pub mod router;
+pub mod server;
+pub mod telemetry;
