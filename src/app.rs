@@ -26,7 +26,10 @@ impl AppState {
         let pool = db::build_pool(&config.database_url, config.pool_size)?;
         let schema = graphql::build_schema(pool.clone());
         let jwt = Arc::new(JwtKeys::hs256(&config.jwt_secret));
-        let page = crate::http::graphiql::render(config.graphiql_assets.is_some(), config.graphiql_headers.as_deref());
+        let page = crate::http::graphiql::render(
+            config.graphiql_assets.is_some(),
+            config.graphiql_headers.as_deref(),
+        );
         Ok(Self {
             config: Arc::new(config),
             pool,

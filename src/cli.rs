@@ -51,19 +51,24 @@ pub enum Command {
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Schema => {
-            print!("{}", crate::graphql::sdl());
+            let _ =
+                std::io::Write::write_all(&mut std::io::stdout(), crate::graphql::sdl().as_bytes());
             Ok(())
         }
         Command::Token { user, org, ttl } => {
             let secret = jwt_secret(&cli.config)?;
             let keys = crate::auth::jwt::JwtKeys::hs256(&secret);
-            println!("{}", keys.mint(&user, org.as_deref(), ttl)?);
+            say(&keys.mint(&user, org.as_deref(), ttl)?);
             Ok(())
         }
         Command::Migrate => {
             let database = Database::open(&cli.config).await?;
             let applied = db::run_migrations(&database.url).await?;
-            println!("applied {} migration(s){}", applied.len(), list(&applied));
+            say(&format!(
+                "applied {} migration(s){}",
+                applied.len(),
+                list(&applied)
+            ));
             Ok(())
         }
         Command::Serve { migrate } => serve(cli.config, migrate).await,
@@ -91,19 +96,30 @@ async fn run_demo(args: ConfigArgs) -> anyhow::Result<()> {
     demo::seed(&mut db::connect_owner(&database.url).await?).await?;
     let secret = match &args.jwt_secret {
         Some(_) => jwt_secret(&args)?,
-        None => SecretString::from(format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple())),
+        None => SecretString::from(format!(
+            "{}{}",
+            uuid::Uuid::new_v4().simple(),
+            uuid::Uuid::new_v4().simple()
+        )),
     };
-    let token = crate::auth::jwt::JwtKeys::hs256(&secret).mint(demo::OWNER_EXTERNAL_ID, Some(demo::ORG_SLUG), 24 * 3600)?;
+    let token = crate::auth::jwt::JwtKeys::hs256(&secret).mint(
+        demo::OWNER_EXTERNAL_ID,
+        Some(demo::ORG_SLUG),
+        24 * 3600,
+    )?;
     let config = resolve(&args, database.url.clone(), secret, Some(token.clone()));
     let running = server::start(config).await?;
-    println!("stackgate demo is up: organization `{}`, owner `{}`.", demo::ORG_SLUG, demo::OWNER_EXTERNAL_ID);
-    println!("GraphiQL: http://{}/graphql", running.addr);
-    println!("Authorization: Bearer {token}");
-    println!("Press Ctrl-C to stop.");
+    say(&format!(
+        "stackgate demo is up: organization `{}`, owner `{}`.\nGraphiQL: http://{}/graphql\n\
+         Authorization: Bearer {token}\nPress Ctrl-C to stop.",
+        demo::ORG_SLUG,
+        demo::OWNER_EXTERNAL_ID,
+        running.addr
+    ));
     server::shutdown_signal().await;
     running.shutdown().await?;
     drop(database);
-    println!("stopped.");
+    say("stopped.");
     Ok(())
 }
 
@@ -118,13 +134,22 @@ impl Database {
     /// Connects to `DATABASE_URL`, or starts the private cluster in `--data-dir`.
     pub async fn open(args: &ConfigArgs) -> anyhow::Result<Self> {
         if let Some(url) = &args.database_url {
-            return Ok(Self { url: SecretString::from(url.clone()), cluster: None });
+            return Ok(Self {
+                url: SecretString::from(url.clone()),
+                cluster: None,
+            });
         }
-        let dir = args.data_dir.clone();
-        let cluster = tokio::task::spawn_blocking(move || EmbeddedPostgres::start(&dir, Durability::default())).await??;
-        tracing::info!(port = cluster.port(), data_dir = %args.data_dir.display(), "private PostgreSQL started");
+        let (dir, bin) = (args.data_dir(), args.postgres_bin.clone());
+        let cluster = tokio::task::spawn_blocking(move || {
+            EmbeddedPostgres::start(&dir, bin.as_deref(), Durability::default())
+        })
+        .await??;
+        tracing::info!(port = cluster.port(), data_dir = %args.data_dir().display(), "private PostgreSQL started");
         ensure_database(&cluster, "stackgate").await?;
-        Ok(Self { url: cluster.url("stackgate"), cluster: Some(cluster) })
+        Ok(Self {
+            url: cluster.url("stackgate"),
+            cluster: Some(cluster),
+        })
     }
 }
 
@@ -132,13 +157,21 @@ impl Database {
 pub async fn ensure_database(cluster: &EmbeddedPostgres, name: &str) -> anyhow::Result<()> {
     use diesel_async::SimpleAsyncConnection;
     let mut conn = db::connect_owner(&cluster.url("postgres")).await?;
-    match conn.batch_execute(&format!("CREATE DATABASE \"{name}\"")).await {
+    match conn
+        .batch_execute(&format!("CREATE DATABASE \"{name}\""))
+        .await
+    {
         Err(e) if !e.to_string().contains("already exists") => Err(e.into()),
         _ => Ok(()),
     }
 }
 
-fn resolve(args: &ConfigArgs, database_url: SecretString, jwt_secret: SecretString, token: Option<String>) -> Config {
+fn resolve(
+    args: &ConfigArgs,
+    database_url: SecretString,
+    jwt_secret: SecretString,
+    token: Option<String>,
+) -> Config {
     Config {
         database_url,
         listen: args.listen,
@@ -151,7 +184,9 @@ fn resolve(args: &ConfigArgs, database_url: SecretString, jwt_secret: SecretStri
 }
 
 fn has_assets(dir: &Path) -> bool {
-    let complete = crate::http::graphiql::ASSETS.iter().all(|(file, _)| dir.join(file).is_file());
+    let complete = crate::http::graphiql::ASSETS
+        .iter()
+        .all(|(file, _)| dir.join(file).is_file());
     if !complete {
         tracing::warn!(dir = %dir.display(), "STACKGATE_GRAPHIQL_ASSETS lacks GraphiQL's files; using the CDN");
     }
@@ -159,18 +194,23 @@ fn has_assets(dir: &Path) -> bool {
 }
 
 fn jwt_secret(args: &ConfigArgs) -> anyhow::Result<SecretString> {
-    let secret = args
-        .jwt_secret
-        .clone()
-        .ok_or_else(|| anyhow::anyhow!("set STACKGATE_JWT_SECRET (or --jwt-secret) to a secret of 32+ bytes"))?;
+    let secret = args.jwt_secret.clone().ok_or_else(|| {
+        anyhow::anyhow!("set STACKGATE_JWT_SECRET (or --jwt-secret) to a secret of 32+ bytes")
+    })?;
     config::check_jwt_secret(&secret)?;
     Ok(SecretString::from(secret))
 }
 
 /// Parses `90`, `90s`, `15m`, `2h` or `7d` into seconds.
 fn parse_ttl(s: &str) -> Result<i64, String> {
-    let (digits, unit) = s.trim().split_at(s.trim().find(|c: char| !c.is_ascii_digit()).unwrap_or(s.trim().len()));
-    let n: i64 = digits.parse().map_err(|_| format!("`{s}` is not a duration like 90, 15m, 2h or 7d"))?;
+    let (digits, unit) = s.trim().split_at(
+        s.trim()
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(s.trim().len()),
+    );
+    let n: i64 = digits
+        .parse()
+        .map_err(|_| format!("`{s}` is not a duration like 90, 15m, 2h or 7d"))?;
     let factor = match unit {
         "" | "s" => 1,
         "m" => 60,
@@ -181,8 +221,19 @@ fn parse_ttl(s: &str) -> Result<i64, String> {
     Ok(n * factor)
 }
 
+/// Prints a line to stdout; a closed stdout (the reader went away) is not an error worth dying for.
+fn say(line: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}").and_then(|()| out.flush());
+}
+
 fn list(items: &[String]) -> String {
-    if items.is_empty() { String::new() } else { format!(": {}", items.join(", ")) }
+    if items.is_empty() {
+        String::new()
+    } else {
+        format!(": {}", items.join(", "))
+    }
 }
 
 #[cfg(test)]

@@ -14,15 +14,30 @@ pub struct ConfigArgs {
     pub database_url: Option<String>,
 
     /// Address the HTTP server listens on.
-    #[arg(long, env = "STACKGATE_LISTEN", default_value = "127.0.0.1:8080", global = true)]
+    #[arg(
+        long,
+        env = "STACKGATE_LISTEN",
+        default_value = "127.0.0.1:8080",
+        global = true
+    )]
     pub listen: SocketAddr,
 
     /// HS256 secret for JWTs (at least 32 bytes). `demo` makes a random one when unset.
-    #[arg(long, env = "STACKGATE_JWT_SECRET", global = true, hide_env_values = true)]
+    #[arg(
+        long,
+        env = "STACKGATE_JWT_SECRET",
+        global = true,
+        hide_env_values = true
+    )]
     pub jwt_secret: Option<String>,
 
     /// Comma-separated `key_id:base64(32 bytes)` credential keys; the first is active.
-    #[arg(long, env = "STACKGATE_ENCRYPTION_KEYS", global = true, hide_env_values = true)]
+    #[arg(
+        long,
+        env = "STACKGATE_ENCRYPTION_KEYS",
+        global = true,
+        hide_env_values = true
+    )]
     pub encryption_keys: Option<String>,
 
     /// Directory holding GraphiQL's assets (see README); the page uses a CDN when unset.
@@ -33,13 +48,35 @@ pub struct ConfigArgs {
     #[arg(long, env = "STACKGATE_POOL_SIZE", default_value_t = 16, global = true)]
     pub pool_size: usize,
 
-    /// Where the private PostgreSQL cluster lives when DATABASE_URL is unset.
-    #[arg(long, env = "STACKGATE_DATA_DIR", default_value = ".stackgate", global = true)]
-    pub data_dir: PathBuf,
+    /// Where the private PostgreSQL cluster lives when DATABASE_URL is unset. Default:
+    /// `/var/lib/stackgate` as root, else `$XDG_DATA_HOME/stackgate` (`~/.local/share/stackgate`).
+    #[arg(long, env = "STACKGATE_DATA_DIR", global = true)]
+    pub data_dir: Option<PathBuf>,
+
+    /// Directory with PostgreSQL's `initdb` and `pg_ctl`; default: PATH, then
+    /// `/usr/lib/postgresql/<newest>/bin`.
+    #[arg(long, env = "STACKGATE_POSTGRES_BIN", global = true)]
+    pub postgres_bin: Option<PathBuf>,
 
     /// Largest accepted request body, in bytes; larger ones get 413.
     #[arg(long, env = "STACKGATE_BODY_LIMIT", default_value_t = 1024 * 1024, global = true)]
     pub body_limit: usize,
+}
+
+impl ConfigArgs {
+    /// The data directory: `--data-dir`, else a default the cluster's user can reach.
+    pub fn data_dir(&self) -> PathBuf {
+        if let Some(dir) = &self.data_dir {
+            return dir.clone();
+        }
+        if nix::unistd::geteuid().is_root() {
+            return PathBuf::from("/var/lib/stackgate");
+        }
+        let data_home = std::env::var_os("XDG_DATA_HOME")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")));
+        data_home.map_or_else(|| PathBuf::from(".stackgate"), |d| d.join("stackgate"))
+    }
 }
 
 /// The server's settings once resolved: secrets wrapped, database chosen.
@@ -98,7 +135,10 @@ mod tests {
         };
         let shown = format!("{config:?}");
         assert!(!shown.contains("hunter2"), "{shown}");
-        assert!(!shown.contains(config.jwt_secret.expose_secret()), "{shown}");
+        assert!(
+            !shown.contains(config.jwt_secret.expose_secret()),
+            "{shown}"
+        );
     }
 
     #[test]

@@ -11,9 +11,21 @@ pub const OWNER_EXTERNAL_ID: &str = "acme-owner";
 pub const ORG_SLUG: &str = "acme";
 
 const PROJECTS: [(&str, &str, &str); 3] = [
-    ("Marketing website", "website", "The public site and its CDN"),
-    ("Mobile API", "mobile-api", "Backend for the iOS and Android apps"),
-    ("Data platform", "data-platform", "Warehouse, pipelines and dashboards"),
+    (
+        "Marketing website",
+        "website",
+        "The public site and its CDN",
+    ),
+    (
+        "Mobile API",
+        "mobile-api",
+        "Backend for the iOS and Android apps",
+    ),
+    (
+        "Data platform",
+        "data-platform",
+        "Warehouse, pipelines and dashboards",
+    ),
 ];
 
 /// Seeds the demo data; running it again changes nothing.

@@ -11,7 +11,9 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
-const LATENCY_BUCKETS: &[f64] = &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+const LATENCY_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
 
 /// Installs the recorder on first use and returns the handle that renders it.
 pub fn install() -> PrometheusHandle {
@@ -33,14 +35,21 @@ pub fn install() -> PrometheusHandle {
 /// A bounded label for a client-chosen operation name.
 pub fn operation_label(name: Option<&str>) -> String {
     match name {
-        Some(n) if !n.is_empty() => n.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '_').take(64).collect(),
+        Some(n) if !n.is_empty() => n
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .take(64)
+            .collect(),
         _ => "anonymous".to_owned(),
     }
 }
 
 /// Records one GraphQL request: a count by operation and status, and its latency.
 pub fn record_request(operation: &str, status: StatusCode, elapsed: Duration) {
-    let labels = [("operation", operation.to_owned()), ("status", status.as_u16().to_string())];
+    let labels = [
+        ("operation", operation.to_owned()),
+        ("status", status.as_u16().to_string()),
+    ];
     metrics::counter!("stackgate_graphql_requests_total", &labels).increment(1);
     metrics::histogram!("stackgate_graphql_request_duration_seconds", "operation" => operation.to_owned())
         .record(elapsed.as_secs_f64());

@@ -17,7 +17,10 @@ use crate::http;
 /// The whole application's router.
 pub fn router(app: AppState) -> Router {
     let mut router = Router::new()
-        .route("/graphql", get(http::graphql::get).post(http::graphql::post))
+        .route(
+            "/graphql",
+            get(http::graphql::get).post(http::graphql::post),
+        )
         .route("/graphql/ws", get(http::ws::upgrade))
         .route("/healthz", get(http::health::healthz))
         .route("/readyz", get(http::health::readyz))

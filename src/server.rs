@@ -19,9 +19,9 @@ pub struct RunningServer {
 /// Binds `config.listen` (port 0 picks a free one) and serves in a background task.
 pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     let listen = config.listen;
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e} (set STACKGATE_LISTEN or --listen)"))?;
+    let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| {
+        anyhow::anyhow!("cannot listen on {listen}: {e} (set STACKGATE_LISTEN or --listen)")
+    })?;
     let addr = listener.local_addr()?;
     let state = AppState::new(config)?;
     let (stop, stopped) = oneshot::channel::<()>();
@@ -33,7 +33,12 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
             })
             .await
     });
-    Ok(RunningServer { addr, state, stop: Some(stop), task })
+    Ok(RunningServer {
+        addr,
+        state,
+        stop: Some(stop),
+        task,
+    })
 }
 
 impl RunningServer {

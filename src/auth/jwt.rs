@@ -38,14 +38,27 @@ impl JwtKeys {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = 5;
         validation.set_required_spec_claims(&["exp", "sub"]);
-        Self { encoding: EncodingKey::from_secret(bytes), decoding: DecodingKey::from_secret(bytes), validation }
+        Self {
+            encoding: EncodingKey::from_secret(bytes),
+            decoding: DecodingKey::from_secret(bytes),
+            validation,
+        }
     }
 
     /// Mints a token for `sub` (optionally pinned to org `org`) valid for `ttl_seconds`.
     pub fn mint(&self, sub: &str, org: Option<&str>, ttl_seconds: i64) -> anyhow::Result<String> {
         let now = chrono::Utc::now().timestamp();
-        let claims = Claims { sub: sub.to_owned(), org: org.map(str::to_owned), exp: now + ttl_seconds, iat: now };
-        Ok(jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)?)
+        let claims = Claims {
+            sub: sub.to_owned(),
+            org: org.map(str::to_owned),
+            exp: now + ttl_seconds,
+            iat: now,
+        };
+        Ok(jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &self.encoding,
+        )?)
     }
 
     /// Verifies signature, algorithm and expiry; the error says which failed, never the secret.
@@ -86,14 +99,23 @@ mod tests {
     fn expired_and_foreign_tokens_fail() {
         let k = keys("0123456789abcdef0123456789abcdef");
         let expired = k.mint("alice", None, -60).expect("mint");
-        assert!(matches!(k.verify(&expired), Err(ApiError::Unauthenticated(m)) if m.contains("expired")));
-        let other = keys("another-secret-another-secret-xx").mint("alice", None, 60).expect("mint");
-        assert!(matches!(k.verify(&other), Err(ApiError::Unauthenticated(m)) if m.contains("signature")));
+        assert!(
+            matches!(k.verify(&expired), Err(ApiError::Unauthenticated(m)) if m.contains("expired"))
+        );
+        let other = keys("another-secret-another-secret-xx")
+            .mint("alice", None, 60)
+            .expect("mint");
+        assert!(
+            matches!(k.verify(&other), Err(ApiError::Unauthenticated(m)) if m.contains("signature"))
+        );
         assert!(k.verify("not.a.jwt").is_err());
     }
 
     #[test]
     fn debug_hides_the_secret() {
-        assert_eq!(format!("{:?}", keys("0123456789abcdef0123456789abcdef")), "JwtKeys([redacted])");
+        assert_eq!(
+            format!("{:?}", keys("0123456789abcdef0123456789abcdef")),
+            "JwtKeys([redacted])"
+        );
     }
 }

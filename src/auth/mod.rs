@@ -32,7 +32,9 @@ impl Viewer {
 
     /// True when the caller may see organization `id` (a member, or it is the active one).
     pub fn sees_organization(&self, id: Uuid) -> Option<&Organization> {
-        std::iter::once(&self.organization).chain(&self.organizations).find(|o| o.id == id)
+        std::iter::once(&self.organization)
+            .chain(&self.organizations)
+            .find(|o| o.id == id)
     }
 }
 
@@ -49,30 +51,50 @@ pub async fn authenticate(
     let (user, memberships) = load_identity(pool, &claims.sub).await?;
     let (organization, role) = choose_organization(pool, &user, &memberships, wanted_org).await?;
     let organizations = memberships.into_iter().map(|m| m.organization).collect();
-    Ok(Viewer { user, organization, role, organizations })
+    Ok(Viewer {
+        user,
+        organization,
+        role,
+        organizations,
+    })
 }
 
 /// Extracts the token from `Bearer <token>`.
 fn bearer_token(authorization: Option<&str>) -> Result<&str, ApiError> {
     let value = authorization.ok_or_else(|| {
-        ApiError::Unauthenticated("authentication required: send `Authorization: Bearer <token>`".into())
+        ApiError::Unauthenticated(
+            "authentication required: send `Authorization: Bearer <token>`".into(),
+        )
     })?;
     let (scheme, token) = value.trim().split_once(' ').unwrap_or((value, ""));
     let token = token.trim();
     if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() {
-        return Err(ApiError::Unauthenticated("malformed Authorization header: expected `Bearer <token>`".into()));
+        return Err(ApiError::Unauthenticated(
+            "malformed Authorization header: expected `Bearer <token>`".into(),
+        ));
     }
     Ok(token)
 }
 
-async fn load_identity(pool: &Pool, external_id: &str) -> Result<(User, Vec<Membership>), ApiError> {
-    let lookup = Scope { external_id: Some(external_id.to_owned()), ..Scope::default() };
+async fn load_identity(
+    pool: &Pool,
+    external_id: &str,
+) -> Result<(User, Vec<Membership>), ApiError> {
+    let lookup = Scope {
+        external_id: Some(external_id.to_owned()),
+        ..Scope::default()
+    };
     let found = lookup
         .transaction(pool, async |conn| {
             let Some(user) = user::find_by_external_id(conn, external_id).await? else {
                 return Ok(None);
             };
-            Scope { user_id: Some(user.id), ..Scope::default() }.apply(conn).await?;
+            Scope {
+                user_id: Some(user.id),
+                ..Scope::default()
+            }
+            .apply(conn)
+            .await?;
             let memberships = membership::of_user(conn, user.id).await?;
             Ok(Some((user, memberships)))
         })
@@ -100,14 +122,24 @@ async fn choose_organization(
         return Ok((m.organization.clone(), m.role.clone()));
     }
     if user.is_platform_admin {
-        let scope = Scope { user_id: Some(user.id), admin_org_slug: Some(slug.clone()), ..Scope::default() };
-        let org = scope.transaction(pool, async |conn| organization::find_by_slug(conn, &slug).await).await?;
+        let scope = Scope {
+            user_id: Some(user.id),
+            admin_org_slug: Some(slug.clone()),
+            ..Scope::default()
+        };
+        let org = scope
+            .transaction(pool, async |conn| {
+                organization::find_by_slug(conn, &slug).await
+            })
+            .await?;
         if let Some(org) = org {
             return Ok((org, "platform_admin".into()));
         }
     }
     // An unknown slug and a foreign one answer alike, so slugs of other tenants leak nothing.
-    Err(ApiError::Forbidden(format!("not a member of organization `{slug}`")))
+    Err(ApiError::Forbidden(format!(
+        "not a member of organization `{slug}`"
+    )))
 }
 
 #[cfg(test)]
@@ -118,8 +150,17 @@ mod tests {
     fn bearer_tokens_are_parsed_strictly() {
         assert_eq!(bearer_token(Some("Bearer abc")).ok(), Some("abc"));
         assert_eq!(bearer_token(Some("bearer  abc ")).ok(), Some("abc"));
-        for bad in [None, Some("abc"), Some("Basic abc"), Some("Bearer "), Some("")] {
-            assert!(matches!(bearer_token(bad), Err(ApiError::Unauthenticated(_))), "{bad:?}");
+        for bad in [
+            None,
+            Some("abc"),
+            Some("Basic abc"),
+            Some("Bearer "),
+            Some(""),
+        ] {
+            assert!(
+                matches!(bearer_token(bad), Err(ApiError::Unauthenticated(_))),
+                "{bad:?}"
+            );
         }
     }
 }

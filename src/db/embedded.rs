@@ -30,6 +30,11 @@ pub enum EmbeddedError {
          (`useradd --system postgres`) or set DATABASE_URL"
     )]
     NoPostgresUser,
+    #[error(
+        "the `postgres` user cannot write to {0}: PostgreSQL runs as that user when stackgate runs as \
+         root, so pick a --data-dir it can reach (for example under /var/lib or /tmp)"
+    )]
+    Unreachable(PathBuf),
     #[error("{step} failed: {detail}")]
     Step { step: &'static str, detail: String },
     #[error("{0}")]
@@ -63,10 +68,17 @@ impl std::fmt::Debug for EmbeddedPostgres {
 }
 
 impl EmbeddedPostgres {
-    /// Finds a directory with `initdb` and `pg_ctl`: PATH first, then the newest
-    /// `/usr/lib/postgresql/<version>/bin`.
-    pub fn find_bin_dir() -> Result<PathBuf, EmbeddedError> {
+    /// Finds a directory with `initdb` and `pg_ctl`: `explicit` if given (and only it), else PATH,
+    /// else the newest `/usr/lib/postgresql/<version>/bin`.
+    pub fn find_bin_dir(explicit: Option<&Path>) -> Result<PathBuf, EmbeddedError> {
         let has_tools = |dir: &Path| dir.join("initdb").is_file() && dir.join("pg_ctl").is_file();
+        if let Some(dir) = explicit {
+            return if has_tools(dir) {
+                Ok(dir.to_owned())
+            } else {
+                Err(EmbeddedError::NotInstalled)
+            };
+        }
         let on_path = std::env::var_os("PATH")
             .into_iter()
             .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
@@ -82,12 +94,20 @@ impl EmbeddedPostgres {
             .filter(|(_, dir)| has_tools(dir))
             .collect();
         versions.sort();
-        versions.pop().map(|(_, dir)| dir).ok_or(EmbeddedError::NotInstalled)
+        versions
+            .pop()
+            .map(|(_, dir)| dir)
+            .ok_or(EmbeddedError::NotInstalled)
     }
 
-    /// Starts (initializing on first use) the cluster kept under `data_dir`. Blocking.
-    pub fn start(data_dir: &Path, durability: Durability) -> Result<Self, EmbeddedError> {
-        let bin_dir = Self::find_bin_dir()?;
+    /// Starts (initializing on first use) the cluster kept under `data_dir`, with the binaries
+    /// in `bin_dir` (or found by [`EmbeddedPostgres::find_bin_dir`]). Blocking.
+    pub fn start(
+        data_dir: &Path,
+        bin_dir: Option<&Path>,
+        durability: Durability,
+    ) -> Result<Self, EmbeddedError> {
+        let bin_dir = Self::find_bin_dir(bin_dir)?;
         let run_as = postgres_user_if_root()?;
         let pg_dir = prepare_dir(data_dir, run_as)?;
         let mut cluster = Self {
@@ -130,7 +150,11 @@ impl EmbeddedPostgres {
 
     /// Makes the cluster stop, and its directory vanish, once process `pid` has exited — for test
     /// runs, whose statics are never dropped.
-    pub fn stop_and_remove_when_process_exits(&mut self, pid: u32, remove: &Path) -> Result<(), EmbeddedError> {
+    pub fn stop_and_remove_when_process_exits(
+        &mut self,
+        pid: u32,
+        remove: &Path,
+    ) -> Result<(), EmbeddedError> {
         let script = format!(
             "while [ -d /proc/{pid} ]; do sleep 0.5; done; '{}' -D '{}' -m immediate stop >/dev/null 2>&1; rm -rf '{}'",
             self.bin_dir.join("pg_ctl").display(),
@@ -138,7 +162,11 @@ impl EmbeddedPostgres {
             remove.display()
         );
         let mut cmd = Command::new("sh");
-        cmd.arg("-c").arg(script).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+        cmd.arg("-c")
+            .arg(script)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
         self.command_setup(&mut cmd);
         cmd.spawn()?;
         self.running = false;
@@ -159,7 +187,14 @@ impl EmbeddedPostgres {
         write_private(&pwfile, &password, self.run_as)?;
         let mut cmd = Command::new(self.bin_dir.join("initdb"));
         cmd.arg("-D").arg(self.data());
-        cmd.args(["-U", "postgres", "-E", "UTF8", "--locale=C.UTF-8", "--auth=scram-sha-256"]);
+        cmd.args([
+            "-U",
+            "postgres",
+            "-E",
+            "UTF8",
+            "--locale=C.UTF-8",
+            "--auth=scram-sha-256",
+        ]);
         cmd.arg(format!("--pwfile={}", pwfile.display()));
         if durability.ephemeral {
             cmd.arg("--no-sync");
@@ -188,7 +223,10 @@ impl EmbeddedPostgres {
             }
             let log = self.pg_dir.join("server.log");
             let log = log.to_string_lossy();
-            match self.pg_ctl(&["-w", "-t", "60", "-l", &log, "-o", &options, "start"], "starting PostgreSQL") {
+            match self.pg_ctl(
+                &["-w", "-t", "60", "-l", &log, "-o", &options, "start"],
+                "starting PostgreSQL",
+            ) {
                 Ok(()) => {
                     self.running = true;
                     return Ok(());
@@ -221,7 +259,10 @@ impl EmbeddedPostgres {
             String::from_utf8_lossy(&output.stdout).trim(),
             tail.into_iter().rev().collect::<Vec<_>>().join("\n")
         );
-        Err(EmbeddedError::Step { step, detail: detail.trim().to_owned() })
+        Err(EmbeddedError::Step {
+            step,
+            detail: detail.trim().to_owned(),
+        })
     }
 
     fn command_setup(&self, cmd: &mut Command) {
@@ -257,18 +298,41 @@ fn prepare_dir(data_dir: &Path, run_as: Option<(Uid, Gid)>) -> Result<PathBuf, E
     let pg_dir = pg_dir.canonicalize()?;
     fs::set_permissions(&pg_dir, fs::Permissions::from_mode(0o700))?;
     if let Some((uid, gid)) = run_as {
-        nix::unistd::chown(&pg_dir, Some(uid), Some(gid))
-            .map_err(|e| EmbeddedError::Step { step: "chown of the data directory", detail: e.to_string() })?;
+        nix::unistd::chown(&pg_dir, Some(uid), Some(gid)).map_err(|e| EmbeddedError::Step {
+            step: "chown of the data directory",
+            detail: e.to_string(),
+        })?;
+        let reachable = Command::new("test")
+            .arg("-w")
+            .arg(&pg_dir)
+            .uid(uid.as_raw())
+            .gid(gid.as_raw())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !reachable {
+            return Err(EmbeddedError::Unreachable(pg_dir));
+        }
     }
     Ok(pg_dir)
 }
 
-fn write_private(path: &Path, contents: &str, run_as: Option<(Uid, Gid)>) -> Result<(), EmbeddedError> {
-    let mut file = fs::OpenOptions::new().create(true).write(true).truncate(true).mode(0o600).open(path)?;
+fn write_private(
+    path: &Path,
+    contents: &str,
+    run_as: Option<(Uid, Gid)>,
+) -> Result<(), EmbeddedError> {
+    let mut file = fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
     file.write_all(contents.as_bytes())?;
     if let Some((uid, gid)) = run_as {
-        nix::unistd::chown(path, Some(uid), Some(gid))
-            .map_err(|e| EmbeddedError::Step { step: "chown of the password file", detail: e.to_string() })?;
+        nix::unistd::chown(path, Some(uid), Some(gid)).map_err(|e| EmbeddedError::Step {
+            step: "chown of the password file",
+            detail: e.to_string(),
+        })?;
     }
     Ok(())
 }

@@ -12,7 +12,9 @@ use std::time::Duration;
 
 use diesel::ConnectionError;
 use diesel_async::pooled_connection::deadpool::{Pool as DeadPool, PoolError};
-use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod};
+use diesel_async::pooled_connection::{
+    AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod,
+};
 use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 use futures_util::FutureExt;
@@ -46,7 +48,10 @@ impl DbError {
     /// True when the error is a unique-constraint violation (a `CONFLICT` for clients).
     pub fn is_unique_violation(&self) -> bool {
         use diesel::result::{DatabaseErrorKind, Error};
-        matches!(self, Self::Query(Error::DatabaseError(DatabaseErrorKind::UniqueViolation, _)))
+        matches!(
+            self,
+            Self::Query(Error::DatabaseError(DatabaseErrorKind::UniqueViolation, _))
+        )
     }
 }
 
@@ -55,8 +60,10 @@ pub fn build_pool(url: &SecretString, size: usize) -> Result<Pool, DbError> {
     let mut config = ManagerConfig::default();
     config.recycling_method = RecyclingMethod::Fast;
     config.custom_setup = Box::new(|url| connect_as_app(url.to_owned()).boxed());
-    let manager =
-        AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(url.expose_secret(), config);
+    let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(
+        url.expose_secret(),
+        config,
+    );
     DeadPool::builder(manager)
         .max_size(size)
         .runtime(deadpool::Runtime::Tokio1)
@@ -68,9 +75,11 @@ pub fn build_pool(url: &SecretString, size: usize) -> Result<Pool, DbError> {
 
 async fn connect_as_app(url: String) -> diesel::ConnectionResult<AsyncPgConnection> {
     let mut conn = AsyncPgConnection::establish(&url).await?;
-    conn.batch_execute(&format!("SET ROLE {APP_ROLE}; SET application_name = 'stackgate'"))
-        .await
-        .map_err(|e| ConnectionError::BadConnection(format!("cannot SET ROLE {APP_ROLE}: {e}")))?;
+    conn.batch_execute(&format!(
+        "SET ROLE {APP_ROLE}; SET application_name = 'stackgate'"
+    ))
+    .await
+    .map_err(|e| ConnectionError::BadConnection(format!("cannot SET ROLE {APP_ROLE}: {e}")))?;
     Ok(conn)
 }
 
@@ -82,7 +91,8 @@ pub async fn connect_owner(url: &SecretString) -> Result<AsyncPgConnection, DbEr
 /// Runs every pending migration; returns the versions applied.
 pub async fn run_migrations(url: &SecretString) -> Result<Vec<String>, DbError> {
     with_harness(url, |h| {
-        h.run_pending_migrations(MIGRATIONS).map(|v| v.iter().map(|m| m.to_string()).collect())
+        h.run_pending_migrations(MIGRATIONS)
+            .map(|v| v.iter().map(|m| m.to_string()).collect())
     })
     .await
 }
@@ -90,12 +100,14 @@ pub async fn run_migrations(url: &SecretString) -> Result<Vec<String>, DbError> 
 /// Reverts every applied migration (tests and `down` checks).
 pub async fn revert_all_migrations(url: &SecretString) -> Result<Vec<String>, DbError> {
     with_harness(url, |h| {
-        h.revert_all_migrations(MIGRATIONS).map(|v| v.iter().map(|m| m.to_string()).collect())
+        h.revert_all_migrations(MIGRATIONS)
+            .map(|v| v.iter().map(|m| m.to_string()).collect())
     })
     .await
 }
 
-type SyncWrapper = diesel_async::async_connection_wrapper::AsyncConnectionWrapper<AsyncPgConnection>;
+type SyncWrapper =
+    diesel_async::async_connection_wrapper::AsyncConnectionWrapper<AsyncPgConnection>;
 type MigrationResult<T> = diesel::migration::Result<T>;
 
 /// Runs diesel's synchronous migration harness on a blocking thread (it must not run on a
@@ -114,9 +126,19 @@ async fn with_harness<T: Send + 'static>(
     .map_err(|e| DbError::Migration(format!("migration task: {e}")))?
 }
 
+/// The version of every migration compiled into this binary, oldest first.
+pub fn migration_versions() -> Vec<String> {
+    use diesel::migration::MigrationSource;
+    let migrations = MigrationSource::<diesel::pg::Pg>::migrations(&MIGRATIONS).unwrap_or_default();
+    let mut versions: Vec<String> = migrations
+        .iter()
+        .map(|m| m.name().version().to_string())
+        .collect();
+    versions.sort();
+    versions
+}
+
 /// The newest migration version compiled into this binary.
 pub fn latest_migration_version() -> Option<String> {
-    use diesel::migration::MigrationSource;
-    let migrations = MigrationSource::<diesel::pg::Pg>::migrations(&MIGRATIONS).ok()?;
-    migrations.iter().map(|m| m.name().version().to_string()).max()
+    migration_versions().pop()
 }

@@ -42,7 +42,11 @@ where
 impl Scope {
     /// A scope acting for `user_id` inside `org_id`.
     pub fn org(org_id: Uuid, user_id: Uuid) -> Self {
-        Self { org_id: Some(org_id), user_id: Some(user_id), ..Self::default() }
+        Self {
+            org_id: Some(org_id),
+            user_id: Some(user_id),
+            ..Self::default()
+        }
     }
 
     /// Runs `body` in a transaction on a pooled connection with this scope's settings.
@@ -56,7 +60,11 @@ impl Scope {
     }
 
     /// Like [`Scope::transaction`], on a connection the caller holds.
-    pub async fn transaction_on<R, F>(&self, conn: &mut AsyncPgConnection, body: F) -> Result<R, DbError>
+    pub async fn transaction_on<R, F>(
+        &self,
+        conn: &mut AsyncPgConnection,
+        body: F,
+    ) -> Result<R, DbError>
     where
         for<'r> F: TxBody<&'r mut AsyncPgConnection, Result<R, DbError>, Fut: Send> + Send,
         R: Send,

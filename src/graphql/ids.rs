@@ -28,7 +28,10 @@ pub fn decode(id: &str) -> Result<(String, Uuid), ApiError> {
 pub fn decode_as(id: &str, type_name: &str) -> Result<Uuid, ApiError> {
     match decode(id)? {
         (t, uuid) if t == type_name => Ok(uuid),
-        _ => Err(ApiError::NotFound(format!("no {type_name} with id `{}`", truncate(id)))),
+        _ => Err(ApiError::NotFound(format!(
+            "no {type_name} with id `{}`",
+            truncate(id)
+        ))),
     }
 }
 
@@ -45,15 +48,26 @@ mod tests {
         let uuid = Uuid::new_v4();
         let id = encode("Organization", uuid);
         assert!(!id.contains(&uuid.to_string()));
-        assert_eq!(decode(&id).expect("decodes"), ("Organization".to_owned(), uuid));
+        assert_eq!(
+            decode(&id).expect("decodes"),
+            ("Organization".to_owned(), uuid)
+        );
         assert_eq!(decode_as(&id, "Organization").expect("typed"), uuid);
         assert!(matches!(decode_as(&id, "User"), Err(ApiError::NotFound(_))));
     }
 
     #[test]
     fn garbage_is_bad_input() {
-        for bad in ["", "!!!", "bm9jb2xvbg", &URL_SAFE_NO_PAD.encode("User:not-a-uuid")] {
-            assert!(matches!(decode(bad), Err(ApiError::BadUserInput(_))), "{bad}");
+        for bad in [
+            "",
+            "!!!",
+            "bm9jb2xvbg",
+            &URL_SAFE_NO_PAD.encode("User:not-a-uuid"),
+        ] {
+            assert!(
+                matches!(decode(bad), Err(ApiError::BadUserInput(_))),
+                "{bad}"
+            );
         }
     }
 }

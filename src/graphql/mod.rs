@@ -36,14 +36,19 @@ impl Query {
     }
 
     /// Many objects by global id, in the order given.
-    async fn nodes(&self, ctx: &Context<'_>, ids: Vec<ID>) -> async_graphql::Result<Vec<Option<Node>>> {
+    async fn nodes(
+        &self,
+        ctx: &Context<'_>,
+        ids: Vec<ID>,
+    ) -> async_graphql::Result<Vec<Option<Node>>> {
         Ok(node::resolve_nodes(ctx, &ids).await?)
     }
 }
 
 /// The authenticated viewer of this request.
 pub fn viewer<'a>(ctx: &Context<'a>) -> Result<&'a Viewer, ApiError> {
-    ctx.data::<Viewer>().map_err(|_| ApiError::Unauthenticated("authentication required".into()))
+    ctx.data::<Viewer>()
+        .map_err(|_| ApiError::Unauthenticated("authentication required".into()))
 }
 
 /// The schema's shape without runtime data (enough for the SDL).

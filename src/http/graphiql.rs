@@ -13,22 +13,42 @@ pub const ASSETS_PATH: &str = "/graphql/assets";
 
 /// The asset files a local directory must hold, with their CDN equivalents.
 pub const ASSETS: [(&str, &str); 5] = [
-    ("react.production.min.js", "https://unpkg.com/react@18.3.1/umd/react.production.min.js"),
-    ("react-dom.production.min.js", "https://unpkg.com/react-dom@18.3.1/umd/react-dom.production.min.js"),
-    ("graphiql.min.js", "https://unpkg.com/graphiql@4.1.2/graphiql.min.js"),
-    ("graphiql.min.css", "https://unpkg.com/graphiql@4.1.2/graphiql.min.css"),
-    ("graphql-ws.min.js", "https://unpkg.com/graphql-ws@5.16.2/umd/graphql-ws.min.js"),
+    (
+        "react.production.min.js",
+        "https://unpkg.com/react@18.3.1/umd/react.production.min.js",
+    ),
+    (
+        "react-dom.production.min.js",
+        "https://unpkg.com/react-dom@18.3.1/umd/react-dom.production.min.js",
+    ),
+    (
+        "graphiql.min.js",
+        "https://unpkg.com/graphiql@4.1.2/graphiql.min.js",
+    ),
+    (
+        "graphiql.min.css",
+        "https://unpkg.com/graphiql@4.1.2/graphiql.min.css",
+    ),
+    (
+        "graphql-ws.min.js",
+        "https://unpkg.com/graphql-ws@5.16.2/umd/graphql-ws.min.js",
+    ),
 ];
 
 const TEMPLATE: &str = include_str!("graphiql.html");
 
-const DEFAULT_QUERY: &str = "{\n  viewer {\n    user { name email }\n    organization { name slug }\n  }\n}\n";
+const DEFAULT_QUERY: &str =
+    "{\n  viewer {\n    user { name email }\n    organization { name slug }\n  }\n}\n";
 
 /// Renders the page once at start-up: local assets when configured, else the CDN.
 pub fn render(local_assets: bool, headers_token: Option<&str>) -> String {
     let asset = |i: usize| {
         let (file, cdn) = ASSETS[i];
-        if local_assets { format!("{ASSETS_PATH}/{file}") } else { cdn.to_owned() }
+        if local_assets {
+            format!("{ASSETS_PATH}/{file}")
+        } else {
+            cdn.to_owned()
+        }
     };
     let headers = match headers_token {
         Some(token) => serde_json::json!({ "Authorization": format!("Bearer {token}") }),
@@ -44,7 +64,10 @@ pub fn render(local_assets: bool, headers_token: Option<&str>) -> String {
         .replace("__ENDPOINT__", "/graphql")
         .replace("__WS_ENDPOINT__", "/graphql/ws")
         .replace("__HEADERS_JSON__", &script_safe(&headers.to_string()))
-        .replace("__DEFAULT_QUERY__", &script_safe(&serde_json::Value::from(DEFAULT_QUERY).to_string()))
+        .replace(
+            "__DEFAULT_QUERY__",
+            &script_safe(&serde_json::Value::from(DEFAULT_QUERY).to_string()),
+        )
 }
 
 /// Escapes `<` so JSON embedded in a `<script>` cannot close it.
@@ -55,7 +78,10 @@ fn script_safe(json: &str) -> String {
 /// The page response.
 pub fn page(app: &AppState) -> Response {
     let mut response = Html(app.graphiql_page.as_str().to_owned()).into_response();
-    response.headers_mut().insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));
+    response.headers_mut().insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("no-store"),
+    );
     response
 }
 

@@ -30,8 +30,14 @@ struct HttpRequest {
 }
 
 /// `POST /graphql` with an `application/json` body.
-pub async fn post(State(app): State<AppState>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Response {
-    let Some(format) = Format::negotiate(&headers) else { return not_acceptable() };
+pub async fn post(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let Some(format) = Format::negotiate(&headers) else {
+        return not_acceptable();
+    };
     if !is_json(&headers) {
         return request_error(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -42,32 +48,74 @@ pub async fn post(State(app): State<AppState>, headers: HeaderMap, body: Result<
     let body = match body {
         Ok(body) => body,
         Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            return request_error(StatusCode::PAYLOAD_TOO_LARGE, code::BAD_USER_INPUT, "request body too large");
+            return request_error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                code::BAD_USER_INPUT,
+                "request body too large",
+            );
         }
-        Err(rejection) => return request_error(rejection.status(), code::BAD_USER_INPUT, rejection.body_text()),
+        Err(rejection) => {
+            return request_error(
+                rejection.status(),
+                code::BAD_USER_INPUT,
+                rejection.body_text(),
+            );
+        }
     };
     let request: HttpRequest = match serde_json::from_slice(&body) {
         Ok(r) => r,
-        Err(e) => return request_error(StatusCode::BAD_REQUEST, code::BAD_USER_INPUT, format!("body is not a JSON GraphQL request: {e}")),
+        Err(e) => {
+            return request_error(
+                StatusCode::BAD_REQUEST,
+                code::BAD_USER_INPUT,
+                format!("body is not a JSON GraphQL request: {e}"),
+            );
+        }
     };
     execute(app, &headers, request, format, false).await
 }
 
 /// `GET /graphql`: the GraphiQL page for browsers, else a query in URL parameters.
-pub async fn get(State(app): State<AppState>, headers: HeaderMap, RawQuery(raw): RawQuery) -> Response {
+pub async fn get(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Response {
     let raw = raw.unwrap_or_default();
     let params: Vec<(String, String)> = match url_pairs(&raw) {
         Some(p) => p,
-        None => return request_error(StatusCode::BAD_REQUEST, code::BAD_USER_INPUT, "malformed URL parameters"),
+        None => {
+            return request_error(
+                StatusCode::BAD_REQUEST,
+                code::BAD_USER_INPUT,
+                "malformed URL parameters",
+            );
+        }
     };
-    let param = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+    let param = |name: &str| {
+        params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    };
     if param("query").is_none() && wants_html(&headers) {
         return super::graphiql::page(&app).into_response();
     }
-    let Some(format) = Format::negotiate(&headers) else { return not_acceptable() };
-    let variables = match param("variables").map(|v| serde_json::from_str(&v)).transpose() {
+    let Some(format) = Format::negotiate(&headers) else {
+        return not_acceptable();
+    };
+    let variables = match param("variables")
+        .map(|v| serde_json::from_str(&v))
+        .transpose()
+    {
         Ok(v) => v,
-        Err(_) => return request_error(StatusCode::BAD_REQUEST, code::BAD_USER_INPUT, "`variables` is not JSON"),
+        Err(_) => {
+            return request_error(
+                StatusCode::BAD_REQUEST,
+                code::BAD_USER_INPUT,
+                "`variables` is not JSON",
+            );
+        }
     };
     let request = HttpRequest {
         query: param("query").map(serde_json::Value::String),
@@ -77,14 +125,28 @@ pub async fn get(State(app): State<AppState>, headers: HeaderMap, RawQuery(raw):
     execute(app, &headers, request, format, true).await
 }
 
-async fn execute(app: AppState, headers: &HeaderMap, request: HttpRequest, format: Format, via_get: bool) -> Response {
+async fn execute(
+    app: AppState,
+    headers: &HeaderMap,
+    request: HttpRequest,
+    format: Format,
+    via_get: bool,
+) -> Response {
     let (query, variables) = match validate(request.query, request.variables) {
         Ok(ok) => ok,
-        Err(response) => return response,
+        Err(message) => {
+            return request_error(StatusCode::BAD_REQUEST, code::BAD_USER_INPUT, message);
+        }
     };
     if via_get && selects_mutation(&query, request.operation_name.as_deref()) {
-        let mut response = request_error(StatusCode::METHOD_NOT_ALLOWED, code::BAD_USER_INPUT, "mutations must be sent with POST");
-        response.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST"));
+        let mut response = request_error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            code::BAD_USER_INPUT,
+            "mutations must be sent with POST",
+        );
+        response
+            .headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("POST"));
         return response;
     }
     let request_id = uuid::Uuid::new_v4().to_string();
@@ -94,7 +156,9 @@ async fn execute(app: AppState, headers: &HeaderMap, request: HttpRequest, forma
         let started = Instant::now();
         let authorization = header_str(headers, header::AUTHORIZATION.as_str());
         let x_org = header_str(headers, "x-org");
-        let outcome = match crate::auth::authenticate(&app.pool, &app.jwt, authorization, x_org).await {
+        let outcome = match crate::auth::authenticate(&app.pool, &app.jwt, authorization, x_org)
+            .await
+        {
             Err(err) => auth_failure(err, format, &request_id),
             Ok(viewer) => {
                 let gql = async_graphql::Request::new(query)
@@ -116,7 +180,8 @@ async fn execute(app: AppState, headers: &HeaderMap, request: HttpRequest, forma
         };
         crate::metrics::record_request(&operation, outcome.0, started.elapsed());
         let mut http = (outcome.0, outcome.1).into_response();
-        http.headers_mut().insert(header::CONTENT_TYPE, format.content_type());
+        http.headers_mut()
+            .insert(header::CONTENT_TYPE, format.content_type());
         if let Ok(value) = HeaderValue::from_str(&request_id) {
             http.headers_mut().insert("x-request-id", value);
         }
@@ -126,18 +191,20 @@ async fn execute(app: AppState, headers: &HeaderMap, request: HttpRequest, forma
     .await
 }
 
-/// Checks `query` and `variables` have the shapes the spec requires.
-fn validate(query: Option<serde_json::Value>, variables: Option<serde_json::Value>) -> Result<(String, Variables), Response> {
-    let bad = |message: &str| request_error(StatusCode::BAD_REQUEST, code::BAD_USER_INPUT, message);
+/// Checks `query` and `variables` have the shapes the spec requires; the error says which not.
+fn validate(
+    query: Option<serde_json::Value>,
+    variables: Option<serde_json::Value>,
+) -> Result<(String, Variables), &'static str> {
     let query = match query {
         Some(serde_json::Value::String(q)) => q,
-        Some(_) => return Err(bad("`query` must be a string")),
-        None => return Err(bad("missing `query`")),
+        Some(_) => return Err("`query` must be a string"),
+        None => return Err("missing `query`"),
     };
     let variables = match variables {
         None | Some(serde_json::Value::Null) => Variables::default(),
         Some(v @ serde_json::Value::Object(_)) => Variables::from_json(v),
-        Some(_) => return Err(bad("`variables` must be a JSON object")),
+        Some(_) => return Err("`variables` must be a JSON object"),
     };
     Ok((query, variables))
 }
@@ -182,8 +249,18 @@ pub fn classify_errors(errors: &mut [ServerError], request_id: &str) {
 }
 
 fn request_error_code(message: &str) -> &'static str {
-    let limits = ["too complex", "nested too deep", "too many aliases", "too many", "limit"];
-    if limits.iter().any(|needle| message.contains(needle)) { code::QUERY_TOO_COMPLEX } else { code::BAD_USER_INPUT }
+    let limits = [
+        "too complex",
+        "nested too deep",
+        "too many aliases",
+        "too many",
+        "limit",
+    ];
+    if limits.iter().any(|needle| message.contains(needle)) {
+        code::QUERY_TOO_COMPLEX
+    } else {
+        code::BAD_USER_INPUT
+    }
 }
 
 fn is_request_error(response: &async_graphql::Response) -> bool {
@@ -194,10 +271,14 @@ fn is_request_error(response: &async_graphql::Response) -> bool {
 
 /// True when the operation a GET would run is a mutation (GET may only read).
 fn selects_mutation(query: &str, operation_name: Option<&str>) -> bool {
-    let Ok(doc) = async_graphql::parser::parse_query(query) else { return false };
+    let Ok(doc) = async_graphql::parser::parse_query(query) else {
+        return false;
+    };
     let mut ops = doc.operations.iter();
     let op = match operation_name {
-        Some(name) => ops.find(|(n, _)| n.map(|n| n.as_str()) == Some(name)).map(|(_, op)| op),
+        Some(name) => ops
+            .find(|(n, _)| n.map(|n| n.as_str()) == Some(name))
+            .map(|(_, op)| op),
         None => ops.next().map(|(_, op)| op),
     };
     op.is_some_and(|op| op.node.ty == OperationType::Mutation)
@@ -224,7 +305,6 @@ fn not_acceptable() -> Response {
         "Accept must allow application/json or application/graphql-response+json",
     )
 }
-
 
 /// Decodes `application/x-www-form-urlencoded` pairs; `None` on bad percent-encoding.
 fn url_pairs(raw: &str) -> Option<Vec<(String, String)>> {
@@ -264,8 +344,14 @@ mod tests {
     fn get_mutations_are_detected() {
         assert!(selects_mutation("mutation { x }", None));
         assert!(!selects_mutation("{ x }", None));
-        assert!(selects_mutation("query A { x } mutation B { y }", Some("B")));
-        assert!(!selects_mutation("query A { x } mutation B { y }", Some("A")));
+        assert!(selects_mutation(
+            "query A { x } mutation B { y }",
+            Some("B")
+        ));
+        assert!(!selects_mutation(
+            "query A { x } mutation B { y }",
+            Some("A")
+        ));
     }
 
     #[test]
@@ -288,6 +374,9 @@ mod tests {
         classify_errors(&mut errors, "req-1");
         let json = serde_json::to_string(&errors).expect("serializes");
         assert!(!json.contains("users_email_key"), "{json}");
-        assert!(json.contains("INTERNAL_SERVER_ERROR") && json.contains("req-1"), "{json}");
+        assert!(
+            json.contains("INTERNAL_SERVER_ERROR") && json.contains("req-1"),
+            "{json}"
+        );
     }
 }

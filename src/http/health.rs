@@ -17,7 +17,9 @@ pub async fn healthz() -> &'static str {
 pub async fn readyz(State(app): State<AppState>) -> Response {
     let expected = crate::db::latest_migration_version();
     match migration::latest_applied(&app.pool).await {
-        Ok(applied) if applied.is_some() && applied == expected => (StatusCode::OK, "ready").into_response(),
+        Ok(applied) if applied.is_some() && applied == expected => {
+            (StatusCode::OK, "ready").into_response()
+        }
         Ok(applied) => (
             StatusCode::SERVICE_UNAVAILABLE,
             format!(
@@ -36,5 +38,9 @@ pub async fn readyz(State(app): State<AppState>) -> Response {
 
 /// Prometheus exposition of every metric the process records.
 pub async fn metrics(State(app): State<AppState>) -> Response {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], app.metrics.render()).into_response()
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        app.metrics.render(),
+    )
+        .into_response()
 }

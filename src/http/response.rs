@@ -21,10 +21,16 @@ impl Format {
         let Some(accept) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) else {
             return Some(Self::Json);
         };
-        let types: Vec<&str> = accept.split(',').map(|t| t.split(';').next().unwrap_or("").trim()).collect();
+        let types: Vec<&str> = accept
+            .split(',')
+            .map(|t| t.split(';').next().unwrap_or("").trim())
+            .collect();
         if types.contains(&GRAPHQL_RESPONSE_JSON) {
             Some(Self::GraphqlResponse)
-        } else if types.iter().any(|t| matches!(*t, "application/json" | "application/*" | "*/*" | "")) {
+        } else if types
+            .iter()
+            .any(|t| matches!(*t, "application/json" | "application/*" | "*/*" | ""))
+        {
             Some(Self::Json)
         } else {
             None
@@ -43,6 +49,8 @@ impl Format {
 pub fn request_error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
     let body = json!({ "errors": [{ "message": message.into(), "extensions": { "code": code } }] });
     let mut response = (status, axum::Json(body)).into_response();
-    response.headers_mut().insert(header::CONTENT_TYPE, Format::Json.content_type());
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, Format::Json.content_type());
     response
 }

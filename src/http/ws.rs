@@ -1,36 +1,107 @@
 //! `/graphql/ws`: GraphQL over WebSocket, both `graphql-transport-ws` and the legacy `graphql-ws`.
 //!
-//! The token comes in the `connection_init` payload (`{"authorization": "Bearer ..."}`) and goes
-//! through the same [`crate::auth::authenticate`] as HTTP; a refused token closes the socket.
+//! The first message must be `connection_init` carrying the token
+//! (`{"authorization": "Bearer ..."}`); it goes through the same [`crate::auth::authenticate`] as
+//! HTTP. A refused token closes the socket with `4403 Forbidden` (or, on the legacy protocol, a
+//! `connection_error`), before async-graphql sees anything; an accepted one is replayed to it.
+
+use std::time::Duration;
 
 use async_graphql::Data;
 use async_graphql::http::ALL_WEBSOCKET_PROTOCOLS;
 use async_graphql_axum::{GraphQLProtocol, GraphQLWebSocket};
+use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use axum::extract::{State, WebSocketUpgrade};
 use axum::response::Response;
+use futures_util::{SinkExt, StreamExt};
 
 use crate::app::AppState;
+use crate::auth::Viewer;
+
+/// How long a client has to send `connection_init`.
+const INIT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Upgrades the connection and serves GraphQL operations on it.
-pub async fn upgrade(State(app): State<AppState>, protocol: GraphQLProtocol, upgrade: WebSocketUpgrade) -> Response {
-    upgrade.protocols(ALL_WEBSOCKET_PROTOCOLS).on_upgrade(move |socket| {
-        let schema = app.schema.clone();
-        GraphQLWebSocket::new(socket, schema, protocol)
-            .on_connection_init(move |payload| connection_init(app, payload))
-            .serve()
-    })
+pub async fn upgrade(
+    State(app): State<AppState>,
+    protocol: GraphQLProtocol,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    upgrade
+        .protocols(ALL_WEBSOCKET_PROTOCOLS)
+        .on_upgrade(move |socket| serve(app, protocol, socket))
 }
 
-async fn connection_init(app: AppState, payload: serde_json::Value) -> async_graphql::Result<Data> {
-    let field = |name: &str| payload.get(name).and_then(|v| v.as_str()).map(str::to_owned);
-    let nested = |name: &str| payload.get("headers").and_then(|h| h.get(name)).and_then(|v| v.as_str()).map(str::to_owned);
-    let authorization = field("authorization").or_else(|| field("Authorization")).or_else(|| nested("authorization")).or_else(|| nested("Authorization"));
-    let x_org = field("x-org").or_else(|| nested("x-org")).or_else(|| nested("X-Org"));
-    let viewer = crate::auth::authenticate(&app.pool, &app.jwt, authorization.as_deref(), x_org.as_deref())
+async fn serve(app: AppState, protocol: GraphQLProtocol, socket: WebSocket) {
+    let legacy = socket
+        .protocol()
+        .is_some_and(|p| p.as_bytes() == b"graphql-ws");
+    let (mut sink, mut stream) = socket.split();
+    let first = match tokio::time::timeout(INIT_TIMEOUT, stream.next()).await {
+        Ok(Some(Ok(Message::Text(text)))) => text,
+        Ok(_) => return,
+        Err(_) => return close(&mut sink, 4408, "Connection initialisation timeout").await,
+    };
+    let init: serde_json::Value = serde_json::from_str(first.as_str()).unwrap_or_default();
+    if init["type"] != "connection_init" {
+        return close(&mut sink, 4401, "Unauthorized").await;
+    }
+    let viewer = match authenticate(&app, &init["payload"]).await {
+        Ok(viewer) => viewer,
+        Err(message) => return refuse(&mut sink, legacy, &message).await,
+    };
+    let replayed =
+        futures_util::stream::once(async move { Ok(Message::Text(first)) }).chain(stream);
+    GraphQLWebSocket::new_with_pair(sink, replayed, app.schema.clone(), protocol)
+        .on_connection_init(move |_| async move {
+            let mut data = Data::default();
+            data.insert(viewer);
+            Ok(data)
+        })
+        .serve()
+        .await;
+}
+
+/// Authenticates a `connection_init` payload; the error is the message to send back.
+async fn authenticate(app: &AppState, payload: &serde_json::Value) -> Result<Viewer, String> {
+    let find = |names: &[&str]| {
+        names
+            .iter()
+            .find_map(|n| {
+                payload
+                    .get(*n)
+                    .or_else(|| payload.get("headers").and_then(|h| h.get(*n)))
+            })
+            .and_then(|v| v.as_str())
+    };
+    let authorization = find(&["authorization", "Authorization"]);
+    let x_org = find(&["x-org", "X-Org"]);
+    crate::auth::authenticate(&app.pool, &app.jwt, authorization, x_org)
         .await
-        .map_err(async_graphql::Error::from)?;
-    let mut data = Data::default();
-    data.insert(viewer);
-    Ok(data)
+        .map_err(|e| e.message().to_owned())
 }
 
+/// Refuses the connection the way each protocol expects.
+async fn refuse<S>(sink: &mut S, legacy: bool, message: &str)
+where
+    S: futures_util::Sink<Message> + Unpin,
+{
+    if legacy {
+        let error =
+            serde_json::json!({ "type": "connection_error", "payload": { "message": message } });
+        let _ = sink.send(Message::Text(error.to_string().into())).await;
+    }
+    close(sink, 4403, "Forbidden").await;
+}
+
+async fn close<S>(sink: &mut S, code: u16, reason: &'static str)
+where
+    S: futures_util::Sink<Message> + Unpin,
+{
+    let frame = CloseFrame {
+        code,
+        reason: reason.into(),
+    };
+    let _ = sink.send(Message::Close(Some(frame))).await;
+    let _ = sink.close().await;
+}

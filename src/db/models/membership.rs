@@ -16,7 +16,10 @@ pub struct Membership {
 }
 
 /// Every live organization `user_id` belongs to, ordered by slug.
-pub async fn of_user(conn: &mut AsyncPgConnection, user_id: Uuid) -> Result<Vec<Membership>, DbError> {
+pub async fn of_user(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+) -> Result<Vec<Membership>, DbError> {
     let rows: Vec<(Organization, String)> = memberships::table
         .inner_join(organizations::table.on(organizations::id.eq(memberships::org_id)))
         .inner_join(roles::table.on(roles::id.eq(memberships::role_id)))
@@ -26,11 +29,19 @@ pub async fn of_user(conn: &mut AsyncPgConnection, user_id: Uuid) -> Result<Vec<
         .select((Organization::as_select(), roles::name))
         .load(conn)
         .await?;
-    Ok(rows.into_iter().map(|(organization, role)| Membership { organization, role }).collect())
+    Ok(rows
+        .into_iter()
+        .map(|(organization, role)| Membership { organization, role })
+        .collect())
 }
 
 /// Makes `user_id` a member of `org_id` with the built-in role `role` (idempotent; seeding).
-pub async fn ensure(conn: &mut AsyncPgConnection, org_id: Uuid, user_id: Uuid, role: &str) -> Result<(), DbError> {
+pub async fn ensure(
+    conn: &mut AsyncPgConnection,
+    org_id: Uuid,
+    user_id: Uuid,
+    role: &str,
+) -> Result<(), DbError> {
     let role_id: Uuid = roles::table
         .filter(roles::org_id.eq(org_id))
         .filter(roles::name.eq(role))

@@ -14,8 +14,9 @@ struct Latest {
 /// The newest applied migration version, if any (readiness).
 pub async fn latest_applied(pool: &Pool) -> Result<Option<String>, DbError> {
     let mut conn = pool.get().await?;
-    let row: Latest = diesel::sql_query("select max(version) as version from __diesel_schema_migrations")
-        .get_result(&mut conn)
-        .await?;
+    let row: Latest =
+        diesel::sql_query("select max(version) as version from __diesel_schema_migrations")
+            .get_result(&mut conn)
+            .await?;
     Ok(row.version)
 }

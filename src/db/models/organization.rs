@@ -20,7 +20,10 @@ pub struct Organization {
 }
 
 /// Finds a live organization by slug, as far as row-level security lets the scope see it.
-pub async fn find_by_slug(conn: &mut AsyncPgConnection, slug: &str) -> Result<Option<Organization>, DbError> {
+pub async fn find_by_slug(
+    conn: &mut AsyncPgConnection,
+    slug: &str,
+) -> Result<Option<Organization>, DbError> {
     Ok(organizations::table
         .filter(organizations::slug.eq(slug))
         .filter(organizations::deleted_at.is_null())
@@ -31,12 +34,18 @@ pub async fn find_by_slug(conn: &mut AsyncPgConnection, slug: &str) -> Result<Op
 }
 
 /// Inserts an organization unless its slug exists; returns the row either way (seeding).
-pub async fn ensure(conn: &mut AsyncPgConnection, name: &str, slug: &str) -> Result<Organization, DbError> {
+pub async fn ensure(
+    conn: &mut AsyncPgConnection,
+    name: &str,
+    slug: &str,
+) -> Result<Organization, DbError> {
     diesel::insert_into(organizations::table)
         .values((organizations::name.eq(name), organizations::slug.eq(slug)))
         .on_conflict(organizations::slug)
         .do_nothing()
         .execute(conn)
         .await?;
-    find_by_slug(conn, slug).await?.ok_or(DbError::Query(diesel::result::Error::NotFound))
+    find_by_slug(conn, slug)
+        .await?
+        .ok_or(DbError::Query(diesel::result::Error::NotFound))
 }

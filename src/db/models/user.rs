@@ -22,7 +22,10 @@ pub struct User {
 }
 
 /// Finds the user a token's subject names.
-pub async fn find_by_external_id(conn: &mut AsyncPgConnection, external_id: &str) -> Result<Option<User>, DbError> {
+pub async fn find_by_external_id(
+    conn: &mut AsyncPgConnection,
+    external_id: &str,
+) -> Result<Option<User>, DbError> {
     Ok(users::table
         .filter(users::external_id.eq(external_id))
         .select(User::as_select())
@@ -32,7 +35,11 @@ pub async fn find_by_external_id(conn: &mut AsyncPgConnection, external_id: &str
 }
 
 /// The users among `ids` who are members of `org_id`.
-pub async fn find_members(conn: &mut AsyncPgConnection, org_id: Uuid, ids: &[Uuid]) -> Result<Vec<User>, DbError> {
+pub async fn find_members(
+    conn: &mut AsyncPgConnection,
+    org_id: Uuid,
+    ids: &[Uuid],
+) -> Result<Vec<User>, DbError> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
@@ -46,12 +53,23 @@ pub async fn find_members(conn: &mut AsyncPgConnection, org_id: Uuid, ids: &[Uui
 }
 
 /// Inserts a user unless the external id exists; returns the row either way (seeding).
-pub async fn ensure(conn: &mut AsyncPgConnection, external_id: &str, email: &str, name: &str) -> Result<User, DbError> {
+pub async fn ensure(
+    conn: &mut AsyncPgConnection,
+    external_id: &str,
+    email: &str,
+    name: &str,
+) -> Result<User, DbError> {
     diesel::insert_into(users::table)
-        .values((users::external_id.eq(external_id), users::email.eq(email), users::name.eq(name)))
+        .values((
+            users::external_id.eq(external_id),
+            users::email.eq(email),
+            users::name.eq(name),
+        ))
         .on_conflict(users::external_id)
         .do_nothing()
         .execute(conn)
         .await?;
-    find_by_external_id(conn, external_id).await?.ok_or(DbError::Query(diesel::result::Error::NotFound))
+    find_by_external_id(conn, external_id)
+        .await?
+        .ok_or(DbError::Query(diesel::result::Error::NotFound))
 }

@@ -20,6 +20,11 @@ impl ViewerNode {
     }
     /// Every organization the caller is a member of, by slug.
     async fn organizations(&self) -> Vec<OrganizationNode> {
-        self.0.organizations.iter().cloned().map(OrganizationNode).collect()
+        self.0
+            .organizations
+            .iter()
+            .cloned()
+            .map(OrganizationNode)
+            .collect()
     }
 }

@@ -1,0 +1,223 @@
+//! Test harness: one PostgreSQL cluster per test run (or `TEST_DATABASE_URL`), a migrated template
+//! database, a fresh database per test cloned from it, and servers started on a free port.
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use diesel_async::{AsyncPgConnection, SimpleAsyncConnection};
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::{Value, json};
+use stackgate::auth::jwt::JwtKeys;
+use stackgate::config::Config;
+use stackgate::db::embedded::{Durability, EmbeddedPostgres};
+use stackgate::server::RunningServer;
+
+pub const JWT_SECRET: &str = "test-secret-test-secret-test-secret!";
+const TEMPLATE: &str = "stackgate_template";
+
+/// The cluster every test of this run shares.
+struct Cluster {
+    /// URL without the database name, ending in `/`.
+    base: String,
+    _embedded: Option<EmbeddedPostgres>,
+}
+
+static CLUSTER: OnceLock<Cluster> = OnceLock::new();
+
+fn cluster() -> &'static Cluster {
+    CLUSTER.get_or_init(|| {
+        std::thread::spawn(start_cluster)
+            .join()
+            .expect("cluster thread")
+            .expect("test cluster starts")
+    })
+}
+
+fn start_cluster() -> anyhow::Result<Cluster> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let (base, embedded) = match std::env::var("TEST_DATABASE_URL") {
+        Ok(url) => (
+            url.rsplit_once('/')
+                .map(|(b, _)| format!("{b}/"))
+                .unwrap_or(url),
+            None,
+        ),
+        Err(_) => {
+            let dir = PathBuf::from(format!("/tmp/stackgate-test-{}", std::process::id()));
+            std::fs::create_dir_all(&dir)?;
+            if nix::unistd::geteuid().is_root() {
+                let pg = nix::unistd::User::from_name("postgres")?.expect("postgres user");
+                nix::unistd::chown(&dir, Some(pg.uid), Some(pg.gid))?;
+            }
+            let mut embedded = EmbeddedPostgres::start(&dir, None, Durability { ephemeral: true })?;
+            embedded.stop_and_remove_when_process_exits(std::process::id(), &dir)?;
+            let url = embedded.url("postgres");
+            let base = url.expose_secret().trim_end_matches("postgres").to_owned();
+            (base, Some(embedded))
+        }
+    };
+    runtime.block_on(async {
+        let mut admin = connect(&format!("{base}postgres")).await?;
+        admin
+            .batch_execute(&format!("DROP DATABASE IF EXISTS {TEMPLATE} WITH (FORCE)"))
+            .await?;
+        admin
+            .batch_execute(&format!("CREATE DATABASE {TEMPLATE}"))
+            .await?;
+        stackgate::db::run_migrations(&SecretString::from(format!("{base}{TEMPLATE}"))).await?;
+        anyhow::Ok(())
+    })?;
+    Ok(Cluster {
+        base,
+        _embedded: embedded,
+    })
+}
+
+async fn connect(url: &str) -> anyhow::Result<AsyncPgConnection> {
+    Ok(stackgate::db::connect_owner(&SecretString::from(url.to_owned())).await?)
+}
+
+/// A database for one test, dropped when the test ends.
+pub struct TestDb {
+    pub name: String,
+}
+
+impl TestDb {
+    /// A fresh database with every migration applied (cloned from the template).
+    pub async fn migrated() -> Self {
+        Self::create(Some(TEMPLATE)).await
+    }
+
+    /// A fresh empty database (for migration tests).
+    pub async fn empty() -> Self {
+        Self::create(None).await
+    }
+
+    async fn create(template: Option<&str>) -> Self {
+        let name = format!("test_{}", uuid::Uuid::new_v4().simple());
+        let template = template
+            .map(|t| format!(" TEMPLATE {t}"))
+            .unwrap_or_default();
+        let mut admin = connect(&format!("{}postgres", cluster().base))
+            .await
+            .expect("admin connection");
+        admin
+            .batch_execute(&format!("CREATE DATABASE {name}{template}"))
+            .await
+            .expect("create test database");
+        Self { name }
+    }
+
+    pub fn url(&self) -> SecretString {
+        SecretString::from(format!("{}{}", cluster().base, self.name))
+    }
+
+    /// A connection as the schema owner (a superuser): fixtures and inspection.
+    pub async fn owner(&self) -> AsyncPgConnection {
+        connect(self.url().expose_secret())
+            .await
+            .expect("owner connection")
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
+        let admin_url = format!("{}postgres", cluster().base);
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(async {
+                connect(&admin_url)
+                    .await?
+                    .batch_execute(&sql)
+                    .await
+                    .map_err(anyhow::Error::from)
+            })
+        })
+        .join();
+        if !matches!(dropped, Ok(Ok(()))) {
+            eprintln!("could not drop test database {}", self.name);
+        }
+    }
+}
+
+/// A server on a free port over its own migrated database.
+pub struct TestApp {
+    pub db: TestDb,
+    pub server: Option<RunningServer>,
+    pub client: reqwest::Client,
+    pub jwt: JwtKeys,
+}
+
+impl TestApp {
+    pub async fn spawn() -> Self {
+        Self::spawn_with(|_| {}).await
+    }
+
+    /// Starts a server, letting the test adjust its configuration first.
+    pub async fn spawn_with(adjust: impl FnOnce(&mut Config)) -> Self {
+        let db = TestDb::migrated().await;
+        let mut config = Config {
+            database_url: db.url(),
+            listen: "127.0.0.1:0".parse().expect("addr"),
+            jwt_secret: SecretString::from(JWT_SECRET.to_owned()),
+            graphiql_assets: None,
+            graphiql_headers: None,
+            pool_size: 4,
+            body_limit: 1024 * 1024,
+        };
+        adjust(&mut config);
+        let jwt = JwtKeys::hs256(&config.jwt_secret);
+        let server = stackgate::server::start(config)
+            .await
+            .expect("server starts");
+        Self {
+            db,
+            server: Some(server),
+            client: reqwest::Client::new(),
+            jwt,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!(
+            "http://{}{path}",
+            self.server.as_ref().expect("running").addr
+        )
+    }
+
+    /// A token for `sub`, optionally pinned to an org, valid for an hour.
+    pub fn token(&self, sub: &str, org: Option<&str>) -> String {
+        self.jwt.mint(sub, org, 3600).expect("mint")
+    }
+
+    /// POSTs a GraphQL request with an optional bearer token; returns status and JSON body.
+    pub async fn graphql(
+        &self,
+        token: Option<&str>,
+        query: &str,
+        variables: Value,
+    ) -> (u16, Value) {
+        let mut request = self
+            .client
+            .post(self.url("/graphql"))
+            .json(&json!({ "query": query, "variables": variables }));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.expect("request sent");
+        let status = response.status().as_u16();
+        (status, response.json().await.expect("JSON body"))
+    }
+}
+
+/// The `extensions.code` of the first error of a GraphQL response.
+pub fn error_code(body: &Value) -> &str {
+    body["errors"][0]["extensions"]["code"]
+        .as_str()
+        .unwrap_or("<no code>")
+}

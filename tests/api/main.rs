@@ -1,0 +1,12 @@
+//! stackgate's integration tests, all against a real PostgreSQL (see `harness`).
+
+mod auth;
+mod browser;
+mod cli;
+mod fixtures;
+mod harness;
+mod http;
+mod migrations;
+mod rls;
+mod viewer;
+mod websocket;
