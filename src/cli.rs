@@ -1,4 +1,4 @@
-//! The command line: `serve`, `migrate`, `demo`, `schema`, `token`.
+//! The command line: `serve`, `migrate`, `demo`, `seed`, `schema`, `token`.
 
 use std::path::Path;
 
@@ -31,6 +31,12 @@ pub enum Command {
     Migrate,
     /// Start PostgreSQL if needed, migrate, seed the `acme` demo and serve GraphiQL with a token.
     Demo,
+    /// Migrate, then write the deterministic data set `org-0` … `org-9` (idempotent per scale).
+    Seed {
+        /// Size: 10·N projects and 200·N resources per organization.
+        #[arg(long, default_value_t = 1, value_parser = parse_scale)]
+        scale: u32,
+    },
     /// Print the GraphQL SDL the server serves.
     Schema,
     /// Mint an HS256 JWT for a user (needs STACKGATE_JWT_SECRET).
@@ -68,6 +74,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 "applied {} migration(s){}",
                 applied.len(),
                 list(&applied)
+            ));
+            Ok(())
+        }
+        Command::Seed { scale } => {
+            let started = std::time::Instant::now();
+            let database = Database::open(&cli.config).await?;
+            db::run_migrations(&database.url).await?;
+            let mut conn = db::connect_owner(&database.url).await?;
+            let summary = crate::seed::seed(&mut conn, scale).await?;
+            say(&format!(
+                "seeded {summary} in {:.2} s",
+                started.elapsed().as_secs_f64()
             ));
             Ok(())
         }
@@ -199,6 +217,17 @@ fn jwt_secret(args: &ConfigArgs) -> anyhow::Result<SecretString> {
     })?;
     config::check_jwt_secret(&secret)?;
     Ok(SecretString::from(secret))
+}
+
+/// Parses a seed scale: 1 to [`crate::seed::MAX_SCALE`].
+fn parse_scale(s: &str) -> Result<u32, String> {
+    match s.trim().parse::<u32>() {
+        Ok(n) if (1..=crate::seed::MAX_SCALE).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "`{s}` is not a scale from 1 to {}",
+            crate::seed::MAX_SCALE
+        )),
+    }
 }
 
 /// Parses `90`, `90s`, `15m`, `2h` or `7d` into seconds.

@@ -14,5 +14,6 @@ pub mod graphql;
 pub mod http;
 pub mod metrics;
 pub mod router;
+pub mod seed;
 pub mod server;
 pub mod telemetry;

@@ -8,5 +8,6 @@ mod harness;
 mod http;
 mod migrations;
 mod rls;
+mod seed;
 mod viewer;
 mod websocket;
