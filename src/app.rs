@@ -24,7 +24,7 @@ impl AppState {
     /// Builds the pool (connections open lazily), the schema and the rendered GraphiQL page.
     pub fn new(config: Config) -> anyhow::Result<Self> {
         let pool = db::build_pool(&config.database_url, config.pool_size)?;
-        let schema = graphql::build_schema(pool.clone());
+        let schema = graphql::build_schema(pool.clone(), config.limits);
         let jwt = Arc::new(JwtKeys::hs256(&config.jwt_secret));
         let page = crate::http::graphiql::render(
             config.graphiql_assets.is_some(),

@@ -198,6 +198,7 @@ fn resolve(
         graphiql_headers: token,
         pool_size: args.pool_size,
         body_limit: args.body_limit,
+        limits: args.limits(),
     }
 }
 

@@ -61,9 +61,52 @@ pub struct ConfigArgs {
     /// Largest accepted request body, in bytes; larger ones get 413.
     #[arg(long, env = "STACKGATE_BODY_LIMIT", default_value_t = 1024 * 1024, global = true)]
     pub body_limit: usize,
+
+    /// Deepest nesting a query may have.
+    #[arg(long, env = "STACKGATE_MAX_DEPTH", default_value_t = 15, global = true)]
+    pub max_depth: usize,
+
+    /// Highest complexity a query may have (each field 1; list fields times their `first`).
+    #[arg(
+        long,
+        env = "STACKGATE_MAX_COMPLEXITY",
+        default_value_t = 50_000,
+        global = true
+    )]
+    pub max_complexity: usize,
+
+    /// Most aliases a query may use.
+    #[arg(
+        long,
+        env = "STACKGATE_MAX_ALIASES",
+        default_value_t = 50,
+        global = true
+    )]
+    pub max_aliases: usize,
+
+    /// Most lexical tokens a query may have.
+    #[arg(
+        long,
+        env = "STACKGATE_MAX_TOKENS",
+        default_value_t = 5_000,
+        global = true
+    )]
+    pub max_tokens: usize,
 }
 
 impl ConfigArgs {
+    /// The query limits these arguments set.
+    pub fn limits(&self) -> crate::graphql::QueryLimits {
+        crate::graphql::QueryLimits {
+            depth: self.max_depth,
+            complexity: self.max_complexity,
+            parse: crate::graphql::extension::Limits {
+                max_tokens: self.max_tokens,
+                max_aliases: self.max_aliases,
+            },
+        }
+    }
+
     /// The data directory: `--data-dir`, else a default the cluster's user can reach.
     pub fn data_dir(&self) -> PathBuf {
         if let Some(dir) = &self.data_dir {
@@ -90,6 +133,7 @@ pub struct Config {
     pub graphiql_headers: Option<String>,
     pub pool_size: usize,
     pub body_limit: usize,
+    pub limits: crate::graphql::QueryLimits,
 }
 
 impl std::fmt::Debug for Config {
@@ -132,6 +176,7 @@ mod tests {
             graphiql_headers: None,
             pool_size: 1,
             body_limit: 1,
+            limits: Default::default(),
         };
         let shown = format!("{config:?}");
         assert!(!shown.contains("hunter2"), "{shown}");

@@ -3,6 +3,7 @@
 //! HTTP and WebSocket both call [`authenticate`], so the two can never disagree.
 
 pub mod jwt;
+pub mod permissions;
 
 use uuid::Uuid;
 
@@ -12,6 +13,7 @@ use crate::db::models::user::{self, User};
 use crate::db::{Pool, Scope};
 use crate::error::ApiError;
 use jwt::JwtKeys;
+use permissions::{Area, Level, Permissions};
 
 /// The authenticated caller of one request, inside its active organization.
 #[derive(Clone, Debug)]
@@ -20,6 +22,8 @@ pub struct Viewer {
     pub organization: Organization,
     /// The name of the caller's role in the active organization.
     pub role: String,
+    /// What that role allows.
+    pub permissions: Permissions,
     /// Every organization the caller is a member of.
     pub organizations: Vec<Organization>,
 }
@@ -28,6 +32,11 @@ impl Viewer {
     /// The database scope every statement of this viewer's requests runs in.
     pub fn scope(&self) -> Scope {
         Scope::org(self.organization.id, self.user.id)
+    }
+
+    /// True when the caller's role grants at least `level` in `area`.
+    pub fn can(&self, area: Area, level: Level) -> bool {
+        self.permissions.allows(area, level)
     }
 
     /// True when the caller may see organization `id` (a member, or it is the active one).
@@ -49,12 +58,13 @@ pub async fn authenticate(
     let claims = keys.verify(token)?;
     let wanted_org = claims.org.as_deref().or(x_org).map(str::to_owned);
     let (user, memberships) = load_identity(pool, &claims.sub).await?;
-    let (organization, role) = choose_organization(pool, &user, &memberships, wanted_org).await?;
+    let active = choose_organization(pool, &user, &memberships, wanted_org).await?;
     let organizations = memberships.into_iter().map(|m| m.organization).collect();
     Ok(Viewer {
         user,
-        organization,
-        role,
+        organization: active.organization,
+        role: active.role,
+        permissions: Permissions(active.permissions),
         organizations,
     })
 }
@@ -108,10 +118,10 @@ async fn choose_organization(
     user: &User,
     memberships: &[Membership],
     wanted: Option<String>,
-) -> Result<(Organization, String), ApiError> {
+) -> Result<Membership, ApiError> {
     let Some(slug) = wanted else {
         return match memberships {
-            [only] => Ok((only.organization.clone(), only.role.clone())),
+            [only] => Ok(only.clone()),
             [] => Err(ApiError::Forbidden("not a member of any organization".into())),
             _ => Err(ApiError::BadUserInput(
                 "member of several organizations: choose one with the token's `org` claim or an X-Org header".into(),
@@ -119,7 +129,7 @@ async fn choose_organization(
         };
     };
     if let Some(m) = memberships.iter().find(|m| m.organization.slug == slug) {
-        return Ok((m.organization.clone(), m.role.clone()));
+        return Ok(m.clone());
     }
     if user.is_platform_admin {
         let scope = Scope {
@@ -133,7 +143,12 @@ async fn choose_organization(
             })
             .await?;
         if let Some(org) = org {
-            return Ok((org, "platform_admin".into()));
+            let permissions = Permissions::all().0;
+            return Ok(Membership {
+                organization: org,
+                role: "platform_admin".into(),
+                permissions,
+            });
         }
     }
     // An unknown slug and a foreign one answer alike, so slugs of other tenants leak nothing.

@@ -5,6 +5,7 @@
 
 pub mod embedded;
 pub mod models;
+pub mod request;
 pub mod schema;
 pub mod tenancy;
 
@@ -20,6 +21,7 @@ use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 use futures_util::FutureExt;
 use secrecy::{ExposeSecret, SecretString};
 
+pub use request::RequestDb;
 pub use tenancy::Scope;
 
 /// Every migration in `migrations/`, compiled in.

@@ -4,15 +4,20 @@
 //! with the pool as data; the per-request [`crate::auth::Viewer`] is attached by the HTTP and
 //! WebSocket handlers.
 
+pub mod connection;
+pub mod context;
+pub mod enums;
+pub mod extension;
 pub mod ids;
+pub mod loaders;
 pub mod node;
 pub mod types;
 
 use async_graphql::{Context, EmptyMutation, EmptySubscription, ID, Object, Schema, SchemaBuilder};
 
-use crate::auth::Viewer;
 use crate::db::Pool;
-use crate::error::ApiError;
+use context::viewer;
+use extension::{Limits, RequestSetup};
 use node::Node;
 use types::viewer::ViewerNode;
 
@@ -45,10 +50,22 @@ impl Query {
     }
 }
 
-/// The authenticated viewer of this request.
-pub fn viewer<'a>(ctx: &Context<'a>) -> Result<&'a Viewer, ApiError> {
-    ctx.data::<Viewer>()
-        .map_err(|_| ApiError::Unauthenticated("authentication required".into()))
+/// Query limits: nesting depth, complexity (list fields weigh their `first`), tokens, aliases.
+#[derive(Clone, Copy, Debug)]
+pub struct QueryLimits {
+    pub depth: usize,
+    pub complexity: usize,
+    pub parse: Limits,
+}
+
+impl Default for QueryLimits {
+    fn default() -> Self {
+        Self {
+            depth: 15,
+            complexity: 50_000,
+            parse: Limits::default(),
+        }
+    }
 }
 
 /// The schema's shape without runtime data (enough for the SDL).
@@ -56,9 +73,14 @@ pub fn schema_builder() -> SchemaBuilder<Query, EmptyMutation, EmptySubscription
     Schema::build(Query, EmptyMutation, EmptySubscription)
 }
 
-/// The schema the server serves, with the pool as data.
-pub fn build_schema(pool: Pool) -> AppSchema {
-    schema_builder().data(pool).finish()
+/// The schema the server serves, with the pool as data and the limits applied.
+pub fn build_schema(pool: Pool, limits: QueryLimits) -> AppSchema {
+    schema_builder()
+        .data(pool)
+        .extension(RequestSetup(limits.parse))
+        .limit_depth(limits.depth)
+        .limit_complexity(limits.complexity)
+        .finish()
 }
 
 /// The SDL the server serves (what `schema.graphql` holds).

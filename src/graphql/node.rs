@@ -1,16 +1,24 @@
 //! The `Node` interface and the `node(id:)` / `nodes(ids:)` lookups.
 //!
 //! What the viewer may not see does not exist for them: foreign and unknown ids both give `null`.
+//! Rows are loaded through row-level security and checked against the viewer's organization again.
+
+use std::collections::HashMap;
 
 use async_graphql::{Context, ID, Interface};
 use uuid::Uuid;
 
+use super::context::{loaders, viewer};
 use super::ids;
+use super::loaders::{ClientId, DockId, MemberId, ProjectId, ResourceKey, SyncRunId, TeamId};
+use super::types::directory::{ClientNode, TeamNode};
+use super::types::dock::{DockNode, SyncRunNode};
 use super::types::organization::OrganizationNode;
+use super::types::project::ProjectNode;
+use super::types::resource::{
+    DatabaseNode, DomainNode, ResourceInterface, ServerNode, WebServiceNode, kind_of_type,
+};
 use super::types::user::UserNode;
-use crate::auth::Viewer;
-use crate::db::Pool;
-use crate::db::models::user;
 use crate::error::ApiError;
 
 /// Anything with a global id.
@@ -19,59 +27,95 @@ use crate::error::ApiError;
 pub enum Node {
     Organization(OrganizationNode),
     User(UserNode),
+    Project(ProjectNode),
+    Dock(DockNode),
+    SyncRun(SyncRunNode),
+    Team(TeamNode),
+    Client(ClientNode),
+    Server(ServerNode),
+    WebService(WebServiceNode),
+    Domain(DomainNode),
+    Database(DatabaseNode),
 }
 
-/// Resolves many ids at once, in order, with one query per type.
+/// Resolves many ids at once, in order, with at most one batch per type.
 pub async fn resolve_nodes(
     ctx: &Context<'_>,
     raw_ids: &[ID],
 ) -> Result<Vec<Option<Node>>, ApiError> {
-    let viewer = ctx
-        .data::<Viewer>()
-        .map_err(|_| ApiError::Unauthenticated("authentication required".into()))?;
+    let viewer = viewer(ctx)?;
+    let org = viewer.organization.id;
     let decoded = raw_ids
         .iter()
         .map(|id| ids::decode(id))
         .collect::<Result<Vec<_>, _>>()?;
-    let user_ids: Vec<Uuid> = decoded
+    let of_type = |name: &str| {
+        decoded
+            .iter()
+            .filter(|(t, _)| t == name)
+            .map(|(_, id)| *id)
+            .collect::<Vec<Uuid>>()
+    };
+    let loaders = loaders(ctx)?;
+    let users = loaders
+        .load_many(of_type("User").into_iter().map(MemberId))
+        .await?;
+    let projects = loaders
+        .load_many(of_type("Project").into_iter().map(ProjectId))
+        .await?;
+    let docks = loaders
+        .load_many(of_type("Dock").into_iter().map(DockId))
+        .await?;
+    let runs = loaders
+        .load_many(of_type("SyncRun").into_iter().map(SyncRunId))
+        .await?;
+    let teams = loaders
+        .load_many(of_type("Team").into_iter().map(TeamId))
+        .await?;
+    let clients = loaders
+        .load_many(of_type("Client").into_iter().map(ClientId))
+        .await?;
+    let resource_keys: Vec<ResourceKey> = decoded
         .iter()
-        .filter(|(t, _)| t == "User")
-        .map(|(_, id)| *id)
+        .filter_map(|(t, id)| Some(ResourceKey(kind_of_type(t)?, *id)))
         .collect();
-    let users = load_users(ctx, viewer, &user_ids).await?;
-    Ok(decoded
-        .into_iter()
-        .map(|(type_name, id)| match type_name.as_str() {
-            "Organization" => viewer
-                .sees_organization(id)
-                .cloned()
-                .map(|o| Node::Organization(OrganizationNode(o))),
-            "User" => users
-                .iter()
-                .find(|u| u.id == id)
-                .cloned()
-                .map(|u| Node::User(UserNode(u))),
-            _ => None,
+    let resources = loaders.load_many(resource_keys).await?;
+    let pick = |name: &str, id: Uuid| -> Option<Node> {
+        Some(match name {
+            "Organization" => {
+                Node::Organization(OrganizationNode(viewer.sees_organization(id)?.clone()))
+            }
+            "User" => Node::User(UserNode(users.get(&MemberId(id))?.as_ref().clone())),
+            "Project" => Node::Project(ProjectNode(visible(&projects, ProjectId(id), |p| {
+                p.org_id == org
+            })?)),
+            "Dock" => Node::Dock(DockNode(visible(&docks, DockId(id), |d| {
+                d.org_id == org && d.deleted_at.is_none()
+            })?)),
+            "SyncRun" => Node::SyncRun(SyncRunNode(runs.get(&SyncRunId(id))?.clone())),
+            "Team" => Node::Team(TeamNode(visible(&teams, TeamId(id), |t| t.org_id == org)?)),
+            "Client" => Node::Client(ClientNode(visible(&clients, ClientId(id), |c| {
+                c.org_id == org
+            })?)),
+            other => {
+                let key = ResourceKey(kind_of_type(other)?, id);
+                let row = visible(&resources, key, |r| r.common.org_id == org)?;
+                match ResourceInterface::from_row(row) {
+                    ResourceInterface::Server(n) => Node::Server(n),
+                    ResourceInterface::WebService(n) => Node::WebService(n),
+                    ResourceInterface::Domain(n) => Node::Domain(n),
+                    ResourceInterface::Database(n) => Node::Database(n),
+                }
+            }
         })
-        .collect())
+    };
+    Ok(decoded.iter().map(|(name, id)| pick(name, *id)).collect())
 }
 
-async fn load_users(
-    ctx: &Context<'_>,
-    viewer: &Viewer,
-    ids: &[Uuid],
-) -> Result<Vec<user::User>, ApiError> {
-    if ids.is_empty() {
-        return Ok(Vec::new());
-    }
-    let pool = ctx
-        .data::<Pool>()
-        .map_err(|_| ApiError::internal(anyhow::anyhow!("no pool in schema data")))?;
-    let org_id = viewer.organization.id;
-    Ok(viewer
-        .scope()
-        .transaction(pool, async |conn| {
-            user::find_members(conn, org_id, ids).await
-        })
-        .await?)
+fn visible<K: Eq + std::hash::Hash, V>(
+    found: &HashMap<K, std::sync::Arc<V>>,
+    key: K,
+    ok: impl Fn(&V) -> bool,
+) -> Option<std::sync::Arc<V>> {
+    found.get(&key).filter(|v| ok(v)).cloned()
 }

@@ -151,7 +151,13 @@ async fn execute(
     }
     let request_id = uuid::Uuid::new_v4().to_string();
     let operation = crate::metrics::operation_label(request.operation_name.as_deref());
-    let span = tracing::info_span!("graphql", request_id = %request_id, operation = %operation);
+    let span = tracing::info_span!(
+        "graphql",
+        request_id = %request_id,
+        operation = %operation,
+        statements = tracing::field::Empty
+    );
+    let trace = header_str(headers, "x-stackgate-trace").is_some_and(|v| v.contains("statements"));
     async move {
         let started = Instant::now();
         let authorization = header_str(headers, header::AUTHORIZATION.as_str());
@@ -161,9 +167,12 @@ async fn execute(
         {
             Err(err) => auth_failure(err, format, &request_id),
             Ok(viewer) => {
-                let gql = async_graphql::Request::new(query)
+                let mut gql = async_graphql::Request::new(query)
                     .variables(variables)
                     .data(viewer);
+                if trace {
+                    gql = gql.data(crate::graphql::extension::TraceStatements);
+                }
                 let gql = match request.operation_name {
                     Some(name) => gql.operation_name(name),
                     None => gql,

@@ -169,6 +169,7 @@ impl TestApp {
             graphiql_headers: None,
             pool_size: 4,
             body_limit: 1024 * 1024,
+            limits: Default::default(),
         };
         adjust(&mut config);
         let jwt = JwtKeys::hs256(&config.jwt_secret);

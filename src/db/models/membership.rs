@@ -8,11 +8,12 @@ use super::organization::Organization;
 use crate::db::DbError;
 use crate::db::schema::{memberships, organizations, roles};
 
-/// One of a user's memberships: the organization and the role's name.
+/// One of a user's memberships: the organization, the role's name and its permissions.
 #[derive(Clone, Debug)]
 pub struct Membership {
     pub organization: Organization,
     pub role: String,
+    pub permissions: serde_json::Value,
 }
 
 /// Every live organization `user_id` belongs to, ordered by slug.
@@ -20,18 +21,22 @@ pub async fn of_user(
     conn: &mut AsyncPgConnection,
     user_id: Uuid,
 ) -> Result<Vec<Membership>, DbError> {
-    let rows: Vec<(Organization, String)> = memberships::table
+    let rows: Vec<(Organization, String, serde_json::Value)> = memberships::table
         .inner_join(organizations::table.on(organizations::id.eq(memberships::org_id)))
         .inner_join(roles::table.on(roles::id.eq(memberships::role_id)))
         .filter(memberships::user_id.eq(user_id))
         .filter(organizations::deleted_at.is_null())
         .order(organizations::slug.asc())
-        .select((Organization::as_select(), roles::name))
+        .select((Organization::as_select(), roles::name, roles::permissions))
         .load(conn)
         .await?;
     Ok(rows
         .into_iter()
-        .map(|(organization, role)| Membership { organization, role })
+        .map(|(organization, role, permissions)| Membership {
+            organization,
+            role,
+            permissions,
+        })
         .collect())
 }
 

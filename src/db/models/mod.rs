@@ -1,7 +1,11 @@
 //! One module per table (or small group of tables): row types and the queries over them.
 
+pub mod directory;
+pub mod dock;
+pub mod link;
 pub mod membership;
 pub mod migration;
 pub mod organization;
 pub mod project;
+pub mod resource;
 pub mod user;

@@ -1,5 +1,10 @@
 //! GraphQL object types, one module each.
 
+pub mod directory;
+pub mod dock;
 pub mod organization;
+pub mod project;
+pub mod resource;
+pub mod resource_list;
 pub mod user;
 pub mod viewer;

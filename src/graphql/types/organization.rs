@@ -1,13 +1,26 @@
-//! `Organization`: a tenant.
+//! `Organization`: a tenant, and the root of everything a dashboard lists.
 
-use async_graphql::{ID, Object};
+use std::sync::Arc;
+
+use async_graphql::{Context, ID, Object};
 use chrono::{DateTime, Utc};
 
+use super::directory::{ClientNode, MemberNode, RoleNode, TeamNode};
+use super::dock::{self, DockConnection, DockNode};
+use super::project::{self, ProjectNode, node_looks};
+use super::resource_list::{ResourceConnection, resource_page};
 use crate::db::models::organization::Organization;
+use crate::db::models::resource::{Filter, Kind, Parent};
+use crate::db::models::{directory, dock as dock_model, project as project_model};
+use crate::graphql::connection::{Window, connection, paginate};
+use crate::graphql::context::db;
+use crate::graphql::enums::{HealthState, ResourceKind, ResourceStatus, words};
 use crate::graphql::ids;
 
 /// An organization the viewer belongs to.
 pub struct OrganizationNode(pub Organization);
+
+connection!(ProjectConnection, ProjectEdge, ProjectNode);
 
 #[Object(name = "Organization")]
 impl OrganizationNode {
@@ -19,6 +32,132 @@ impl OrganizationNode {
     }
     async fn slug(&self) -> &str {
         &self.0.slug
+    }
+    /// Live projects by slug; `search` matches name or slug, case-insensitively.
+    #[graphql(complexity = "first.unwrap_or(50).max(0) as usize * child_complexity")]
+    async fn projects(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        search: Option<String>,
+    ) -> async_graphql::Result<ProjectConnection> {
+        let window = Window::<String>::new(first, after.as_deref())?;
+        let look = ctx.look_ahead();
+        let (org, search) = (self.0.id, search.as_deref());
+        let counted = look.field("totalCount").exists();
+        let (rows, total) = db(ctx)?
+            .run(async |conn| {
+                let rows =
+                    project_model::page(conn, org, search, window.after.as_deref(), window.limit())
+                        .await?;
+                let total = if counted {
+                    project_model::count(conn, org, search).await?
+                } else {
+                    0
+                };
+                Ok((rows, total))
+            })
+            .await
+            .map_err(crate::error::ApiError::from)?;
+        let nodes: Vec<ProjectNode> = rows.into_iter().map(|p| ProjectNode(Arc::new(p))).collect();
+        let (edges, info) = paginate(nodes, window.first, window.after.is_some(), |p| {
+            p.0.slug.clone()
+        });
+        let listed: Vec<ProjectNode> = edges.iter().map(|(_, p)| p.clone()).collect();
+        for node_look in node_looks(&look) {
+            project::prime(ctx, &listed, &node_look).await?;
+        }
+        Ok(ProjectConnection::new(edges, info, total))
+    }
+    /// Live docks by name.
+    #[graphql(complexity = "first.unwrap_or(50).max(0) as usize * child_complexity")]
+    async fn docks(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<DockConnection> {
+        let window = Window::<(String, uuid::Uuid)>::new(first, after.as_deref())?;
+        let look = ctx.look_ahead();
+        let (org, counted) = (self.0.id, look.field("totalCount").exists());
+        let (rows, total) = db(ctx)?
+            .run(async |conn| {
+                let rows =
+                    dock_model::page(conn, org, window.after.clone(), window.limit()).await?;
+                let total = if counted {
+                    dock_model::count(conn, org).await?
+                } else {
+                    0
+                };
+                Ok((rows, total))
+            })
+            .await
+            .map_err(crate::error::ApiError::from)?;
+        let nodes: Vec<DockNode> = rows.into_iter().map(|d| DockNode(Arc::new(d))).collect();
+        let (edges, info) = paginate(nodes, window.first, window.after.is_some(), |d| {
+            (d.0.name.clone(), d.0.id)
+        });
+        let listed: Vec<DockNode> = edges.iter().map(|(_, d)| DockNode(d.0.clone())).collect();
+        for node_look in node_looks(&look) {
+            dock::prime(ctx, &listed, &node_look).await?;
+        }
+        Ok(DockConnection::new(edges, info, total))
+    }
+    /// Every resource of the organization by name, filtered by kind, status and health.
+    #[graphql(complexity = "first.unwrap_or(50).max(0) as usize * child_complexity")]
+    async fn resources(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        kinds: Option<Vec<ResourceKind>>,
+        status: Option<Vec<ResourceStatus>>,
+        health: Option<Vec<HealthState>>,
+    ) -> async_graphql::Result<ResourceConnection> {
+        let filter = Filter {
+            kinds: kinds.map(|k| words(&k, |kind| Kind::from(kind).as_str())),
+            status: status.map(|s| words(&s, ResourceStatus::as_str)),
+            health: health.map(|h| words(&h, HealthState::as_str)),
+            ..Filter::default()
+        };
+        Ok(resource_page(ctx, Parent::Org, self.0.id, filter, first, after.as_deref()).await?)
+    }
+    /// Teams by name.
+    async fn teams(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<TeamNode>> {
+        let org = self.0.id;
+        let rows = db(ctx)?
+            .run(async |conn| directory::teams(conn, org).await)
+            .await
+            .map_err(crate::error::ApiError::from)?;
+        Ok(rows.into_iter().map(|t| TeamNode(Arc::new(t))).collect())
+    }
+    /// Clients by name.
+    async fn clients(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<ClientNode>> {
+        let org = self.0.id;
+        let rows = db(ctx)?
+            .run(async |conn| directory::clients(conn, org).await)
+            .await
+            .map_err(crate::error::ApiError::from)?;
+        Ok(rows.into_iter().map(|c| ClientNode(Arc::new(c))).collect())
+    }
+    /// Members by name, with their roles.
+    async fn members(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<MemberNode>> {
+        let org = self.0.id;
+        let rows = db(ctx)?
+            .run(async |conn| directory::members(conn, org).await)
+            .await
+            .map_err(crate::error::ApiError::from)?;
+        Ok(rows.into_iter().map(MemberNode).collect())
+    }
+    /// Roles by name (the built-in four and custom ones).
+    async fn roles(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<RoleNode>> {
+        let org = self.0.id;
+        let rows = db(ctx)?
+            .run(async |conn| directory::roles(conn, org).await)
+            .await
+            .map_err(crate::error::ApiError::from)?;
+        Ok(rows.into_iter().map(RoleNode).collect())
     }
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at

@@ -1,0 +1,140 @@
+//! `docks` (provider connections) and their `sync_runs`.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel::sql_types::{Array, BigInt, Integer, Nullable, Text, Timestamptz, Uuid as SqlUuid};
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use uuid::Uuid;
+
+use crate::db::DbError;
+use crate::db::schema::docks;
+
+/// A dock row without its encrypted key.
+#[derive(Queryable, Selectable, Clone, Debug)]
+#[diesel(table_name = docks, check_for_backend(diesel::pg::Pg))]
+pub struct Dock {
+    pub id: Uuid,
+    pub org_id: Uuid,
+    pub name: String,
+    pub provider: String,
+    pub api_key_hint: Option<String>,
+    pub last_sync_at: Option<DateTime<Utc>>,
+    pub last_sync_status: String,
+    pub last_sync_error: Option<String>,
+    pub sync_interval_seconds: i32,
+    pub lease_expires_at: Option<DateTime<Utc>>,
+    pub deleted_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Docks by id, deleted ones included (their resources may still point at them).
+pub async fn by_ids(conn: &mut AsyncPgConnection, ids: &[Uuid]) -> Result<Vec<Dock>, DbError> {
+    Ok(docks::table
+        .filter(docks::id.eq_any(ids))
+        .select(Dock::as_select())
+        .load(conn)
+        .await?)
+}
+
+/// A page of `org_id`'s live docks by `(name, id)`.
+pub async fn page(
+    conn: &mut AsyncPgConnection,
+    org_id: Uuid,
+    after: Option<(String, Uuid)>,
+    limit: i64,
+) -> Result<Vec<Dock>, DbError> {
+    let mut query = docks::table
+        .filter(docks::org_id.eq(org_id))
+        .filter(docks::deleted_at.is_null())
+        .order((docks::name.asc(), docks::id.asc()))
+        .limit(limit)
+        .select(Dock::as_select())
+        .into_boxed();
+    if let Some((name, id)) = after {
+        query = query.filter(
+            docks::name
+                .gt(name.clone())
+                .or(docks::name.eq(name).and(docks::id.gt(id))),
+        );
+    }
+    Ok(query.load(conn).await?)
+}
+
+/// How many live docks `org_id` has.
+pub async fn count(conn: &mut AsyncPgConnection, org_id: Uuid) -> Result<i64, DbError> {
+    Ok(docks::table
+        .filter(docks::org_id.eq(org_id))
+        .filter(docks::deleted_at.is_null())
+        .count()
+        .get_result(conn)
+        .await?)
+}
+
+/// A sync run, with its dock's total of runs.
+#[derive(QueryableByName, Clone, Debug)]
+pub struct SyncRunRow {
+    #[diesel(sql_type = SqlUuid)]
+    pub id: Uuid,
+    #[diesel(sql_type = SqlUuid)]
+    pub dock_id: Uuid,
+    #[diesel(sql_type = Text)]
+    pub trigger: String,
+    #[diesel(sql_type = Text)]
+    pub status: String,
+    #[diesel(sql_type = Timestamptz)]
+    pub started_at: DateTime<Utc>,
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    pub finished_at: Option<DateTime<Utc>>,
+    #[diesel(sql_type = Integer)]
+    pub created: i32,
+    #[diesel(sql_type = Integer)]
+    pub updated: i32,
+    #[diesel(sql_type = Integer)]
+    pub deleted: i32,
+    #[diesel(sql_type = Integer)]
+    pub unchanged: i32,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub error: Option<String>,
+    #[diesel(sql_type = BigInt)]
+    pub total: i64,
+}
+
+/// Sync runs of each of `docks`, newest first (`started_at desc, id desc`), after the keyset
+/// position, at most `limit` each: one statement.
+pub async fn sync_runs_page(
+    conn: &mut AsyncPgConnection,
+    docks: &[Uuid],
+    after: Option<(DateTime<Utc>, Uuid)>,
+    limit: i64,
+) -> Result<Vec<SyncRunRow>, DbError> {
+    Ok(diesel::sql_query(
+        "select * from ( \
+           select r.*, row_number() over (partition by dock_id order by started_at desc, id desc) as rn from ( \
+             select id, dock_id, trigger, status, started_at, finished_at, created, updated, deleted, unchanged, \
+                    error, count(*) over (partition by dock_id) as total \
+             from sync_runs where dock_id = any($1) \
+           ) r where $2::timestamptz is null or (r.started_at, r.id) < ($2, $3) \
+         ) t where rn <= $4 order by dock_id, rn",
+    )
+    .bind::<Array<SqlUuid>, _>(docks)
+    .bind::<Nullable<Timestamptz>, _>(after.map(|a| a.0))
+    .bind::<Nullable<SqlUuid>, _>(after.map(|a| a.1))
+    .bind::<BigInt, _>(limit)
+    .load(conn)
+    .await?)
+}
+
+/// Sync runs by id.
+pub async fn sync_runs_by_ids(
+    conn: &mut AsyncPgConnection,
+    ids: &[Uuid],
+) -> Result<Vec<SyncRunRow>, DbError> {
+    Ok(diesel::sql_query(
+        "select id, dock_id, trigger, status, started_at, finished_at, created, updated, deleted, unchanged, error, \
+                1::bigint as total from sync_runs where id = any($1)",
+    )
+    .bind::<Array<SqlUuid>, _>(ids)
+    .load(conn)
+    .await?)
+}

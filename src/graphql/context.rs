@@ -1,0 +1,42 @@
+//! What resolvers take from the request context: the viewer, the loaders, the database handle.
+
+use std::hash::Hash;
+use std::sync::Arc;
+
+use async_graphql::Context;
+use async_graphql::dataloader::Loader;
+
+use super::loaders::{DbLoader, LoadError, Loaders};
+use crate::auth::Viewer;
+use crate::db::RequestDb;
+use crate::error::ApiError;
+
+/// The authenticated viewer of this request.
+pub fn viewer<'a>(ctx: &Context<'a>) -> Result<&'a Viewer, ApiError> {
+    ctx.data::<Viewer>()
+        .map_err(|_| ApiError::Unauthenticated("authentication required".into()))
+}
+
+/// The request's loaders.
+pub fn loaders<'a>(ctx: &Context<'a>) -> Result<&'a Loaders, ApiError> {
+    ctx.data::<Loaders>()
+        .map_err(|_| ApiError::Unauthenticated("authentication required".into()))
+}
+
+/// The request's database handle.
+pub fn db<'a>(ctx: &Context<'a>) -> Result<&'a Arc<RequestDb>, ApiError> {
+    ctx.data::<Arc<RequestDb>>()
+        .map_err(|_| ApiError::Unauthenticated("authentication required".into()))
+}
+
+/// Loads one value by key through the request's loaders.
+pub async fn load_one<K>(
+    ctx: &Context<'_>,
+    key: K,
+) -> Result<Option<<DbLoader as Loader<K>>::Value>, ApiError>
+where
+    K: Send + Sync + Hash + Eq + Clone + 'static,
+    DbLoader: Loader<K, Error = LoadError>,
+{
+    Ok(loaders(ctx)?.load_one(key).await?)
+}

@@ -1,0 +1,204 @@
+//! `Dock` (a provider connection) and `SyncRun`.
+
+use std::sync::Arc;
+
+use async_graphql::{Context, ID, Object};
+use chrono::{DateTime, Utc};
+
+use super::resource_list::{ResourceConnection, prime_pages, resource_page};
+use crate::auth::permissions::{Area, Level};
+use crate::db::models::dock::{Dock, SyncRunRow};
+use crate::db::models::resource::{Filter, Parent};
+use crate::error::ApiError;
+use crate::graphql::connection::{Window, connection, paginate};
+use crate::graphql::context::{load_one, loaders, viewer};
+use crate::graphql::enums::{ResourceKind, SyncStatus, words};
+use crate::graphql::ids;
+use crate::graphql::loaders::{DockId, SyncRunsKey};
+
+/// A provider account connected to the organization.
+pub struct DockNode(pub Arc<Dock>);
+
+#[Object(name = "Dock")]
+impl DockNode {
+    pub async fn id(&self) -> ID {
+        ids::encode("Dock", self.0.id)
+    }
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+    async fn provider(&self) -> &str {
+        &self.0.provider
+    }
+    /// The key's last four characters; `null` without docks FULL. The key itself is never shown.
+    async fn api_key_hint(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<&str>> {
+        Ok(viewer(ctx)?
+            .can(Area::Docks, Level::Full)
+            .then_some(())
+            .and(self.0.api_key_hint.as_deref()))
+    }
+    async fn last_sync_at(&self) -> Option<DateTime<Utc>> {
+        self.0.last_sync_at
+    }
+    async fn last_sync_status(&self) -> SyncStatus {
+        SyncStatus::from_word(&self.0.last_sync_status)
+    }
+    async fn last_sync_error(&self) -> Option<&str> {
+        self.0.last_sync_error.as_deref()
+    }
+    /// True while a replica holds an unexpired sync lease on the dock.
+    async fn sync_in_progress(&self) -> bool {
+        self.0.lease_expires_at.is_some_and(|at| at > Utc::now())
+    }
+    async fn sync_interval_seconds(&self) -> i32 {
+        self.0.sync_interval_seconds
+    }
+    /// The dock's resources, by name (then kind, then id).
+    #[graphql(complexity = "first.unwrap_or(50).max(0) as usize * child_complexity")]
+    async fn resources(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        kinds: Option<Vec<ResourceKind>>,
+    ) -> async_graphql::Result<ResourceConnection> {
+        Ok(resource_page(
+            ctx,
+            Parent::Dock,
+            self.0.id,
+            kinds_filter(kinds.as_deref()),
+            first,
+            after.as_deref(),
+        )
+        .await?)
+    }
+    /// Sync runs, newest first.
+    #[graphql(complexity = "first.unwrap_or(50).max(0) as usize * child_complexity")]
+    async fn sync_runs(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<SyncRunConnection> {
+        let window = Window::<(DateTime<Utc>, uuid::Uuid)>::new(first, after.as_deref())?;
+        let key = SyncRunsKey {
+            dock: self.0.id,
+            after: window.after,
+            limit: window.limit(),
+        };
+        let page = load_one(ctx, key).await?.unwrap_or_default();
+        let rows: Vec<SyncRunNode> = page
+            .0
+            .iter()
+            .cloned()
+            .map(|r| SyncRunNode(Arc::new(r)))
+            .collect();
+        let (edges, info) = paginate(rows, window.first, window.after.is_some(), |r| {
+            (r.0.started_at, r.0.id)
+        });
+        Ok(SyncRunConnection::new(edges, info, page.1))
+    }
+}
+
+connection!(DockConnection, DockEdge, DockNode);
+
+/// One sync of a dock.
+pub struct SyncRunNode(pub Arc<SyncRunRow>);
+
+#[Object(name = "SyncRun")]
+impl SyncRunNode {
+    pub async fn id(&self) -> ID {
+        ids::encode("SyncRun", self.0.id)
+    }
+    async fn dock(&self, ctx: &Context<'_>) -> async_graphql::Result<DockNode> {
+        let dock = load_one(ctx, DockId(self.0.dock_id)).await?;
+        Ok(DockNode(dock.ok_or_else(|| {
+            ApiError::internal(anyhow::anyhow!("sync run without its dock"))
+        })?))
+    }
+    /// `schedule` or `manual`.
+    async fn trigger(&self) -> &str {
+        &self.0.trigger
+    }
+    async fn status(&self) -> SyncStatus {
+        SyncStatus::from_word(&self.0.status)
+    }
+    async fn started_at(&self) -> DateTime<Utc> {
+        self.0.started_at
+    }
+    async fn finished_at(&self) -> Option<DateTime<Utc>> {
+        self.0.finished_at
+    }
+    async fn created(&self) -> i32 {
+        self.0.created
+    }
+    async fn updated(&self) -> i32 {
+        self.0.updated
+    }
+    async fn deleted(&self) -> i32 {
+        self.0.deleted
+    }
+    async fn unchanged(&self) -> i32 {
+        self.0.unchanged
+    }
+    async fn error(&self) -> Option<&str> {
+        self.0.error.as_deref()
+    }
+}
+
+connection!(SyncRunConnection, SyncRunEdge, SyncRunNode);
+
+fn kinds_filter(kinds: Option<&[ResourceKind]>) -> Filter {
+    Filter {
+        kinds: kinds.map(|k| {
+            words(k, |kind| {
+                crate::db::models::resource::Kind::from(kind).as_str()
+            })
+        }),
+        ..Filter::default()
+    }
+}
+
+/// Loads, for every dock of a list at once, the `resources` and `syncRuns` pages `look` (the
+/// selection on each dock) asks for.
+pub async fn prime(
+    ctx: &Context<'_>,
+    docks: &[DockNode],
+    look: &async_graphql::Lookahead<'_>,
+) -> Result<(), ApiError> {
+    use async_graphql::InputType;
+    let ids: Vec<uuid::Uuid> = docks.iter().map(|d| d.0.id).collect();
+    prime_pages(ctx, Parent::Dock, &ids, look, |selection| {
+        let (mut first, mut after, mut kinds) = (None, None, None);
+        for (name, value) in selection.arguments().ok()? {
+            match name.as_str() {
+                "first" => first = Option::<i32>::parse(Some(value)).ok()?,
+                "after" => after = Option::<String>::parse(Some(value)).ok()?,
+                "kinds" => kinds = Option::<Vec<ResourceKind>>::parse(Some(value)).ok()?,
+                _ => {}
+            }
+        }
+        Some((kinds_filter(kinds.as_deref()), first, after))
+    })
+    .await?;
+    for selection in look.field("syncRuns").selection_fields() {
+        let (mut first, mut after) = (None, None);
+        for (name, value) in selection.arguments().unwrap_or_default() {
+            match name.as_str() {
+                "first" => first = Option::<i32>::parse(Some(value)).ok().flatten(),
+                "after" => after = Option::<String>::parse(Some(value)).ok().flatten(),
+                _ => {}
+            }
+        }
+        let Ok(window) = Window::<(DateTime<Utc>, uuid::Uuid)>::new(first, after.as_deref()) else {
+            continue;
+        };
+        let keys = ids.iter().map(|dock| SyncRunsKey {
+            dock: *dock,
+            after: window.after,
+            limit: window.limit(),
+        });
+        loaders(ctx)?.load_many(keys).await?;
+    }
+    Ok(())
+}

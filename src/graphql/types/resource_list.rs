@@ -1,0 +1,96 @@
+//! `ResourceConnection`: resources under an organization or a dock, filtered and paged.
+
+use async_graphql::{Context, Lookahead};
+use uuid::Uuid;
+
+use super::project::node_looks;
+use super::resource::{ResourceInterface, load_and_prime};
+use crate::db::models::resource::{Filter, Kind, PageRow, Parent};
+use crate::error::ApiError;
+use crate::graphql::connection::{Window, connection, paginate};
+use crate::graphql::context::{load_one, loaders};
+use crate::graphql::loaders::{ResourceKey, ResourcePageKey};
+
+connection!(ResourceConnection, ResourceEdge, ResourceInterface);
+
+type Cursor = (String, String, Uuid);
+
+fn page_key(
+    parent: Parent,
+    id: Uuid,
+    mut filter: Filter,
+    window: &Window<Cursor>,
+) -> ResourcePageKey {
+    filter.after = window.after.clone();
+    filter.limit = window.limit();
+    ResourcePageKey { parent, id, filter }
+}
+
+fn key_of(row: &PageRow) -> Option<ResourceKey> {
+    Some(ResourceKey(Kind::parse(&row.kind)?, row.id))
+}
+
+/// One page of resources under `parent` `id`, ordered by `(name, kind, id)`.
+pub async fn resource_page(
+    ctx: &Context<'_>,
+    parent: Parent,
+    id: Uuid,
+    filter: Filter,
+    first: Option<i32>,
+    after: Option<&str>,
+) -> Result<ResourceConnection, ApiError> {
+    let window = Window::<Cursor>::new(first, after)?;
+    let page = load_one(ctx, page_key(parent, id, filter, &window))
+        .await?
+        .unwrap_or_default();
+    let keys = page.rows.iter().filter_map(key_of).collect();
+    let resources = load_and_prime(ctx, keys, &node_looks(&ctx.look_ahead())).await?;
+    let (edges, info) = paginate(
+        page.rows.clone(),
+        window.first,
+        window.after.is_some(),
+        |r| (r.name.clone(), r.kind.clone(), r.id),
+    );
+    let edges = edges
+        .into_iter()
+        .filter_map(|(cursor, row)| {
+            Some((
+                cursor,
+                ResourceInterface::from_row(resources.get(&key_of(&row)?)?.clone()),
+            ))
+        })
+        .collect();
+    Ok(ResourceConnection::new(edges, info, page.total))
+}
+
+/// Primes the `resources` pages a selection asks of each of many parents (`look` is the selection
+/// on each parent), with their resources.
+pub async fn prime_pages(
+    ctx: &Context<'_>,
+    parent: Parent,
+    ids: &[Uuid],
+    look: &Lookahead<'_>,
+    filter_of: impl Fn(
+        &async_graphql::SelectionField<'_>,
+    ) -> Option<(Filter, Option<i32>, Option<String>)>,
+) -> Result<(), ApiError> {
+    let field = look.field("resources");
+    for selection in field.selection_fields() {
+        let Some((filter, first, after)) = filter_of(&selection) else {
+            continue;
+        };
+        let Ok(window) = Window::<Cursor>::new(first, after.as_deref()) else {
+            continue;
+        };
+        let keys = ids
+            .iter()
+            .map(|id| page_key(parent, *id, filter.clone(), &window));
+        let pages = loaders(ctx)?.load_many(keys).await?;
+        let resource_keys = pages
+            .values()
+            .flat_map(|p| p.rows.iter().filter_map(key_of))
+            .collect();
+        load_and_prime(ctx, resource_keys, &node_looks(&field)).await?;
+    }
+    Ok(())
+}
