@@ -55,8 +55,19 @@ impl Scope {
         for<'r> F: TxBody<&'r mut AsyncPgConnection, Result<R, DbError>, Fut: Send> + Send,
         R: Send,
     {
-        let mut conn = pool.get().await?;
-        self.transaction_on(&mut conn, body).await
+        self.try_transaction(pool, body).await
+    }
+
+    /// Like [`Scope::transaction`], with the caller's error type: any error converting from
+    /// [`DbError`]; returning one rolls back (mutations abandon with their own reasons).
+    pub async fn try_transaction<R, E, F>(&self, pool: &Pool, body: F) -> Result<R, E>
+    where
+        for<'r> F: TxBody<&'r mut AsyncPgConnection, Result<R, E>, Fut: Send> + Send,
+        E: From<DbError> + From<diesel::result::Error> + Send,
+        R: Send,
+    {
+        let mut conn = pool.get().await.map_err(DbError::from)?;
+        self.try_transaction_on(&mut conn, body).await
     }
 
     /// Like [`Scope::transaction`], on a connection the caller holds.
@@ -69,7 +80,21 @@ impl Scope {
         for<'r> F: TxBody<&'r mut AsyncPgConnection, Result<R, DbError>, Fut: Send> + Send,
         R: Send,
     {
-        conn.transaction::<R, DbError, _>(async move |conn| {
+        self.try_transaction_on(conn, body).await
+    }
+
+    /// Like [`Scope::try_transaction`], on a connection the caller holds.
+    pub async fn try_transaction_on<R, E, F>(
+        &self,
+        conn: &mut AsyncPgConnection,
+        body: F,
+    ) -> Result<R, E>
+    where
+        for<'r> F: TxBody<&'r mut AsyncPgConnection, Result<R, E>, Fut: Send> + Send,
+        E: From<DbError> + From<diesel::result::Error> + Send,
+        R: Send,
+    {
+        conn.transaction::<R, E, _>(async move |conn| {
             self.apply(conn).await?;
             body(conn).await
         })

@@ -10,19 +10,21 @@ pub mod enums;
 pub mod extension;
 pub mod ids;
 pub mod loaders;
+pub mod mutations;
 pub mod node;
 pub mod types;
 
-use async_graphql::{Context, EmptyMutation, EmptySubscription, ID, Object, Schema, SchemaBuilder};
+use async_graphql::{Context, EmptySubscription, ID, Object, Schema, SchemaBuilder};
 
 use crate::db::Pool;
 use context::viewer;
 use extension::{Limits, RequestSetup};
+use mutations::Mutation;
 use node::Node;
 use types::viewer::ViewerNode;
 
 /// The served schema type.
-pub type AppSchema = Schema<Query, EmptyMutation, EmptySubscription>;
+pub type AppSchema = Schema<Query, Mutation, EmptySubscription>;
 
 /// The query roots.
 pub struct Query;
@@ -69,8 +71,8 @@ impl Default for QueryLimits {
 }
 
 /// The schema's shape without runtime data (enough for the SDL).
-pub fn schema_builder() -> SchemaBuilder<Query, EmptyMutation, EmptySubscription> {
-    Schema::build(Query, EmptyMutation, EmptySubscription)
+pub fn schema_builder() -> SchemaBuilder<Query, Mutation, EmptySubscription> {
+    Schema::build(Query, Mutation::default(), EmptySubscription)
 }
 
 /// The schema the server serves, with the pool as data and the limits applied.

@@ -1,0 +1,380 @@
+//! `createProject`, `updateProject`, `deleteProject`, `linkResource`, `unlinkResource`.
+
+use std::sync::Arc;
+
+use async_graphql::{Context, ID, InputObject, MaybeUndefined, Object};
+use uuid::Uuid;
+
+use super::refusal;
+use crate::auth::Viewer;
+use crate::auth::permissions::{Area, Level};
+use crate::db::models::directory;
+use crate::db::models::link;
+use crate::db::models::project::{self, NewProject, ProjectChanges};
+use crate::db::models::resource::{self, Kind};
+use crate::db::{DbError, Pool};
+use crate::error::ApiError;
+use crate::graphql::context::viewer;
+use crate::graphql::ids;
+use crate::graphql::types::project::{ProjectNode, ProjectResourceEdge};
+use crate::graphql::types::resource::{ResourceInterface, kind_of_type};
+
+const MAX_NAME: usize = 200;
+const MAX_DESCRIPTION: usize = 4000;
+
+#[derive(InputObject)]
+pub struct CreateProjectInput {
+    /// 1–200 characters.
+    pub name: String,
+    /// Lowercase letters, digits and dashes, starting with a letter or digit, at most 63.
+    pub slug: String,
+    pub description: Option<String>,
+    pub client_id: Option<ID>,
+    pub team_id: Option<ID>,
+}
+
+/// Fields left out stay as they are; `null` clears `description`, `clientId` or `teamId`.
+#[derive(InputObject)]
+pub struct UpdateProjectInput {
+    pub name: Option<String>,
+    pub slug: Option<String>,
+    pub description: MaybeUndefined<String>,
+    pub client_id: MaybeUndefined<ID>,
+    pub team_id: MaybeUndefined<ID>,
+}
+
+#[derive(Default)]
+pub struct ProjectMutations;
+
+#[Object]
+impl ProjectMutations {
+    /// Creates a project. Needs projects FULL.
+    async fn create_project(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateProjectInput,
+    ) -> async_graphql::Result<ProjectNode> {
+        let viewer = allowed(ctx)?;
+        let name = valid_name(&input.name)?;
+        let slug = valid_slug(&input.slug)?;
+        let description = input
+            .description
+            .as_deref()
+            .map(valid_description)
+            .transpose()?;
+        let client_id = input
+            .client_id
+            .as_deref()
+            .map(|id| ids::decode_as(id, "Client"))
+            .transpose()?;
+        let team_id = input
+            .team_id
+            .as_deref()
+            .map(|id| ids::decode_as(id, "Team"))
+            .transpose()?;
+        let new = NewProject {
+            org_id: viewer.organization.id,
+            name,
+            slug,
+            description,
+            client_id,
+            team_id,
+            created_by: viewer.user.id,
+        };
+        let created = viewer
+            .scope()
+            .try_transaction(pool(ctx)?, async |conn| {
+                check_owners(conn, client_id, team_id).await?;
+                project::create(conn, new).await.map_err(Refusal::Db)
+            })
+            .await
+            .map_err(|e| {
+                e.into_api(
+                    &format!("a project with slug `{slug}` exists"),
+                    "no such client or team",
+                )
+            })?;
+        Ok(ProjectNode(Arc::new(created)))
+    }
+
+    /// Changes a project. Needs projects FULL.
+    async fn update_project(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        input: UpdateProjectInput,
+    ) -> async_graphql::Result<ProjectNode> {
+        let viewer = allowed(ctx)?;
+        let project_id = ids::decode_as(&id, "Project")?;
+        let changes = ProjectChanges {
+            name: input
+                .name
+                .as_deref()
+                .map(valid_name)
+                .transpose()?
+                .map(str::to_owned),
+            slug: input
+                .slug
+                .as_deref()
+                .map(valid_slug)
+                .transpose()?
+                .map(str::to_owned),
+            description: optional(input.description, |d| Ok(valid_description(&d)?.to_owned()))?,
+            client_id: optional(input.client_id, |id| ids::decode_as(&id, "Client"))?,
+            team_id: optional(input.team_id, |id| ids::decode_as(&id, "Team"))?,
+        };
+        let (client, team) = (changes.client_id.flatten(), changes.team_id.flatten());
+        let updated = viewer
+            .scope()
+            .try_transaction(pool(ctx)?, async |conn| {
+                check_owners(conn, client, team).await?;
+                project::update(conn, project_id, changes)
+                    .await
+                    .map_err(Refusal::Db)
+            })
+            .await
+            .map_err(|e| e.into_api("another project has that slug", "no such client or team"))?;
+        Ok(ProjectNode(Arc::new(
+            updated.ok_or_else(|| not_found(&id))?,
+        )))
+    }
+
+    /// Soft-deletes a project: it vanishes from every read. Needs projects FULL.
+    async fn delete_project(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<ID> {
+        let viewer = allowed(ctx)?;
+        let project_id = ids::decode_as(&id, "Project")?;
+        let deleted = viewer
+            .scope()
+            .transaction(pool(ctx)?, async |conn| {
+                project::soft_delete(conn, project_id).await
+            })
+            .await
+            .map_err(ApiError::from)?;
+        if !deleted {
+            return Err(not_found(&id).into());
+        }
+        Ok(id)
+    }
+
+    /// Links a resource to a project. Needs projects FULL.
+    async fn link_resource(
+        &self,
+        ctx: &Context<'_>,
+        project_id: ID,
+        resource_id: ID,
+    ) -> async_graphql::Result<ProjectResourceEdge> {
+        let viewer = allowed(ctx)?;
+        let project = ids::decode_as(&project_id, "Project")?;
+        let (kind, resource) = resource_of(&resource_id)?;
+        let (org, user) = (viewer.organization.id, viewer.user.id);
+        let (link, row) = viewer
+            .scope()
+            .try_transaction(pool(ctx)?, async |conn| {
+                if project::by_ids(conn, &[project]).await?.is_empty() {
+                    return Err(Refusal::Missing("project"));
+                }
+                let Some(row) = resource::by_ids(conn, kind, &[resource]).await?.pop() else {
+                    return Err(Refusal::Missing("resource"));
+                };
+                if link::link(conn, org, project, kind, resource, user)
+                    .await?
+                    .is_none()
+                {
+                    return Err(Refusal::Exists);
+                }
+                let link = link::find(conn, project, resource)
+                    .await?
+                    .ok_or(Refusal::Missing("link"))?;
+                Ok((link, row))
+            })
+            .await
+            .map_err(|e| {
+                e.into_api(
+                    "the resource is already linked to the project",
+                    "no such resource",
+                )
+            })?;
+        let cursor =
+            crate::graphql::connection::encode_cursor(&(link.denormalized_name.clone(), link.id));
+        Ok(ProjectResourceEdge {
+            cursor,
+            link,
+            node: ResourceInterface::from_row(Arc::new(row)),
+        })
+    }
+
+    /// Unlinks a resource from a project; false when they were not linked. Needs projects FULL.
+    async fn unlink_resource(
+        &self,
+        ctx: &Context<'_>,
+        project_id: ID,
+        resource_id: ID,
+    ) -> async_graphql::Result<bool> {
+        let viewer = allowed(ctx)?;
+        let project = ids::decode_as(&project_id, "Project")?;
+        let (kind, resource) = resource_of(&resource_id)?;
+        Ok(viewer
+            .scope()
+            .try_transaction(pool(ctx)?, async |conn| {
+                if project::by_ids(conn, &[project]).await?.is_empty() {
+                    return Err(Refusal::Missing("project"));
+                }
+                if !resource::exists(conn, kind, resource).await? {
+                    return Err(Refusal::Missing("resource"));
+                }
+                Ok(link::unlink(conn, project, resource).await?)
+            })
+            .await
+            .map_err(|e| e.into_api("", "no such resource"))?)
+    }
+}
+
+/// Why a mutation's transaction was abandoned.
+#[derive(Debug)]
+enum Refusal {
+    Missing(&'static str),
+    Exists,
+    Db(DbError),
+}
+
+impl From<DbError> for Refusal {
+    fn from(err: DbError) -> Self {
+        Refusal::Db(err)
+    }
+}
+
+impl From<diesel::result::Error> for Refusal {
+    fn from(err: diesel::result::Error) -> Self {
+        Refusal::Db(err.into())
+    }
+}
+
+impl Refusal {
+    fn into_api(self, conflict: &str, missing: &str) -> ApiError {
+        match self {
+            Refusal::Missing(what) => ApiError::NotFound(format!("no such {what}")),
+            Refusal::Exists => ApiError::Conflict(conflict.into()),
+            Refusal::Db(err) => refusal(err, conflict, missing),
+        }
+    }
+}
+
+/// The viewer, if their role allows writing projects.
+fn allowed<'a>(ctx: &Context<'a>) -> Result<&'a Viewer, ApiError> {
+    let viewer = viewer(ctx)?;
+    if !viewer.can(Area::Projects, Level::Full) {
+        return Err(ApiError::Forbidden(
+            "changing projects needs projects FULL".into(),
+        ));
+    }
+    Ok(viewer)
+}
+
+fn pool<'a>(ctx: &Context<'a>) -> Result<&'a Pool, ApiError> {
+    ctx.data::<Pool>()
+        .map_err(|_| ApiError::internal(anyhow::anyhow!("no pool in schema data")))
+}
+
+fn not_found(id: &ID) -> ApiError {
+    ApiError::NotFound(format!(
+        "no project with id `{}`",
+        id.get(..64).unwrap_or(id)
+    ))
+}
+
+/// A resource id's kind and uuid; ids of other types name no resource.
+fn resource_of(id: &ID) -> Result<(Kind, Uuid), ApiError> {
+    let (type_name, uuid) = ids::decode(id)?;
+    let kind =
+        kind_of_type(&type_name).ok_or_else(|| ApiError::NotFound("no such resource".into()))?;
+    Ok((kind, uuid))
+}
+
+/// Checks that the client and team a project names exist in the org.
+async fn check_owners(
+    conn: &mut diesel_async::AsyncPgConnection,
+    client: Option<Uuid>,
+    team: Option<Uuid>,
+) -> Result<(), Refusal> {
+    if let Some(client) = client
+        && directory::clients_by_ids(conn, &[client]).await?.is_empty()
+    {
+        return Err(Refusal::Missing("client"));
+    }
+    if let Some(team) = team
+        && directory::teams_by_ids(conn, &[team]).await?.is_empty()
+    {
+        return Err(Refusal::Missing("team"));
+    }
+    Ok(())
+}
+
+/// `undefined` → no change, `null` → clear, a value → validated and set.
+fn optional<T, U>(
+    value: MaybeUndefined<T>,
+    check: impl FnOnce(T) -> Result<U, ApiError>,
+) -> Result<Option<Option<U>>, ApiError> {
+    match value {
+        MaybeUndefined::Undefined => Ok(None),
+        MaybeUndefined::Null => Ok(Some(None)),
+        MaybeUndefined::Value(v) => Ok(Some(Some(check(v)?))),
+    }
+}
+
+fn valid_name(name: &str) -> Result<&str, ApiError> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > MAX_NAME {
+        return Err(ApiError::BadUserInput(format!(
+            "`name` must be 1 to {MAX_NAME} characters"
+        )));
+    }
+    Ok(name)
+}
+
+/// The slug rule of the database's check constraint, checked first for a clear message.
+pub fn valid_slug(slug: &str) -> Result<&str, ApiError> {
+    let bytes = slug.as_bytes();
+    let ok = (1..=63).contains(&bytes.len())
+        && bytes[0].is_ascii_alphanumeric()
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
+        && !bytes[0].is_ascii_uppercase();
+    if !ok {
+        return Err(ApiError::BadUserInput(
+            "`slug` must be 1 to 63 lowercase letters, digits or dashes, starting with a letter or digit".into(),
+        ));
+    }
+    Ok(slug)
+}
+
+fn valid_description(description: &str) -> Result<&str, ApiError> {
+    if description.chars().count() > MAX_DESCRIPTION {
+        return Err(ApiError::BadUserInput(format!(
+            "`description` may have at most {MAX_DESCRIPTION} characters"
+        )));
+    }
+    Ok(description)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slugs_follow_the_database_rule() {
+        for good in ["a", "web-1", "0abc", &"a".repeat(63)] {
+            assert!(valid_slug(good).is_ok(), "{good}");
+        }
+        for bad in ["", "-a", "Web", "a_b", "a b", "é", &"a".repeat(64)] {
+            assert!(valid_slug(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn names_are_trimmed_and_bounded() {
+        assert_eq!(valid_name("  Site ").ok(), Some("Site"));
+        assert!(valid_name("   ").is_err());
+        assert!(valid_name(&"x".repeat(201)).is_err());
+    }
+}

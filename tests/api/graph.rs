@@ -1,0 +1,332 @@
+//! The project graph: every read type, pagination edges, the O(depth) statement bound, limits.
+
+use serde_json::{Value, json};
+
+use crate::harness::{TestApp, error_code};
+
+const DASHBOARD: &str = include_str!("../../bench/dashboard.graphql");
+
+/// A server over a database seeded at `scale`, and a token for `org-0`'s owner.
+async fn seeded(scale: u32) -> (TestApp, String) {
+    let app = TestApp::spawn().await;
+    stackgate::seed::seed(&mut app.db.owner().await, scale)
+        .await
+        .expect("seed");
+    let token = app.token("org-0-owner", Some("org-0"));
+    (app, token)
+}
+
+/// Runs a query asking for the statement count; returns the body and the count.
+async fn traced(app: &TestApp, token: &str, query: &str, variables: Value) -> (Value, Option<u64>) {
+    let response = app
+        .client
+        .post(app.url("/graphql"))
+        .bearer_auth(token)
+        .header("x-stackgate-trace", "statements")
+        .json(&json!({ "query": query, "variables": variables }))
+        .send()
+        .await
+        .expect("sent");
+    let body: Value = response.json().await.expect("json");
+    let statements = body["extensions"]["sqlStatements"].as_u64();
+    (body, statements)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dashboard_costs_the_same_statements_at_any_scale() {
+    let mut counts = Vec::new();
+    for scale in [1, 2] {
+        let (app, token) = seeded(scale).await;
+        let (body, statements) = traced(&app, &token, DASHBOARD, json!({})).await;
+        assert!(body.get("errors").is_none(), "{body}");
+        let projects = &body["data"]["viewer"]["organization"]["projects"];
+        assert_eq!(projects["totalCount"], json!(10 * scale));
+        let edges = projects["edges"].as_array().expect("edges");
+        assert_eq!(edges.len(), 10 * scale as usize);
+        for edge in edges {
+            let resources = edge["node"]["resources"]["edges"]
+                .as_array()
+                .expect("resources");
+            assert_eq!(resources.len(), 20);
+            for r in resources {
+                assert!(r["node"]["dock"]["provider"].is_string(), "{r}");
+                assert_eq!(
+                    r["denormalizedStatus"], r["node"]["status"],
+                    "links never drift: {r}"
+                );
+            }
+            let h = &edge["node"]["healthSummary"];
+            let sum: i64 = ["healthy", "degraded", "unhealthy", "unknown"]
+                .iter()
+                .map(|k| h[k].as_i64().unwrap_or(0))
+                .sum();
+            assert_eq!(sum, 20, "health counts cover every linked resource");
+        }
+        counts.push(statements.expect("statement count reported"));
+    }
+    assert_eq!(
+        counts[0], counts[1],
+        "statements do not grow with rows: {counts:?}"
+    );
+    assert!(counts[0] <= 12, "at most 12 statements, got {}", counts[0]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn nested_lists_stay_batched() {
+    let (app, token) = seeded(1).await;
+    let query = "{ viewer { organization {
+        docks { edges { node { name resources(first: 5) { totalCount nodes { name dock { name } projects { slug } } }
+                              syncRuns(first: 2) { totalCount nodes { status dock { name } } } } } }
+        resources(first: 30, kinds: [SERVER, DATABASE]) { totalCount nodes { __typename projects { name } } } } } }";
+    let (body, statements) = traced(&app, &token, query, json!({})).await;
+    assert!(body.get("errors").is_none(), "{body}");
+    let docks = body["data"]["viewer"]["organization"]["docks"]["edges"]
+        .as_array()
+        .expect("docks");
+    assert_eq!(docks.len(), 4);
+    for dock in docks {
+        let runs = &dock["node"]["syncRuns"];
+        assert!(runs["totalCount"].as_i64().unwrap_or(0) >= 1, "{runs}");
+        let resources = dock["node"]["resources"]["nodes"]
+            .as_array()
+            .expect("nodes");
+        assert_eq!(resources.len(), 5);
+        assert!(
+            resources
+                .iter()
+                .all(|r| r["dock"]["name"] == dock["node"]["name"])
+        );
+    }
+    let kinds: Vec<&str> = body["data"]["viewer"]["organization"]["resources"]["nodes"]
+        .as_array()
+        .expect("nodes")
+        .iter()
+        .map(|n| n["__typename"].as_str().unwrap_or(""))
+        .collect();
+    assert!(
+        kinds.iter().all(|k| *k == "Server" || *k == "Database"),
+        "{kinds:?}"
+    );
+    assert!(
+        statements.expect("count") <= 16,
+        "4 docks nested two levels deep: {statements:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_type_exposes_its_fields() {
+    let (app, token) = seeded(1).await;
+    let query = "{ viewer { organization { name slug
+        teams { id name } clients { id name } members { role user { email } } roles { name isBuiltin permissions }
+        projects(first: 1) { nodes { id name slug description createdAt updatedAt client { name } team { name }
+          resources(first: 20) { totalCount edges { cursor linkedAt denormalizedName node {
+            id kind name provider providerResourceId status providerStatus region lastSeenAt createdAt updatedAt
+            fullApiData health { state checkedAt latencyMs message } dock { id apiKeyHint syncIntervalSeconds syncInProgress lastSyncError }
+            ... on Server { primaryIpAddress ipv6 vcpus memoryMb diskGb image }
+            ... on WebService { productionUrl environment framework }
+            ... on Domain { domainName expiresAt autoRenew }
+            ... on Database { engine version host port } } } } } } } } }";
+    let (body, _) = traced(&app, &token, query, json!({})).await;
+    assert!(body.get("errors").is_none(), "{body}");
+    let org = &body["data"]["viewer"]["organization"];
+    assert_eq!(org["teams"].as_array().map(Vec::len), Some(2));
+    assert_eq!(org["clients"].as_array().map(Vec::len), Some(2));
+    assert_eq!(org["roles"].as_array().map(Vec::len), Some(4));
+    assert!(org["members"].as_array().is_some_and(|m| m.len() >= 4));
+    let edges = org["projects"]["nodes"][0]["resources"]["edges"]
+        .as_array()
+        .expect("edges");
+    let typenames: std::collections::HashSet<&str> = edges
+        .iter()
+        .filter_map(|e| e["node"]["kind"].as_str())
+        .collect();
+    assert_eq!(
+        typenames.len(),
+        4,
+        "a project links all four kinds: {typenames:?}"
+    );
+    for edge in edges {
+        assert_eq!(edge["denormalizedName"], edge["node"]["name"]);
+        assert_eq!(
+            edge["node"]["dock"]["apiKeyHint"], "0000",
+            "owners see the key hint"
+        );
+    }
+
+    let viewer = app.token("org-0-viewer", Some("org-0"));
+    let (body, _) = traced(&app, &viewer, "{ viewer { organization { docks { nodes { apiKeyHint } } resources(first: 3) { nodes { fullApiData } } } } }", json!({})).await;
+    assert!(body.get("errors").is_none(), "{body}");
+    let org = &body["data"]["viewer"]["organization"];
+    assert!(
+        org["docks"]["nodes"]
+            .as_array()
+            .expect("docks")
+            .iter()
+            .all(|d| d["apiKeyHint"].is_null()),
+        "{org}"
+    );
+    assert!(
+        org["resources"]["nodes"]
+            .as_array()
+            .expect("r")
+            .iter()
+            .all(|r| r["fullApiData"].is_null()),
+        "{org}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn node_resolves_every_type_and_hides_other_orgs() {
+    let (app, token) = seeded(1).await;
+    let ids_query = "{ viewer { organization { id teams { id } clients { id }
+        projects(first: 1) { nodes { id resources(first: 20) { nodes { id __typename dock { id syncRuns(first: 1) { nodes { id } } } } } } } } } }";
+    let (body, _) = traced(&app, &token, ids_query, json!({})).await;
+    let org = &body["data"]["viewer"]["organization"];
+    let project = &org["projects"]["nodes"][0];
+    let mut ids = vec![
+        org["id"].clone(),
+        org["teams"][0]["id"].clone(),
+        org["clients"][0]["id"].clone(),
+        project["id"].clone(),
+    ];
+    let resources = project["resources"]["nodes"].as_array().expect("resources");
+    ids.extend(resources.iter().map(|r| r["id"].clone()));
+    ids.push(resources[0]["dock"]["id"].clone());
+    ids.push(resources[0]["dock"]["syncRuns"]["nodes"][0]["id"].clone());
+    let query = "query($ids: [ID!]!) { nodes(ids: $ids) { __typename id } }";
+    let (mine, _) = traced(&app, &token, query, json!({ "ids": ids })).await;
+    let found = mine["data"]["nodes"].as_array().expect("nodes");
+    assert_eq!(found.len(), ids.len());
+    for (node, id) in found.iter().zip(&ids) {
+        assert_eq!(&node["id"], id, "{mine}");
+    }
+
+    let other = app.token("org-1-owner", Some("org-1"));
+    let (theirs, _) = traced(&app, &other, query, json!({ "ids": ids })).await;
+    assert!(theirs.get("errors").is_none(), "{theirs}");
+    assert!(
+        theirs["data"]["nodes"]
+            .as_array()
+            .expect("nodes")
+            .iter()
+            .all(Value::is_null),
+        "org-1 sees nothing of org-0: {theirs}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pagination_walks_every_item_once() {
+    let (app, token) = seeded(1).await;
+    let query = "query($after: String) { viewer { organization { resources(first: 7, after: $after) {
+        totalCount pageInfo { hasNextPage hasPreviousPage startCursor endCursor } edges { cursor node { id name } } } } } }";
+    let (mut after, mut seen, mut names) = (Value::Null, Vec::new(), Vec::new());
+    loop {
+        let (body, _) = traced(&app, &token, query, json!({ "after": after })).await;
+        let page = &body["data"]["viewer"]["organization"]["resources"];
+        assert_eq!(page["totalCount"], 200, "{body}");
+        let edges = page["edges"].as_array().expect("edges");
+        assert_eq!(
+            page["pageInfo"]["endCursor"],
+            edges.last().map_or(Value::Null, |e| e["cursor"].clone())
+        );
+        assert_eq!(page["pageInfo"]["hasPreviousPage"], !after.is_null());
+        seen.extend(edges.iter().map(|e| e["node"]["id"].clone()));
+        names.extend(
+            edges
+                .iter()
+                .map(|e| e["node"]["name"].as_str().unwrap_or("").to_owned()),
+        );
+        if page["pageInfo"]["hasNextPage"] == false {
+            assert!(edges.len() <= 7);
+            break;
+        }
+        assert_eq!(edges.len(), 7);
+        after = page["pageInfo"]["endCursor"].clone();
+    }
+    let unique: std::collections::HashSet<String> = seen.iter().map(Value::to_string).collect();
+    assert_eq!(
+        (seen.len(), unique.len()),
+        (200, 200),
+        "every resource exactly once"
+    );
+    assert!(names.windows(2).all(|w| w[0] <= w[1]), "ordered by name");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pagination_edges_and_bad_arguments() {
+    let (app, token) = seeded(1).await;
+    let projects = "query($first: Int, $after: String, $search: String) { viewer { organization {
+        projects(first: $first, after: $after, search: $search) { totalCount pageInfo { hasNextPage startCursor endCursor } edges { node { slug } } } } } }";
+    let page = |body: &Value| body["data"]["viewer"]["organization"]["projects"].clone();
+
+    let (empty, _) = traced(&app, &token, projects, json!({ "search": "no-such-thing" })).await;
+    assert_eq!(
+        page(&empty),
+        json!({ "totalCount": 0, "pageInfo": { "hasNextPage": false, "startCursor": null, "endCursor": null }, "edges": [] })
+    );
+
+    let (exact, _) = traced(&app, &token, projects, json!({ "first": 10 })).await;
+    assert_eq!(page(&exact)["edges"].as_array().map(Vec::len), Some(10));
+    assert_eq!(
+        page(&exact)["pageInfo"]["hasNextPage"],
+        false,
+        "an exact page has no next page"
+    );
+
+    let (first, _) = traced(&app, &token, projects, json!({ "first": 6 })).await;
+    assert_eq!(page(&first)["pageInfo"]["hasNextPage"], true);
+    let (last, _) = traced(
+        &app,
+        &token,
+        projects,
+        json!({ "first": 6, "after": page(&first)["pageInfo"]["endCursor"] }),
+    )
+    .await;
+    assert_eq!(page(&last)["edges"].as_array().map(Vec::len), Some(4));
+    assert_eq!(page(&last)["pageInfo"]["hasNextPage"], false);
+
+    let (search, _) = traced(&app, &token, projects, json!({ "search": "PROJECT-00" })).await;
+    assert_eq!(
+        page(&search)["totalCount"],
+        10,
+        "search is case-insensitive on slug and name"
+    );
+    let (underscore, _) = traced(&app, &token, projects, json!({ "search": "%" })).await;
+    assert_eq!(page(&underscore)["totalCount"], 0, "wildcards are literal");
+
+    for variables in [
+        json!({ "after": "garbage" }),
+        json!({ "first": 501 }),
+        json!({ "first": -1 }),
+    ] {
+        let (body, _) = traced(&app, &token, projects, variables.clone()).await;
+        assert_eq!(error_code(&body), "BAD_USER_INPUT", "{variables}: {body}");
+    }
+    let (nested, _) = traced(&app, &token, "{ viewer { organization { projects(first: 1) { nodes { resources(after: \"bad\") { totalCount } } } } } }", json!({})).await;
+    assert_eq!(error_code(&nested), "BAD_USER_INPUT", "{nested}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn query_limits_refuse_before_any_sql() {
+    let (app, token) = seeded(1).await;
+    let mut inner = "slug".to_owned();
+    for _ in 0..6 {
+        inner = format!("resources {{ nodes {{ projects {{ {inner} }} }} }}");
+    }
+    let deep = format!("{{ viewer {{ organization {{ projects {{ nodes {{ {inner} }} }} }} }} }}");
+    let heavy = "{ viewer { organization { projects(first: 500) { nodes { resources(first: 500) { nodes { name dock { name } } } } } } } }";
+    let aliases = format!(
+        "{{ viewer {{ {} }} }}",
+        (0..60)
+            .map(|i| format!("a{i}: user {{ name }}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    let tokens = format!("{{ viewer {{ user {{ {} }} }} }}", "name ".repeat(6000));
+    for query in [deep, heavy.to_owned(), aliases, tokens] {
+        let (body, statements) = traced(&app, &token, &query, json!({})).await;
+        assert_eq!(error_code(&body), "QUERY_TOO_COMPLEX", "{body}");
+        assert!(body["data"].is_null(), "{body}");
+        assert_eq!(statements, None, "refused before execution");
+    }
+}
