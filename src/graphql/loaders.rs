@@ -383,3 +383,62 @@ impl Loader<SyncRunsKey> for DbLoader {
             .map_err(Arc::new)
     }
 }
+
+/// A page of one resource's health checks, newest first (`limit` 1: the latest check).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct HealthHistoryKey {
+    pub resource: Uuid,
+    pub after: Option<(chrono::DateTime<chrono::Utc>, Uuid)>,
+    pub limit: i64,
+}
+
+impl HealthHistoryKey {
+    /// The key of a resource's latest check.
+    pub fn latest(resource: Uuid) -> Self {
+        Self {
+            resource,
+            after: None,
+            limit: 1,
+        }
+    }
+}
+
+impl Loader<HealthHistoryKey> for DbLoader {
+    type Value = Arc<(Vec<crate::db::models::health::CheckRow>, i64)>;
+    type Error = LoadError;
+
+    async fn load(
+        &self,
+        keys: &[HealthHistoryKey],
+    ) -> Result<HashMap<HealthHistoryKey, Self::Value>, LoadError> {
+        use crate::db::models::health;
+        let groups = group_by(keys, |k| (k.after, k.limit));
+        self.db
+            .run(async |conn| {
+                let mut found = HashMap::new();
+                for ((after, limit), members) in groups {
+                    let resources: Vec<Uuid> = members.iter().map(|k| k.resource).collect();
+                    let mut pages: HashMap<Uuid, (Vec<health::CheckRow>, i64)> = HashMap::new();
+                    for row in health::history_page(conn, &resources, after, limit).await? {
+                        let page = pages.entry(row.resource_id).or_default();
+                        page.1 = row.total;
+                        page.0.push(row);
+                    }
+                    for resource in resources {
+                        let page = pages.remove(&resource).unwrap_or_default();
+                        found.insert(
+                            HealthHistoryKey {
+                                resource,
+                                after,
+                                limit,
+                            },
+                            Arc::new(page),
+                        );
+                    }
+                }
+                Ok(found)
+            })
+            .await
+            .map_err(Arc::new)
+    }
+}

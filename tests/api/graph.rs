@@ -330,3 +330,72 @@ async fn query_limits_refuse_before_any_sql() {
         assert_eq!(statements, None, "refused before execution");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn health_history_is_newest_first_and_feeds_latest_health() {
+    use diesel_async::SimpleAsyncConnection;
+    let (app, token) = seeded(1).await;
+    app.db
+        .owner()
+        .await
+        .batch_execute(
+            "insert into health_checks (org_id, resource_kind, resource_id, checked_at, state, latency_ms, message)
+             select s.org_id, 'server', s.id, now() - (n || ' minutes')::interval, 'healthy', 10 + n, 'check ' || n
+             from servers s, generate_series(1, 5) n
+             where s.org_id = (select id from organizations where slug = 'org-0')",
+        )
+        .await
+        .expect("checks");
+    let query = "{ viewer { organization { resources(first: 3, kinds: [SERVER]) { nodes {
+        health { state latencyMs message } healthHistory(first: 2) { totalCount pageInfo { hasNextPage } nodes { latencyMs checkedAt } } } } } } }";
+    let (body, statements) = traced(&app, &token, query, json!({})).await;
+    assert!(body.get("errors").is_none(), "{body}");
+    for node in body["data"]["viewer"]["organization"]["resources"]["nodes"]
+        .as_array()
+        .expect("nodes")
+    {
+        assert_eq!(node["health"]["latencyMs"], 11, "the latest check: {node}");
+        assert_eq!(node["health"]["message"], "check 1");
+        let history = &node["healthHistory"];
+        assert_eq!(
+            (
+                history["totalCount"].as_i64(),
+                history["pageInfo"]["hasNextPage"].as_bool()
+            ),
+            (Some(5), Some(true))
+        );
+        let latencies: Vec<i64> = history["nodes"]
+            .as_array()
+            .expect("n")
+            .iter()
+            .filter_map(|c| c["latencyMs"].as_i64())
+            .collect();
+        assert_eq!(latencies, vec![11, 12], "newest first");
+    }
+    assert!(statements.expect("count") <= 5, "{statements:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn viewer_permissions_follow_the_role() {
+    let (app, _) = seeded(1).await;
+    let query = "{ viewer { permissions { projects resources docks audit settings } } }";
+    let expected = [
+        (
+            "org-0-owner",
+            json!({ "projects": "FULL", "resources": "FULL", "docks": "FULL", "audit": "FULL", "settings": "FULL" }),
+        ),
+        (
+            "org-0-viewer",
+            json!({ "projects": "READ", "resources": "READ", "docks": "READ", "audit": "NONE", "settings": "NONE" }),
+        ),
+    ];
+    for (user, permissions) in expected {
+        let (_, body) = app
+            .graphql(Some(&app.token(user, Some("org-0"))), query, json!({}))
+            .await;
+        assert_eq!(
+            body["data"]["viewer"]["permissions"], permissions,
+            "{user}: {body}"
+        );
+    }
+}

@@ -2,6 +2,7 @@
 
 pub mod directory;
 pub mod dock;
+pub mod health;
 pub mod link;
 pub mod membership;
 pub mod migration;

@@ -10,20 +10,95 @@ use chrono::{DateTime, Utc};
 use super::dock::DockNode;
 use super::project::ProjectNode;
 use crate::auth::permissions::{Area, Level};
+use crate::db::models::health::CheckRow;
 use crate::db::models::resource::{Extra, Kind, Resource};
 use crate::error::ApiError;
+use crate::graphql::connection::{Window, connection, paginate};
 use crate::graphql::context::{load_one, loaders, viewer};
 use crate::graphql::enums::{HealthState, ResourceKind, ResourceStatus};
 use crate::graphql::ids;
-use crate::graphql::loaders::{ApiDataKey, DockId, ProjectsOfKey, ResourceKey};
+use crate::graphql::loaders::{ApiDataKey, DockId, HealthHistoryKey, ProjectsOfKey, ResourceKey};
 
 /// A resource's latest health.
-#[derive(SimpleObject, Clone, Debug)]
 pub struct Health {
+    resource: uuid::Uuid,
+    state: HealthState,
+    checked_at: Option<DateTime<Utc>>,
+}
+
+#[Object]
+impl Health {
+    /// `UNKNOWN` until the resource is first probed.
+    async fn state(&self) -> HealthState {
+        self.state
+    }
+    async fn checked_at(&self) -> Option<DateTime<Utc>> {
+        self.checked_at
+    }
+    /// Latency of the latest check.
+    async fn latency_ms(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<i32>> {
+        Ok(latest_check(ctx, self.resource)
+            .await?
+            .and_then(|c| c.latency_ms))
+    }
+    /// What the latest check said.
+    async fn message(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<String>> {
+        Ok(latest_check(ctx, self.resource)
+            .await?
+            .and_then(|c| c.message))
+    }
+}
+
+async fn latest_check(
+    ctx: &Context<'_>,
+    resource: uuid::Uuid,
+) -> Result<Option<CheckRow>, ApiError> {
+    let page = load_one(ctx, HealthHistoryKey::latest(resource))
+        .await?
+        .unwrap_or_default();
+    Ok(page.0.first().cloned())
+}
+
+/// One recorded health check.
+#[derive(SimpleObject, Clone, Debug)]
+pub struct HealthCheck {
     pub state: HealthState,
-    pub checked_at: Option<DateTime<Utc>>,
+    pub checked_at: DateTime<Utc>,
     pub latency_ms: Option<i32>,
     pub message: Option<String>,
+}
+
+connection!(HealthCheckConnection, HealthCheckEdge, HealthCheck);
+
+async fn history_of(
+    ctx: &Context<'_>,
+    row: &Resource,
+    first: Option<i32>,
+    after: Option<String>,
+) -> async_graphql::Result<HealthCheckConnection> {
+    let window = Window::<(DateTime<Utc>, uuid::Uuid)>::new(first, after.as_deref())?;
+    let key = HealthHistoryKey {
+        resource: row.common.id,
+        after: window.after,
+        limit: window.limit(),
+    };
+    let page = load_one(ctx, key).await?.unwrap_or_default();
+    let (edges, info) = paginate(page.0.clone(), window.first, window.after.is_some(), |c| {
+        (c.checked_at, c.id)
+    });
+    let edges = edges
+        .into_iter()
+        .map(|(cursor, c)| {
+            let check = HealthCheck {
+                state: HealthState::from_word(&c.state),
+                checked_at: c.checked_at,
+                latency_ms: c.latency_ms,
+                message: c.message,
+            };
+            (cursor, check)
+        })
+        .collect();
+    Ok(HealthCheckConnection::new(edges, info, page.1))
 }
 
 /// Any synced resource.
@@ -43,6 +118,12 @@ pub struct Health {
     field(name = "provider_status", ty = "Option<&str>"),
     field(name = "region", ty = "Option<&str>"),
     field(name = "health", ty = "Health"),
+    field(
+        name = "health_history",
+        ty = "HealthCheckConnection",
+        arg(name = "first", ty = "Option<i32>"),
+        arg(name = "after", ty = "Option<String>")
+    ),
     field(name = "dock", ty = "DockNode"),
     field(name = "projects", ty = "Vec<ProjectNode>"),
     field(name = "full_api_data", ty = "Option<Json<serde_json::Value>>"),
@@ -120,10 +201,9 @@ async fn api_data_of(
 
 fn health_of(row: &Resource) -> Health {
     Health {
+        resource: row.common.id,
         state: HealthState::from_word(&row.common.health_state),
         checked_at: row.common.last_health_check_at,
-        latency_ms: None,
-        message: None,
     }
 }
 
@@ -174,6 +254,16 @@ macro_rules! resource_object {
             /// Latest health; `UNKNOWN` until first probed.
             pub async fn health(&self) -> Health {
                 health_of(&self.0)
+            }
+            /// Recorded health checks, newest first.
+            #[graphql(complexity = "first.unwrap_or(50).max(0) as usize * child_complexity")]
+            pub async fn health_history(
+                &self,
+                ctx: &Context<'_>,
+                first: Option<i32>,
+                after: Option<String>,
+            ) -> async_graphql::Result<HealthCheckConnection> {
+                history_of(ctx, &self.0, first, after).await
             }
             /// The provider connection the resource was synced from.
             pub async fn dock(&self, ctx: &Context<'_>) -> async_graphql::Result<DockNode> {
@@ -288,6 +378,18 @@ pub async fn load_and_prime(
         }
         Ok::<_, ApiError>(())
     };
+    let health = async {
+        let latest = looks.iter().any(|l| {
+            let health = l.field("health");
+            health.field("latencyMs").exists() || health.field("message").exists()
+        });
+        if latest {
+            loaders
+                .load_many(rows().map(|r| HealthHistoryKey::latest(r.common.id)))
+                .await?;
+        }
+        Ok::<_, ApiError>(())
+    };
     let api_data = async {
         if wants("fullApiData") && viewer(ctx)?.can(Area::Resources, Level::Full) {
             loaders
@@ -296,6 +398,6 @@ pub async fn load_and_prime(
         }
         Ok::<_, ApiError>(())
     };
-    futures_util::try_join!(docks, projects, api_data)?;
+    futures_util::try_join!(docks, projects, health, api_data)?;
     Ok(found)
 }

@@ -1,10 +1,24 @@
 //! `Viewer`: the caller, their active organization, and the organizations they belong to.
 
-use async_graphql::Object;
+use async_graphql::{Object, SimpleObject};
 
 use super::organization::OrganizationNode;
 use super::user::UserNode;
 use crate::auth::Viewer;
+use crate::auth::permissions::{Area, Level};
+use crate::graphql::enums::AccessLevel;
+
+/// The caller's access level in each area of the active organization.
+#[derive(SimpleObject)]
+pub struct Permissions {
+    pub projects: AccessLevel,
+    pub resources: AccessLevel,
+    pub docks: AccessLevel,
+    pub operations: AccessLevel,
+    pub settings: AccessLevel,
+    pub audit: AccessLevel,
+    pub monitoring: AccessLevel,
+}
 
 /// The authenticated caller.
 pub struct ViewerNode(pub Viewer);
@@ -17,6 +31,23 @@ impl ViewerNode {
     /// The organization this request acts in.
     async fn organization(&self) -> OrganizationNode {
         OrganizationNode(self.0.organization.clone())
+    }
+    /// What the caller's role allows in the active organization.
+    async fn permissions(&self) -> Permissions {
+        let level = |area| match self.0.permissions.level(area) {
+            Level::None => AccessLevel::None,
+            Level::Read => AccessLevel::Read,
+            Level::Full => AccessLevel::Full,
+        };
+        Permissions {
+            projects: level(Area::Projects),
+            resources: level(Area::Resources),
+            docks: level(Area::Docks),
+            operations: level(Area::Operations),
+            settings: level(Area::Settings),
+            audit: level(Area::Audit),
+            monitoring: level(Area::Monitoring),
+        }
     }
     /// Every organization the caller is a member of, by slug.
     async fn organizations(&self) -> Vec<OrganizationNode> {
