@@ -1,0 +1,1336 @@
+//! The dashboard benchmark: stackgate against PostGraphile 4.14 on the same database.
+//!
+//! ```sh
+//! cargo bench --bench dashboard -- [--scale 5] [--clients 32] [--seconds 20] [--warmup 3]
+//!     [--postgraphile] [--postgraphile-workers 1|2|1,2]
+//! ```
+//!
+//! 1. PostgreSQL: `DATABASE_URL` when set, else a throwaway private cluster under /tmp. The
+//!    database gets `random_page_cost = 1.1` (for both servers), is migrated, seeded at `--scale`
+//!    (`stackgate seed`) and analyzed.
+//! 2. stackgate: the release binary cargo built with this bench (`target/release/stackgate`)
+//!    runs `serve` on a free loopback port; the requests carry a token of `org-0-owner` in `org-0`.
+//! 3. Load: `bench/dashboard.graphql` as `POST /graphql` from `--clients` concurrent clients,
+//!    each sending its next request when the previous one answered, for `--warmup` seconds
+//!    (discarded) and then `--seconds` seconds; every request has a 30 s timeout. The first answer
+//!    is checked (no `errors`; the expected numbers of projects and links). Then one client alone
+//!    for a few seconds (the 1-client p50).
+//! 4. `--postgraphile`: the same with `bench/postgraphile/server.js` (PostGraphile 4.14 from npm,
+//!    installed with `npm ci` when missing) serving `bench/dashboard.postgraphile.graphql` as the
+//!    role `stackgate_app` with `stackgate.org_id` = org-0 (row-level security on, as for
+//!    stackgate), as one Node process or a cluster (`--postgraphile-workers`).
+//!
+//! What the columns mean: requests/s counts the answers that arrived within the measured window;
+//! latencies, errors and timeouts cover every request sent within it (those still running at its
+//! end are awaited, up to their timeout); statements/request comes from stackgate's `/metrics`
+//! (`stackgate_sql_statements_per_request`), transactions/request from `pg_stat_database`.
+//! Children are stopped and the private cluster removed at the end, on errors, on Ctrl-C, and
+//! (by a watcher process) even if this process is killed.
+
+use std::fmt::Write as _;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, anyhow, bail};
+use axum::body::Bytes;
+use diesel::QueryableByName;
+use diesel::sql_types::{BigInt, Text};
+use diesel_async::{AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::{Value, json};
+use stackgate::db::embedded::{Durability, EmbeddedPostgres};
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+const STACKGATE_BIN: &str = env!("CARGO_BIN_EXE_stackgate");
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+const BENCH_DB: &str = "stackgate_bench";
+
+const USAGE: &str = "\
+usage: cargo bench --bench dashboard -- [options]
+
+  --scale N                 seed scale: org-0 gets 10·N projects × 20 links (default 5)
+  --clients N               concurrent clients (default 32)
+  --seconds S               measured seconds per server (default 20)
+  --warmup S                warm-up seconds before measuring, discarded (default 3)
+  --one-client-seconds S    seconds of the 1-client latency run, 0 to skip (default 5)
+  --postgraphile            also run PostGraphile 4.14 on the same database
+  --postgraphile-workers L  Node processes: 1, 2, or a list such as 1,2 (default 1)
+  --stackgate-query FILE    send FILE to stackgate instead of bench/dashboard.graphql
+                            (development: skips the dashboard shape check)
+
+DATABASE_URL (a superuser URL) selects an existing database; otherwise a private PostgreSQL
+cluster is started under /tmp and removed at the end.";
+
+#[derive(Clone, Debug)]
+struct Options {
+    scale: u32,
+    clients: usize,
+    seconds: f64,
+    warmup: f64,
+    one_client_seconds: f64,
+    postgraphile: bool,
+    postgraphile_workers: Vec<usize>,
+    stackgate_query: Option<PathBuf>,
+}
+
+fn parse_args() -> anyhow::Result<Options> {
+    let mut o = Options {
+        scale: 5,
+        clients: 32,
+        seconds: 20.0,
+        warmup: 3.0,
+        one_client_seconds: 5.0,
+        postgraphile: false,
+        postgraphile_workers: vec![1],
+        stackgate_query: None,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let (flag, inline) = match arg.split_once('=') {
+            Some((f, v)) => (f.to_owned(), Some(v.to_owned())),
+            None => (arg.clone(), None),
+        };
+        let mut value = |name: &str| -> anyhow::Result<String> {
+            inline
+                .clone()
+                .or_else(|| args.next())
+                .ok_or_else(|| anyhow!("{name} needs a value"))
+        };
+        match flag.as_str() {
+            // `cargo bench` appends `--bench` to the arguments of a harness-less bench.
+            "--bench" => {}
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                std::process::exit(0);
+            }
+            "--scale" => o.scale = value("--scale")?.parse().context("--scale")?,
+            "--clients" => o.clients = value("--clients")?.parse().context("--clients")?,
+            "--seconds" => o.seconds = value("--seconds")?.parse().context("--seconds")?,
+            "--warmup" => o.warmup = value("--warmup")?.parse().context("--warmup")?,
+            "--one-client-seconds" => {
+                o.one_client_seconds = value("--one-client-seconds")?
+                    .parse()
+                    .context("--one-client-seconds")?;
+            }
+            "--postgraphile" => o.postgraphile = true,
+            "--postgraphile-workers" => {
+                o.postgraphile = true;
+                o.postgraphile_workers = value("--postgraphile-workers")?
+                    .split(',')
+                    .map(|w| w.trim().parse::<usize>())
+                    .collect::<Result<_, _>>()
+                    .context("--postgraphile-workers: a number or a list like 1,2")?;
+            }
+            "--stackgate-query" => o.stackgate_query = Some(value("--stackgate-query")?.into()),
+            other => bail!("unknown argument `{other}`\n\n{USAGE}"),
+        }
+    }
+    if !(1..=stackgate::seed::MAX_SCALE).contains(&o.scale) {
+        bail!("--scale must be from 1 to {}", stackgate::seed::MAX_SCALE);
+    }
+    if o.clients == 0 || o.clients > 1024 {
+        bail!("--clients must be from 1 to 1024");
+    }
+    if o.seconds.is_nan()
+        || o.seconds <= 0.0
+        || o.seconds > 3600.0
+        || !(0.0..=600.0).contains(&o.warmup)
+    {
+        bail!("--seconds must be in (0, 3600] and --warmup in [0, 600]");
+    }
+    if !(0.0..=600.0).contains(&o.one_client_seconds) {
+        bail!("--one-client-seconds must be in [0, 600]");
+    }
+    if o.postgraphile_workers.is_empty()
+        || o.postgraphile_workers.iter().any(|w| !(1..=16).contains(w))
+    {
+        bail!("--postgraphile-workers: from 1 to 16 processes");
+    }
+    Ok(o)
+}
+
+fn main() -> ExitCode {
+    let options = match parse_args() {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: tokio runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    // Leaving `run` by any path (its end, an error, Ctrl-C, SIGTERM) drops its guards, which stop
+    // the servers and PostgreSQL; a panic unwinds through them too.
+    let outcome = runtime.block_on(async {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            r = run(options) => r,
+            _ = tokio::signal::ctrl_c() => Err(anyhow!("interrupted")),
+            _ = term.recv() => Err(anyhow!("terminated")),
+        }
+    });
+    runtime.shutdown_timeout(Duration::from_secs(2));
+    match outcome {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => {
+            eprintln!("a check failed (see above)");
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The whole run; `Ok(false)` when a server's answer failed its check.
+async fn run(o: Options) -> anyhow::Result<bool> {
+    let started = Instant::now();
+    let logs = std::env::temp_dir().join(format!("stackgate-bench-{}-logs", std::process::id()));
+    std::fs::create_dir_all(&logs)?;
+
+    // 1. The database.
+    let db = BenchDatabase::open().await?;
+    let url = db.url.clone();
+    let mut conn = stackgate::db::connect_owner(&url).await?;
+    conn.batch_execute(
+        "do $$ begin execute format('alter database %I set random_page_cost = 1.1', \
+         current_database()); end $$",
+    )
+    .await
+    .context("ALTER DATABASE … SET random_page_cost")?;
+    stackgate::db::run_migrations(&url).await?;
+    let seeded_at = Instant::now();
+    let summary = stackgate::seed::seed(&mut conn, o.scale).await?;
+    let seed_secs = seeded_at.elapsed().as_secs_f64();
+    conn.batch_execute("ANALYZE").await?;
+    let org = org0(&mut conn).await?;
+    println!(
+        "database: {} (random_page_cost = 1.1); seeded {summary} in {seed_secs:.1} s; analyzed",
+        db.describe
+    );
+    println!(
+        "org-0: {} projects, each with 20 links; the dashboard asks for the first {}",
+        org.projects,
+        org.projects.min(50)
+    );
+
+    let mut columns: Vec<Column> = Vec::new();
+    let mut all_checks_passed = true;
+
+    // 2. stackgate.
+    let secret = format!(
+        "{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    );
+    let token = stackgate::auth::jwt::JwtKeys::hs256(&SecretString::from(secret.clone())).mint(
+        "org-0-owner",
+        Some("org-0"),
+        6 * 3600,
+    )?;
+    let stackgate_query = match &o.stackgate_query {
+        Some(path) => std::fs::read_to_string(path).with_context(|| path.display().to_string())?,
+        None => read_root("bench/dashboard.graphql")?,
+    };
+    let dashboard_shape = o.stackgate_query.is_none();
+    {
+        let port = free_port()?;
+        let log = logs.join("stackgate.log");
+        let mut cmd = Command::new(STACKGATE_BIN);
+        cmd.args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .env("DATABASE_URL", url.expose_secret())
+            .env("STACKGATE_JWT_SECRET", &secret)
+            .env(
+                "RUST_LOG",
+                std::env::var("BENCH_RUST_LOG").unwrap_or_else(|_| "warn".into()),
+            );
+        let mut server = ChildGuard::spawn("stackgate", cmd, &log)?;
+        let base = format!("http://127.0.0.1:{port}");
+        server
+            .wait_ready(&format!("{base}/readyz"), None, Duration::from_secs(60))
+            .await?;
+        let target = Target {
+            name: "stackgate".into(),
+            url: format!("{base}/graphql"),
+            metrics_url: Some(format!("{base}/metrics")),
+            authorization: Some(format!("Bearer {token}")),
+            body: request_body(&stackgate_query),
+            shape: if dashboard_shape {
+                Shape::Stackgate
+            } else {
+                Shape::Any
+            },
+        };
+        let column = measure(&o, &target, &url, &org).await;
+        all_checks_passed &= column.check.is_ok();
+        columns.push(column);
+        server.stop();
+    }
+
+    // 3. PostGraphile.
+    if o.postgraphile {
+        let dir = Path::new(ROOT).join("bench/postgraphile");
+        ensure_postgraphile_installed(&dir).await?;
+        let query = read_root("bench/dashboard.postgraphile.graphql")?;
+        for &workers in &o.postgraphile_workers {
+            let port = free_port()?;
+            let name = if workers == 1 {
+                "PostGraphile".to_owned()
+            } else {
+                format!("PostGraphile×{workers}")
+            };
+            let log = logs.join(format!("postgraphile-{workers}.log"));
+            let mut cmd = Command::new("node");
+            cmd.arg("server.js")
+                .current_dir(&dir)
+                .env("DATABASE_URL", url.expose_secret())
+                .env("ORG_ID", org.id.to_string())
+                .env("PORT", port.to_string())
+                .env("WORKERS", workers.to_string())
+                .env("NODE_ENV", "production");
+            let mut server = ChildGuard::spawn(&name, cmd, &log)?;
+            let url_graphql = format!("http://127.0.0.1:{port}/graphql");
+            server
+                .wait_ready(
+                    &url_graphql,
+                    Some(request_body("{ __typename }")),
+                    Duration::from_secs(120),
+                )
+                .await?;
+            let target = Target {
+                name,
+                url: url_graphql,
+                metrics_url: None,
+                authorization: None,
+                body: request_body(&query),
+                shape: Shape::PostGraphile,
+            };
+            let column = measure(&o, &target, &url, &org).await;
+            all_checks_passed &= column.check.is_ok();
+            columns.push(column);
+            server.stop();
+        }
+    }
+
+    print_table(&o, &columns, &summary);
+    all_checks_passed &= cross_check(&columns);
+    println!(
+        "\nlogs: {}; total time {:.0} s",
+        logs.display(),
+        started.elapsed().as_secs_f64()
+    );
+    drop(conn);
+    drop(db);
+    Ok(all_checks_passed)
+}
+
+// ---------------------------------------------------------------------------------------------
+// The database
+
+/// `DATABASE_URL`, or a private cluster that is stopped when this value is dropped (and by a
+/// watcher process once this process has exited, whatever way it exited).
+struct BenchDatabase {
+    url: SecretString,
+    describe: String,
+    _cluster: Option<EmbeddedPostgres>,
+}
+
+impl BenchDatabase {
+    async fn open() -> anyhow::Result<Self> {
+        if let Ok(url) = std::env::var("DATABASE_URL") {
+            return Ok(Self {
+                url: SecretString::from(url),
+                describe: "DATABASE_URL".into(),
+                _cluster: None,
+            });
+        }
+        let dir = PathBuf::from(format!("/tmp/stackgate-bench-{}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        let run_as = if nix::unistd::geteuid().is_root() {
+            let pg = nix::unistd::User::from_name("postgres")?
+                .ok_or_else(|| anyhow!("running as root, but there is no `postgres` user"))?;
+            nix::unistd::chown(&dir, Some(pg.uid), Some(pg.gid))?;
+            Some((pg.uid.as_raw(), pg.gid.as_raw()))
+        } else {
+            None
+        };
+        let bin = EmbeddedPostgres::find_bin_dir(None)?;
+        watch_and_remove(&bin, &dir, run_as)?;
+        let start_dir = dir.clone();
+        let cluster = tokio::task::spawn_blocking(move || {
+            EmbeddedPostgres::start(&start_dir, None, Durability { ephemeral: true })
+        })
+        .await??;
+        stackgate::cli::ensure_database(&cluster, BENCH_DB).await?;
+        Ok(Self {
+            url: cluster.url(BENCH_DB),
+            describe: format!(
+                "private PostgreSQL in {} (port {}, fsync off)",
+                dir.display(),
+                cluster.port()
+            ),
+            _cluster: Some(cluster),
+        })
+    }
+}
+
+/// Spawns a detached shell that waits for this process to exit, then stops the cluster in `dir`
+/// (a no-op when it was already stopped) and removes `dir`.
+fn watch_and_remove(bin: &Path, dir: &Path, run_as: Option<(u32, u32)>) -> anyhow::Result<()> {
+    use std::os::unix::process::CommandExt;
+    let script = format!(
+        "while [ -d /proc/{pid} ]; do sleep 0.5; done; \
+         '{pg_ctl}' -D '{data}' -m immediate stop >/dev/null 2>&1; rm -rf '{dir}'",
+        pid = std::process::id(),
+        pg_ctl = bin.join("pg_ctl").display(),
+        data = dir.join("pg/data").display(),
+        dir = dir.display(),
+    );
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
+        .arg(script)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0);
+    if let Some((uid, gid)) = run_as {
+        cmd.uid(uid).gid(gid);
+    }
+    cmd.spawn().context("starting the clean-up watcher")?;
+    Ok(())
+}
+
+struct Org0 {
+    id: uuid::Uuid,
+    projects: i64,
+}
+
+#[derive(QueryableByName)]
+struct Org0Row {
+    #[diesel(sql_type = Text)]
+    id: String,
+    #[diesel(sql_type = BigInt)]
+    projects: i64,
+}
+
+async fn org0(conn: &mut AsyncPgConnection) -> anyhow::Result<Org0> {
+    let row: Org0Row = diesel::sql_query(
+        "select o.id::text as id, (select count(*) from projects p \
+           where p.org_id = o.id and p.deleted_at is null) as projects \
+         from organizations o where o.slug = 'org-0'",
+    )
+    .get_result(conn)
+    .await?;
+    Ok(Org0 {
+        id: row.id.parse()?,
+        projects: row.projects,
+    })
+}
+
+#[derive(QueryableByName)]
+struct XactRow {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+/// Transactions committed or rolled back in this database so far (as the statistics collector
+/// has them: each busy backend reports at least once a second).
+async fn db_transactions(conn: &mut AsyncPgConnection) -> Option<i64> {
+    let _ = conn.batch_execute("select pg_stat_clear_snapshot()").await;
+    diesel::sql_query(
+        "select (xact_commit + xact_rollback)::bigint as n from pg_stat_database \
+         where datname = current_database()",
+    )
+    .get_result::<XactRow>(conn)
+    .await
+    .ok()
+    .map(|r| r.n)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Child processes
+
+/// A child process that is stopped (SIGTERM, then SIGKILL after 5 s) when dropped.
+struct ChildGuard {
+    name: String,
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+impl ChildGuard {
+    fn spawn(name: &str, mut cmd: Command, log: &Path) -> anyhow::Result<Self> {
+        let out = std::fs::File::create(log)?;
+        let err = out.try_clone()?;
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .with_context(|| format!("starting {name}"))?;
+        Ok(Self {
+            name: name.to_owned(),
+            child: Some(child),
+            log: log.to_owned(),
+        })
+    }
+
+    /// Polls `url` (GET, or POST of `body`) until it answers 200.
+    async fn wait_ready(
+        &mut self,
+        url: &str,
+        body: Option<Bytes>,
+        limit: Duration,
+    ) -> anyhow::Result<()> {
+        let client = reqwest::Client::new();
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(child) = self.child.as_mut()
+                && let Some(status) = child.try_wait()?
+            {
+                bail!(
+                    "{} exited ({status}) before it was ready:\n{}",
+                    self.name,
+                    tail(&self.log, 20)
+                );
+            }
+            let request = match &body {
+                Some(b) => client
+                    .post(url)
+                    .header("content-type", "application/json")
+                    .body(b.clone()),
+                None => client.get(url),
+            };
+            if let Ok(r) = request.timeout(Duration::from_secs(10)).send().await
+                && r.status().is_success()
+            {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "{} was not ready within {limit:?}:\n{}",
+                    self.name,
+                    tail(&self.log, 20)
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    fn stop(&mut self) {
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        if let Ok(pid) = i32::try_from(child.id()) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn tail(path: &Path, lines: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+async fn ensure_postgraphile_installed(dir: &Path) -> anyhow::Result<()> {
+    if dir.join("node_modules/postgraphile/package.json").is_file() {
+        return Ok(());
+    }
+    println!("installing PostGraphile into {} (npm ci)…", dir.display());
+    let mut cmd = tokio::process::Command::new("npm");
+    cmd.args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    let output = tokio::time::timeout(Duration::from_secs(600), cmd.output())
+        .await
+        .map_err(|_| anyhow!("npm ci took over 10 minutes"))?
+        .context("running npm (is Node.js with npm installed?)")?;
+    if !output.status.success() {
+        bail!(
+            "npm ci failed in {}:\n{}",
+            dir.display(),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    Ok(())
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+fn read_root(relative: &str) -> anyhow::Result<String> {
+    let path = Path::new(ROOT).join(relative);
+    std::fs::read_to_string(&path).with_context(|| path.display().to_string())
+}
+
+fn request_body(query: &str) -> Bytes {
+    let mut body = json!({ "query": query });
+    if query.contains("query Dashboard") {
+        body["operationName"] = json!("Dashboard");
+    }
+    Bytes::from(body.to_string())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Load
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    /// `bench/dashboard.graphql` on stackgate.
+    Stackgate,
+    /// `bench/dashboard.postgraphile.graphql` on PostGraphile.
+    PostGraphile,
+    /// Any other query: only "no errors" is checked.
+    Any,
+}
+
+struct Target {
+    name: String,
+    url: String,
+    metrics_url: Option<String>,
+    authorization: Option<String>,
+    body: Bytes,
+    shape: Shape,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    Ok,
+    /// A 200 answer carrying GraphQL `errors`.
+    GraphqlError,
+    /// Any other HTTP status.
+    HttpError,
+    /// No answer within the request timeout.
+    Timeout,
+    /// Connection or protocol failure.
+    Transport,
+}
+
+#[derive(Clone, Copy)]
+struct Sample {
+    /// Start and end, in microseconds since the run's start.
+    start_us: u64,
+    end_us: u64,
+    outcome: Outcome,
+    bytes: u64,
+}
+
+/// Sends one request; returns its outcome, the response body and its size.
+async fn send(client: &reqwest::Client, target: &Target) -> (Outcome, Option<Bytes>) {
+    let mut request = client
+        .post(&target.url)
+        .header("content-type", "application/json")
+        .header("accept", "application/json")
+        .timeout(REQUEST_TIMEOUT)
+        .body(target.body.clone());
+    if let Some(auth) = &target.authorization {
+        request = request.header("authorization", auth);
+    }
+    let response = match request.send().await {
+        Ok(r) => r,
+        Err(e) if e.is_timeout() => return (Outcome::Timeout, None),
+        Err(_) => return (Outcome::Transport, None),
+    };
+    let status = response.status();
+    let body = match response.bytes().await {
+        Ok(b) => b,
+        Err(e) if e.is_timeout() => return (Outcome::Timeout, None),
+        Err(_) => return (Outcome::Transport, None),
+    };
+    let outcome = if !status.is_success() {
+        Outcome::HttpError
+    } else if has_errors(&body) {
+        Outcome::GraphqlError
+    } else {
+        Outcome::Ok
+    };
+    (outcome, Some(body))
+}
+
+/// What a failed request got, shortened for the report.
+fn describe_failure(outcome: Outcome, body: Option<&Bytes>) -> String {
+    let what = match outcome {
+        Outcome::Ok => "ok",
+        Outcome::GraphqlError => "GraphQL errors",
+        Outcome::HttpError => "HTTP error",
+        Outcome::Timeout => "timeout",
+        Outcome::Transport => "connection failure",
+    };
+    match body {
+        Some(b) => {
+            let text = String::from_utf8_lossy(b);
+            let start = text.find("\"errors\"").unwrap_or(0);
+            format!(
+                "{what}: {}",
+                text[start..].chars().take(400).collect::<String>()
+            )
+        }
+        None => what.to_owned(),
+    }
+}
+
+/// A cheap test for a top-level `errors` member, without parsing ~400 KB per answer: graphql-js
+/// (PostGraphile) writes it first, async-graphql (stackgate) last, where it ends the body in `]}`
+/// (`data` and `extensions` are objects and end in `}}`).
+fn has_errors(body: &[u8]) -> bool {
+    let head = &body[..body.len().min(16)];
+    let trimmed = body.trim_ascii_end();
+    head.windows(8).any(|w| w == b"\"errors\"") || trimmed.ends_with(b"]}")
+}
+
+struct LoadResult {
+    samples: Vec<Sample>,
+    /// What the first failed request got, if one failed.
+    first_failure: Option<String>,
+    window_start_us: u64,
+    window_end_us: u64,
+    statements: Option<f64>,
+    transactions: Option<f64>,
+}
+
+/// `clients` loops sending requests for `warmup` + `seconds`; the monitor reads the counters at
+/// the start and the end of the measured window.
+async fn load(
+    target: &Arc<Target>,
+    clients: usize,
+    warmup: f64,
+    seconds: f64,
+    db_url: &SecretString,
+) -> anyhow::Result<LoadResult> {
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(clients)
+        .tcp_nodelay(true)
+        .build()?;
+    let t_run = Instant::now();
+    let window_start = t_run + Duration::from_secs_f64(warmup);
+    let window_end = window_start + Duration::from_secs_f64(seconds);
+    let micros = move |t: Instant| t.duration_since(t_run).as_micros() as u64;
+
+    let mut tasks = Vec::with_capacity(clients);
+    for _ in 0..clients {
+        let (client, target) = (client.clone(), Arc::clone(target));
+        tasks.push(tokio::spawn(async move {
+            let mut samples = Vec::with_capacity(4096);
+            let mut failure = None;
+            while Instant::now() < window_end {
+                let start = Instant::now();
+                let (outcome, body) = send(&client, &target).await;
+                if outcome != Outcome::Ok && failure.is_none() {
+                    failure = Some(describe_failure(outcome, body.as_ref()));
+                }
+                samples.push(Sample {
+                    start_us: micros(start),
+                    end_us: micros(Instant::now()),
+                    outcome,
+                    bytes: body.map_or(0, |b| b.len() as u64),
+                });
+                if outcome == Outcome::Transport {
+                    // A refused connection fails at once: don't spin.
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            }
+            (samples, failure)
+        }));
+    }
+
+    let mut conn = stackgate::db::connect_owner(db_url).await.ok();
+    let counters = async |conn: &mut Option<AsyncPgConnection>| {
+        let stats = match &target.metrics_url {
+            Some(url) => scrape_statements(&client, url).await,
+            None => None,
+        };
+        let xacts = match conn.as_mut() {
+            Some(c) => db_transactions(c).await,
+            None => None,
+        };
+        (stats, xacts)
+    };
+    tokio::time::sleep_until(window_start.into()).await;
+    let (stats0, xacts0) = counters(&mut conn).await;
+    tokio::time::sleep_until(window_end.into()).await;
+    let (stats1, xacts1) = counters(&mut conn).await;
+
+    let mut samples = Vec::new();
+    let mut first_failure = None;
+    for task in tasks {
+        let (some, failure) = task.await.context("a client task failed")?;
+        samples.extend(some);
+        first_failure = first_failure.or(failure);
+    }
+    let window_start_us = micros(window_start);
+    let window_end_us = micros(window_end);
+    let completed = samples
+        .iter()
+        .filter(|s| s.end_us >= window_start_us && s.end_us <= window_end_us)
+        .count() as f64;
+    let statements = match (stats0, stats1) {
+        (Some((s0, c0)), Some((s1, c1))) if c1 > c0 => Some((s1 - s0) / (c1 - c0)),
+        _ => None,
+    };
+    let transactions = match (xacts0, xacts1) {
+        (Some(a), Some(b)) if completed > 0.0 => Some((b - a) as f64 / completed),
+        _ => None,
+    };
+    Ok(LoadResult {
+        samples,
+        first_failure,
+        window_start_us,
+        window_end_us,
+        statements,
+        transactions,
+    })
+}
+
+/// `(sum, count)` of `stackgate_sql_statements_per_request` over every label set, if served.
+async fn scrape_statements(client: &reqwest::Client, url: &str) -> Option<(f64, f64)> {
+    let text = client
+        .get(url)
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    let (mut sum, mut count, mut seen) = (0.0, 0.0, false);
+    for line in text.lines() {
+        let Some(rest) = line.strip_prefix("stackgate_sql_statements_per_request_") else {
+            continue;
+        };
+        let (name, value) = match rest.split_once(['{', ' ']) {
+            Some((name, _)) => (name, rest.rsplit(' ').next()?),
+            None => continue,
+        };
+        let value: f64 = value.parse().ok()?;
+        match name {
+            "sum" => sum += value,
+            "count" => {
+                count += value;
+                seen = true;
+            }
+            _ => {}
+        }
+    }
+    seen.then_some((sum, count))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Measuring one server
+
+struct Column {
+    name: String,
+    check: Result<String, String>,
+    first_answer: Option<Value>,
+    main: Option<Stats>,
+    one_client_p50_ms: Option<f64>,
+}
+
+struct Stats {
+    requests_per_second: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    max_ms: f64,
+    sent: usize,
+    errors: usize,
+    timeouts: usize,
+    late: usize,
+    avg_kb: f64,
+    statements: Option<f64>,
+    transactions: Option<f64>,
+}
+
+async fn measure(o: &Options, target: &Target, db_url: &SecretString, org: &Org0) -> Column {
+    let mut column = Column {
+        name: target.name.clone(),
+        check: Err("not run".into()),
+        first_answer: None,
+        main: None,
+        one_client_p50_ms: None,
+    };
+    // The first answer, checked.
+    let client = reqwest::Client::new();
+    let (outcome, body) = send(&client, target).await;
+    let parsed: Option<Value> = body.as_ref().and_then(|b| serde_json::from_slice(b).ok());
+    column.check = match (&parsed, outcome) {
+        (_, Outcome::Timeout) => Err("the first request timed out".into()),
+        (_, Outcome::Transport) => Err("the first request failed to connect".into()),
+        (None, _) => Err(format!(
+            "the first answer is not JSON: {}",
+            String::from_utf8_lossy(&body.unwrap_or_default()[..])
+                .chars()
+                .take(300)
+                .collect::<String>()
+        )),
+        (Some(v), _) => check_answer(target.shape, v, org),
+    };
+    column.first_answer = parsed;
+    match &column.check {
+        Ok(what) => println!("{}: first answer OK ({what})", target.name),
+        Err(why) => {
+            println!("{}: first answer WRONG: {why}", target.name);
+            return column;
+        }
+    }
+
+    let target = Arc::new(Target {
+        name: target.name.clone(),
+        url: target.url.clone(),
+        metrics_url: target.metrics_url.clone(),
+        authorization: target.authorization.clone(),
+        body: target.body.clone(),
+        shape: target.shape,
+    });
+    println!(
+        "{}: {} clients, {} s warm-up + {} s…",
+        target.name, o.clients, o.warmup, o.seconds
+    );
+    match load(&target, o.clients, o.warmup, o.seconds, db_url).await {
+        Ok(result) => {
+            if let Some(failure) = &result.first_failure {
+                println!("{}: a request failed — {failure}", target.name);
+            }
+            column.main = Some(stats(&result));
+        }
+        Err(e) => println!("{}: load failed: {e:#}", target.name),
+    }
+    if o.one_client_seconds > 0.0 {
+        println!("{}: 1 client, {} s…", target.name, o.one_client_seconds);
+        if let Ok(result) = load(&target, 1, 1.0, o.one_client_seconds, db_url).await {
+            let s = stats(&result);
+            column.one_client_p50_ms = (s.sent > 0).then_some(s.p50_ms);
+        }
+    }
+    column
+}
+
+fn stats(r: &LoadResult) -> Stats {
+    let in_window: Vec<&Sample> = r
+        .samples
+        .iter()
+        .filter(|s| s.start_us >= r.window_start_us && s.start_us < r.window_end_us)
+        .collect();
+    let completed_in_window = r
+        .samples
+        .iter()
+        .filter(|s| s.end_us >= r.window_start_us && s.end_us <= r.window_end_us)
+        .count();
+    let seconds = (r.window_end_us - r.window_start_us) as f64 / 1e6;
+    let mut latencies: Vec<u64> = in_window.iter().map(|s| s.end_us - s.start_us).collect();
+    latencies.sort_unstable();
+    let pct = |p: f64| -> f64 {
+        if latencies.is_empty() {
+            return f64::NAN;
+        }
+        let rank = ((p / 100.0) * latencies.len() as f64).ceil() as usize;
+        latencies[rank.clamp(1, latencies.len()) - 1] as f64 / 1000.0
+    };
+    let ok: Vec<&&Sample> = in_window
+        .iter()
+        .filter(|s| s.outcome == Outcome::Ok)
+        .collect();
+    Stats {
+        requests_per_second: completed_in_window as f64 / seconds,
+        p50_ms: pct(50.0),
+        p99_ms: pct(99.0),
+        max_ms: latencies.last().map_or(f64::NAN, |&l| l as f64 / 1000.0),
+        sent: in_window.len(),
+        errors: in_window
+            .iter()
+            .filter(|s| {
+                matches!(
+                    s.outcome,
+                    Outcome::GraphqlError | Outcome::HttpError | Outcome::Transport
+                )
+            })
+            .count(),
+        timeouts: in_window
+            .iter()
+            .filter(|s| s.outcome == Outcome::Timeout)
+            .count(),
+        late: in_window
+            .iter()
+            .filter(|s| s.end_us > r.window_end_us)
+            .count(),
+        avg_kb: if ok.is_empty() {
+            f64::NAN
+        } else {
+            ok.iter().map(|s| s.bytes).sum::<u64>() as f64 / ok.len() as f64 / 1024.0
+        },
+        statements: r.statements,
+        transactions: r.transactions,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Checking answers
+
+/// Checks the first answer: no errors, and for the dashboard the expected projects and links.
+fn check_answer(shape: Shape, v: &Value, org: &Org0) -> Result<String, String> {
+    if let Some(errors) = v.get("errors").filter(|e| !e.is_null()) {
+        let messages: Vec<String> = errors
+            .as_array()
+            .into_iter()
+            .flatten()
+            .take(5)
+            .map(|e| {
+                format!(
+                    "{} [{}]",
+                    e["message"].as_str().unwrap_or("?"),
+                    e["extensions"]["code"].as_str().unwrap_or("")
+                )
+            })
+            .collect();
+        return Err(format!("errors: {}", messages.join("; ")));
+    }
+    let expected_projects = org.projects.min(50) as usize;
+    let (org_value, links_field) = match shape {
+        Shape::Any => return Ok("no errors".into()),
+        Shape::Stackgate => (&v["data"]["viewer"]["organization"], "resources"),
+        Shape::PostGraphile => (&v["data"]["organizationBySlug"], "resources"),
+    };
+    let projects = &org_value["projects"];
+    let total = projects["totalCount"].as_i64();
+    if total != Some(org.projects) {
+        return Err(format!(
+            "projects.totalCount is {total:?}, the database has {}",
+            org.projects
+        ));
+    }
+    let edges = projects["edges"].as_array().map_or(&[][..], Vec::as_slice);
+    if edges.len() != expected_projects {
+        return Err(format!(
+            "{} project edges, expected {expected_projects}",
+            edges.len()
+        ));
+    }
+    for edge in edges {
+        let node = &edge["node"];
+        let links = node[links_field]["edges"].as_array().map_or(0, Vec::len);
+        if links != 20 {
+            return Err(format!(
+                "project {} has {links} resource edges, expected 20",
+                node["name"]
+            ));
+        }
+    }
+    Ok(format!(
+        "{expected_projects} projects × 20 resource edges, no errors"
+    ))
+}
+
+/// The dashboard answer reduced to what both servers return, in one form: per project its name,
+/// client, health counts and links (kind, name, status, health, dock, the kind's fields).
+fn canonical(shape: Shape, v: &Value) -> Option<Value> {
+    let lower = |v: &Value| match v.as_str() {
+        Some(s) => json!(s.to_ascii_lowercase()),
+        None => v.clone(),
+    };
+    let time = |v: &Value| match v.as_str() {
+        Some(s) => match chrono::DateTime::parse_from_rfc3339(s) {
+            Ok(t) => json!(t.with_timezone(&chrono::Utc).to_rfc3339()),
+            Err(_) => v.clone(),
+        },
+        None => v.clone(),
+    };
+    let dock = |d: &Value| {
+        json!({
+            "name": d["name"], "provider": d["provider"],
+            "lastSyncStatus": lower(&d["lastSyncStatus"]), "lastSyncAt": time(&d["lastSyncAt"]),
+        })
+    };
+    let org = match shape {
+        Shape::Stackgate => &v["data"]["viewer"]["organization"],
+        Shape::PostGraphile => &v["data"]["organizationBySlug"],
+        Shape::Any => return None,
+    };
+    let mut projects = Vec::new();
+    for edge in org["projects"]["edges"].as_array()? {
+        let p = &edge["node"];
+        let mut links = Vec::new();
+        for link in p["resources"]["edges"].as_array()? {
+            let (kind, r, denormalized) = match shape {
+                Shape::Stackgate => {
+                    let r = &link["node"];
+                    let kind = match r["__typename"].as_str()? {
+                        "Server" => "server",
+                        "WebService" => "web_service",
+                        "Domain" => "domain",
+                        "Database" => "database",
+                        other => other,
+                    };
+                    (kind.to_owned(), r, lower(&link["denormalizedStatus"]))
+                }
+                _ => {
+                    let l = &link["node"];
+                    let kind = l["resourceKind"].as_str()?.to_owned();
+                    let field = match kind.as_str() {
+                        "web_service" => "webService",
+                        k => k,
+                    };
+                    let r = &l[field];
+                    (kind, r, lower(&l["denormalizedStatus"]))
+                }
+            };
+            let (health, checked) = match shape {
+                Shape::Stackgate => (
+                    lower(&r["health"]["state"]),
+                    time(&r["health"]["checkedAt"]),
+                ),
+                _ => (lower(&r["healthState"]), time(&r["lastHealthCheckAt"])),
+            };
+            let own = match kind.as_str() {
+                "server" => {
+                    json!({ "primaryIpAddress": r["primaryIpAddress"], "region": r["region"] })
+                }
+                "web_service" => json!({ "productionUrl": r["productionUrl"] }),
+                "domain" => {
+                    json!({ "domainName": r["domainName"], "expiresAt": time(&r["expiresAt"]) })
+                }
+                _ => json!({ "engine": r["engine"], "version": r["version"] }),
+            };
+            links.push(json!({
+                "kind": kind, "name": r["name"], "status": lower(&r["status"]),
+                "denormalizedStatus": denormalized, "health": health, "checkedAt": checked,
+                "dock": dock(&r["dock"]), "fields": own,
+            }));
+        }
+        let h = &p["healthSummary"];
+        projects.push(json!({
+            "name": p["name"], "client": p["client"]["name"],
+            "healthSummary": [h["healthy"], h["degraded"], h["unhealthy"], h["unknown"]],
+            "links": links,
+        }));
+    }
+    Some(
+        json!({ "name": org["name"], "totalCount": org["projects"]["totalCount"], "projects": projects }),
+    )
+}
+
+/// The first place where `a` and `b` differ, as a path and both values.
+fn first_difference(a: &Value, b: &Value, path: &str) -> Option<String> {
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            let mut keys: Vec<&String> = x.keys().chain(y.keys()).collect();
+            keys.sort();
+            keys.dedup();
+            keys.into_iter().find_map(|k| {
+                first_difference(
+                    x.get(k).unwrap_or(&Value::Null),
+                    y.get(k).unwrap_or(&Value::Null),
+                    &format!("{path}.{k}"),
+                )
+            })
+        }
+        (Value::Array(x), Value::Array(y)) => {
+            if x.len() != y.len() {
+                return Some(format!("{path}: {} items vs {}", x.len(), y.len()));
+            }
+            x.iter()
+                .zip(y)
+                .enumerate()
+                .find_map(|(i, (x, y))| first_difference(x, y, &format!("{path}[{i}]")))
+        }
+        _ if a == b => None,
+        _ => Some(format!("{path}: {a} vs {b}")),
+    }
+}
+
+/// Compares stackgate's first answer with PostGraphile's: the same data, whatever the shape.
+fn cross_check(columns: &[Column]) -> bool {
+    let Some(ours) = columns
+        .iter()
+        .find(|c| c.name == "stackgate")
+        .and_then(|c| c.first_answer.as_ref())
+        .and_then(|v| canonical(Shape::Stackgate, v))
+    else {
+        return true;
+    };
+    let mut same = true;
+    for column in columns
+        .iter()
+        .filter(|c| c.name.starts_with("PostGraphile"))
+    {
+        let Some(theirs) = column
+            .first_answer
+            .as_ref()
+            .and_then(|v| canonical(Shape::PostGraphile, v))
+        else {
+            continue;
+        };
+        match first_difference(&ours, &theirs, "dashboard") {
+            None => println!(
+                "cross-check: stackgate and {} return the same data (projects, clients, health \
+                 counts, links, resources, docks)",
+                column.name
+            ),
+            Some(diff) => {
+                same = false;
+                println!(
+                    "cross-check: stackgate and {} DIFFER — first difference (stackgate vs \
+                     PostGraphile): {diff}",
+                    column.name
+                );
+            }
+        }
+    }
+    same
+}
+
+// ---------------------------------------------------------------------------------------------
+// The table
+
+fn print_table(o: &Options, columns: &[Column], summary: &stackgate::seed::Summary) {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "\nDashboard query, scale {} (org-0: {} projects × 20 resources; {} resources in 10 orgs), \
+         {} clients, {} s measured after {} s warm-up, 30 s request timeout, RLS on for both",
+        o.scale,
+        10 * o.scale,
+        summary.resources,
+        o.clients,
+        o.seconds,
+        o.warmup
+    );
+    let width = 26;
+    let col = 16;
+    let _ = write!(out, "{:<width$}", "");
+    for c in columns {
+        let _ = write!(out, "{:>col$}", c.name);
+    }
+    out.push('\n');
+    let num = |v: Option<f64>, digits: usize| match v {
+        Some(x) if x.is_finite() => format!("{x:.digits$}"),
+        _ => "n/a".to_owned(),
+    };
+    type Row<'a> = (&'a str, Box<dyn Fn(&Column) -> String + 'a>);
+    let rows: Vec<Row> = vec![
+        (
+            "requests/s",
+            Box::new(|c: &Column| num(c.main.as_ref().map(|s| s.requests_per_second), 1)),
+        ),
+        (
+            "p50 latency (ms)",
+            Box::new(|c: &Column| num(c.main.as_ref().map(|s| s.p50_ms), 1)),
+        ),
+        (
+            "p99 latency (ms)",
+            Box::new(|c: &Column| num(c.main.as_ref().map(|s| s.p99_ms), 1)),
+        ),
+        (
+            "max latency (ms)",
+            Box::new(|c: &Column| num(c.main.as_ref().map(|s| s.max_ms), 1)),
+        ),
+        (
+            "requests sent",
+            Box::new(|c: &Column| c.main.as_ref().map_or("n/a".into(), |s| s.sent.to_string())),
+        ),
+        (
+            "errors",
+            Box::new(|c: &Column| {
+                c.main
+                    .as_ref()
+                    .map_or("n/a".into(), |s| s.errors.to_string())
+            }),
+        ),
+        (
+            "timeouts (30 s)",
+            Box::new(|c: &Column| {
+                c.main
+                    .as_ref()
+                    .map_or("n/a".into(), |s| s.timeouts.to_string())
+            }),
+        ),
+        (
+            "answered after window",
+            Box::new(|c: &Column| c.main.as_ref().map_or("n/a".into(), |s| s.late.to_string())),
+        ),
+        (
+            "avg response (KB)",
+            Box::new(|c: &Column| num(c.main.as_ref().map(|s| s.avg_kb), 1)),
+        ),
+        (
+            "SQL statements/request",
+            Box::new(|c: &Column| num(c.main.as_ref().and_then(|s| s.statements), 1)),
+        ),
+        (
+            "DB transactions/request",
+            Box::new(|c: &Column| num(c.main.as_ref().and_then(|s| s.transactions), 2)),
+        ),
+        (
+            "p50 at 1 client (ms)",
+            Box::new(|c: &Column| num(c.one_client_p50_ms, 1)),
+        ),
+        (
+            "first answer",
+            Box::new(|c: &Column| {
+                if c.check.is_ok() {
+                    "ok".into()
+                } else {
+                    "WRONG".into()
+                }
+            }),
+        ),
+    ];
+    for (label, cell) in &rows {
+        let _ = write!(out, "{label:<width$}");
+        for c in columns {
+            let _ = write!(out, "{:>col$}", cell(c));
+        }
+        out.push('\n');
+    }
+    if let Some(ours) = columns
+        .iter()
+        .find(|c| c.name == "stackgate")
+        .and_then(|c| c.main.as_ref())
+    {
+        for c in columns.iter().filter(|c| c.name != "stackgate") {
+            let Some(theirs) = &c.main else { continue };
+            let _ = writeln!(
+                out,
+                "stackgate / {}: requests/s {:.2}×, p50 {:.2}×, p99 {:.2}× (latency: lower is better)",
+                c.name,
+                ours.requests_per_second / theirs.requests_per_second,
+                ours.p50_ms / theirs.p50_ms,
+                ours.p99_ms / theirs.p99_ms
+            );
+        }
+    }
+    println!("{out}");
+}
