@@ -85,6 +85,12 @@ impl From<crate::db::DbError> for ApiError {
     }
 }
 
+impl From<diesel::result::Error> for ApiError {
+    fn from(err: diesel::result::Error) -> Self {
+        Self::internal(crate::db::DbError::from(err))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -24,6 +24,8 @@ pub struct Viewer {
     pub role: String,
     /// What that role allows.
     pub permissions: Permissions,
+    /// The API key the request authenticated with, if any.
+    pub api_key_id: Option<Uuid>,
     /// Every organization the caller is a member of.
     pub organizations: Vec<Organization>,
 }
@@ -65,6 +67,7 @@ pub async fn authenticate(
         organization: active.organization,
         role: active.role,
         permissions: Permissions(active.permissions),
+        api_key_id: None,
         organizations,
     })
 }

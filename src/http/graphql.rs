@@ -9,9 +9,10 @@ use std::time::Instant;
 use async_graphql::parser::types::OperationType;
 use async_graphql::{ServerError, Variables};
 use axum::body::Bytes;
+use axum::extract::ConnectInfo;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{RawQuery, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{Extensions, HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use tracing::Instrument;
@@ -19,6 +20,7 @@ use tracing::Instrument;
 use super::response::{Format, request_error};
 use crate::app::AppState;
 use crate::error::{ApiError, code};
+use crate::graphql::mutations::ClientInfo;
 
 /// The fields of a GraphQL-over-HTTP request, from a JSON body or URL parameters.
 #[derive(Deserialize, Default)]
@@ -32,6 +34,7 @@ struct HttpRequest {
 /// `POST /graphql` with an `application/json` body.
 pub async fn post(
     State(app): State<AppState>,
+    extensions: Extensions,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
@@ -72,12 +75,21 @@ pub async fn post(
             );
         }
     };
-    execute(app, &headers, request, format, false).await
+    execute(
+        app,
+        &headers,
+        client_info(&extensions, &headers),
+        request,
+        format,
+        false,
+    )
+    .await
 }
 
 /// `GET /graphql`: the GraphiQL page for browsers, else a query in URL parameters.
 pub async fn get(
     State(app): State<AppState>,
+    extensions: Extensions,
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
 ) -> Response {
@@ -122,12 +134,21 @@ pub async fn get(
         operation_name: param("operationName"),
         variables,
     };
-    execute(app, &headers, request, format, true).await
+    execute(
+        app,
+        &headers,
+        client_info(&extensions, &headers),
+        request,
+        format,
+        true,
+    )
+    .await
 }
 
 async fn execute(
     app: AppState,
     headers: &HeaderMap,
+    client: ClientInfo,
     request: HttpRequest,
     format: Format,
     via_get: bool,
@@ -169,7 +190,8 @@ async fn execute(
             Ok(viewer) => {
                 let mut gql = async_graphql::Request::new(query)
                     .variables(variables)
-                    .data(viewer);
+                    .data(viewer)
+                    .data(client);
                 if trace {
                     gql = gql.data(crate::graphql::extension::TraceStatements);
                 }
@@ -291,6 +313,17 @@ fn selects_mutation(query: &str, operation_name: Option<&str>) -> bool {
         None => ops.next().map(|(_, op)| op),
     };
     op.is_some_and(|op| op.node.ty == OperationType::Mutation)
+}
+
+/// The peer's address and user agent, for the audit log.
+pub fn client_info(extensions: &Extensions, headers: &HeaderMap) -> ClientInfo {
+    ClientInfo {
+        ip_address: extensions
+            .get::<ConnectInfo<std::net::SocketAddr>>()
+            .map(|c| c.0.ip().to_string()),
+        user_agent: header_str(headers, header::USER_AGENT.as_str())
+            .map(|ua| ua.chars().take(512).collect()),
+    }
 }
 
 fn is_json(headers: &HeaderMap) -> bool {

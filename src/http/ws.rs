@@ -12,11 +12,13 @@ use async_graphql::http::ALL_WEBSOCKET_PROTOCOLS;
 use async_graphql_axum::{GraphQLProtocol, GraphQLWebSocket};
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use axum::extract::{State, WebSocketUpgrade};
+use axum::http::{Extensions, HeaderMap};
 use axum::response::Response;
 use futures_util::{SinkExt, StreamExt};
 
 use crate::app::AppState;
 use crate::auth::Viewer;
+use crate::graphql::mutations::ClientInfo;
 
 /// How long a client has to send `connection_init`.
 const INIT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -24,15 +26,18 @@ const INIT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Upgrades the connection and serves GraphQL operations on it.
 pub async fn upgrade(
     State(app): State<AppState>,
+    extensions: Extensions,
+    headers: HeaderMap,
     protocol: GraphQLProtocol,
     upgrade: WebSocketUpgrade,
 ) -> Response {
+    let client = super::graphql::client_info(&extensions, &headers);
     upgrade
         .protocols(ALL_WEBSOCKET_PROTOCOLS)
-        .on_upgrade(move |socket| serve(app, protocol, socket))
+        .on_upgrade(move |socket| serve(app, protocol, client, socket))
 }
 
-async fn serve(app: AppState, protocol: GraphQLProtocol, socket: WebSocket) {
+async fn serve(app: AppState, protocol: GraphQLProtocol, client: ClientInfo, socket: WebSocket) {
     let legacy = socket
         .protocol()
         .is_some_and(|p| p.as_bytes() == b"graphql-ws");
@@ -56,6 +61,7 @@ async fn serve(app: AppState, protocol: GraphQLProtocol, socket: WebSocket) {
         .on_connection_init(move |_| async move {
             let mut data = Data::default();
             data.insert(viewer);
+            data.insert(client);
             Ok(data)
         })
         .serve()

@@ -251,3 +251,92 @@ async fn read_only_roles_cannot_change_projects() {
         "members write projects: {body}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_mutation_outcome_is_audited() {
+    let (app, owner) = seeded().await;
+    let viewer = app.token("org-0-viewer", Some("org-0"));
+    app.graphql(
+        Some(&owner),
+        CREATE,
+        json!({ "input": { "name": "Audited", "slug": "audited" } }),
+    )
+    .await;
+    app.graphql(
+        Some(&owner),
+        CREATE,
+        json!({ "input": { "name": "Again", "slug": "audited" } }),
+    )
+    .await;
+    app.graphql(
+        Some(&viewer),
+        CREATE,
+        json!({ "input": { "name": "Nope", "slug": "nope" } }),
+    )
+    .await;
+
+    let query = "query($actions: [String!]) { viewer { organization { auditLogs(actions: $actions) {
+        totalCount nodes { action result message targetType targetId ipAddress userAgent actor { name } } } } } }";
+    let (_, body) = app
+        .graphql(
+            Some(&owner),
+            query,
+            json!({ "actions": ["project.create"] }),
+        )
+        .await;
+    let logs = &body["data"]["viewer"]["organization"]["auditLogs"];
+    assert_eq!(logs["totalCount"], 3, "{body}");
+    let results: Vec<&str> = logs["nodes"]
+        .as_array()
+        .expect("nodes")
+        .iter()
+        .filter_map(|n| n["result"].as_str())
+        .collect();
+    assert_eq!(
+        results,
+        vec!["denied", "error", "success"],
+        "newest first: {body}"
+    );
+    let denied = &logs["nodes"][0];
+    assert_eq!(denied["actor"]["name"], "Org 0 Viewer");
+    assert_eq!(denied["ipAddress"], "127.0.0.1");
+    let success = &logs["nodes"][2];
+    assert!(
+        success["targetId"].is_string() && success["targetType"] == "Project",
+        "{success}"
+    );
+
+    let (_, body) = app.graphql(Some(&viewer), query, json!({})).await;
+    assert_eq!(
+        error_code(&body),
+        "FORBIDDEN",
+        "viewers lack audit READ: {body}"
+    );
+
+    use diesel_async::RunQueryDsl;
+    let pool = stackgate::db::build_pool(&app.db.url(), 1).expect("pool");
+    let org: uuid::Uuid = {
+        use diesel::{ExpressionMethods, QueryDsl};
+        use stackgate::db::schema::organizations;
+        organizations::table
+            .filter(organizations::slug.eq("org-0"))
+            .select(organizations::id)
+            .first(&mut app.db.owner().await)
+            .await
+            .expect("org")
+    };
+    let tampered = stackgate::db::Scope {
+        org_id: Some(org),
+        ..Default::default()
+    }
+    .transaction(&pool, async |conn| {
+        Ok(diesel::sql_query("delete from audit_logs")
+            .execute(conn)
+            .await?)
+    })
+    .await;
+    assert!(
+        format!("{tampered:?}").contains("permission denied"),
+        "the server's role cannot erase the log: {tampered:?}"
+    );
+}

@@ -1,5 +1,6 @@
 //! One module per table (or small group of tables): row types and the queries over them.
 
+pub mod audit;
 pub mod directory;
 pub mod dock;
 pub mod health;

@@ -1,18 +1,138 @@
 //! The mutation roots, one module per area, merged into `Mutation`.
 //!
-//! Every mutation checks FULL on its area, runs in its own transaction in the viewer's scope, and
-//! maps database refusals to stable codes (unique → `CONFLICT`, missing reference → `NOT_FOUND`).
+//! Every mutation goes through [`audited`]: it checks FULL on its area (a denial is `FORBIDDEN`
+//! and audited), runs in its own transaction in the viewer's scope, records its success in that
+//! same transaction, and records a failure in a transaction of its own. Database refusals map to
+//! stable codes through [`refusal`] (unique → `CONFLICT`, missing reference → `NOT_FOUND`).
 
 pub mod project;
 
-use async_graphql::MergedObject;
+use async_graphql::{Context, MergedObject};
+use diesel_async::AsyncPgConnection;
+use uuid::Uuid;
 
-use crate::db::DbError;
+use crate::auth::Viewer;
+use crate::auth::permissions::{Area, Level};
+use crate::db::models::audit::{self, Actor, Entry};
+use crate::db::tenancy::TxBody;
+use crate::db::{DbError, Pool};
 use crate::error::ApiError;
+use crate::graphql::context::viewer;
 
 /// Every mutation.
 #[derive(MergedObject, Default)]
 pub struct Mutation(project::ProjectMutations);
+
+/// Where a request came from (for the audit log).
+#[derive(Clone, Debug, Default)]
+pub struct ClientInfo {
+    pub ip_address: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+/// What a mutation is, for its permission check and its audit entry.
+#[derive(Clone, Copy, Debug)]
+pub struct Act<'a> {
+    pub area: Area,
+    pub action: &'a str,
+    pub target_type: &'a str,
+    pub target_id: Option<Uuid>,
+}
+
+/// The actor of this request for the audit log.
+pub fn actor(ctx: &Context<'_>, viewer: &Viewer) -> Actor {
+    let client = ctx.data_opt::<ClientInfo>().cloned().unwrap_or_default();
+    Actor {
+        org_id: viewer.organization.id,
+        user_id: Some(viewer.user.id),
+        api_key_id: viewer.api_key_id,
+        ip_address: client.ip_address,
+        user_agent: client.user_agent,
+    }
+}
+
+/// The schema's pool (mutations run their own transactions, apart from the request's reads).
+pub fn pool<'a>(ctx: &Context<'a>) -> Result<&'a Pool, ApiError> {
+    ctx.data::<Pool>()
+        .map_err(|_| ApiError::internal(anyhow::anyhow!("no pool in schema data")))
+}
+
+/// Runs a mutation: permission check, one transaction, audit of its outcome. `allowed` says
+/// whether the viewer may do it (usually `viewer.can(act.area, Level::Full)`); the body returns
+/// its value and, when it created something, the new row's id (the audit target).
+pub async fn audited<R, F>(
+    ctx: &Context<'_>,
+    act: Act<'_>,
+    allowed: bool,
+    body: F,
+) -> Result<R, ApiError>
+where
+    for<'r> F:
+        TxBody<&'r mut AsyncPgConnection, Result<(R, Option<Uuid>), ApiError>, Fut: Send> + Send,
+    R: Send,
+{
+    let viewer = viewer(ctx)?;
+    let actor = actor(ctx, viewer);
+    let pool = pool(ctx)?;
+    if !allowed {
+        let err = ApiError::Forbidden(format!("`{}` needs {} FULL", act.action, act.area.as_str()));
+        record_failure(pool, viewer, &actor, &act, "denied", err.message()).await;
+        return Err(err);
+    }
+    let outcome: Result<R, ApiError> = viewer
+        .scope()
+        .try_transaction(pool, async |conn| {
+            let (value, created) = body(conn).await?;
+            let entry = entry(&act, created.or(act.target_id), "success", None);
+            audit::record(conn, &actor, &entry).await?;
+            Ok(value)
+        })
+        .await;
+    if let Err(err) = &outcome {
+        record_failure(pool, viewer, &actor, &act, "error", err.message()).await;
+    }
+    outcome
+}
+
+/// True when the viewer's org role grants FULL in the act's area.
+pub fn org_full(ctx: &Context<'_>, area: Area) -> Result<bool, ApiError> {
+    Ok(viewer(ctx)?.can(area, Level::Full))
+}
+
+fn entry<'a>(
+    act: &Act<'a>,
+    target_id: Option<Uuid>,
+    result: &'a str,
+    message: Option<&'a str>,
+) -> Entry<'a> {
+    Entry {
+        action: act.action,
+        target_type: Some(act.target_type),
+        target_id,
+        result,
+        message,
+        metadata: serde_json::json!({}),
+    }
+}
+
+/// Records a denied or failed act in its own transaction; a failure to record is logged.
+async fn record_failure(
+    pool: &Pool,
+    viewer: &Viewer,
+    actor: &Actor,
+    act: &Act<'_>,
+    result: &str,
+    message: &str,
+) {
+    let entry = entry(act, act.target_id, result, Some(message));
+    let recorded = viewer
+        .scope()
+        .transaction(pool, async |conn| audit::record(conn, actor, &entry).await)
+        .await;
+    if let Err(e) = recorded {
+        tracing::error!(error = %e, action = act.action, "could not record an audit entry");
+    }
+}
 
 /// Maps a database refusal to its client-facing code; anything else is internal.
 pub fn refusal(err: DbError, conflict: &str, missing: &str) -> ApiError {

@@ -5,14 +5,12 @@ use std::sync::Arc;
 use async_graphql::{Context, ID, InputObject, MaybeUndefined, Object};
 use uuid::Uuid;
 
-use super::refusal;
-use crate::auth::Viewer;
-use crate::auth::permissions::{Area, Level};
+use super::{Act, audited, org_full, refusal};
+use crate::auth::permissions::Area;
 use crate::db::models::directory;
 use crate::db::models::link;
 use crate::db::models::project::{self, NewProject, ProjectChanges};
 use crate::db::models::resource::{self, Kind};
-use crate::db::{DbError, Pool};
 use crate::error::ApiError;
 use crate::graphql::context::viewer;
 use crate::graphql::ids;
@@ -54,7 +52,7 @@ impl ProjectMutations {
         ctx: &Context<'_>,
         input: CreateProjectInput,
     ) -> async_graphql::Result<ProjectNode> {
-        let viewer = allowed(ctx)?;
+        let viewer = viewer(ctx)?;
         let name = valid_name(&input.name)?;
         let slug = valid_slug(&input.slug)?;
         let description = input
@@ -81,19 +79,22 @@ impl ProjectMutations {
             team_id,
             created_by: viewer.user.id,
         };
-        let created = viewer
-            .scope()
-            .try_transaction(pool(ctx)?, async |conn| {
-                check_owners(conn, client_id, team_id).await?;
-                project::create(conn, new).await.map_err(Refusal::Db)
-            })
-            .await
-            .map_err(|e| {
-                e.into_api(
-                    &format!("a project with slug `{slug}` exists"),
-                    "no such client or team",
-                )
-            })?;
+        let conflict = format!("a project with slug `{slug}` exists");
+        let act = Act {
+            area: Area::Projects,
+            action: "project.create",
+            target_type: "Project",
+            target_id: None,
+        };
+        let created = audited(ctx, act, org_full(ctx, Area::Projects)?, async |conn| {
+            check_owners(conn, client_id, team_id).await?;
+            let created = project::create(conn, new)
+                .await
+                .map_err(|e| refusal(e, &conflict, "no such client or team"))?;
+            let id = created.id;
+            Ok((created, Some(id)))
+        })
+        .await?;
         Ok(ProjectNode(Arc::new(created)))
     }
 
@@ -104,7 +105,6 @@ impl ProjectMutations {
         id: ID,
         input: UpdateProjectInput,
     ) -> async_graphql::Result<ProjectNode> {
-        let viewer = allowed(ctx)?;
         let project_id = ids::decode_as(&id, "Project")?;
         let changes = ProjectChanges {
             name: input
@@ -124,35 +124,41 @@ impl ProjectMutations {
             team_id: optional(input.team_id, |id| ids::decode_as(&id, "Team"))?,
         };
         let (client, team) = (changes.client_id.flatten(), changes.team_id.flatten());
-        let updated = viewer
-            .scope()
-            .try_transaction(pool(ctx)?, async |conn| {
-                check_owners(conn, client, team).await?;
-                project::update(conn, project_id, changes)
-                    .await
-                    .map_err(Refusal::Db)
-            })
-            .await
-            .map_err(|e| e.into_api("another project has that slug", "no such client or team"))?;
-        Ok(ProjectNode(Arc::new(
-            updated.ok_or_else(|| not_found(&id))?,
-        )))
+        let act = Act {
+            area: Area::Projects,
+            action: "project.update",
+            target_type: "Project",
+            target_id: Some(project_id),
+        };
+        let updated = audited(ctx, act, org_full(ctx, Area::Projects)?, async |conn| {
+            check_owners(conn, client, team).await?;
+            let updated = project::update(conn, project_id, changes)
+                .await
+                .map_err(|e| {
+                    refusal(e, "another project has that slug", "no such client or team")
+                })?;
+            Ok((updated.ok_or_else(|| not_found(&id))?, None))
+        })
+        .await?;
+        Ok(ProjectNode(Arc::new(updated)))
     }
 
     /// Soft-deletes a project: it vanishes from every read. Needs projects FULL.
     async fn delete_project(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<ID> {
-        let viewer = allowed(ctx)?;
         let project_id = ids::decode_as(&id, "Project")?;
-        let deleted = viewer
-            .scope()
-            .transaction(pool(ctx)?, async |conn| {
-                project::soft_delete(conn, project_id).await
-            })
-            .await
-            .map_err(ApiError::from)?;
-        if !deleted {
-            return Err(not_found(&id).into());
-        }
+        let act = Act {
+            area: Area::Projects,
+            action: "project.delete",
+            target_type: "Project",
+            target_id: Some(project_id),
+        };
+        audited(ctx, act, org_full(ctx, Area::Projects)?, async |conn| {
+            if !project::soft_delete(conn, project_id).await? {
+                return Err(not_found(&id));
+            }
+            Ok(((), None))
+        })
+        .await?;
         Ok(id)
     }
 
@@ -163,37 +169,37 @@ impl ProjectMutations {
         project_id: ID,
         resource_id: ID,
     ) -> async_graphql::Result<ProjectResourceEdge> {
-        let viewer = allowed(ctx)?;
+        let viewer = viewer(ctx)?;
         let project = ids::decode_as(&project_id, "Project")?;
         let (kind, resource) = resource_of(&resource_id)?;
         let (org, user) = (viewer.organization.id, viewer.user.id);
-        let (link, row) = viewer
-            .scope()
-            .try_transaction(pool(ctx)?, async |conn| {
-                if project::by_ids(conn, &[project]).await?.is_empty() {
-                    return Err(Refusal::Missing("project"));
-                }
-                let Some(row) = resource::by_ids(conn, kind, &[resource]).await?.pop() else {
-                    return Err(Refusal::Missing("resource"));
-                };
-                if link::link(conn, org, project, kind, resource, user)
-                    .await?
-                    .is_none()
-                {
-                    return Err(Refusal::Exists);
-                }
-                let link = link::find(conn, project, resource)
-                    .await?
-                    .ok_or(Refusal::Missing("link"))?;
-                Ok((link, row))
-            })
-            .await
-            .map_err(|e| {
-                e.into_api(
-                    "the resource is already linked to the project",
-                    "no such resource",
-                )
-            })?;
+        let act = Act {
+            area: Area::Projects,
+            action: "project.link_resource",
+            target_type: "Project",
+            target_id: Some(project),
+        };
+        let (link, row) = audited(ctx, act, org_full(ctx, Area::Projects)?, async |conn| {
+            if project::by_ids(conn, &[project]).await?.is_empty() {
+                return Err(ApiError::NotFound("no such project".into()));
+            }
+            let Some(row) = resource::by_ids(conn, kind, &[resource]).await?.pop() else {
+                return Err(ApiError::NotFound("no such resource".into()));
+            };
+            if link::link(conn, org, project, kind, resource, user)
+                .await?
+                .is_none()
+            {
+                return Err(ApiError::Conflict(
+                    "the resource is already linked to the project".into(),
+                ));
+            }
+            let link = link::find(conn, project, resource)
+                .await?
+                .ok_or_else(|| ApiError::NotFound("no such link".into()))?;
+            Ok(((link, row), None))
+        })
+        .await?;
         let cursor =
             crate::graphql::connection::encode_cursor(&(link.denormalized_name.clone(), link.id));
         Ok(ProjectResourceEdge {
@@ -210,69 +216,27 @@ impl ProjectMutations {
         project_id: ID,
         resource_id: ID,
     ) -> async_graphql::Result<bool> {
-        let viewer = allowed(ctx)?;
         let project = ids::decode_as(&project_id, "Project")?;
         let (kind, resource) = resource_of(&resource_id)?;
-        Ok(viewer
-            .scope()
-            .try_transaction(pool(ctx)?, async |conn| {
+        let act = Act {
+            area: Area::Projects,
+            action: "project.unlink_resource",
+            target_type: "Project",
+            target_id: Some(project),
+        };
+        Ok(
+            audited(ctx, act, org_full(ctx, Area::Projects)?, async |conn| {
                 if project::by_ids(conn, &[project]).await?.is_empty() {
-                    return Err(Refusal::Missing("project"));
+                    return Err(ApiError::NotFound("no such project".into()));
                 }
                 if !resource::exists(conn, kind, resource).await? {
-                    return Err(Refusal::Missing("resource"));
+                    return Err(ApiError::NotFound("no such resource".into()));
                 }
-                Ok(link::unlink(conn, project, resource).await?)
+                Ok((link::unlink(conn, project, resource).await?, None))
             })
-            .await
-            .map_err(|e| e.into_api("", "no such resource"))?)
+            .await?,
+        )
     }
-}
-
-/// Why a mutation's transaction was abandoned.
-#[derive(Debug)]
-enum Refusal {
-    Missing(&'static str),
-    Exists,
-    Db(DbError),
-}
-
-impl From<DbError> for Refusal {
-    fn from(err: DbError) -> Self {
-        Refusal::Db(err)
-    }
-}
-
-impl From<diesel::result::Error> for Refusal {
-    fn from(err: diesel::result::Error) -> Self {
-        Refusal::Db(err.into())
-    }
-}
-
-impl Refusal {
-    fn into_api(self, conflict: &str, missing: &str) -> ApiError {
-        match self {
-            Refusal::Missing(what) => ApiError::NotFound(format!("no such {what}")),
-            Refusal::Exists => ApiError::Conflict(conflict.into()),
-            Refusal::Db(err) => refusal(err, conflict, missing),
-        }
-    }
-}
-
-/// The viewer, if their role allows writing projects.
-fn allowed<'a>(ctx: &Context<'a>) -> Result<&'a Viewer, ApiError> {
-    let viewer = viewer(ctx)?;
-    if !viewer.can(Area::Projects, Level::Full) {
-        return Err(ApiError::Forbidden(
-            "changing projects needs projects FULL".into(),
-        ));
-    }
-    Ok(viewer)
-}
-
-fn pool<'a>(ctx: &Context<'a>) -> Result<&'a Pool, ApiError> {
-    ctx.data::<Pool>()
-        .map_err(|_| ApiError::internal(anyhow::anyhow!("no pool in schema data")))
 }
 
 fn not_found(id: &ID) -> ApiError {
@@ -295,16 +259,16 @@ async fn check_owners(
     conn: &mut diesel_async::AsyncPgConnection,
     client: Option<Uuid>,
     team: Option<Uuid>,
-) -> Result<(), Refusal> {
+) -> Result<(), ApiError> {
     if let Some(client) = client
         && directory::clients_by_ids(conn, &[client]).await?.is_empty()
     {
-        return Err(Refusal::Missing("client"));
+        return Err(ApiError::NotFound("no such client".into()));
     }
     if let Some(team) = team
         && directory::teams_by_ids(conn, &[team]).await?.is_empty()
     {
-        return Err(Refusal::Missing("team"));
+        return Err(ApiError::NotFound("no such team".into()));
     }
     Ok(())
 }

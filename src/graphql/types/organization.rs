@@ -5,15 +5,17 @@ use std::sync::Arc;
 use async_graphql::{Context, ID, Object};
 use chrono::{DateTime, Utc};
 
+use super::audit::{AuditLogConnection, AuditLogNode};
 use super::directory::{ClientNode, MemberNode, RoleNode, TeamNode};
 use super::dock::{self, DockConnection, DockNode};
 use super::project::{self, ProjectNode, node_looks};
 use super::resource_list::{ResourceConnection, resource_page};
+use crate::auth::permissions::{Area, Level};
 use crate::db::models::organization::Organization;
 use crate::db::models::resource::{Filter, Kind, Parent};
-use crate::db::models::{directory, dock as dock_model, project as project_model};
+use crate::db::models::{audit, directory, dock as dock_model, project as project_model};
 use crate::graphql::connection::{Window, connection, paginate};
-use crate::graphql::context::db;
+use crate::graphql::context::{db, viewer};
 use crate::graphql::enums::{HealthState, ResourceKind, ResourceStatus, words};
 use crate::graphql::ids;
 
@@ -122,6 +124,48 @@ impl OrganizationNode {
             ..Filter::default()
         };
         Ok(resource_page(ctx, Parent::Org, self.0.id, filter, first, after.as_deref()).await?)
+    }
+    /// The audit log, newest first; needs audit READ. Filters: actions, acting user, since.
+    #[graphql(complexity = "first.unwrap_or(50).max(0) as usize * child_complexity")]
+    async fn audit_logs(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        actions: Option<Vec<String>>,
+        actor_id: Option<ID>,
+        since: Option<DateTime<Utc>>,
+    ) -> async_graphql::Result<AuditLogConnection> {
+        if !viewer(ctx)?.can(Area::Audit, Level::Read) {
+            return Err(
+                crate::error::ApiError::Forbidden("the audit log needs audit READ".into()).into(),
+            );
+        }
+        let window = Window::<(DateTime<Utc>, uuid::Uuid)>::new(first, after.as_deref())?;
+        let user_id = actor_id
+            .as_deref()
+            .map(|id| ids::decode_as(id, "User"))
+            .transpose()?;
+        let filter = audit::Filter {
+            actions,
+            user_id,
+            since,
+            after: window.after,
+            limit: window.limit(),
+        };
+        let org = self.0.id;
+        let (rows, total) = db(ctx)?
+            .run(async |conn| audit::page(conn, org, &filter).await)
+            .await
+            .map_err(crate::error::ApiError::from)?;
+        let nodes: Vec<AuditLogNode> = rows
+            .into_iter()
+            .map(|r| AuditLogNode(Arc::new(r)))
+            .collect();
+        let (edges, info) = paginate(nodes, window.first, window.after.is_some(), |a| {
+            (a.0.created_at, a.0.id)
+        });
+        Ok(AuditLogConnection::new(edges, info, total))
     }
     /// Teams by name.
     async fn teams(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<TeamNode>> {
