@@ -2,16 +2,18 @@
 //!
 //! HTTP and WebSocket both call [`authenticate`], so the two can never disagree.
 
+pub mod identity;
 pub mod jwt;
 pub mod permissions;
 
 use uuid::Uuid;
 
-use crate::db::models::membership::{self, Membership};
-use crate::db::models::organization::{self, Organization};
-use crate::db::models::user::{self, User};
+use crate::db::models::organization::Organization;
+use crate::db::models::user::User;
+use crate::db::models::visibility::Visibility;
 use crate::db::{Pool, Scope};
 use crate::error::ApiError;
+use identity::{Identity, Reach};
 use jwt::JwtKeys;
 use permissions::{Area, Level, Permissions};
 
@@ -20,13 +22,17 @@ use permissions::{Area, Level, Permissions};
 pub struct Viewer {
     pub user: User,
     pub organization: Organization,
-    /// The name of the caller's role in the active organization.
+    /// The caller's org role here (`guest` when reached only through teams or clients).
     pub role: String,
-    /// What that role allows.
+    /// What the org role allows, organization-wide.
     pub permissions: Permissions,
+    /// Team roles, projects and docks reached through teams and clients.
+    pub reach: Reach,
     /// The API key the request authenticated with, if any.
     pub api_key_id: Option<Uuid>,
-    /// Every organization the caller is a member of.
+    /// True for a platform admin acting in an organization they do not belong to (audited).
+    pub as_platform_admin: bool,
+    /// Every organization the caller reaches.
     pub organizations: Vec<Organization>,
 }
 
@@ -36,12 +42,70 @@ impl Viewer {
         Scope::org(self.organization.id, self.user.id)
     }
 
-    /// True when the caller's role grants at least `level` in `area`.
+    /// True when the caller's org role grants at least `level` in `area`, organization-wide.
     pub fn can(&self, area: Area, level: Level) -> bool {
         self.permissions.allows(area, level)
     }
 
-    /// True when the caller may see organization `id` (a member, or it is the active one).
+    /// What the caller may read of this organization (sets for team/client-only access).
+    pub fn visibility(&self) -> &Visibility {
+        &self.reach.visibility
+    }
+
+    /// The most generous level per area over the org role and every team and client role
+    /// (client roles are read-only).
+    pub fn effective_permissions(&self) -> Permissions {
+        let mut merged = self.permissions.clone();
+        for (_, team) in &self.reach.teams {
+            merged = merged.merge(team);
+        }
+        if self.reach.visibility.linked_resources.is_some()
+            || self.reach.visibility.projects.is_some()
+        {
+            merged = merged.merge(&Permissions::read_only(&[Area::Projects, Area::Resources]));
+        }
+        merged
+    }
+
+    /// True when the caller may change project `project` of team `team` (org role, or a team
+    /// role with projects FULL over that team's projects).
+    pub fn can_write_project(&self, team: Option<Uuid>) -> bool {
+        self.can(Area::Projects, Level::Full)
+            || team.is_some_and(|team| {
+                self.reach
+                    .teams
+                    .iter()
+                    .any(|(t, p)| *t == team && p.allows(Area::Projects, Level::Full))
+            })
+    }
+
+    /// True when the caller reaches this organization only through teams or clients.
+    pub fn is_guest(&self) -> bool {
+        self.role == "guest"
+    }
+
+    /// Guests see their own teams; members see every team.
+    pub fn sees_team(&self, id: Uuid) -> bool {
+        !self.is_guest() || self.reach.teams.iter().any(|(t, _)| *t == id)
+    }
+
+    /// Guests see their own clients; members see every client.
+    pub fn sees_client(&self, id: Uuid) -> bool {
+        !self.is_guest() || self.reach.clients.contains(&id)
+    }
+
+    /// True when the caller may change project `id` (org role, or its team's role), given it is
+    /// visible to them.
+    pub fn can_write_project_id(&self, id: Uuid) -> bool {
+        self.can(Area::Projects, Level::Full)
+            || self
+                .reach
+                .project_teams
+                .iter()
+                .any(|(p, team)| *p == id && self.can_write_project(*team))
+    }
+
+    /// True when the caller may see organization `id` (one they reach, or the active one).
     pub fn sees_organization(&self, id: Uuid) -> Option<&Organization> {
         std::iter::once(&self.organization)
             .chain(&self.organizations)
@@ -59,16 +123,28 @@ pub async fn authenticate(
     let token = bearer_token(authorization)?;
     let claims = keys.verify(token)?;
     let wanted_org = claims.org.as_deref().or(x_org).map(str::to_owned);
-    let (user, memberships) = load_identity(pool, &claims.sub).await?;
-    let active = choose_organization(pool, &user, &memberships, wanted_org).await?;
-    let organizations = memberships.into_iter().map(|m| m.organization).collect();
+    let identity = identity::load(pool, Some(&claims.sub), None).await?;
+    viewer_in(pool, identity, wanted_org, None).await
+}
+
+/// Builds the viewer of `identity` in the wanted (or only) organization.
+async fn viewer_in(
+    pool: &Pool,
+    identity: Identity,
+    wanted_org: Option<String>,
+    api_key_id: Option<Uuid>,
+) -> Result<Viewer, ApiError> {
+    let active = identity::choose(pool, &identity, wanted_org).await?;
+    let reach = identity::reach(pool, &identity, &active).await?;
     Ok(Viewer {
-        user,
+        organizations: identity.organizations(),
+        user: identity.user,
         organization: active.organization,
         role: active.role,
-        permissions: Permissions(active.permissions),
-        api_key_id: None,
-        organizations,
+        permissions: active.permissions,
+        reach,
+        api_key_id,
+        as_platform_admin: active.as_platform_admin,
     })
 }
 
@@ -87,77 +163,6 @@ fn bearer_token(authorization: Option<&str>) -> Result<&str, ApiError> {
         ));
     }
     Ok(token)
-}
-
-async fn load_identity(
-    pool: &Pool,
-    external_id: &str,
-) -> Result<(User, Vec<Membership>), ApiError> {
-    let lookup = Scope {
-        external_id: Some(external_id.to_owned()),
-        ..Scope::default()
-    };
-    let found = lookup
-        .transaction(pool, async |conn| {
-            let Some(user) = user::find_by_external_id(conn, external_id).await? else {
-                return Ok(None);
-            };
-            Scope {
-                user_id: Some(user.id),
-                ..Scope::default()
-            }
-            .apply(conn)
-            .await?;
-            let memberships = membership::of_user(conn, user.id).await?;
-            Ok(Some((user, memberships)))
-        })
-        .await?;
-    found.ok_or_else(|| ApiError::Unauthenticated("unknown user".into()))
-}
-
-/// Picks the active organization: the token's `org` claim, else `X-Org`, else the only one.
-async fn choose_organization(
-    pool: &Pool,
-    user: &User,
-    memberships: &[Membership],
-    wanted: Option<String>,
-) -> Result<Membership, ApiError> {
-    let Some(slug) = wanted else {
-        return match memberships {
-            [only] => Ok(only.clone()),
-            [] => Err(ApiError::Forbidden("not a member of any organization".into())),
-            _ => Err(ApiError::BadUserInput(
-                "member of several organizations: choose one with the token's `org` claim or an X-Org header".into(),
-            )),
-        };
-    };
-    if let Some(m) = memberships.iter().find(|m| m.organization.slug == slug) {
-        return Ok(m.clone());
-    }
-    if user.is_platform_admin {
-        let scope = Scope {
-            user_id: Some(user.id),
-            admin_org_slug: Some(slug.clone()),
-            ..Scope::default()
-        };
-        let org = scope
-            .transaction(pool, async |conn| {
-                organization::find_by_slug(conn, &slug).await
-            })
-            .await?;
-        if let Some(org) = org {
-            let permissions = Permissions::all().0;
-            return Ok(Membership {
-                organization: org,
-                role: "platform_admin".into(),
-                permissions,
-            });
-        }
-    }
-    // An unknown slug and a foreign one answer alike, so slugs of other tenants leak nothing.
-    Err(ApiError::Forbidden(format!(
-        "not a member of organization `{slug}`"
-    )))
 }
 
 #[cfg(test)]

@@ -49,6 +49,44 @@ impl Permissions {
         }))
     }
 
+    /// Read (only) in the given areas.
+    pub fn read_only(areas: &[Area]) -> Self {
+        Self(Value::Object(
+            areas
+                .iter()
+                .map(|a| (a.as_str().to_owned(), Value::from("read")))
+                .collect(),
+        ))
+    }
+
+    /// The higher level of the two documents in every area.
+    pub fn merge(&self, other: &Permissions) -> Permissions {
+        let word = |level: Level| match level {
+            Level::Full => Some("full"),
+            Level::Read => Some("read"),
+            Level::None => None,
+        };
+        let areas = [
+            Area::Projects,
+            Area::Resources,
+            Area::Docks,
+            Area::Operations,
+            Area::Settings,
+            Area::Audit,
+            Area::Monitoring,
+        ];
+        let merged = areas
+            .iter()
+            .filter_map(|a| {
+                Some((
+                    a.as_str().to_owned(),
+                    Value::from(word(self.level(*a).max(other.level(*a)))?),
+                ))
+            })
+            .collect();
+        Permissions(Value::Object(merged))
+    }
+
     /// The level granted in `area`; a missing or unknown value is none.
     pub fn level(&self, area: Area) -> Level {
         match self.0.get(area.as_str()).and_then(Value::as_str) {

@@ -16,6 +16,7 @@ use diesel_async::{
 };
 use tokio::sync::Mutex;
 
+use super::models::visibility::Visibility;
 use super::tenancy::TxBody;
 use super::{DbError, Pool, Scope};
 
@@ -23,18 +24,25 @@ use super::{DbError, Pool, Scope};
 pub struct RequestDb {
     pool: Pool,
     scope: Scope,
+    visibility: Visibility,
     conn: Mutex<Option<Object<AsyncPgConnection>>>,
     statements: Arc<AtomicUsize>,
 }
 
 impl RequestDb {
-    pub fn new(pool: Pool, scope: Scope) -> Self {
+    pub fn new(pool: Pool, scope: Scope, visibility: Visibility) -> Self {
         Self {
             pool,
             scope,
+            visibility,
             conn: Mutex::new(None),
             statements: Arc::default(),
         }
+    }
+
+    /// What the viewer may read (filters for team- and client-only access).
+    pub fn visibility(&self) -> &Visibility {
+        &self.visibility
     }
 
     /// The scope this request's statements run in.

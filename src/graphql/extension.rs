@@ -67,7 +67,11 @@ impl Extension for RequestSetupExtension {
             .and_then(|d| d.downcast_ref::<Viewer>());
         let viewer = from_request.or_else(|| ctx.data_opt::<Viewer>()).cloned();
         if let (Some(viewer), Some(pool)) = (viewer, ctx.data_opt::<Pool>()) {
-            let db = Arc::new(RequestDb::new(pool.clone(), viewer.scope()));
+            let db = Arc::new(RequestDb::new(
+                pool.clone(),
+                viewer.scope(),
+                viewer.visibility().clone(),
+            ));
             request = request.data(loaders(db.clone())).data(db);
         }
         next.run(ctx, request).await

@@ -68,13 +68,16 @@ impl Loader<ResourceKey> for DbLoader {
         keys: &[ResourceKey],
     ) -> Result<HashMap<ResourceKey, Arc<Resource>>, LoadError> {
         let groups = group_by(keys, |k| k.0);
+        let visibility = self.db.visibility();
         self.db
             .run(async |conn| {
                 let mut found = HashMap::new();
                 for (kind, members) in groups {
                     let ids: Vec<Uuid> = members.iter().map(|k| k.1).collect();
                     for row in resource::by_ids(conn, kind, &ids).await? {
-                        found.insert(ResourceKey(kind, row.common.id), Arc::new(row));
+                        if visibility.sees_resource(row.common.id, row.common.dock_id) {
+                            found.insert(ResourceKey(kind, row.common.id), Arc::new(row));
+                        }
                     }
                 }
                 Ok(found)
@@ -142,7 +145,35 @@ macro_rules! by_id_loader {
 by_id_loader!(DockId, Dock, dock::by_ids);
 by_id_loader!(ClientId, Client, directory::clients_by_ids);
 by_id_loader!(TeamId, Team, directory::teams_by_ids);
-by_id_loader!(ProjectId, Project, project::by_ids);
+
+/// Live projects by id, as far as the viewer may see them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ProjectId(pub Uuid);
+
+impl Loader<ProjectId> for DbLoader {
+    type Value = Arc<Project>;
+    type Error = LoadError;
+
+    async fn load(
+        &self,
+        keys: &[ProjectId],
+    ) -> Result<HashMap<ProjectId, Arc<Project>>, LoadError> {
+        let ids: Vec<Uuid> = keys
+            .iter()
+            .map(|k| k.0)
+            .filter(|id| self.db.visibility().sees_project(*id))
+            .collect();
+        let rows = self
+            .db
+            .run(async |conn| project::by_ids(conn, &ids).await)
+            .await
+            .map_err(Arc::new)?;
+        Ok(rows
+            .into_iter()
+            .map(|row| (ProjectId(row.id), Arc::new(row)))
+            .collect())
+    }
+}
 by_id_loader!(SyncRunId, SyncRunRow, dock::sync_runs_by_ids);
 
 /// Users by id, among the members of the request's organization.
@@ -281,7 +312,9 @@ impl Loader<ProjectsOfKey> for DbLoader {
             .map_err(Arc::new)?;
         let mut grouped: HashMap<Uuid, Vec<Project>> = HashMap::new();
         for (resource, project) in rows {
-            grouped.entry(resource).or_default().push(project);
+            if self.db.visibility().sees_project(project.id) {
+                grouped.entry(resource).or_default().push(project);
+            }
         }
         Ok(keys
             .iter()
@@ -320,7 +353,15 @@ impl Loader<ResourcePageKey> for DbLoader {
                 for ((parent, filter), members) in groups {
                     let ids: Vec<Uuid> = members.iter().map(|k| k.id).collect();
                     let mut pages: HashMap<Uuid, ResourcePage> = HashMap::new();
-                    for row in resource::page_ids(conn, parent, &ids, &filter).await? {
+                    let visibility = self.db.visibility();
+                    let restricted = resource::Filter {
+                        visible: visibility
+                            .linked_resources
+                            .clone()
+                            .map(|linked| (visibility.dock_ids().unwrap_or_default(), linked)),
+                        ..filter.clone()
+                    };
+                    for row in resource::page_ids(conn, parent, &ids, &restricted).await? {
                         let page = pages.entry(row.parent).or_default();
                         page.total = row.total;
                         page.rows.push(row);

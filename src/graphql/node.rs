@@ -90,12 +90,19 @@ pub async fn resolve_nodes(
                 p.org_id == org
             })?)),
             "Dock" => Node::Dock(DockNode(visible(&docks, DockId(id), |d| {
-                d.org_id == org && d.deleted_at.is_none()
+                d.org_id == org && d.deleted_at.is_none() && viewer.visibility().sees_dock(d.id)
             })?)),
-            "SyncRun" => Node::SyncRun(SyncRunNode(runs.get(&SyncRunId(id))?.clone())),
-            "Team" => Node::Team(TeamNode(visible(&teams, TeamId(id), |t| t.org_id == org)?)),
+            "SyncRun" => {
+                let run = runs
+                    .get(&SyncRunId(id))
+                    .filter(|r| viewer.visibility().sees_dock(r.dock_id))?;
+                Node::SyncRun(SyncRunNode(run.clone()))
+            }
+            "Team" => Node::Team(TeamNode(visible(&teams, TeamId(id), |t| {
+                t.org_id == org && viewer.sees_team(t.id)
+            })?)),
             "Client" => Node::Client(ClientNode(visible(&clients, ClientId(id), |c| {
-                c.org_id == org
+                c.org_id == org && viewer.sees_client(c.id)
             })?)),
             other => {
                 let key = ResourceKey(kind_of_type(other)?, id);

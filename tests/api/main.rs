@@ -9,6 +9,7 @@ mod harness;
 mod http;
 mod migrations;
 mod mutations;
+mod rbac;
 mod rls;
 mod seed;
 mod viewer;

@@ -41,6 +41,7 @@ pub async fn by_ids(conn: &mut AsyncPgConnection, ids: &[Uuid]) -> Result<Vec<Do
 pub async fn page(
     conn: &mut AsyncPgConnection,
     org_id: Uuid,
+    visible: Option<&[Uuid]>,
     after: Option<(String, Uuid)>,
     limit: i64,
 ) -> Result<Vec<Dock>, DbError> {
@@ -58,17 +59,27 @@ pub async fn page(
                 .or(docks::name.eq(name).and(docks::id.gt(id))),
         );
     }
+    if let Some(visible) = visible {
+        query = query.filter(docks::id.eq_any(visible.to_vec()));
+    }
     Ok(query.load(conn).await?)
 }
 
 /// How many live docks `org_id` has.
-pub async fn count(conn: &mut AsyncPgConnection, org_id: Uuid) -> Result<i64, DbError> {
-    Ok(docks::table
+pub async fn count(
+    conn: &mut AsyncPgConnection,
+    org_id: Uuid,
+    visible: Option<&[Uuid]>,
+) -> Result<i64, DbError> {
+    let mut query = docks::table
         .filter(docks::org_id.eq(org_id))
         .filter(docks::deleted_at.is_null())
         .count()
-        .get_result(conn)
-        .await?)
+        .into_boxed();
+    if let Some(visible) = visible {
+        query = query.filter(docks::id.eq_any(visible.to_vec()));
+    }
+    Ok(query.get_result(conn).await?)
 }
 
 /// A sync run, with its dock's total of runs.

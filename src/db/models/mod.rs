@@ -11,3 +11,4 @@ pub mod organization;
 pub mod project;
 pub mod resource;
 pub mod user;
+pub mod visibility;

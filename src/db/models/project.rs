@@ -37,6 +37,7 @@ pub async fn page(
     conn: &mut AsyncPgConnection,
     org_id: Uuid,
     search: Option<&str>,
+    visible: Option<&[Uuid]>,
     after: Option<&str>,
     limit: i64,
 ) -> Result<Vec<Project>, DbError> {
@@ -58,6 +59,9 @@ pub async fn page(
     if let Some(after) = after {
         query = query.filter(projects::slug.gt(after.to_owned()));
     }
+    if let Some(visible) = visible {
+        query = query.filter(projects::id.eq_any(visible.to_vec()));
+    }
     Ok(query.load(conn).await?)
 }
 
@@ -66,6 +70,7 @@ pub async fn count(
     conn: &mut AsyncPgConnection,
     org_id: Uuid,
     search: Option<&str>,
+    visible: Option<&[Uuid]>,
 ) -> Result<i64, DbError> {
     let mut query = projects::table
         .filter(projects::org_id.eq(org_id))
@@ -79,6 +84,9 @@ pub async fn count(
                 .ilike(pattern.clone())
                 .or(projects::slug.ilike(pattern)),
         );
+    }
+    if let Some(visible) = visible {
+        query = query.filter(projects::id.eq_any(visible.to_vec()));
     }
     Ok(query.get_result(conn).await?)
 }

@@ -272,6 +272,8 @@ pub struct Filter {
     pub after: Option<(String, String, Uuid)>,
     /// Rows per parent, plus one to learn whether a next page exists.
     pub limit: i64,
+    /// For restricted viewers: only resources on these docks or with these ids.
+    pub visible: Option<(Vec<Uuid>, Vec<Uuid>)>,
 }
 
 /// One row of a resource page: which resource, under which parent, and the parent's total.
@@ -306,7 +308,7 @@ pub async fn page_ids(
         .zip(Kind::ALL)
         .map(|(table, kind)| {
             format!(
-                "select '{kind}'::text as kind, id, name, {column} as parent, status, health_state \
+                "select '{kind}'::text as kind, id, name, {column} as parent, dock_id, status, health_state \
                  from {table} where {column} = any($1)",
                 kind = kind.as_str()
             )
@@ -320,6 +322,7 @@ pub async fn page_ids(
              where ($2::text[] is null or r.kind = any($2)) \
                and ($3::text[] is null or r.status = any($3)) \
                and ($4::text[] is null or r.health_state = any($4)) \
+               and ($9::uuid[] is null or r.dock_id = any($9) or r.id = any($10)) \
            ) c where $5::text is null or (c.name, c.kind, c.id) > ($5, $6, $7) \
          ) t where rn <= $8 order by parent, rn"
     );
@@ -336,6 +339,8 @@ pub async fn page_ids(
         .bind::<Nullable<Text>, _>(after_kind)
         .bind::<Nullable<SqlUuid>, _>(after_id)
         .bind::<BigInt, _>(filter.limit)
+        .bind::<Nullable<Array<SqlUuid>>, _>(filter.visible.as_ref().map(|v| &v.0))
+        .bind::<Array<SqlUuid>, _>(filter.visible.as_ref().map_or(&[][..], |v| &v.1[..]))
         .load(conn)
         .await?)
 }

@@ -73,3 +73,13 @@ pub async fn ensure(
         .await?
         .ok_or(DbError::Query(diesel::result::Error::NotFound))
 }
+
+/// Finds a user by id (as far as row-level security shows them).
+pub async fn find_by_id(conn: &mut AsyncPgConnection, id: Uuid) -> Result<Option<User>, DbError> {
+    Ok(users::table
+        .filter(users::id.eq(id))
+        .select(User::as_select())
+        .first(conn)
+        .await
+        .optional()?)
+}

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use async_graphql::{Context, ID, InputObject, MaybeUndefined, Object};
 use uuid::Uuid;
 
-use super::{Act, audited, org_full, refusal};
+use super::{Act, audited, refusal};
 use crate::auth::permissions::Area;
 use crate::db::models::directory;
 use crate::db::models::link;
@@ -86,7 +86,7 @@ impl ProjectMutations {
             target_type: "Project",
             target_id: None,
         };
-        let created = audited(ctx, act, org_full(ctx, Area::Projects)?, async |conn| {
+        let created = audited(ctx, act, viewer.can_write_project(team_id), async |conn| {
             check_owners(conn, client_id, team_id).await?;
             let created = project::create(conn, new)
                 .await
@@ -130,7 +130,7 @@ impl ProjectMutations {
             target_type: "Project",
             target_id: Some(project_id),
         };
-        let updated = audited(ctx, act, org_full(ctx, Area::Projects)?, async |conn| {
+        let updated = audited(ctx, act, may_write(ctx, project_id, team)?, async |conn| {
             check_owners(conn, client, team).await?;
             let updated = project::update(conn, project_id, changes)
                 .await
@@ -152,7 +152,7 @@ impl ProjectMutations {
             target_type: "Project",
             target_id: Some(project_id),
         };
-        audited(ctx, act, org_full(ctx, Area::Projects)?, async |conn| {
+        audited(ctx, act, may_write(ctx, project_id, None)?, async |conn| {
             if !project::soft_delete(conn, project_id).await? {
                 return Err(not_found(&id));
             }
@@ -173,17 +173,20 @@ impl ProjectMutations {
         let project = ids::decode_as(&project_id, "Project")?;
         let (kind, resource) = resource_of(&resource_id)?;
         let (org, user) = (viewer.organization.id, viewer.user.id);
+        let visibility = viewer.visibility();
         let act = Act {
             area: Area::Projects,
             action: "project.link_resource",
             target_type: "Project",
             target_id: Some(project),
         };
-        let (link, row) = audited(ctx, act, org_full(ctx, Area::Projects)?, async |conn| {
+        let (link, row) = audited(ctx, act, may_write(ctx, project, None)?, async |conn| {
             if project::by_ids(conn, &[project]).await?.is_empty() {
                 return Err(ApiError::NotFound("no such project".into()));
             }
-            let Some(row) = resource::by_ids(conn, kind, &[resource]).await?.pop() else {
+            let row = resource::by_ids(conn, kind, &[resource]).await?.pop();
+            let Some(row) = row.filter(|r| visibility.sees_resource(r.common.id, r.common.dock_id))
+            else {
                 return Err(ApiError::NotFound("no such resource".into()));
             };
             if link::link(conn, org, project, kind, resource, user)
@@ -225,7 +228,7 @@ impl ProjectMutations {
             target_id: Some(project),
         };
         Ok(
-            audited(ctx, act, org_full(ctx, Area::Projects)?, async |conn| {
+            audited(ctx, act, may_write(ctx, project, None)?, async |conn| {
                 if project::by_ids(conn, &[project]).await?.is_empty() {
                     return Err(ApiError::NotFound("no such project".into()));
                 }
@@ -237,6 +240,17 @@ impl ProjectMutations {
             .await?,
         )
     }
+}
+
+/// Whether the viewer may change project `id` (moving it to `new_team`, if given). A project
+/// they cannot see does not exist for them.
+fn may_write(ctx: &Context<'_>, id: Uuid, new_team: Option<Uuid>) -> Result<bool, ApiError> {
+    let viewer = viewer(ctx)?;
+    if !viewer.visibility().sees_project(id) {
+        return Err(ApiError::NotFound("no such project".into()));
+    }
+    let moves_ok = new_team.is_none_or(|team| viewer.can_write_project(Some(team)));
+    Ok(viewer.can_write_project_id(id) && moves_ok)
 }
 
 fn not_found(id: &ID) -> ApiError {

@@ -48,13 +48,20 @@ impl OrganizationNode {
         let look = ctx.look_ahead();
         let (org, search) = (self.0.id, search.as_deref());
         let counted = look.field("totalCount").exists();
+        let visible = viewer(ctx)?.visibility().projects.clone();
         let (rows, total) = db(ctx)?
             .run(async |conn| {
-                let rows =
-                    project_model::page(conn, org, search, window.after.as_deref(), window.limit())
-                        .await?;
+                let rows = project_model::page(
+                    conn,
+                    org,
+                    search,
+                    visible.as_deref(),
+                    window.after.as_deref(),
+                    window.limit(),
+                )
+                .await?;
                 let total = if counted {
-                    project_model::count(conn, org, search).await?
+                    project_model::count(conn, org, search, visible.as_deref()).await?
                 } else {
                     0
                 };
@@ -83,12 +90,19 @@ impl OrganizationNode {
         let window = Window::<(String, uuid::Uuid)>::new(first, after.as_deref())?;
         let look = ctx.look_ahead();
         let (org, counted) = (self.0.id, look.field("totalCount").exists());
+        let visible = viewer(ctx)?.visibility().dock_ids();
         let (rows, total) = db(ctx)?
             .run(async |conn| {
-                let rows =
-                    dock_model::page(conn, org, window.after.clone(), window.limit()).await?;
+                let rows = dock_model::page(
+                    conn,
+                    org,
+                    visible.as_deref(),
+                    window.after.clone(),
+                    window.limit(),
+                )
+                .await?;
                 let total = if counted {
-                    dock_model::count(conn, org).await?
+                    dock_model::count(conn, org, visible.as_deref()).await?
                 } else {
                     0
                 };
@@ -170,24 +184,37 @@ impl OrganizationNode {
     /// Teams by name.
     async fn teams(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<TeamNode>> {
         let org = self.0.id;
+        let viewer = viewer(ctx)?;
         let rows = db(ctx)?
             .run(async |conn| directory::teams(conn, org).await)
             .await
             .map_err(crate::error::ApiError::from)?;
-        Ok(rows.into_iter().map(|t| TeamNode(Arc::new(t))).collect())
+        Ok(rows
+            .into_iter()
+            .filter(|t| viewer.sees_team(t.id))
+            .map(|t| TeamNode(Arc::new(t)))
+            .collect())
     }
     /// Clients by name.
     async fn clients(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<ClientNode>> {
         let org = self.0.id;
+        let viewer = viewer(ctx)?;
         let rows = db(ctx)?
             .run(async |conn| directory::clients(conn, org).await)
             .await
             .map_err(crate::error::ApiError::from)?;
-        Ok(rows.into_iter().map(|c| ClientNode(Arc::new(c))).collect())
+        Ok(rows
+            .into_iter()
+            .filter(|c| viewer.sees_client(c.id))
+            .map(|c| ClientNode(Arc::new(c)))
+            .collect())
     }
     /// Members by name, with their roles.
     async fn members(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<MemberNode>> {
         let org = self.0.id;
+        if viewer(ctx)?.is_guest() {
+            return Ok(Vec::new());
+        }
         let rows = db(ctx)?
             .run(async |conn| directory::members(conn, org).await)
             .await
@@ -197,6 +224,9 @@ impl OrganizationNode {
     /// Roles by name (the built-in four and custom ones).
     async fn roles(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<RoleNode>> {
         let org = self.0.id;
+        if viewer(ctx)?.is_guest() {
+            return Ok(Vec::new());
+        }
         let rows = db(ctx)?
             .run(async |conn| directory::roles(conn, org).await)
             .await

@@ -32,9 +32,10 @@ impl ViewerNode {
     async fn organization(&self) -> OrganizationNode {
         OrganizationNode(self.0.organization.clone())
     }
-    /// What the caller's role allows in the active organization.
+    /// The most generous level per area over the caller's org, team and client roles here.
     async fn permissions(&self) -> Permissions {
-        let level = |area| match self.0.permissions.level(area) {
+        let effective = self.0.effective_permissions();
+        let level = |area| match effective.level(area) {
             Level::None => AccessLevel::None,
             Level::Read => AccessLevel::Read,
             Level::Full => AccessLevel::Full,

@@ -1,0 +1,4 @@
+drop policy organizations_via_teams_and_clients on organizations;
+drop policy roles_of_own_team_and_client_memberships on roles;
+drop policy client_memberships_own on client_memberships;
+drop policy team_memberships_own on team_memberships;

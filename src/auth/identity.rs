@@ -1,0 +1,203 @@
+//! From a verified subject to the organization it acts in and what it reaches there.
+
+use uuid::Uuid;
+
+use super::permissions::{Area, Level, Permissions};
+use crate::db::models::membership::{self, Membership};
+use crate::db::models::organization::{self, Organization};
+use crate::db::models::user::{self, User};
+use crate::db::models::visibility::{self, IndirectRole, Visibility};
+use crate::db::{Pool, Scope};
+use crate::error::ApiError;
+
+/// A user and every way they belong to organizations.
+pub struct Identity {
+    pub user: User,
+    pub memberships: Vec<Membership>,
+    pub indirect: Vec<IndirectRole>,
+}
+
+impl Identity {
+    /// Every organization the user reaches, by slug, each once.
+    pub fn organizations(&self) -> Vec<Organization> {
+        let mut orgs: Vec<Organization> = self
+            .memberships
+            .iter()
+            .map(|m| m.organization.clone())
+            .collect();
+        for role in &self.indirect {
+            if !orgs.iter().any(|o| o.id == role.organization.id) {
+                orgs.push(role.organization.clone());
+            }
+        }
+        orgs.sort_by(|a, b| a.slug.cmp(&b.slug));
+        orgs
+    }
+}
+
+/// Loads the user a token's subject names (by external id) or a key names (by id).
+pub async fn load(
+    pool: &Pool,
+    external_id: Option<&str>,
+    user_id: Option<Uuid>,
+) -> Result<Identity, ApiError> {
+    let lookup = Scope {
+        external_id: external_id.map(str::to_owned),
+        user_id,
+        ..Scope::default()
+    };
+    let found = lookup
+        .transaction(pool, async |conn| {
+            let user = match (external_id, user_id) {
+                (Some(external), _) => user::find_by_external_id(conn, external).await?,
+                (None, Some(id)) => user::find_by_id(conn, id).await?,
+                (None, None) => None,
+            };
+            let Some(user) = user else { return Ok(None) };
+            Scope {
+                user_id: Some(user.id),
+                ..Scope::default()
+            }
+            .apply(conn)
+            .await?;
+            let memberships = membership::of_user(conn, user.id).await?;
+            let indirect = visibility::indirect_roles(conn, user.id).await?;
+            Ok(Some(Identity {
+                user,
+                memberships,
+                indirect,
+            }))
+        })
+        .await?;
+    found.ok_or_else(|| ApiError::Unauthenticated("unknown user".into()))
+}
+
+/// The organization a request acts in and the org-wide role held there (if any).
+pub struct Active {
+    pub organization: Organization,
+    pub role: String,
+    pub permissions: Permissions,
+    /// True for a platform admin in an organization they do not belong to.
+    pub as_platform_admin: bool,
+}
+
+/// Picks the active organization: the wanted slug, else the only one reached.
+pub async fn choose(
+    pool: &Pool,
+    identity: &Identity,
+    wanted: Option<String>,
+) -> Result<Active, ApiError> {
+    let orgs = identity.organizations();
+    let org = match (wanted, orgs.as_slice()) {
+        (Some(slug), _) => match orgs.iter().find(|o| o.slug == slug) {
+            Some(org) => org.clone(),
+            None => return admin_entry(pool, &identity.user, slug).await,
+        },
+        (None, [only]) => only.clone(),
+        (None, []) => {
+            return Err(ApiError::Forbidden(
+                "not a member of any organization".into(),
+            ));
+        }
+        (None, _) => {
+            return Err(ApiError::BadUserInput(
+                "member of several organizations: choose one with the token's `org` claim or an X-Org header".into(),
+            ));
+        }
+    };
+    let direct = identity
+        .memberships
+        .iter()
+        .find(|m| m.organization.id == org.id);
+    Ok(match direct {
+        Some(m) => Active {
+            organization: org,
+            role: m.role.clone(),
+            permissions: Permissions(m.permissions.clone()),
+            as_platform_admin: false,
+        },
+        None => Active {
+            organization: org,
+            role: "guest".into(),
+            permissions: Permissions::default(),
+            as_platform_admin: false,
+        },
+    })
+}
+
+async fn admin_entry(pool: &Pool, user: &User, slug: String) -> Result<Active, ApiError> {
+    if user.is_platform_admin {
+        let scope = Scope {
+            user_id: Some(user.id),
+            admin_org_slug: Some(slug.clone()),
+            ..Scope::default()
+        };
+        let org = scope
+            .transaction(pool, async |conn| {
+                organization::find_by_slug(conn, &slug).await
+            })
+            .await?;
+        if let Some(organization) = org {
+            return Ok(Active {
+                organization,
+                role: "platform_admin".into(),
+                permissions: Permissions::all(),
+                as_platform_admin: true,
+            });
+        }
+    }
+    // An unknown slug and a foreign one answer alike, so slugs of other tenants leak nothing.
+    Err(ApiError::Forbidden(format!(
+        "not a member of organization `{slug}`"
+    )))
+}
+
+/// What a viewer reaches through teams and clients in the active organization.
+#[derive(Clone, Debug, Default)]
+pub struct Reach {
+    /// The viewer's team roles here.
+    pub teams: Vec<(Uuid, Permissions)>,
+    /// The clients the viewer belongs to here.
+    pub clients: Vec<Uuid>,
+    /// Visible projects with their team (restricted viewers only).
+    pub project_teams: Vec<(Uuid, Option<Uuid>)>,
+    pub visibility: Visibility,
+}
+
+/// Computes the reach in `active` (three statements, only for users with team or client roles
+/// there); org-wide read in an area lifts the restriction for that area.
+pub async fn reach(pool: &Pool, identity: &Identity, active: &Active) -> Result<Reach, ApiError> {
+    let here: Vec<&IndirectRole> = identity
+        .indirect
+        .iter()
+        .filter(|r| r.organization.id == active.organization.id)
+        .collect();
+    if here.is_empty() {
+        return Ok(Reach::default());
+    }
+    let teams: Vec<(Uuid, Permissions)> = here
+        .iter()
+        .filter_map(|r| Some((r.team_id?, Permissions(r.permissions.clone()))))
+        .collect();
+    let team_ids: Vec<Uuid> = teams.iter().map(|(t, _)| *t).collect();
+    let client_ids: Vec<Uuid> = here.iter().filter_map(|r| r.client_id).collect();
+    let scope = Scope::org(active.organization.id, identity.user.id);
+    let (projects, docks, linked) = scope
+        .transaction(pool, async |conn| {
+            visibility::reach(conn, &team_ids, &client_ids).await
+        })
+        .await?;
+    let org = &active.permissions;
+    let restricted = |area| !org.allows(area, Level::Read);
+    let visibility = Visibility {
+        projects: restricted(Area::Projects).then(|| projects.iter().map(|(id, _)| *id).collect()),
+        docks: restricted(Area::Docks).then(|| docks.clone()),
+        linked_resources: restricted(Area::Resources).then_some(linked),
+    };
+    Ok(Reach {
+        teams,
+        clients: client_ids,
+        project_teams: projects,
+        visibility,
+    })
+}

@@ -1,0 +1,228 @@
+//! Roles, teams, clients and dock grants: what each viewer sees and may do.
+
+use std::collections::HashSet;
+
+use diesel_async::SimpleAsyncConnection;
+use serde_json::{Value, json};
+
+use crate::harness::{TestApp, error_code};
+
+async fn seeded() -> TestApp {
+    let app = TestApp::spawn().await;
+    let mut conn = app.db.owner().await;
+    stackgate::seed::seed(&mut conn, 1).await.expect("seed");
+    // A person who reaches org-0 only through team-0 (role member: projects FULL, resources READ).
+    conn.batch_execute(
+        "insert into users (external_id, email, name) values ('org-0-teamer', 'teamer@example.test', 'Teamer');
+         insert into team_memberships (org_id, team_id, user_id, role_id)
+         select t.org_id, t.id, u.id, r.id from teams t, users u, roles r
+          where t.name = 'Team 0' and u.external_id = 'org-0-teamer' and r.org_id = t.org_id and r.name = 'member'
+            and t.org_id = (select id from organizations where slug = 'org-0');",
+    )
+    .await
+    .expect("teamer");
+    app
+}
+
+const SEEN: &str = "{ viewer { organization {
+    projects(first: 100) { nodes { id slug resources(first: 50) { nodes { id } } } }
+    docks { nodes { id name } }
+    resources(first: 500) { totalCount nodes { id dock { name } } }
+    teams { name } clients { name } members { role } roles { name } } } }";
+
+async fn seen(app: &TestApp, user: &str) -> Value {
+    let (_, body) = app
+        .graphql(Some(&app.token(user, Some("org-0"))), SEEN, json!({}))
+        .await;
+    assert!(body.get("errors").is_none(), "{user}: {body}");
+    body["data"]["viewer"]["organization"].clone()
+}
+
+fn list<'a>(value: &'a Value, field: &str) -> Vec<&'a str> {
+    value
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v[field].as_str())
+        .collect()
+}
+
+/// Checks that every visible resource is on one of `docks` or linked to a visible project.
+fn resources_follow_the_rules(org: &Value, docks: &[&str]) {
+    let linked: HashSet<&str> = org["projects"]["nodes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|p| list(&p["resources"]["nodes"], "id"))
+        .collect();
+    let resources = org["resources"]["nodes"].as_array().expect("resources");
+    assert!(!resources.is_empty());
+    assert_eq!(
+        org["resources"]["totalCount"].as_u64(),
+        Some(resources.len() as u64)
+    );
+    for r in resources {
+        let on_dock = docks.contains(&r["dock"]["name"].as_str().unwrap_or(""));
+        assert!(
+            on_dock || linked.contains(r["id"].as_str().unwrap_or("")),
+            "not reachable: {r}"
+        );
+    }
+    assert!(
+        linked.len() <= resources.len(),
+        "every linked resource is listed"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_client_portal_shows_the_clients_projects_read_only() {
+    let app = seeded().await;
+    let org = seen(&app, "org-0-client-0").await;
+    assert_eq!(
+        list(&org["projects"]["nodes"], "slug"),
+        vec!["project-000", "project-004", "project-008"]
+    );
+    assert_eq!(
+        list(&org["docks"]["nodes"], "name"),
+        vec!["Vercel"],
+        "the dock granted to Client 0"
+    );
+    resources_follow_the_rules(&org, &["Vercel"]);
+    assert_eq!(list(&org["clients"], "name"), vec!["Client 0"]);
+    assert!(
+        org["teams"].as_array().is_some_and(Vec::is_empty)
+            && org["members"].as_array().is_some_and(Vec::is_empty)
+    );
+
+    let token = app.token("org-0-client-0", Some("org-0"));
+    let owner = seen(&app, "org-0-owner").await;
+    let project = |slug: &str| {
+        owner["projects"]["nodes"]
+            .as_array()
+            .expect("p")
+            .iter()
+            .find(|p| p["slug"] == slug)
+            .expect("project")["id"]
+            .clone()
+    };
+    let update = "mutation($id: ID!) { updateProject(id: $id, input: { name: \"x\" }) { name } }";
+    let (_, body) = app
+        .graphql(
+            Some(&token),
+            update,
+            json!({ "id": project("project-000") }),
+        )
+        .await;
+    assert_eq!(
+        error_code(&body),
+        "FORBIDDEN",
+        "visible but read-only: {body}"
+    );
+    let (_, body) = app
+        .graphql(
+            Some(&token),
+            update,
+            json!({ "id": project("project-001") }),
+        )
+        .await;
+    assert_eq!(
+        error_code(&body),
+        "NOT_FOUND",
+        "another client's project does not exist here: {body}"
+    );
+    let (_, body) = app
+        .graphql(
+            Some(&token),
+            "query($id: ID!) { node(id: $id) { id } }",
+            json!({ "id": project("project-001") }),
+        )
+        .await;
+    assert_eq!(body["data"]["node"], Value::Null);
+    let (_, body) = app
+        .graphql(
+            Some(&token),
+            "{ viewer { permissions { projects resources settings } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        body["data"]["viewer"]["permissions"],
+        json!({ "projects": "READ", "resources": "READ", "settings": "NONE" })
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_team_sees_its_projects_and_granted_dock_only() {
+    let app = seeded().await;
+    let org = seen(&app, "org-0-teamer").await;
+    assert_eq!(
+        list(&org["projects"]["nodes"], "slug"),
+        vec!["project-001", "project-005", "project-009"]
+    );
+    assert_eq!(list(&org["docks"]["nodes"], "name"), vec!["DigitalOcean"]);
+    resources_follow_the_rules(&org, &["DigitalOcean"]);
+    assert_eq!(list(&org["teams"], "name"), vec!["Team 0"]);
+
+    let token = app.token("org-0-teamer", Some("org-0"));
+    let team_project = org["projects"]["nodes"][0]["id"].clone();
+    let update = "mutation($id: ID!) { updateProject(id: $id, input: { name: \"Renamed by the team\" }) { name } }";
+    let (_, body) = app
+        .graphql(Some(&token), update, json!({ "id": team_project }))
+        .await;
+    assert_eq!(
+        body["data"]["updateProject"]["name"], "Renamed by the team",
+        "team role FULL over its projects: {body}"
+    );
+    let (_, body) = app
+        .graphql(
+            Some(&token),
+            "mutation { createProject(input: { name: \"x\", slug: \"x\" }) { id } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        error_code(&body),
+        "FORBIDDEN",
+        "no org-wide project creation: {body}"
+    );
+
+    let owner = seen(&app, "org-0-owner").await;
+    let linode = owner["docks"]["nodes"]
+        .as_array()
+        .expect("d")
+        .iter()
+        .find(|d| d["name"] == "Linode")
+        .expect("linode")["id"]
+        .clone();
+    let (_, body) = app
+        .graphql(
+            Some(&token),
+            "query($id: ID!) { node(id: $id) { id } }",
+            json!({ "id": linode }),
+        )
+        .await;
+    assert_eq!(
+        body["data"]["node"],
+        Value::Null,
+        "an ungranted dock does not exist for the team"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn org_roles_see_everything_in_the_org() {
+    let app = seeded().await;
+    for user in ["org-0-owner", "org-0-admin", "org-0-member", "org-0-viewer"] {
+        let org = seen(&app, user).await;
+        assert_eq!(
+            org["projects"]["nodes"].as_array().map(Vec::len),
+            Some(10),
+            "{user}"
+        );
+        assert_eq!(
+            org["docks"]["nodes"].as_array().map(Vec::len),
+            Some(4),
+            "{user}"
+        );
+        assert_eq!(org["resources"]["totalCount"], 200, "{user}");
+    }
+}
