@@ -215,6 +215,10 @@ async fn run(o: Options) -> anyhow::Result<bool> {
     .await
     .context("ALTER DATABASE … SET random_page_cost")?;
     stackgate::db::run_migrations(&url).await?;
+    let postmaster = match db.postmaster {
+        Some(pid) => Some(pid),
+        None => local_postmaster(&mut conn).await,
+    };
     let seeded_at = Instant::now();
     let summary = stackgate::seed::seed(&mut conn, o.scale).await?;
     let seed_secs = seeded_at.elapsed().as_secs_f64();
@@ -267,6 +271,8 @@ async fn run(o: Options) -> anyhow::Result<bool> {
             .await?;
         let target = Target {
             name: "stackgate".into(),
+            server_pid: server.pid(),
+            postmaster,
             url: format!("{base}/graphql"),
             metrics_url: Some(format!("{base}/metrics")),
             authorization: Some(format!("Bearer {token}")),
@@ -315,6 +321,8 @@ async fn run(o: Options) -> anyhow::Result<bool> {
                 .await?;
             let target = Target {
                 name,
+                server_pid: server.pid(),
+                postmaster,
                 url: url_graphql,
                 metrics_url: None,
                 authorization: None,
@@ -348,6 +356,8 @@ async fn run(o: Options) -> anyhow::Result<bool> {
 struct BenchDatabase {
     url: SecretString,
     describe: String,
+    /// The postmaster's pid when the cluster runs on this machine (CPU accounting).
+    postmaster: Option<i32>,
     _cluster: Option<EmbeddedPostgres>,
 }
 
@@ -357,6 +367,7 @@ impl BenchDatabase {
             return Ok(Self {
                 url: SecretString::from(url),
                 describe: "DATABASE_URL".into(),
+                postmaster: None,
                 _cluster: None,
             });
         }
@@ -378,6 +389,7 @@ impl BenchDatabase {
         })
         .await??;
         stackgate::cli::ensure_database(&cluster, BENCH_DB).await?;
+        let postmaster = postmaster_pid(&dir.join("pg/data"));
         Ok(Self {
             url: cluster.url(BENCH_DB),
             describe: format!(
@@ -385,6 +397,7 @@ impl BenchDatabase {
                 dir.display(),
                 cluster.port()
             ),
+            postmaster,
             _cluster: Some(cluster),
         })
     }
@@ -532,6 +545,10 @@ impl ChildGuard {
         }
     }
 
+    fn pid(&self) -> Option<i32> {
+        self.child.as_ref().and_then(|c| i32::try_from(c.id()).ok())
+    }
+
     fn stop(&mut self) {
         let Some(mut child) = self.child.take() else {
             return;
@@ -622,6 +639,10 @@ enum Shape {
 
 struct Target {
     name: String,
+    /// The server's process (its CPU time, with its children's, is accounted).
+    server_pid: Option<i32>,
+    /// PostgreSQL's postmaster (its CPU time, with every backend's, is accounted).
+    postmaster: Option<i32>,
     url: String,
     metrics_url: Option<String>,
     authorization: Option<String>,
@@ -718,6 +739,7 @@ struct LoadResult {
     samples: Vec<Sample>,
     /// What the first failed request got, if one failed.
     first_failure: Option<String>,
+    cpu: CpuUse,
     window_start_us: u64,
     window_end_us: u64,
     statements: Option<f64>,
@@ -779,12 +801,16 @@ async fn load(
             Some(c) => db_transactions(c).await,
             None => None,
         };
-        (stats, xacts)
+        (
+            stats,
+            xacts,
+            CpuSnapshot::take(target.server_pid, target.postmaster),
+        )
     };
     tokio::time::sleep_until(window_start.into()).await;
-    let (stats0, xacts0) = counters(&mut conn).await;
+    let (stats0, xacts0, cpu0) = counters(&mut conn).await;
     tokio::time::sleep_until(window_end.into()).await;
-    let (stats1, xacts1) = counters(&mut conn).await;
+    let (stats1, xacts1, cpu1) = counters(&mut conn).await;
 
     let mut samples = Vec::new();
     let mut first_failure = None;
@@ -807,9 +833,40 @@ async fn load(
         (Some(a), Some(b)) if completed > 0.0 => Some((b - a) as f64 / completed),
         _ => None,
     };
+    let per_request = |ticks: Option<u64>| {
+        ticks
+            .filter(|_| completed > 0.0)
+            .map(|t| t as f64 * 1000.0 / CLOCK_TICKS / completed)
+    };
+    let cpu = CpuUse {
+        server_ms: per_request(
+            cpu1.server
+                .zip(cpu0.server)
+                .map(|(b, a)| b.saturating_sub(a)),
+        ),
+        postgres_ms: per_request(
+            cpu1.postgres
+                .zip(cpu0.postgres)
+                .map(|(b, a)| b.saturating_sub(a)),
+        ),
+        client_ms: per_request(Some(cpu1.me.saturating_sub(cpu0.me))),
+        other_cores: cpu1.total_busy.zip(cpu0.total_busy).map(|(b, a)| {
+            let ours = [
+                cpu1.server.zip(cpu0.server),
+                cpu1.postgres.zip(cpu0.postgres),
+                Some((cpu1.me, cpu0.me)),
+            ]
+            .into_iter()
+            .flatten()
+            .map(|(b, a)| b.saturating_sub(a))
+            .sum::<u64>();
+            b.saturating_sub(a).saturating_sub(ours) as f64 / CLOCK_TICKS / seconds
+        }),
+    };
     Ok(LoadResult {
         samples,
         first_failure,
+        cpu,
         window_start_us,
         window_end_us,
         statements,
@@ -873,6 +930,7 @@ struct Stats {
     avg_kb: f64,
     statements: Option<f64>,
     transactions: Option<f64>,
+    cpu: CpuUse,
 }
 
 async fn measure(o: &Options, target: &Target, db_url: &SecretString, org: &Org0) -> Column {
@@ -910,6 +968,8 @@ async fn measure(o: &Options, target: &Target, db_url: &SecretString, org: &Org0
 
     let target = Arc::new(Target {
         name: target.name.clone(),
+        server_pid: target.server_pid,
+        postmaster: target.postmaster,
         url: target.url.clone(),
         metrics_url: target.metrics_url.clone(),
         authorization: target.authorization.clone(),
@@ -994,6 +1054,7 @@ fn stats(r: &LoadResult) -> Stats {
         },
         statements: r.statements,
         transactions: r.transactions,
+        cpu: r.cpu,
     }
 }
 
@@ -1294,6 +1355,22 @@ fn print_table(o: &Options, columns: &[Column], summary: &stackgate::seed::Summa
             Box::new(|c: &Column| num(c.main.as_ref().and_then(|s| s.transactions), 2)),
         ),
         (
+            "server CPU ms/request",
+            Box::new(|c: &Column| num(c.main.as_ref().and_then(|s| s.cpu.server_ms), 1)),
+        ),
+        (
+            "PostgreSQL CPU ms/request",
+            Box::new(|c: &Column| num(c.main.as_ref().and_then(|s| s.cpu.postgres_ms), 1)),
+        ),
+        (
+            "load tool CPU ms/request",
+            Box::new(|c: &Column| num(c.main.as_ref().and_then(|s| s.cpu.client_ms), 1)),
+        ),
+        (
+            "other processes (cores)",
+            Box::new(|c: &Column| num(c.main.as_ref().and_then(|s| s.cpu.other_cores), 2)),
+        ),
+        (
             "p50 at 1 client (ms)",
             Box::new(|c: &Column| num(c.one_client_p50_ms, 1)),
         ),
@@ -1333,4 +1410,132 @@ fn print_table(o: &Options, columns: &[Column], summary: &stackgate::seed::Summa
         }
     }
     println!("{out}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// CPU accounting from /proc
+
+/// Linux reports CPU times in USER_HZ ticks, 100 a second on every mainstream configuration.
+const CLOCK_TICKS: f64 = 100.0;
+
+/// CPU milliseconds per answered request, by process group, over the measured window.
+#[derive(Clone, Copy, Default)]
+struct CpuUse {
+    server_ms: Option<f64>,
+    postgres_ms: Option<f64>,
+    client_ms: Option<f64>,
+    /// Cores kept busy by every other process of the machine (noise: builds, other tests).
+    other_cores: Option<f64>,
+}
+
+/// CPU ticks used so far: the server's process tree, PostgreSQL's, this process, the machine.
+struct CpuSnapshot {
+    server: Option<u64>,
+    postgres: Option<u64>,
+    me: u64,
+    total_busy: Option<u64>,
+}
+
+impl CpuSnapshot {
+    fn take(server: Option<i32>, postmaster: Option<i32>) -> Self {
+        let table = process_table();
+        let me = i32::try_from(std::process::id()).ok();
+        Self {
+            server: server.map(|pid| tree_ticks(&table, pid)),
+            postgres: postmaster.map(|pid| tree_ticks(&table, pid)),
+            me: me.and_then(|pid| table.get(&pid)).map_or(0, |p| p.1),
+            total_busy: machine_busy_ticks(),
+        }
+    }
+}
+
+/// pid → (parent pid, user + system ticks of the process and of its reaped children).
+fn process_table() -> std::collections::HashMap<i32, (i32, u64)> {
+    let mut table = std::collections::HashMap::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return table;
+    };
+    for entry in entries.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // After "pid (comm)": state ppid … utime(11) stime(12) cutime(13) cstime(14).
+        let Some((_, rest)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let number = |i: usize| fields.get(i).and_then(|f| f.parse::<i64>().ok());
+        if let (Some(ppid), Some(u), Some(s), Some(cu), Some(cs)) =
+            (number(1), number(11), number(12), number(13), number(14))
+        {
+            let ticks = (u + s + cu + cs).max(0) as u64;
+            table.insert(pid, (i32::try_from(ppid).unwrap_or(0), ticks));
+        }
+    }
+    table
+}
+
+/// Ticks of `root` and of all its descendants.
+fn tree_ticks(table: &std::collections::HashMap<i32, (i32, u64)>, root: i32) -> u64 {
+    let mut total = 0;
+    let mut stack = vec![root];
+    while let Some(pid) = stack.pop() {
+        if let Some((_, ticks)) = table.get(&pid) {
+            total += ticks;
+        }
+        stack.extend(
+            table
+                .iter()
+                .filter(|(_, (ppid, _))| *ppid == pid)
+                .map(|(child, _)| *child),
+        );
+    }
+    total
+}
+
+/// Busy ticks of all CPUs since boot (everything but idle and iowait).
+fn machine_busy_ticks() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = stat.lines().next()?.strip_prefix("cpu ")?;
+    let v: Vec<u64> = line
+        .split_whitespace()
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal
+    Some(v.iter().take(8).sum::<u64>() - v.get(3)? - v.get(4)?)
+}
+
+/// The postmaster's pid, from the first line of `postmaster.pid` in the data directory.
+fn postmaster_pid(data: &Path) -> Option<i32> {
+    std::fs::read_to_string(data.join("postmaster.pid"))
+        .ok()?
+        .lines()
+        .next()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+#[derive(QueryableByName)]
+struct SettingRow {
+    #[diesel(sql_type = Text)]
+    setting: String,
+}
+
+/// With `DATABASE_URL`: the postmaster, when the server runs on this machine and its data
+/// directory is readable from here.
+async fn local_postmaster(conn: &mut AsyncPgConnection) -> Option<i32> {
+    let row: SettingRow =
+        diesel::sql_query("select setting from pg_settings where name = 'data_directory'")
+            .get_result(conn)
+            .await
+            .ok()?;
+    postmaster_pid(Path::new(&row.setting))
 }
