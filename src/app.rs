@@ -4,9 +4,12 @@ use std::sync::Arc;
 
 use metrics_exporter_prometheus::PrometheusHandle;
 
+use crate::auth::cache::ViewerCache;
 use crate::auth::jwt::JwtKeys;
+use crate::auth::{Authenticator, Viewer};
 use crate::config::Config;
 use crate::db::{self, Pool};
+use crate::error::ApiError;
 use crate::graphql::{self, AppSchema};
 
 /// Everything a request handler needs; cheap to clone.
@@ -16,6 +19,7 @@ pub struct AppState {
     pub pool: Pool,
     pub schema: AppSchema,
     pub jwt: Arc<JwtKeys>,
+    pub viewers: Arc<ViewerCache>,
     pub metrics: PrometheusHandle,
     pub graphiql_page: Arc<String>,
 }
@@ -25,18 +29,41 @@ impl AppState {
     pub fn new(config: Config) -> anyhow::Result<Self> {
         let pool = db::build_pool(&config.database_url, config.pool_size)?;
         let schema = graphql::build_schema(pool.clone(), config.limits);
-        let jwt = Arc::new(JwtKeys::hs256(&config.jwt_secret));
+        let jwt = Arc::new(JwtKeys::new(
+            config.jwt_secret.as_ref(),
+            config.jwt_public_key.as_deref(),
+        )?);
         let page = crate::http::graphiql::render(
             config.graphiql_assets.is_some(),
             config.graphiql_headers.as_deref(),
         );
+        let viewers = Arc::new(ViewerCache::new(std::time::Duration::from_secs(
+            config.auth_cache_seconds,
+        )));
         Ok(Self {
             config: Arc::new(config),
             pool,
             schema,
             jwt,
+            viewers,
             metrics: crate::metrics::install(),
             graphiql_page: Arc::new(page),
         })
+    }
+}
+
+impl AppState {
+    /// Authenticates an `Authorization` value (and `X-Org`) with this server's keys and cache.
+    pub async fn authenticate(
+        &self,
+        authorization: Option<&str>,
+        x_org: Option<&str>,
+    ) -> Result<Viewer, ApiError> {
+        let auth = Authenticator {
+            pool: &self.pool,
+            keys: &self.jwt,
+            cache: &self.viewers,
+        };
+        crate::auth::authenticate(&auth, authorization, x_org).await
     }
 }

@@ -99,7 +99,12 @@ async fn serve(args: ConfigArgs, migrate: bool) -> anyhow::Result<()> {
     if migrate || database.cluster.is_some() {
         db::run_migrations(&database.url).await?;
     }
-    let config = resolve(&args, database.url.clone(), jwt_secret(&args)?, None);
+    let secret = args
+        .jwt_secret
+        .is_some()
+        .then(|| jwt_secret(&args))
+        .transpose()?;
+    let config = resolve(&args, database.url.clone(), secret, None)?;
     let running = server::start(config).await?;
     tracing::info!(addr = %running.addr, "serving");
     server::shutdown_signal().await;
@@ -125,7 +130,12 @@ async fn run_demo(args: ConfigArgs) -> anyhow::Result<()> {
         Some(demo::ORG_SLUG),
         24 * 3600,
     )?;
-    let config = resolve(&args, database.url.clone(), secret, Some(token.clone()));
+    let config = resolve(
+        &args,
+        database.url.clone(),
+        Some(secret),
+        Some(token.clone()),
+    )?;
     let running = server::start(config).await?;
     say(&format!(
         "stackgate demo is up: organization `{}`, owner `{}`.\nGraphiQL: http://{}/graphql\n\
@@ -187,19 +197,30 @@ pub async fn ensure_database(cluster: &EmbeddedPostgres, name: &str) -> anyhow::
 fn resolve(
     args: &ConfigArgs,
     database_url: SecretString,
-    jwt_secret: SecretString,
+    jwt_secret: Option<SecretString>,
     token: Option<String>,
-) -> Config {
-    Config {
+) -> anyhow::Result<Config> {
+    let jwt_public_key = match &args.jwt_public_key_file {
+        Some(path) => Some(std::fs::read(path).map_err(|e| {
+            anyhow::anyhow!(
+                "cannot read STACKGATE_JWT_PUBLIC_KEY_FILE {}: {e}",
+                path.display()
+            )
+        })?),
+        None => None,
+    };
+    Ok(Config {
         database_url,
         listen: args.listen,
         jwt_secret,
+        jwt_public_key,
         graphiql_assets: args.graphiql_assets.clone().filter(|p| has_assets(p)),
         graphiql_headers: token,
         pool_size: args.pool_size,
         body_limit: args.body_limit,
         limits: args.limits(),
-    }
+        auth_cache_seconds: args.auth_cache_seconds,
+    })
 }
 
 fn has_assets(dir: &Path) -> bool {

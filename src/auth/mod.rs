@@ -2,6 +2,7 @@
 //!
 //! HTTP and WebSocket both call [`authenticate`], so the two can never disagree.
 
+pub mod cache;
 pub mod identity;
 pub mod jwt;
 pub mod permissions;
@@ -13,6 +14,7 @@ use crate::db::models::user::User;
 use crate::db::models::visibility::Visibility;
 use crate::db::{Pool, Scope};
 use crate::error::ApiError;
+use cache::ViewerCache;
 use identity::{Identity, Reach};
 use jwt::JwtKeys;
 use permissions::{Area, Level, Permissions};
@@ -113,18 +115,30 @@ impl Viewer {
     }
 }
 
+/// What authentication needs: the pool, the token keys, and the cache of resolved viewers.
+pub struct Authenticator<'a> {
+    pub pool: &'a Pool,
+    pub keys: &'a JwtKeys,
+    pub cache: &'a ViewerCache,
+}
+
 /// Resolves an `Authorization` header value (and an optional `X-Org` slug) to a viewer.
 pub async fn authenticate(
-    pool: &Pool,
-    keys: &JwtKeys,
+    auth: &Authenticator<'_>,
     authorization: Option<&str>,
     x_org: Option<&str>,
 ) -> Result<Viewer, ApiError> {
     let token = bearer_token(authorization)?;
-    let claims = keys.verify(token)?;
+    let claims = auth.keys.verify(token)?;
     let wanted_org = claims.org.as_deref().or(x_org).map(str::to_owned);
-    let identity = identity::load(pool, Some(&claims.sub), None).await?;
-    viewer_in(pool, identity, wanted_org, None).await
+    let subject = format!("jwt:{}", claims.sub);
+    if let Some(viewer) = auth.cache.get(&subject, wanted_org.as_deref()) {
+        return Ok(viewer);
+    }
+    let identity = identity::load(auth.pool, Some(&claims.sub), None).await?;
+    let viewer = viewer_in(auth.pool, identity, wanted_org.clone(), None).await?;
+    auth.cache.put(&subject, wanted_org.as_deref(), &viewer);
+    Ok(viewer)
 }
 
 /// Builds the viewer of `identity` in the wanted (or only) organization.

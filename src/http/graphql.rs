@@ -183,9 +183,7 @@ async fn execute(
         let started = Instant::now();
         let authorization = header_str(headers, header::AUTHORIZATION.as_str());
         let x_org = header_str(headers, "x-org");
-        let outcome = match crate::auth::authenticate(&app.pool, &app.jwt, authorization, x_org)
-            .await
-        {
+        let outcome = match app.authenticate(authorization, x_org).await {
             Err(err) => auth_failure(err, format, &request_id),
             Ok(viewer) => {
                 let mut gql = async_graphql::Request::new(query)

@@ -82,7 +82,7 @@ async fn authenticate(app: &AppState, payload: &serde_json::Value) -> Result<Vie
     };
     let authorization = find(&["authorization", "Authorization"]);
     let x_org = find(&["x-org", "X-Org"]);
-    crate::auth::authenticate(&app.pool, &app.jwt, authorization, x_org)
+    app.authenticate(authorization, x_org)
         .await
         .map_err(|e| e.message().to_owned())
 }

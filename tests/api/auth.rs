@@ -164,3 +164,142 @@ async fn the_active_org_comes_from_claim_header_or_only_membership() {
         "{body}"
     );
 }
+
+/// A PKCS#8 private key and its SPKI public key, made with openssl.
+fn keypair(algorithm: &[&str]) -> (Vec<u8>, Vec<u8>) {
+    let dir =
+        std::env::temp_dir().join(format!("stackgate-keys-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let private = dir.join("private.pem");
+    let made = std::process::Command::new("openssl")
+        .arg("genpkey")
+        .args(algorithm)
+        .arg("-out")
+        .arg(&private)
+        .output()
+        .expect("openssl runs");
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let public = std::process::Command::new("openssl")
+        .args(["pkey", "-pubout", "-in"])
+        .arg(&private)
+        .output()
+        .expect("openssl");
+    assert!(public.status.success());
+    let private = std::fs::read(&private).expect("read");
+    let _ = std::fs::remove_dir_all(&dir);
+    (private, public.stdout)
+}
+
+fn sign(algorithm: jsonwebtoken::Algorithm, key: &jsonwebtoken::EncodingKey, sub: &str) -> String {
+    let claims = json!({ "sub": sub, "org": "acme", "exp": chrono::Utc::now().timestamp() + 600 });
+    jsonwebtoken::encode(&jsonwebtoken::Header::new(algorithm), &claims, key).expect("sign")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rs256_and_es256_tokens_verify_against_the_public_key() {
+    use jsonwebtoken::{Algorithm, EncodingKey};
+    let (rsa_private, rsa_public) =
+        keypair(&["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"]);
+    let (ec_private, ec_public) =
+        keypair(&["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"]);
+    let rsa_key = EncodingKey::from_rsa_pem(&rsa_private).expect("rsa");
+    let ec_key = EncodingKey::from_ec_pem(&ec_private).expect("ec");
+
+    for (public, good, other) in [
+        (
+            rsa_public.clone(),
+            sign(Algorithm::RS256, &rsa_key, "alice"),
+            sign(Algorithm::ES256, &ec_key, "alice"),
+        ),
+        (
+            ec_public.clone(),
+            sign(Algorithm::ES256, &ec_key, "alice"),
+            sign(Algorithm::RS256, &rsa_key, "alice"),
+        ),
+    ] {
+        let app = TestApp::spawn_with(|c| c.jwt_public_key = Some(public.clone())).await;
+        let mut conn = app.db.owner().await;
+        let acme = fixtures::org(&mut conn, "acme").await;
+        fixtures::member(&mut conn, &acme, "alice", "owner").await;
+
+        let (_, body) = app.graphql(Some(&good), VIEWER, json!({})).await;
+        assert_eq!(
+            body["data"]["viewer"]["organization"]["slug"], "acme",
+            "{body}"
+        );
+        let (_, body) = app.graphql(Some(&other), VIEWER, json!({})).await;
+        assert_eq!(
+            error_code(&body),
+            "UNAUTHENTICATED",
+            "a key of the other family: {body}"
+        );
+
+        // HS/RS confusion: an HS256 token whose HMAC key is the public key's PEM text.
+        let confused = sign(
+            Algorithm::HS256,
+            &EncodingKey::from_secret(&public),
+            "alice",
+        );
+        let (_, body) = app.graphql(Some(&confused), VIEWER, json!({})).await;
+        assert_eq!(error_code(&body), "UNAUTHENTICATED", "{body}");
+    }
+
+    let hs_only = app_with_members().await;
+    let (_, body) = hs_only
+        .graphql(
+            Some(&sign(Algorithm::RS256, &rsa_key, "alice")),
+            VIEWER,
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        error_code(&body),
+        "UNAUTHENTICATED",
+        "no public key configured: {body}"
+    );
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("algorithm"),
+        "{body}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn resolved_viewers_are_reused_only_for_the_configured_time() {
+    use diesel_async::SimpleAsyncConnection;
+    for ttl in [0, 1] {
+        let app = TestApp::spawn_with(|c| c.auth_cache_seconds = ttl).await;
+        let mut conn = app.db.owner().await;
+        let acme = fixtures::org(&mut conn, "acme").await;
+        fixtures::member(&mut conn, &acme, "alice", "owner").await;
+        let token = app.token("alice", None);
+        let (_, body) = app.graphql(Some(&token), VIEWER, json!({})).await;
+        assert_eq!(body["data"]["viewer"]["organization"]["slug"], "acme");
+
+        conn.batch_execute("delete from memberships")
+            .await
+            .expect("remove membership");
+        let (_, body) = app.graphql(Some(&token), VIEWER, json!({})).await;
+        if ttl == 0 {
+            assert_eq!(
+                error_code(&body),
+                "FORBIDDEN",
+                "no cache: the removal applies at once: {body}"
+            );
+            continue;
+        }
+        assert_eq!(
+            body["data"]["viewer"]["organization"]["slug"], "acme",
+            "cached for {ttl}s: {body}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+        let (_, body) = app.graphql(Some(&token), VIEWER, json!({})).await;
+        assert_eq!(error_code(&body), "FORBIDDEN", "expired: {body}");
+    }
+}

@@ -164,15 +164,17 @@ impl TestApp {
         let mut config = Config {
             database_url: db.url(),
             listen: "127.0.0.1:0".parse().expect("addr"),
-            jwt_secret: SecretString::from(JWT_SECRET.to_owned()),
+            jwt_secret: Some(SecretString::from(JWT_SECRET.to_owned())),
+            jwt_public_key: None,
             graphiql_assets: None,
             graphiql_headers: None,
             pool_size: 4,
             body_limit: 1024 * 1024,
             limits: Default::default(),
+            auth_cache_seconds: 0,
         };
         adjust(&mut config);
-        let jwt = JwtKeys::hs256(&config.jwt_secret);
+        let jwt = JwtKeys::hs256(&SecretString::from(JWT_SECRET.to_owned()));
         let server = stackgate::server::start(config)
             .await
             .expect("server starts");

@@ -1,0 +1,63 @@
+//! A short-lived cache of resolved viewers, so a busy client does not cost an identity lookup
+//! (one transaction, several statements) on every request.
+//!
+//! Keyed by the verified subject and the wanted organization; only successful resolutions are
+//! kept, each for at most the configured TTL (`STACKGATE_AUTH_CACHE_SECONDS`, 0 disables). The
+//! token itself is verified on every request; what the TTL bounds is how long a change of roles,
+//! memberships or grants takes to apply.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use super::Viewer;
+
+/// The most entries kept; when full, expired ones are dropped, then everything.
+const MAX_ENTRIES: usize = 10_000;
+
+/// Resolved viewers by (subject, wanted org).
+#[derive(Debug)]
+pub struct ViewerCache {
+    ttl: Duration,
+    entries: Mutex<HashMap<(String, Option<String>), (Viewer, Instant)>>,
+}
+
+impl ViewerCache {
+    pub fn new(ttl: Duration) -> Self {
+        Self {
+            ttl,
+            entries: Mutex::default(),
+        }
+    }
+
+    /// A cached viewer for the key, if fresh.
+    pub fn get(&self, subject: &str, org: Option<&str>) -> Option<Viewer> {
+        if self.ttl.is_zero() {
+            return None;
+        }
+        let entries = self.entries.lock().ok()?;
+        let (viewer, expires) = entries.get(&(subject.to_owned(), org.map(str::to_owned)))?;
+        (*expires > Instant::now()).then(|| viewer.clone())
+    }
+
+    /// Keeps a freshly resolved viewer.
+    pub fn put(&self, subject: &str, org: Option<&str>, viewer: &Viewer) {
+        if self.ttl.is_zero() {
+            return;
+        }
+        let Ok(mut entries) = self.entries.lock() else {
+            return;
+        };
+        let now = Instant::now();
+        if entries.len() >= MAX_ENTRIES {
+            entries.retain(|_, (_, expires)| *expires > now);
+            if entries.len() >= MAX_ENTRIES {
+                entries.clear();
+            }
+        }
+        entries.insert(
+            (subject.to_owned(), org.map(str::to_owned)),
+            (viewer.clone(), now + self.ttl),
+        );
+    }
+}
