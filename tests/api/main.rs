@@ -1,5 +1,6 @@
 //! stackgate's integration tests, all against a real PostgreSQL (see `harness`).
 
+mod access;
 mod auth;
 mod browser;
 mod cli;

@@ -1,5 +1,7 @@
 //! One module per table (or small group of tables): row types and the queries over them.
 
+pub mod access;
+pub mod api_key;
 pub mod audit;
 pub mod directory;
 pub mod dock;

@@ -5,6 +5,7 @@
 //! same transaction, and records a failure in a transaction of its own. Database refusals map to
 //! stable codes through [`refusal`] (unique → `CONFLICT`, missing reference → `NOT_FOUND`).
 
+pub mod access;
 pub mod project;
 
 use async_graphql::{Context, MergedObject};
@@ -21,7 +22,7 @@ use crate::graphql::context::viewer;
 
 /// Every mutation.
 #[derive(MergedObject, Default)]
-pub struct Mutation(project::ProjectMutations);
+pub struct Mutation(project::ProjectMutations, access::AccessMutations);
 
 /// Where a request came from (for the audit log).
 #[derive(Clone, Debug, Default)]

@@ -1,0 +1,1 @@
+drop policy users_by_lookup_email on users;

@@ -1,0 +1,352 @@
+//! Changing who may do what: teams, clients and their members, roles, org memberships and dock
+//! grants. Every query names its organization, and row-level security checks it again.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel::sql_types::Text;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use uuid::Uuid;
+
+use super::directory::{Client, Member, Role, Team};
+use super::user::User;
+use crate::db::DbError;
+use crate::db::schema::{
+    client_memberships, clients, dock_permissions, docks, memberships, roles, team_memberships,
+    teams, users,
+};
+
+/// Who a dock is granted to: exactly one team or one client.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Grantee {
+    Team(Uuid),
+    Client(Uuid),
+}
+
+pub async fn create_team(
+    conn: &mut AsyncPgConnection,
+    org_id: Uuid,
+    name: &str,
+) -> Result<Team, DbError> {
+    Ok(diesel::insert_into(teams::table)
+        .values((teams::org_id.eq(org_id), teams::name.eq(name)))
+        .returning(Team::as_returning())
+        .get_result(conn)
+        .await?)
+}
+
+pub async fn create_client(
+    conn: &mut AsyncPgConnection,
+    org_id: Uuid,
+    name: &str,
+) -> Result<Client, DbError> {
+    Ok(diesel::insert_into(clients::table)
+        .values((clients::org_id.eq(org_id), clients::name.eq(name)))
+        .returning(Client::as_returning())
+        .get_result(conn)
+        .await?)
+}
+
+/// Creates a custom (not built-in) role; the caller validates `permissions`.
+pub async fn create_role(
+    conn: &mut AsyncPgConnection,
+    org_id: Uuid,
+    name: &str,
+    permissions: &serde_json::Value,
+) -> Result<Role, DbError> {
+    Ok(diesel::insert_into(roles::table)
+        .values((
+            roles::org_id.eq(org_id),
+            roles::name.eq(name),
+            roles::permissions.eq(permissions),
+        ))
+        .returning(Role::as_returning())
+        .get_result(conn)
+        .await?)
+}
+
+/// A role of `org_id` by id.
+pub async fn role(
+    conn: &mut AsyncPgConnection,
+    org_id: Uuid,
+    id: Uuid,
+) -> Result<Option<Role>, DbError> {
+    Ok(roles::table
+        .filter(roles::org_id.eq(org_id))
+        .filter(roles::id.eq(id))
+        .select(Role::as_select())
+        .first(conn)
+        .await
+        .optional()?)
+}
+
+/// The built-in role `name` of `org_id`.
+pub async fn builtin_role(
+    conn: &mut AsyncPgConnection,
+    org_id: Uuid,
+    name: &str,
+) -> Result<Option<Role>, DbError> {
+    Ok(roles::table
+        .filter(roles::org_id.eq(org_id))
+        .filter(roles::name.eq(name))
+        .filter(roles::is_builtin)
+        .select(Role::as_select())
+        .first(conn)
+        .await
+        .optional()?)
+}
+
+/// A user by id, as far as row-level security shows them (people of the current organization).
+pub async fn user_by_id(conn: &mut AsyncPgConnection, id: Uuid) -> Result<Option<User>, DbError> {
+    Ok(users::table
+        .filter(users::id.eq(id))
+        .select(User::as_select())
+        .first(conn)
+        .await
+        .optional()?)
+}
+
+/// Any user by exact email, members of the organization or not (to add them to it): sets
+/// `stackgate.lookup_email`, which row-level security's `users_by_lookup_email` reads, for this
+/// one lookup and clears it again (the setting is transaction-local in any case).
+pub async fn user_by_email(
+    conn: &mut AsyncPgConnection,
+    email: &str,
+) -> Result<Option<User>, DbError> {
+    set_lookup_email(conn, email).await?;
+    let user = users::table
+        .filter(users::email.eq(email))
+        .select(User::as_select())
+        .first(conn)
+        .await
+        .optional()?;
+    set_lookup_email(conn, "").await?;
+    Ok(user)
+}
+
+async fn set_lookup_email(conn: &mut AsyncPgConnection, email: &str) -> Result<(), DbError> {
+    diesel::sql_query("select set_config('stackgate.lookup_email', $1, true)")
+        .bind::<Text, _>(email)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Adds `user_id` to a team with a role (a unique violation when already in it).
+pub async fn add_team_member(
+    conn: &mut AsyncPgConnection,
+    org_id: Uuid,
+    team_id: Uuid,
+    user_id: Uuid,
+    role_id: Uuid,
+) -> Result<(), DbError> {
+    diesel::insert_into(team_memberships::table)
+        .values((
+            team_memberships::org_id.eq(org_id),
+            team_memberships::team_id.eq(team_id),
+            team_memberships::user_id.eq(user_id),
+            team_memberships::role_id.eq(role_id),
+        ))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Adds `user_id` to a client with a role (a unique violation when already in it).
+pub async fn add_client_member(
+    conn: &mut AsyncPgConnection,
+    org_id: Uuid,
+    client_id: Uuid,
+    user_id: Uuid,
+    role_id: Uuid,
+) -> Result<(), DbError> {
+    diesel::insert_into(client_memberships::table)
+        .values((
+            client_memberships::org_id.eq(org_id),
+            client_memberships::client_id.eq(client_id),
+            client_memberships::user_id.eq(user_id),
+            client_memberships::role_id.eq(role_id),
+        ))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Locks the memberships holding `org_id`'s built-in `owner` role (`for update`, in id order)
+/// and returns their users. Until the transaction ends no one else can demote or remove an
+/// owner, so a count taken here stays true; call it before locking any single membership.
+pub async fn lock_owners(conn: &mut AsyncPgConnection, org_id: Uuid) -> Result<Vec<Uuid>, DbError> {
+    let owner_role = roles::table
+        .filter(roles::org_id.eq(org_id))
+        .filter(roles::name.eq("owner"))
+        .filter(roles::is_builtin)
+        .select(roles::id)
+        .single_value();
+    Ok(memberships::table
+        .filter(memberships::org_id.eq(org_id))
+        .filter(memberships::role_id.nullable().eq(owner_role))
+        .order(memberships::id)
+        .select(memberships::user_id)
+        .for_update()
+        .load(conn)
+        .await?)
+}
+
+/// Locks `user_id`'s membership of `org_id` and returns its role id.
+pub async fn lock_membership(
+    conn: &mut AsyncPgConnection,
+    org_id: Uuid,
+    user_id: Uuid,
+) -> Result<Option<Uuid>, DbError> {
+    Ok(memberships::table
+        .filter(memberships::org_id.eq(org_id))
+        .filter(memberships::user_id.eq(user_id))
+        .select(memberships::role_id)
+        .for_update()
+        .first(conn)
+        .await
+        .optional()?)
+}
+
+pub async fn set_member_role(
+    conn: &mut AsyncPgConnection,
+    org_id: Uuid,
+    user_id: Uuid,
+    role_id: Uuid,
+) -> Result<(), DbError> {
+    diesel::update(memberships::table)
+        .filter(memberships::org_id.eq(org_id))
+        .filter(memberships::user_id.eq(user_id))
+        .set(memberships::role_id.eq(role_id))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// One member of `org_id` with their role's name.
+pub async fn member(
+    conn: &mut AsyncPgConnection,
+    org_id: Uuid,
+    user_id: Uuid,
+) -> Result<Option<Member>, DbError> {
+    let row: Option<(User, String, DateTime<Utc>)> = memberships::table
+        .inner_join(users::table.on(users::id.eq(memberships::user_id)))
+        .inner_join(roles::table.on(roles::id.eq(memberships::role_id)))
+        .filter(memberships::org_id.eq(org_id))
+        .filter(memberships::user_id.eq(user_id))
+        .select((User::as_select(), roles::name, memberships::created_at))
+        .first(conn)
+        .await
+        .optional()?;
+    Ok(row.map(|(user, role, joined_at)| Member {
+        user,
+        role,
+        joined_at,
+    }))
+}
+
+/// Removes `user_id` from `org_id`: their membership and every team and client membership
+/// there. False when they had none.
+pub async fn remove_member(
+    conn: &mut AsyncPgConnection,
+    org_id: Uuid,
+    user_id: Uuid,
+) -> Result<bool, DbError> {
+    let org = diesel::delete(memberships::table)
+        .filter(memberships::org_id.eq(org_id))
+        .filter(memberships::user_id.eq(user_id))
+        .execute(conn)
+        .await?;
+    let teams = diesel::delete(team_memberships::table)
+        .filter(team_memberships::org_id.eq(org_id))
+        .filter(team_memberships::user_id.eq(user_id))
+        .execute(conn)
+        .await?;
+    let clients = diesel::delete(client_memberships::table)
+        .filter(client_memberships::org_id.eq(org_id))
+        .filter(client_memberships::user_id.eq(user_id))
+        .execute(conn)
+        .await?;
+    Ok(org + teams + clients > 0)
+}
+
+/// True when `dock_id` is a live dock of `org_id`.
+pub async fn live_dock(
+    conn: &mut AsyncPgConnection,
+    org_id: Uuid,
+    dock_id: Uuid,
+) -> Result<bool, DbError> {
+    Ok(diesel::select(diesel::dsl::exists(
+        docks::table
+            .filter(docks::org_id.eq(org_id))
+            .filter(docks::id.eq(dock_id))
+            .filter(docks::deleted_at.is_null()),
+    ))
+    .get_result(conn)
+    .await?)
+}
+
+/// Grants `level` (`read` or `full`) on a dock, replacing the grantee's previous level.
+pub async fn grant_dock(
+    conn: &mut AsyncPgConnection,
+    org_id: Uuid,
+    dock_id: Uuid,
+    grantee: Grantee,
+    level: &str,
+) -> Result<(), DbError> {
+    let (team, client) = match grantee {
+        Grantee::Team(id) => (Some(id), None),
+        Grantee::Client(id) => (None, Some(id)),
+    };
+    let insert = diesel::insert_into(dock_permissions::table).values((
+        dock_permissions::org_id.eq(org_id),
+        dock_permissions::dock_id.eq(dock_id),
+        dock_permissions::team_id.eq(team),
+        dock_permissions::client_id.eq(client),
+        dock_permissions::level.eq(level),
+    ));
+    let set_level = dock_permissions::level.eq(level);
+    match grantee {
+        Grantee::Team(_) => {
+            insert
+                .on_conflict((dock_permissions::dock_id, dock_permissions::team_id))
+                .do_update()
+                .set(set_level)
+                .execute(conn)
+                .await?
+        }
+        Grantee::Client(_) => {
+            insert
+                .on_conflict((dock_permissions::dock_id, dock_permissions::client_id))
+                .do_update()
+                .set(set_level)
+                .execute(conn)
+                .await?
+        }
+    };
+    Ok(())
+}
+
+/// Removes the grantee's grant on a dock; false when there was none.
+pub async fn revoke_dock(
+    conn: &mut AsyncPgConnection,
+    org_id: Uuid,
+    dock_id: Uuid,
+    grantee: Grantee,
+) -> Result<bool, DbError> {
+    let grants = dock_permissions::table
+        .filter(dock_permissions::org_id.eq(org_id))
+        .filter(dock_permissions::dock_id.eq(dock_id));
+    let removed = match grantee {
+        Grantee::Team(id) => {
+            diesel::delete(grants.filter(dock_permissions::team_id.eq(id)))
+                .execute(conn)
+                .await?
+        }
+        Grantee::Client(id) => {
+            diesel::delete(grants.filter(dock_permissions::client_id.eq(id)))
+                .execute(conn)
+                .await?
+        }
+    };
+    Ok(removed > 0)
+}

@@ -1,0 +1,623 @@
+//! Who may do what: `createTeam`, `addTeamMember`, `createClient`, `addClientMember`,
+//! `createRole`, `setMemberRole`, `removeMember`, `grantDockAccess`, `revokeDockAccess`,
+//! `createApiKey`, `revokeApiKey`.
+//!
+//! People, teams, clients and roles need settings FULL; dock grants need docks FULL; anyone
+//! may create API keys for themselves. Every change is audited by [`audited`].
+
+use std::sync::Arc;
+
+use async_graphql::{Context, ID, Json, Object, SimpleObject};
+use chrono::{DateTime, Utc};
+use diesel_async::AsyncPgConnection;
+use secrecy::ExposeSecret;
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::{Act, audited, org_full, refusal};
+use crate::auth::permissions::{Area, Level};
+use crate::db::models::access::{self, Grantee};
+use crate::db::models::api_key::{self, ApiKey, NewApiKey};
+use crate::db::models::directory::{self, Role};
+use crate::db::models::user::User;
+use crate::error::ApiError;
+use crate::graphql::context::viewer;
+use crate::graphql::enums::AccessLevel;
+use crate::graphql::ids;
+use crate::graphql::types::directory::{ClientNode, MemberNode, RoleNode, TeamNode};
+
+/// Longest team, client and API key name.
+const MAX_NAME: usize = 200;
+/// Longest role name.
+const MAX_ROLE_NAME: usize = 64;
+/// Longest email (RFC 5321 path limit).
+const MAX_EMAIL: usize = 320;
+/// The areas a permission document may name.
+const AREAS: [Area; 7] = [
+    Area::Projects,
+    Area::Resources,
+    Area::Docks,
+    Area::Operations,
+    Area::Settings,
+    Area::Audit,
+    Area::Monitoring,
+];
+
+/// An API key: a token acting as its user in this organization. The secret is never shown
+/// again after `createApiKey`.
+pub struct ApiKeyNode(pub ApiKey);
+
+#[Object(name = "ApiKey")]
+impl ApiKeyNode {
+    async fn id(&self) -> ID {
+        ids::encode("ApiKey", self.0.id)
+    }
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+    /// The public part of the token `sg_<prefix>_<secret>`, to recognise a key.
+    async fn prefix(&self) -> &str {
+        &self.0.prefix
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+    /// When the key was last used, to within five minutes.
+    async fn last_used_at(&self) -> Option<DateTime<Utc>> {
+        self.0.last_used_at
+    }
+    async fn expires_at(&self) -> Option<DateTime<Utc>> {
+        self.0.expires_at
+    }
+    async fn revoked_at(&self) -> Option<DateTime<Utc>> {
+        self.0.revoked_at
+    }
+}
+
+/// A new API key and its token, which is shown this once only.
+#[derive(SimpleObject)]
+pub struct CreatedApiKey {
+    pub api_key: ApiKeyNode,
+    /// The whole token, `sg_<prefix>_<secret>`, to send as `Authorization: Bearer <token>`.
+    /// Only its hash is stored: it cannot be shown again.
+    pub secret: String,
+}
+
+/// Whom `addTeamMember` and `addClientMember` add.
+enum Person {
+    Id(Uuid),
+    Email(String),
+}
+
+#[derive(Default)]
+pub struct AccessMutations;
+
+#[Object]
+impl AccessMutations {
+    /// Creates a team (names 1–200 characters, unique in the organization). Needs settings FULL.
+    async fn create_team(
+        &self,
+        ctx: &Context<'_>,
+        name: String,
+    ) -> async_graphql::Result<TeamNode> {
+        let org = viewer(ctx)?.organization.id;
+        let name = valid_name(&name, MAX_NAME)?;
+        let conflict = format!("a team named `{name}` exists");
+        let act = settings_act("team.create", "Team", None);
+        let team = audited(ctx, act, org_full(ctx, Area::Settings)?, async |conn| {
+            let team = access::create_team(conn, org, name)
+                .await
+                .map_err(|e| refusal(e, &conflict, "no such organization"))?;
+            let id = team.id;
+            Ok((team, Some(id)))
+        })
+        .await?;
+        Ok(TeamNode(Arc::new(team)))
+    }
+
+    /// Adds a person, named by exactly one of `userId` and `email`, to a team with a role of
+    /// the organization. They need not be a member of the organization yet: the team gives them
+    /// its projects and granted docks. Needs settings FULL.
+    async fn add_team_member(
+        &self,
+        ctx: &Context<'_>,
+        team_id: ID,
+        user_id: Option<ID>,
+        email: Option<String>,
+        role_id: ID,
+    ) -> async_graphql::Result<TeamNode> {
+        let org = viewer(ctx)?.organization.id;
+        let team = ids::decode_as(&team_id, "Team")?;
+        let role = ids::decode_as(&role_id, "Role")?;
+        let person = person(user_id, email)?;
+        let act = settings_act("team.add_member", "Team", Some(team));
+        let row = audited(ctx, act, org_full(ctx, Area::Settings)?, async |conn| {
+            let row = directory::teams_by_ids(conn, &[team])
+                .await?
+                .into_iter()
+                .find(|t| t.org_id == org)
+                .ok_or_else(|| not_found("team"))?;
+            let role = org_role(conn, org, role).await?;
+            let user = find_person(conn, &person).await?;
+            access::add_team_member(conn, org, team, user.id, role.id)
+                .await
+                .map_err(|e| refusal(e, "the user is already in the team", "no such user"))?;
+            Ok((row, None))
+        })
+        .await?;
+        Ok(TeamNode(Arc::new(row)))
+    }
+
+    /// Creates a client (names 1–200 characters, unique in the organization). Needs settings
+    /// FULL.
+    async fn create_client(
+        &self,
+        ctx: &Context<'_>,
+        name: String,
+    ) -> async_graphql::Result<ClientNode> {
+        let org = viewer(ctx)?.organization.id;
+        let name = valid_name(&name, MAX_NAME)?;
+        let conflict = format!("a client named `{name}` exists");
+        let act = settings_act("client.create", "Client", None);
+        let client = audited(ctx, act, org_full(ctx, Area::Settings)?, async |conn| {
+            let client = access::create_client(conn, org, name)
+                .await
+                .map_err(|e| refusal(e, &conflict, "no such organization"))?;
+            let id = client.id;
+            Ok((client, Some(id)))
+        })
+        .await?;
+        Ok(ClientNode(Arc::new(client)))
+    }
+
+    /// Adds a person, named by exactly one of `userId` and `email`, to a client's portal.
+    /// Client access is read-only whatever the role says; `roleId` defaults to the built-in
+    /// `viewer`. Needs settings FULL.
+    async fn add_client_member(
+        &self,
+        ctx: &Context<'_>,
+        client_id: ID,
+        user_id: Option<ID>,
+        email: Option<String>,
+        role_id: Option<ID>,
+    ) -> async_graphql::Result<ClientNode> {
+        let org = viewer(ctx)?.organization.id;
+        let client = ids::decode_as(&client_id, "Client")?;
+        let role = role_id
+            .as_deref()
+            .map(|id| ids::decode_as(id, "Role"))
+            .transpose()?;
+        let person = person(user_id, email)?;
+        let act = settings_act("client.add_member", "Client", Some(client));
+        let row = audited(ctx, act, org_full(ctx, Area::Settings)?, async |conn| {
+            let row = directory::clients_by_ids(conn, &[client])
+                .await?
+                .into_iter()
+                .find(|c| c.org_id == org)
+                .ok_or_else(|| not_found("client"))?;
+            let role = match role {
+                Some(role) => org_role(conn, org, role).await?,
+                None => access::builtin_role(conn, org, "viewer")
+                    .await?
+                    .ok_or_else(|| {
+                        ApiError::internal(anyhow::anyhow!("no built-in viewer role"))
+                    })?,
+            };
+            let user = find_person(conn, &person).await?;
+            access::add_client_member(conn, org, client, user.id, role.id)
+                .await
+                .map_err(|e| refusal(e, "the user is already in the client", "no such user"))?;
+            Ok((row, None))
+        })
+        .await?;
+        Ok(ClientNode(Arc::new(row)))
+    }
+
+    /// Creates a role. `permissions` is an object from areas (`projects`, `resources`, `docks`,
+    /// `operations`, `settings`, `audit`, `monitoring`) to `"read"` or `"full"`; a missing
+    /// area is none. Names are 1–64 characters, unique in the organization (built-in names
+    /// included). Needs settings FULL.
+    async fn create_role(
+        &self,
+        ctx: &Context<'_>,
+        name: String,
+        permissions: Json<Value>,
+    ) -> async_graphql::Result<RoleNode> {
+        let org = viewer(ctx)?.organization.id;
+        let name = valid_name(&name, MAX_ROLE_NAME)?;
+        valid_permissions(&permissions.0)?;
+        let conflict = format!("a role named `{name}` exists");
+        let act = settings_act("role.create", "Role", None);
+        let role = audited(ctx, act, org_full(ctx, Area::Settings)?, async |conn| {
+            let role = access::create_role(conn, org, name, &permissions.0)
+                .await
+                .map_err(|e| refusal(e, &conflict, "no such organization"))?;
+            let id = role.id;
+            Ok((role, Some(id)))
+        })
+        .await?;
+        Ok(RoleNode(role))
+    }
+
+    /// Gives a member of the organization another role of it. The last owner cannot be
+    /// demoted (`CONFLICT`). Needs settings FULL.
+    async fn set_member_role(
+        &self,
+        ctx: &Context<'_>,
+        user_id: ID,
+        role_id: ID,
+    ) -> async_graphql::Result<MemberNode> {
+        let org = viewer(ctx)?.organization.id;
+        let user = ids::decode_as(&user_id, "User")?;
+        let role = ids::decode_as(&role_id, "Role")?;
+        let act = settings_act("member.set_role", "User", Some(user));
+        let member = audited(ctx, act, org_full(ctx, Area::Settings)?, async |conn| {
+            let owners = access::lock_owners(conn, org).await?;
+            if access::lock_membership(conn, org, user).await?.is_none() {
+                return Err(not_found("member"));
+            }
+            let role = org_role(conn, org, role).await?;
+            if !is_owner_role(&role) {
+                keep_an_owner(&owners, user, "demoted")?;
+            }
+            access::set_member_role(conn, org, user, role.id).await?;
+            let member = access::member(conn, org, user)
+                .await?
+                .ok_or_else(|| not_found("member"))?;
+            Ok((member, None))
+        })
+        .await?;
+        Ok(MemberNode(member))
+    }
+
+    /// Removes a person from the organization: their membership, their team and client
+    /// memberships there, and their API keys there (revoked). The last owner cannot be removed
+    /// (`CONFLICT`). Needs settings FULL.
+    async fn remove_member(&self, ctx: &Context<'_>, user_id: ID) -> async_graphql::Result<bool> {
+        let org = viewer(ctx)?.organization.id;
+        let user = ids::decode_as(&user_id, "User")?;
+        let act = settings_act("member.remove", "User", Some(user));
+        Ok(
+            audited(ctx, act, org_full(ctx, Area::Settings)?, async |conn| {
+                let owners = access::lock_owners(conn, org).await?;
+                keep_an_owner(&owners, user, "removed")?;
+                if !access::remove_member(conn, org, user).await? {
+                    return Err(not_found("member"));
+                }
+                api_key::revoke_all_of_user(conn, org, user).await?;
+                Ok((true, None))
+            })
+            .await?,
+        )
+    }
+
+    /// Grants a team or a client (exactly one) `READ` or `FULL` on a dock, replacing any level
+    /// it had; `NONE` is refused (use `revokeDockAccess`). Needs docks FULL.
+    async fn grant_dock_access(
+        &self,
+        ctx: &Context<'_>,
+        dock_id: ID,
+        team_id: Option<ID>,
+        client_id: Option<ID>,
+        level: AccessLevel,
+    ) -> async_graphql::Result<bool> {
+        let org = viewer(ctx)?.organization.id;
+        let dock = ids::decode_as(&dock_id, "Dock")?;
+        let grantee = grantee(team_id, client_id)?;
+        let level = match level {
+            AccessLevel::Read => "read",
+            AccessLevel::Full => "full",
+            AccessLevel::None => {
+                return Err(ApiError::BadUserInput(
+                    "`level: NONE` grants nothing: use `revokeDockAccess`".into(),
+                )
+                .into());
+            }
+        };
+        let act = dock_act("dock.grant", dock);
+        Ok(
+            audited(ctx, act, org_full(ctx, Area::Docks)?, async |conn| {
+                check_grant(conn, org, dock, grantee).await?;
+                access::grant_dock(conn, org, dock, grantee, level)
+                    .await
+                    .map_err(|e| refusal(e, "the grant changed meanwhile", "no such grantee"))?;
+                Ok((true, None))
+            })
+            .await?,
+        )
+    }
+
+    /// Takes a team's or a client's (exactly one) grant on a dock away; false when it had none.
+    /// Needs docks FULL.
+    async fn revoke_dock_access(
+        &self,
+        ctx: &Context<'_>,
+        dock_id: ID,
+        team_id: Option<ID>,
+        client_id: Option<ID>,
+    ) -> async_graphql::Result<bool> {
+        let org = viewer(ctx)?.organization.id;
+        let dock = ids::decode_as(&dock_id, "Dock")?;
+        let grantee = grantee(team_id, client_id)?;
+        let act = dock_act("dock.revoke", dock);
+        Ok(
+            audited(ctx, act, org_full(ctx, Area::Docks)?, async |conn| {
+                check_grant(conn, org, dock, grantee).await?;
+                Ok((access::revoke_dock(conn, org, dock, grantee).await?, None))
+            })
+            .await?,
+        )
+    }
+
+    /// Creates an API key acting as the viewer in the active organization (names 1–200
+    /// characters; `expiresAt`, when given, in the future). The token is in `secret`, this
+    /// once. Any member may create their own.
+    async fn create_api_key(
+        &self,
+        ctx: &Context<'_>,
+        name: String,
+        expires_at: Option<DateTime<Utc>>,
+    ) -> async_graphql::Result<CreatedApiKey> {
+        let viewer = viewer(ctx)?;
+        let name = valid_name(&name, MAX_NAME)?;
+        if expires_at.is_some_and(|at| at <= Utc::now()) {
+            return Err(ApiError::BadUserInput("`expiresAt` must be in the future".into()).into());
+        }
+        let key = api_key::generate();
+        let new = NewApiKey {
+            org_id: viewer.organization.id,
+            user_id: viewer.user.id,
+            name,
+            prefix: &key.prefix,
+            secret_hash: &key.secret_hash,
+            expires_at,
+        };
+        let act = settings_act("api_key.create", "ApiKey", None);
+        let row = audited(ctx, act, true, async |conn| {
+            let row = api_key::create(conn, new).await?;
+            let id = row.id;
+            Ok((row, Some(id)))
+        })
+        .await?;
+        Ok(CreatedApiKey {
+            api_key: ApiKeyNode(row),
+            secret: key.token.expose_secret().to_owned(),
+        })
+    }
+
+    /// Revokes an API key: the viewer's own, or any of the organization's with settings FULL
+    /// (others' keys do not exist for anyone else). False when it was already revoked.
+    async fn revoke_api_key(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<bool> {
+        let viewer = viewer(ctx)?;
+        let (org, me) = (viewer.organization.id, viewer.user.id);
+        let any_key = viewer.can(Area::Settings, Level::Full);
+        let key = ids::decode_as(&id, "ApiKey")?;
+        let act = settings_act("api_key.revoke", "ApiKey", Some(key));
+        Ok(audited(ctx, act, true, async |conn| {
+            let row = api_key::find(conn, org, key)
+                .await?
+                .filter(|k| any_key || k.user_id == me)
+                .ok_or_else(|| not_found("API key"))?;
+            Ok((api_key::revoke(conn, row.id).await?, None))
+        })
+        .await?)
+    }
+}
+
+fn settings_act<'a>(action: &'a str, target_type: &'a str, target_id: Option<Uuid>) -> Act<'a> {
+    Act {
+        area: Area::Settings,
+        action,
+        target_type,
+        target_id,
+    }
+}
+
+fn dock_act(action: &str, dock: Uuid) -> Act<'_> {
+    Act {
+        area: Area::Docks,
+        action,
+        target_type: "Dock",
+        target_id: Some(dock),
+    }
+}
+
+fn not_found(what: &str) -> ApiError {
+    ApiError::NotFound(format!("no such {what}"))
+}
+
+/// A role of the organization by id.
+async fn org_role(conn: &mut AsyncPgConnection, org: Uuid, id: Uuid) -> Result<Role, ApiError> {
+    access::role(conn, org, id)
+        .await?
+        .ok_or_else(|| not_found("role"))
+}
+
+fn is_owner_role(role: &Role) -> bool {
+    role.is_builtin && role.name == "owner"
+}
+
+/// Refuses to leave the organization without an owner; `owners` were locked by
+/// [`access::lock_owners`] in this transaction, so no concurrent change can slip past.
+fn keep_an_owner(owners: &[Uuid], user: Uuid, verb: &str) -> Result<(), ApiError> {
+    if owners == [user] {
+        return Err(ApiError::Conflict(format!(
+            "the last owner of the organization cannot be {verb}: make another member owner first"
+        )));
+    }
+    Ok(())
+}
+
+/// Exactly one of `userId` and `email`.
+fn person(user_id: Option<ID>, email: Option<String>) -> Result<Person, ApiError> {
+    match (user_id, email) {
+        (Some(id), None) => Ok(Person::Id(ids::decode_as(&id, "User")?)),
+        (None, Some(email)) => Ok(Person::Email(valid_email(&email)?.to_owned())),
+        _ => Err(ApiError::BadUserInput(
+            "give exactly one of `userId` and `email`".into(),
+        )),
+    }
+}
+
+/// The user a person names: by id among the people of the organization, by email among all.
+async fn find_person(conn: &mut AsyncPgConnection, person: &Person) -> Result<User, ApiError> {
+    let found = match person {
+        Person::Id(id) => access::user_by_id(conn, *id).await?,
+        Person::Email(email) => access::user_by_email(conn, email).await?,
+    };
+    found.ok_or_else(|| not_found("user"))
+}
+
+/// Exactly one of `teamId` and `clientId`.
+fn grantee(team_id: Option<ID>, client_id: Option<ID>) -> Result<Grantee, ApiError> {
+    match (team_id, client_id) {
+        (Some(team), None) => Ok(Grantee::Team(ids::decode_as(&team, "Team")?)),
+        (None, Some(client)) => Ok(Grantee::Client(ids::decode_as(&client, "Client")?)),
+        _ => Err(ApiError::BadUserInput(
+            "give exactly one of `teamId` and `clientId`".into(),
+        )),
+    }
+}
+
+/// Checks that the dock (live) and the grantee exist in the organization.
+async fn check_grant(
+    conn: &mut AsyncPgConnection,
+    org: Uuid,
+    dock: Uuid,
+    grantee: Grantee,
+) -> Result<(), ApiError> {
+    if !access::live_dock(conn, org, dock).await? {
+        return Err(not_found("dock"));
+    }
+    let exists = match grantee {
+        Grantee::Team(id) => directory::teams_by_ids(conn, &[id])
+            .await?
+            .iter()
+            .any(|t| t.org_id == org),
+        Grantee::Client(id) => directory::clients_by_ids(conn, &[id])
+            .await?
+            .iter()
+            .any(|c| c.org_id == org),
+    };
+    if !exists {
+        return Err(not_found(match grantee {
+            Grantee::Team(_) => "team",
+            Grantee::Client(_) => "client",
+        }));
+    }
+    Ok(())
+}
+
+/// A trimmed name of 1 to `max` characters.
+fn valid_name(name: &str, max: usize) -> Result<&str, ApiError> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > max {
+        return Err(ApiError::BadUserInput(format!(
+            "`name` must be 1 to {max} characters"
+        )));
+    }
+    Ok(name)
+}
+
+/// A trimmed address with one `@` between non-empty parts; matched exactly against users.
+fn valid_email(email: &str) -> Result<&str, ApiError> {
+    let email = email.trim();
+    let ok = email.len() <= MAX_EMAIL
+        && email.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty() && !domain.is_empty() && !domain.contains('@')
+        })
+        && !email.chars().any(char::is_whitespace);
+    if !ok {
+        return Err(ApiError::BadUserInput(
+            "`email` is not an email address".into(),
+        ));
+    }
+    Ok(email)
+}
+
+/// A permission document: an object whose keys are areas and whose values are `"read"` or
+/// `"full"`, nothing else.
+fn valid_permissions(doc: &Value) -> Result<(), ApiError> {
+    let Some(levels) = doc.as_object() else {
+        return Err(ApiError::BadUserInput(
+            "`permissions` must be an object such as {\"projects\": \"full\"}".into(),
+        ));
+    };
+    for (area, level) in levels {
+        if !AREAS.iter().any(|a| a.as_str() == area) {
+            let names: Vec<&str> = AREAS.iter().map(|a| a.as_str()).collect();
+            let shown: String = area.chars().take(64).collect();
+            return Err(ApiError::BadUserInput(format!(
+                "unknown area `{shown}` in `permissions`; areas are {}",
+                names.join(", ")
+            )));
+        }
+        if !matches!(level.as_str(), Some("read" | "full")) {
+            return Err(ApiError::BadUserInput(format!(
+                "the level of `{area}` must be \"read\" or \"full\""
+            )));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn permission_documents_are_strict() {
+        for good in [
+            json!({}),
+            json!({ "projects": "full", "audit": "read" }),
+            json!({ "projects": "read", "resources": "read", "docks": "full", "operations": "read",
+                    "settings": "full", "audit": "read", "monitoring": "full" }),
+        ] {
+            assert!(valid_permissions(&good).is_ok(), "{good}");
+        }
+        for bad in [
+            json!(null),
+            json!([]),
+            json!("full"),
+            json!({ "projects": "none" }),
+            json!({ "projects": "FULL" }),
+            json!({ "projects": true }),
+            json!({ "projects": { "level": "full" } }),
+            json!({ "billing": "full" }),
+            json!({ "Projects": "full" }),
+        ] {
+            assert!(valid_permissions(&bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn only_the_last_owner_is_kept() {
+        let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+        assert!(keep_an_owner(&[a], a, "demoted").is_err());
+        assert!(keep_an_owner(&[a, b], a, "demoted").is_ok());
+        assert!(keep_an_owner(&[a], b, "removed").is_ok());
+        assert!(keep_an_owner(&[], a, "removed").is_ok());
+    }
+
+    #[test]
+    fn emails_and_names_are_checked() {
+        assert_eq!(valid_email(" a@b.test ").ok(), Some("a@b.test"));
+        for bad in [
+            "",
+            "ab",
+            "@b",
+            "a@",
+            "a@b@c",
+            "a b@c",
+            &format!("{}@b", "a".repeat(320)),
+        ] {
+            assert!(valid_email(bad).is_err(), "{bad}");
+        }
+        assert_eq!(valid_name(" Ops ", 64).ok(), Some("Ops"));
+        assert!(valid_name(" ", 64).is_err());
+        assert!(valid_name(&"r".repeat(65), 64).is_err());
+        assert!(valid_name(&"é".repeat(64), 64).is_ok());
+    }
+}
