@@ -17,4 +17,5 @@ pub mod metrics;
 pub mod router;
 pub mod seed;
 pub mod server;
+pub mod sync;
 pub mod telemetry;

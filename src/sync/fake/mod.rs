@@ -1,0 +1,501 @@
+//! Fake provider servers: real HTTP on 127.0.0.1 speaking DigitalOcean's, Linode's and Vercel's
+//! envelopes, pagination, auth and rate-limit headers, scriptable per test.
+//!
+//! ```ignore
+//! let script = Script::new("token").servers(1_050).page_size(200)
+//!     .fault(Fault::on_page(Kind::Server, 3, FaultAction::ServerError(503)));
+//! let (base_url, fake) = FakeProvider::start(FakeKind::DigitalOcean, script).await?;
+//! // a dock whose endpoint is `base_url` and whose key is "token" now syncs from it
+//! ```
+//!
+//! Resources are generated from their index (ids, names, a cycle of the provider's status words,
+//! and, where the real API has them, credentials a sync must strip, all containing
+//! [`SECRET_MARKER`]). The handle renames, re-statuses, removes and re-counts them, and changes
+//! faults, between runs. The server stops when the handle is dropped.
+
+mod shapes;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use serde_json::Value;
+
+use crate::sync::Kind;
+
+/// Every credential the fakes put into payloads contains this; a stored `full_api_data` must not.
+pub const SECRET_MARKER: &str = "fake-secret";
+
+/// Which provider a fake imitates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FakeKind {
+    DigitalOcean,
+    Linode,
+    Vercel,
+}
+
+impl FakeKind {
+    /// The `docks.provider` name of the imitated provider.
+    pub fn provider(self) -> &'static str {
+        match self {
+            FakeKind::DigitalOcean => "digitalocean",
+            FakeKind::Linode => "linode",
+            FakeKind::Vercel => "vercel",
+        }
+    }
+
+    /// The kinds this provider lists.
+    pub fn kinds(self) -> &'static [Kind] {
+        match self {
+            FakeKind::DigitalOcean => &Kind::ALL,
+            FakeKind::Linode => &[Kind::Server, Kind::Domain, Kind::Database],
+            FakeKind::Vercel => &[Kind::WebService, Kind::Domain],
+        }
+    }
+}
+
+/// What a fault does to a matching request.
+#[derive(Clone, Debug, PartialEq)]
+pub enum FaultAction {
+    /// 429 with this `retry-after` (fractional seconds are sent as such).
+    TooManyRequests(Duration),
+    /// This 5xx status.
+    ServerError(u16),
+    /// Answers correctly after this delay (client timeouts).
+    Slow(Duration),
+    /// 200 with a body that is not JSON.
+    MalformedJson,
+    /// 401, as for a wrong token.
+    Unauthorized,
+}
+
+/// A fault on some requests: of one kind's listing (or any), on one page (or any), a number of
+/// times (or always).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Fault {
+    pub kind: Option<Kind>,
+    pub page: Option<usize>,
+    pub times: Option<usize>,
+    pub action: FaultAction,
+}
+
+impl Fault {
+    /// Always, on page `page` (1-based) of `kind`'s listing.
+    pub fn on_page(kind: Kind, page: usize, action: FaultAction) -> Self {
+        Self {
+            kind: Some(kind),
+            page: Some(page),
+            times: None,
+            action,
+        }
+    }
+
+    /// Always, on every request.
+    pub fn always(action: FaultAction) -> Self {
+        Self {
+            kind: None,
+            page: None,
+            times: None,
+            action,
+        }
+    }
+
+    /// Only the first `n` matching requests.
+    pub fn times(mut self, n: usize) -> Self {
+        self.times = Some(n);
+        self
+    }
+
+    fn matches(&self, kind: Kind, page: usize) -> bool {
+        self.kind.is_none_or(|k| k == kind)
+            && self.page.is_none_or(|p| p == page)
+            && self.times != Some(0)
+    }
+}
+
+/// How a fake behaves.
+#[derive(Clone, Debug)]
+pub struct Script {
+    /// The only bearer token accepted.
+    pub token: String,
+    pub counts: HashMap<Kind, usize>,
+    /// Serves at most this many items per page, whatever the client asks.
+    pub max_page_size: Option<usize>,
+    pub faults: Vec<Fault>,
+    /// The rate limit advertised in headers (remaining = limit − requests so far).
+    pub rate_limit: u32,
+}
+
+impl Script {
+    pub fn new(token: &str) -> Self {
+        Self {
+            token: token.to_owned(),
+            counts: HashMap::new(),
+            max_page_size: None,
+            faults: Vec::new(),
+            rate_limit: 5_000,
+        }
+    }
+
+    pub fn count(mut self, kind: Kind, n: usize) -> Self {
+        self.counts.insert(kind, n);
+        self
+    }
+
+    pub fn servers(self, n: usize) -> Self {
+        self.count(Kind::Server, n)
+    }
+
+    pub fn web_services(self, n: usize) -> Self {
+        self.count(Kind::WebService, n)
+    }
+
+    pub fn domains(self, n: usize) -> Self {
+        self.count(Kind::Domain, n)
+    }
+
+    pub fn databases(self, n: usize) -> Self {
+        self.count(Kind::Database, n)
+    }
+
+    pub fn page_size(mut self, n: usize) -> Self {
+        self.max_page_size = Some(n.max(1));
+        self
+    }
+
+    pub fn fault(mut self, fault: Fault) -> Self {
+        self.faults.push(fault);
+        self
+    }
+}
+
+/// One fake resource: what varies between syncs.
+#[derive(Clone, Debug)]
+pub struct FakeResource {
+    pub index: usize,
+    pub name: String,
+    /// The provider's status word.
+    pub status: String,
+}
+
+struct FakeState {
+    kind: FakeKind,
+    script: Script,
+    resources: HashMap<Kind, Vec<FakeResource>>,
+    requests: usize,
+    base_url: String,
+}
+
+type Shared = Arc<Mutex<FakeState>>;
+
+/// A running fake; dropping it stops the server.
+pub struct FakeProvider {
+    state: Shared,
+    base_url: String,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl FakeProvider {
+    /// Starts a fake on a free port of 127.0.0.1; returns the base URL to use as a dock's
+    /// `endpoint` and the handle.
+    pub async fn start(kind: FakeKind, script: Script) -> std::io::Result<(String, FakeProvider)> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let base_url = match kind {
+            FakeKind::Linode => format!("http://{addr}/v4"),
+            _ => format!("http://{addr}"),
+        };
+        let resources = kind
+            .kinds()
+            .iter()
+            .map(|&k| {
+                (
+                    k,
+                    generate(kind, k, 0, script.counts.get(&k).copied().unwrap_or(0)),
+                )
+            })
+            .collect();
+        let state = Arc::new(Mutex::new(FakeState {
+            kind,
+            script,
+            resources,
+            requests: 0,
+            base_url: format!("http://{addr}"),
+        }));
+        let router = axum::Router::new()
+            .fallback(handle)
+            .with_state(state.clone());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(async move {
+            let serve = axum::serve(listener, router).with_graceful_shutdown(async {
+                let _ = stopped.await;
+            });
+            if let Err(e) = serve.await {
+                tracing::warn!(error = %e, "fake provider stopped");
+            }
+        });
+        let fake = FakeProvider {
+            state,
+            base_url: base_url.clone(),
+            stop: Some(stop),
+        };
+        Ok((base_url, fake))
+    }
+
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    fn lock(&self) -> MutexGuard<'_, FakeState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Requests served so far (every attempt counts).
+    pub fn requests(&self) -> usize {
+        self.lock().requests
+    }
+
+    /// The current resources of a kind.
+    pub fn resources(&self, kind: Kind) -> Vec<FakeResource> {
+        self.lock()
+            .resources
+            .get(&kind)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    pub fn rename(&self, kind: Kind, position: usize, name: &str) {
+        if let Some(r) = self
+            .lock()
+            .resources
+            .get_mut(&kind)
+            .and_then(|v| v.get_mut(position))
+        {
+            r.name = name.to_owned();
+        }
+    }
+
+    pub fn set_status(&self, kind: Kind, position: usize, word: &str) {
+        if let Some(r) = self
+            .lock()
+            .resources
+            .get_mut(&kind)
+            .and_then(|v| v.get_mut(position))
+        {
+            r.status = word.to_owned();
+        }
+    }
+
+    /// Removes the resource at `position` of the listing (later ones move up).
+    pub fn remove(&self, kind: Kind, position: usize) {
+        if let Some(v) = self.lock().resources.get_mut(&kind)
+            && position < v.len()
+        {
+            v.remove(position);
+        }
+    }
+
+    pub fn set_faults(&self, faults: Vec<Fault>) {
+        self.lock().script.faults = faults;
+    }
+
+    pub fn set_token(&self, token: &str) {
+        self.lock().script.token = token.to_owned();
+    }
+}
+
+impl Drop for FakeProvider {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// Resources `from..from + n` of a kind, with the provider's status words in turn.
+fn generate(fake: FakeKind, kind: Kind, from: usize, n: usize) -> Vec<FakeResource> {
+    let words = shapes::status_words(fake, kind);
+    (from..from + n)
+        .map(|index| FakeResource {
+            index,
+            name: shapes::default_name(kind, index),
+            status: words[index % words.len()].to_owned(),
+        })
+        .collect()
+}
+
+/// What the handler decided under the lock, carried out after releasing it.
+struct Plan {
+    delay: Option<Duration>,
+    status: StatusCode,
+    headers: Vec<(&'static str, String)>,
+    body: String,
+}
+
+async fn handle(State(state): State<Shared>, uri: Uri, headers: HeaderMap) -> Response {
+    let plan = {
+        let mut state = state.lock().unwrap_or_else(|p| p.into_inner());
+        decide(&mut state, &uri, &headers)
+    };
+    if let Some(delay) = plan.delay {
+        tokio::time::sleep(delay).await;
+    }
+    let mut response = (plan.status, plan.body).into_response();
+    let h = response.headers_mut();
+    h.insert("content-type", HeaderValue::from_static("application/json"));
+    for (name, value) in plan.headers {
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            h.insert(name, v);
+        }
+    }
+    response
+}
+
+fn decide(state: &mut FakeState, uri: &Uri, headers: &HeaderMap) -> Plan {
+    state.requests += 1;
+    let rate = rate_headers(state);
+    let token = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    if token != Some(state.script.token.as_str()) {
+        return plan(
+            StatusCode::UNAUTHORIZED,
+            rate,
+            shapes::unauthorized(state.kind),
+        );
+    }
+    let query = parse_query(uri.query().unwrap_or(""));
+    let Some((kind, key)) = shapes::route(state.kind, uri.path()) else {
+        return match shapes::is_profile(state.kind, uri.path()) {
+            true => plan(StatusCode::OK, rate, "{}".into()),
+            false => plan(
+                StatusCode::NOT_FOUND,
+                rate,
+                r#"{"message":"not found"}"#.into(),
+            ),
+        };
+    };
+    let page = shapes::Page::from_query(state.kind, &query, state.script.max_page_size);
+    let mut out = match take_fault(state, kind, page.number()) {
+        Some(FaultAction::Slow(d)) => Plan {
+            delay: Some(d),
+            ..listing(state, kind, key, &page, rate)
+        },
+        Some(action) => fault_plan(state.kind, &action, rate),
+        None => listing(state, kind, key, &page, rate),
+    };
+    out.headers
+        .push(("x-fake-requests", state.requests.to_string()));
+    out
+}
+
+fn listing(
+    state: &FakeState,
+    kind: Kind,
+    key: &str,
+    page: &shapes::Page,
+    rate: Vec<(&'static str, String)>,
+) -> Plan {
+    let all = state
+        .resources
+        .get(&kind)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    let body = shapes::envelope(state.kind, kind, key, all, page, &state.base_url);
+    plan(StatusCode::OK, rate, body.to_string())
+}
+
+fn take_fault(state: &mut FakeState, kind: Kind, page: usize) -> Option<FaultAction> {
+    let fault = state
+        .script
+        .faults
+        .iter_mut()
+        .find(|f| f.matches(kind, page))?;
+    if let Some(n) = fault.times.as_mut() {
+        *n -= 1;
+    }
+    Some(fault.action.clone())
+}
+
+fn fault_plan(fake: FakeKind, action: &FaultAction, mut rate: Vec<(&'static str, String)>) -> Plan {
+    match action {
+        FaultAction::TooManyRequests(after) => {
+            rate.push(("retry-after", format_seconds(*after)));
+            plan(
+                StatusCode::TOO_MANY_REQUESTS,
+                rate,
+                r#"{"id":"too_many_requests","message":"API Rate limit exceeded."}"#.into(),
+            )
+        }
+        FaultAction::ServerError(code) => plan(
+            StatusCode::from_u16(*code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            rate,
+            r#"{"id":"server_error","message":"Server was unable to give you a response."}"#.into(),
+        ),
+        FaultAction::MalformedJson => plan(
+            StatusCode::OK,
+            rate,
+            r#"{"droplets": [{"id": 1, "name": "#.into(),
+        ),
+        FaultAction::Unauthorized => {
+            plan(StatusCode::UNAUTHORIZED, rate, shapes::unauthorized(fake))
+        }
+        FaultAction::Slow(_) => unreachable!("slow responses are served as listings"),
+    }
+}
+
+fn plan(status: StatusCode, headers: Vec<(&'static str, String)>, body: String) -> Plan {
+    Plan {
+        delay: None,
+        status,
+        headers,
+        body,
+    }
+}
+
+fn format_seconds(d: Duration) -> String {
+    if d.subsec_nanos() == 0 {
+        d.as_secs().to_string()
+    } else {
+        format!("{:.3}", d.as_secs_f64())
+    }
+}
+
+fn rate_headers(state: &FakeState) -> Vec<(&'static str, String)> {
+    let limit = state.script.rate_limit as usize;
+    let remaining = limit.saturating_sub(state.requests).to_string();
+    let reset = (chrono::Utc::now().timestamp() + 60).to_string();
+    let names: [&'static str; 3] = match state.kind {
+        FakeKind::DigitalOcean => ["ratelimit-limit", "ratelimit-remaining", "ratelimit-reset"],
+        _ => [
+            "x-ratelimit-limit",
+            "x-ratelimit-remaining",
+            "x-ratelimit-reset",
+        ],
+    };
+    vec![
+        (names[0], limit.to_string()),
+        (names[1], remaining),
+        (names[2], reset),
+    ]
+}
+
+fn parse_query(query: &str) -> HashMap<String, String> {
+    query
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+}
+
+/// A fake's resources as their JSON items (benchmarks and tests that compare payloads).
+pub fn items(fake: FakeKind, kind: Kind, resources: &[FakeResource]) -> Vec<Value> {
+    resources
+        .iter()
+        .map(|r| shapes::item(fake, kind, r))
+        .collect()
+}

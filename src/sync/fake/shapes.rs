@@ -1,0 +1,253 @@
+//! The JSON the fakes serve: each provider's routes, envelopes, items and error bodies.
+
+use std::collections::HashMap;
+
+use serde_json::{Value, json};
+
+use super::{FakeKind, FakeResource, SECRET_MARKER};
+use crate::sync::Kind;
+
+/// Vercel's cursors are timestamps; the fake counts down from this one.
+const VERCEL_EPOCH_MS: usize = 1_700_000_000_000;
+
+/// The status words a provider uses for a kind, cycled over the generated resources.
+pub fn status_words(fake: FakeKind, kind: Kind) -> &'static [&'static str] {
+    match (fake, kind) {
+        (FakeKind::DigitalOcean, Kind::Server) => &["active", "new", "off", "archive"],
+        (FakeKind::DigitalOcean, Kind::WebService) => &["ACTIVE", "DEPLOYING", "ERROR", "CANCELED"],
+        (FakeKind::DigitalOcean, Kind::Database) => &["online", "creating", "offline", "resizing"],
+        (FakeKind::Linode, Kind::Server) => {
+            &["running", "provisioning", "offline", "deleting", "booting"]
+        }
+        (FakeKind::Linode, Kind::Domain) => &["active", "disabled", "has_errors", "edit_mode"],
+        (FakeKind::Linode, Kind::Database) => &["active", "provisioning", "suspended", "failed"],
+        (FakeKind::Vercel, Kind::WebService) => &["READY", "BUILDING", "ERROR", "CANCELED"],
+        (FakeKind::Vercel, Kind::Domain) => &["verified", "unverified"],
+        _ => &["active"],
+    }
+}
+
+pub fn default_name(kind: Kind, index: usize) -> String {
+    match kind {
+        Kind::Server => format!("server-{index:05}"),
+        Kind::WebService => format!("app-{index:05}"),
+        Kind::Domain => format!("site-{index:05}.example.com"),
+        Kind::Database => format!("db-{index:05}"),
+    }
+}
+
+/// The listing a path asks for, and its envelope key.
+pub fn route(fake: FakeKind, path: &str) -> Option<(Kind, &'static str)> {
+    let route = match (fake, path) {
+        (FakeKind::DigitalOcean, "/v2/droplets") => (Kind::Server, "droplets"),
+        (FakeKind::DigitalOcean, "/v2/apps") => (Kind::WebService, "apps"),
+        (FakeKind::DigitalOcean, "/v2/domains") => (Kind::Domain, "domains"),
+        (FakeKind::DigitalOcean, "/v2/databases") => (Kind::Database, "databases"),
+        (FakeKind::Linode, "/v4/linode/instances") => (Kind::Server, "data"),
+        (FakeKind::Linode, "/v4/domains") => (Kind::Domain, "data"),
+        (FakeKind::Linode, "/v4/databases/instances") => (Kind::Database, "data"),
+        (FakeKind::Vercel, "/v9/projects") => (Kind::WebService, "projects"),
+        (FakeKind::Vercel, "/v5/domains") => (Kind::Domain, "domains"),
+        _ => return None,
+    };
+    Some(route)
+}
+
+/// The account endpoints credentials checks use.
+pub fn is_profile(fake: FakeKind, path: &str) -> bool {
+    matches!(
+        (fake, path),
+        (FakeKind::DigitalOcean, "/v2/account")
+            | (FakeKind::Linode, "/v4/profile")
+            | (FakeKind::Vercel, "/v2/user")
+    )
+}
+
+/// The slice of a listing one request asks for.
+pub struct Page {
+    pub offset: usize,
+    pub size: usize,
+}
+
+impl Page {
+    pub fn from_query(fake: FakeKind, query: &HashMap<String, String>, cap: Option<usize>) -> Self {
+        let num = |key: &str| query.get(key).and_then(|v| v.parse::<usize>().ok());
+        let (size, max) = match fake {
+            FakeKind::DigitalOcean => (num("per_page").unwrap_or(20), 200),
+            FakeKind::Linode => (num("page_size").unwrap_or(100), 500),
+            FakeKind::Vercel => (num("limit").unwrap_or(20), 100),
+        };
+        let size = size.clamp(1, max).min(cap.unwrap_or(usize::MAX));
+        let offset = match fake {
+            FakeKind::Vercel => num("until").map_or(0, |u| VERCEL_EPOCH_MS.saturating_sub(u)),
+            _ => (num("page").unwrap_or(1).max(1) - 1) * size,
+        };
+        Self { offset, size }
+    }
+
+    /// 1-based page number (faults are keyed on it).
+    pub fn number(&self) -> usize {
+        self.offset / self.size + 1
+    }
+}
+
+/// One page of a listing in the provider's envelope.
+pub fn envelope(
+    fake: FakeKind,
+    kind: Kind,
+    key: &str,
+    all: &[FakeResource],
+    page: &Page,
+    base: &str,
+) -> Value {
+    let total = all.len();
+    let end = (page.offset + page.size).min(total);
+    let items: Vec<Value> = all
+        .get(page.offset.min(total)..end)
+        .unwrap_or_default()
+        .iter()
+        .map(|r| item(fake, kind, r))
+        .collect();
+    let more = end < total;
+    match fake {
+        FakeKind::DigitalOcean => {
+            let n = page.number();
+            let url = |p: usize| format!("{base}/v2/{key}?page={p}&per_page={}", page.size);
+            let last = total.div_ceil(page.size).max(1);
+            let mut pages = serde_json::Map::new();
+            if n > 1 {
+                pages.insert("first".into(), json!(url(1)));
+                pages.insert("prev".into(), json!(url(n - 1)));
+            }
+            if more {
+                pages.insert("next".into(), json!(url(n + 1)));
+                pages.insert("last".into(), json!(url(last)));
+            }
+            json!({ key: items, "links": { "pages": pages }, "meta": { "total": total } })
+        }
+        FakeKind::Linode => json!({
+            "data": items, "page": page.number(),
+            "pages": total.div_ceil(page.size).max(1), "results": total
+        }),
+        FakeKind::Vercel => {
+            let next = more.then(|| VERCEL_EPOCH_MS - end);
+            let prev = (page.offset > 0).then(|| VERCEL_EPOCH_MS - page.offset);
+            json!({ key: items, "pagination": { "count": items.len(), "next": next, "prev": prev } })
+        }
+    }
+}
+
+/// A 401 body as the provider words it.
+pub fn unauthorized(fake: FakeKind) -> String {
+    match fake {
+        FakeKind::DigitalOcean => r#"{"id":"unauthorized","message":"Unable to authenticate you"}"#,
+        FakeKind::Linode => r#"{"errors":[{"reason":"Invalid Token"}]}"#,
+        FakeKind::Vercel => r#"{"error":{"code":"forbidden","message":"Not authorized"}}"#,
+    }
+    .to_owned()
+}
+
+/// One resource as the provider's JSON object.
+pub fn item(fake: FakeKind, kind: Kind, r: &FakeResource) -> Value {
+    match fake {
+        FakeKind::DigitalOcean => digitalocean(kind, r),
+        FakeKind::Linode => linode(kind, r),
+        FakeKind::Vercel => vercel(kind, r),
+    }
+}
+
+fn ip(i: usize) -> String {
+    format!("203.0.{}.{}", (i / 250) % 250, i % 250 + 1)
+}
+
+fn digitalocean(kind: Kind, r: &FakeResource) -> Value {
+    let i = r.index;
+    let secret = format!("{SECRET_MARKER}-pw-{i}");
+    match kind {
+        Kind::Server => json!({
+            "id": 100_000 + i, "name": r.name, "memory": 1024, "vcpus": 1, "disk": 25,
+            "locked": false, "status": r.status, "created_at": "2025-01-01T00:00:00Z",
+            "image": {"id": 1, "name": "24.04 (LTS) x64", "distribution": "Ubuntu", "slug": "ubuntu-24-04-x64"},
+            "size_slug": "s-1vcpu-1gb",
+            "networks": {
+                "v4": [{"ip_address": format!("10.10.0.{}", i % 250 + 1), "type": "private"},
+                       {"ip_address": ip(i), "type": "public"}],
+                "v6": [{"ip_address": format!("2001:db8::{i:x}"), "type": "public"}]
+            },
+            "region": {"slug": "nyc3", "name": "New York 3"}, "tags": ["fake"]
+        }),
+        Kind::WebService => json!({
+            "id": format!("00000000-0000-4000-8000-{i:012}"),
+            "spec": {"name": r.name, "region": "nyc",
+                     "services": [{"name": "web", "environment_slug": "node-js"}]},
+            "default_ingress": format!("https://{}.ondigitalocean.app", r.name),
+            "live_url": format!("https://{}.ondigitalocean.app", r.name),
+            "region": {"slug": "nyc"},
+            "active_deployment": {"id": format!("dep-{i}"), "phase": r.status}
+        }),
+        Kind::Domain => {
+            json!({ "name": r.name, "ttl": 1800, "zone_file": format!("$ORIGIN {}.", r.name) })
+        }
+        Kind::Database => {
+            let host = format!("db-{i}.db.ondigitalocean.com");
+            let connection = |host: &str| {
+                json!({
+                    "protocol": "postgresql", "database": "defaultdb", "host": host, "port": 25060,
+                    "user": "doadmin", "password": secret, "ssl": true,
+                    "uri": format!("postgresql://doadmin:{secret}@{host}:25060/defaultdb?sslmode=require")
+                })
+            };
+            json!({
+                "id": format!("9cc10173-0000-4000-8000-{i:012}"), "name": r.name, "engine": "pg",
+                "version": "16", "status": r.status, "num_nodes": 1, "size": "db-s-1vcpu-1gb",
+                "region": "nyc1", "connection": connection(&host),
+                "private_connection": connection(&format!("private-{host}")),
+                "users": [{"name": "doadmin", "role": "primary", "password": secret}],
+                "db_names": ["defaultdb"]
+            })
+        }
+    }
+}
+
+fn linode(kind: Kind, r: &FakeResource) -> Value {
+    let i = r.index;
+    match kind {
+        Kind::Server => json!({
+            "id": 2_000_000 + i, "label": r.name, "status": r.status, "region": "us-east",
+            "type": "g6-standard-1", "image": "linode/ubuntu24.04", "ipv4": [ip(i)],
+            "ipv6": format!("2600:3c00::{i:x}/128"),
+            "specs": {"vcpus": 1, "memory": 2048, "disk": 51200, "transfer": 2000},
+            // Not in the real API: proves credential-named keys never get stored.
+            "root_password": format!("{SECRET_MARKER}-root-{i}")
+        }),
+        Kind::Database => json!({
+            "id": 400_000 + i, "label": r.name, "engine": "postgresql", "version": "16.4",
+            "status": r.status, "region": "us-east", "port": 5432, "ssl_connection": true,
+            "hosts": {"primary": format!("lin-{i}-pgsql-primary.servers.linodedb.net"), "secondary": null},
+            "root_password": format!("{SECRET_MARKER}-db-{i}")
+        }),
+        _ => json!({
+            "id": 300_000 + i, "domain": r.name, "status": r.status, "type": "master",
+            "soa_email": "admin@example.com"
+        }),
+    }
+}
+
+fn vercel(kind: Kind, r: &FakeResource) -> Value {
+    let i = r.index;
+    match kind {
+        Kind::Domain => json!({
+            "id": format!("dom_{i:08}"), "name": r.name, "verified": r.status == "verified",
+            "expiresAt": 1_893_456_000_000i64 + i as i64 * 86_400_000, "renew": true,
+            "serviceType": "zeit.world"
+        }),
+        _ => json!({
+            "id": format!("prj_{i:08}"), "name": r.name, "framework": "nextjs",
+            "accountId": "team_fake", "createdAt": VERCEL_EPOCH_MS - i,
+            "latestDeployments": [{"id": format!("dpl_{i}"), "readyState": r.status,
+                                   "url": format!("{}-abc123.vercel.app", r.name)}],
+            "targets": {"production": {"alias": [format!("{}.vercel.app", r.name)], "readyState": r.status}},
+            "env": [{"key": "DATABASE_URL", "value": format!("{SECRET_MARKER}-env-{i}"), "type": "encrypted"}]
+        }),
+    }
+}

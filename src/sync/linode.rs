@@ -1,0 +1,157 @@
+//! Linode (Akamai): instances → servers, domains, managed databases.
+//!
+//! Envelope `{data: [...], page, pages, results}`, pages by `page` and `page_size` (25 to 500),
+//! `Authorization: Bearer`, rate limits in `X-RateLimit-Limit`, `X-RateLimit-Remaining` and
+//! `X-RateLimit-Reset` (epoch seconds). Database passwords live behind a separate credentials
+//! endpoint that is never called; any credential-named key is still stripped.
+
+use serde_json::Value;
+
+use super::{
+    Details, FetchError, FetchErrorKind, Kind, Listing, PageObserver, Provider, Record, Session,
+    Status, id_string, int_at, str_at, strip_secret_keys,
+};
+
+pub struct Linode;
+
+/// The largest page Linode serves.
+pub const PAGE_SIZE: u32 = 500;
+
+const COLLECTIONS: [(&str, Kind); 3] = [
+    ("/linode/instances", Kind::Server),
+    ("/domains", Kind::Domain),
+    ("/databases/instances", Kind::Database),
+];
+
+#[async_trait::async_trait]
+impl Provider for Linode {
+    fn name(&self) -> &'static str {
+        "linode"
+    }
+
+    fn default_base_url(&self) -> &'static str {
+        "https://api.linode.com/v4"
+    }
+
+    async fn list_all(
+        &self,
+        session: &mut Session,
+        on_page: PageObserver<'_>,
+    ) -> Result<Listing, FetchError> {
+        let mut listing = Listing::default();
+        for (path, kind) in COLLECTIONS {
+            let mut page = 1u64;
+            loop {
+                let query = [
+                    ("page", page.to_string()),
+                    ("page_size", PAGE_SIZE.to_string()),
+                ];
+                let body = session.get_json(path, &query).await?;
+                let malformed =
+                    |what: &str| FetchError::new(path, FetchErrorKind::Malformed(what.to_owned()));
+                let items = body["data"]
+                    .as_array()
+                    .ok_or_else(|| malformed("no `data` array"))?;
+                for item in items {
+                    listing.records.push(
+                        record(kind, item.clone()).ok_or_else(|| malformed("an item has no id"))?,
+                    );
+                }
+                on_page(kind, listing.records.len());
+                let pages = body["pages"]
+                    .as_u64()
+                    .ok_or_else(|| malformed("no `pages`"))?;
+                if page >= pages {
+                    break;
+                }
+                page += 1;
+            }
+        }
+        Ok(listing)
+    }
+
+    async fn verify(&self, session: &mut Session) -> Result<(), FetchError> {
+        session.get_json("/profile", &[]).await.map(drop)
+    }
+}
+
+fn record(kind: Kind, mut raw: Value) -> Option<Record> {
+    let id = id_string(raw.get("id")?)?;
+    let word = str_at(&raw, "/status");
+    let (name, status, details) = match kind {
+        Kind::Server => instance(&raw, word.as_deref()),
+        Kind::Domain => domain(&raw, word.as_deref()),
+        _ => database(&raw, word.as_deref()),
+    };
+    let region = str_at(&raw, "/region");
+    strip_secret_keys(&mut raw);
+    Some(Record {
+        name: name.unwrap_or_else(|| id.clone()),
+        provider_resource_id: id,
+        status,
+        provider_status: word,
+        region,
+        full_api_data: raw,
+        details,
+    })
+}
+
+type Mapped = (Option<String>, Status, Details);
+
+fn instance(raw: &Value, word: Option<&str>) -> Mapped {
+    let status = match word {
+        Some("running") => Status::Active,
+        Some(
+            "booting" | "rebooting" | "provisioning" | "migrating" | "rebuilding" | "cloning"
+            | "restoring" | "resizing",
+        ) => Status::Provisioning,
+        Some("offline" | "shutting_down" | "stopped") => Status::Stopped,
+        Some("deleting") => Status::Deleted,
+        _ => Status::Unknown,
+    };
+    let details = Details::Server {
+        primary_ip_address: str_at(raw, "/ipv4/0"),
+        ipv6: str_at(raw, "/ipv6").map(|v| v.split('/').next().unwrap_or_default().to_owned()),
+        vcpus: int_at(raw, "/specs/vcpus"),
+        memory_mb: int_at(raw, "/specs/memory"),
+        disk_gb: int_at(raw, "/specs/disk").map(|mb| mb / 1024),
+        image: str_at(raw, "/image"),
+    };
+    (str_at(raw, "/label"), status, details)
+}
+
+fn domain(raw: &Value, word: Option<&str>) -> Mapped {
+    let status = match word {
+        Some("active") => Status::Active,
+        Some("disabled") => Status::Stopped,
+        Some("edit_mode") => Status::Provisioning,
+        Some("has_errors") => Status::Error,
+        _ => Status::Unknown,
+    };
+    let name = str_at(raw, "/domain").unwrap_or_default();
+    let details = Details::Domain {
+        domain_name: name.clone(),
+        expires_at: None,
+        auto_renew: None,
+    };
+    (Some(name), status, details)
+}
+
+fn database(raw: &Value, word: Option<&str>) -> Mapped {
+    let status = match word {
+        Some("active" | "backing_up") => Status::Active,
+        Some("provisioning" | "resuming" | "restoring" | "updating" | "resizing" | "migrating") => {
+            Status::Provisioning
+        }
+        Some("suspending" | "suspended") => Status::Stopped,
+        Some("failed" | "degraded") => Status::Error,
+        _ => Status::Unknown,
+    };
+    let details = Details::Database {
+        engine: str_at(raw, "/engine"),
+        version: str_at(raw, "/version"),
+        host: str_at(raw, "/hosts/primary"),
+        port: int_at(raw, "/port"),
+    };
+    (str_at(raw, "/label"), status, details)
+}

@@ -1,0 +1,133 @@
+//! Vercel: projects → web services, domains.
+//!
+//! Envelope `{projects: [...], pagination: {count, next, prev}}` (and `{domains: ...}`): `next` is
+//! a timestamp cursor passed back as `until` (`from` walks the other way), `limit` at most 100,
+//! `Authorization: Bearer`, rate limits in `X-RateLimit-*`. A project's `env` (its environment
+//! variables, values included) is dropped before `full_api_data` is stored.
+
+use chrono::DateTime;
+use serde_json::Value;
+
+use super::{
+    Details, FetchError, FetchErrorKind, Kind, Listing, PageObserver, Provider, Record, Session,
+    Status, id_string, str_at, strip_secret_keys,
+};
+
+pub struct Vercel;
+
+/// The largest page Vercel serves.
+pub const LIMIT: u32 = 100;
+
+const COLLECTIONS: [(&str, &str, Kind); 2] = [
+    ("/v9/projects", "projects", Kind::WebService),
+    ("/v5/domains", "domains", Kind::Domain),
+];
+
+#[async_trait::async_trait]
+impl Provider for Vercel {
+    fn name(&self) -> &'static str {
+        "vercel"
+    }
+
+    fn default_base_url(&self) -> &'static str {
+        "https://api.vercel.com"
+    }
+
+    async fn list_all(
+        &self,
+        session: &mut Session,
+        on_page: PageObserver<'_>,
+    ) -> Result<Listing, FetchError> {
+        let mut listing = Listing::default();
+        for (path, key, kind) in COLLECTIONS {
+            let mut until: Option<String> = None;
+            loop {
+                let mut query = vec![("limit", LIMIT.to_string())];
+                query.extend(until.take().map(|u| ("until", u)));
+                let body = session.get_json(path, &query).await?;
+                let malformed =
+                    |what: String| FetchError::new(path, FetchErrorKind::Malformed(what));
+                let items = body[key]
+                    .as_array()
+                    .ok_or_else(|| malformed(format!("no `{key}` array")))?;
+                for item in items {
+                    let record = record(kind, item.clone());
+                    listing
+                        .records
+                        .push(record.ok_or_else(|| malformed("an item has no id".into()))?);
+                }
+                on_page(kind, listing.records.len());
+                match body.pointer("/pagination/next").and_then(id_string) {
+                    Some(next) if !items.is_empty() => until = Some(next),
+                    _ => break,
+                }
+            }
+        }
+        Ok(listing)
+    }
+
+    async fn verify(&self, session: &mut Session) -> Result<(), FetchError> {
+        session.get_json("/v2/user", &[]).await.map(drop)
+    }
+}
+
+fn record(kind: Kind, mut raw: Value) -> Option<Record> {
+    let id = id_string(raw.get("id")?)?;
+    let (name, word, status, details) = match kind {
+        Kind::Domain => domain(&raw),
+        _ => project(&raw),
+    };
+    if let Some(map) = raw.as_object_mut() {
+        map.remove("env");
+    }
+    strip_secret_keys(&mut raw);
+    Some(Record {
+        name: name.unwrap_or_else(|| id.clone()),
+        provider_resource_id: id,
+        status,
+        provider_status: word,
+        region: str_at(&raw, "/serverlessFunctionRegion"),
+        full_api_data: raw,
+        details,
+    })
+}
+
+type Mapped = (Option<String>, Option<String>, Status, Details);
+
+fn project(raw: &Value) -> Mapped {
+    let word = str_at(raw, "/latestDeployments/0/readyState");
+    let status = match word.as_deref() {
+        Some("READY") => Status::Active,
+        Some("BUILDING" | "QUEUED" | "INITIALIZING") => Status::Provisioning,
+        Some("ERROR") => Status::Error,
+        Some("CANCELED") => Status::Stopped,
+        _ => Status::Unknown,
+    };
+    let url = str_at(raw, "/targets/production/alias/0")
+        .or_else(|| str_at(raw, "/alias/0/domain"))
+        .map(|host| format!("https://{host}"));
+    let details = Details::WebService {
+        production_url: url,
+        environment: Some("production".to_owned()),
+        framework: str_at(raw, "/framework"),
+    };
+    (str_at(raw, "/name"), word, status, details)
+}
+
+fn domain(raw: &Value) -> Mapped {
+    let verified = raw["verified"].as_bool();
+    let (word, status) = match verified {
+        Some(true) => ("verified", Status::Active),
+        Some(false) => ("unverified", Status::Provisioning),
+        None => ("unknown", Status::Unknown),
+    };
+    let name = str_at(raw, "/name").unwrap_or_default();
+    let details = Details::Domain {
+        domain_name: name.clone(),
+        expires_at: raw["expiresAt"]
+            .as_i64()
+            .and_then(DateTime::from_timestamp_millis),
+        auto_renew: raw["renew"].as_bool(),
+    };
+    (Some(name), Some(word.to_owned()), status, details)
+}
