@@ -1,4 +1,4 @@
-//! The command line: `serve`, `migrate`, `demo`, `seed`, `schema`, `token`.
+//! The command line: `serve`, `migrate`, `demo`, `seed`, `schema`, `token`, `rotate-keys`.
 
 use std::path::Path;
 
@@ -51,6 +51,8 @@ pub enum Command {
         #[arg(long, default_value = "1h", value_parser = parse_ttl)]
         ttl: i64,
     },
+    /// Re-encrypt every stored credential to the first (active) key of STACKGATE_ENCRYPTION_KEYS.
+    RotateKeys,
 }
 
 /// Runs a parsed command line.
@@ -91,6 +93,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Serve { migrate } => serve(cli.config, migrate).await,
         Command::Demo => run_demo(cli.config).await,
+        Command::RotateKeys => rotate_keys(&cli.config).await,
     }
 }
 
@@ -277,6 +280,38 @@ fn say(line: &str) {
     use std::io::Write;
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "{line}").and_then(|()| out.flush());
+}
+
+/// Re-encrypts every `docks.encrypted_api_key` and `operation_services.encrypted_config` in one
+/// transaction, as the schema owner, and prints the counts.
+async fn rotate_keys(args: &ConfigArgs) -> anyhow::Result<()> {
+    use diesel_async::AsyncConnection;
+    let keyring = crate::crypto::Keyring::from_config(args.encryption_keys.as_deref())?;
+    let database = Database::open(args).await?;
+    let mut conn = db::connect_owner(&database.url).await?;
+    let report = conn
+        .transaction::<_, db::DbError, _>(async |conn| {
+            db::models::credentials::rotate_all(conn, &keyring).await
+        })
+        .await?;
+    let line = |what: &str, r: db::models::credentials::Rotated| {
+        format!(
+            "{what}: {} rotated, {} already current, {} unreadable",
+            r.rotated, r.current, r.unreadable
+        )
+    };
+    say(&format!(
+        "rotated to key `{}`\n{}\n{}",
+        keyring.active_key_id(),
+        line("docks", report.docks),
+        line("operation services", report.operation_services)
+    ));
+    if report.docks.unreadable + report.operation_services.unreadable > 0 {
+        say(
+            "unreadable credentials were left as they were: keep their old keys configured, or enter them again",
+        );
+    }
+    Ok(())
 }
 
 fn list(items: &[String]) -> String {

@@ -4,12 +4,18 @@
 //!   every resource of an account, page by page, as [`Record`]s. Adding a provider is one module
 //!   plus one line in [`Registry::default`].
 //! - [`http`]: the shared client (timeouts, retries of 429/5xx with a wait budget, rate limits).
+//! - [`engine`]: one run: fetch everything, then apply it in one transaction.
+//! - [`scheduler`]: which replica syncs which dock, through leases.
+//! - [`events`]: the `pg_notify` payloads a run publishes.
 //! - [`fake`]: fake provider servers speaking the real shapes (tests, benchmarks, demo).
 
 pub mod digitalocean;
+pub mod engine;
+pub mod events;
 pub mod fake;
 pub mod http;
 pub mod linode;
+pub mod scheduler;
 pub mod vercel;
 
 use std::collections::BTreeMap;

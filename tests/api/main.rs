@@ -13,5 +13,6 @@ mod mutations;
 mod rbac;
 mod rls;
 mod seed;
+mod sync;
 mod viewer;
 mod websocket;

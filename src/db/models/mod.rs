@@ -3,6 +3,7 @@
 pub mod access;
 pub mod api_key;
 pub mod audit;
+pub mod credentials;
 pub mod directory;
 pub mod dock;
 pub mod health;
@@ -12,5 +13,6 @@ pub mod migration;
 pub mod organization;
 pub mod project;
 pub mod resource;
+pub mod sync;
 pub mod user;
 pub mod visibility;
