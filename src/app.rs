@@ -10,14 +10,17 @@ use crate::auth::{Authenticator, Viewer};
 use crate::config::Config;
 use crate::db::{self, Pool};
 use crate::error::ApiError;
-use crate::graphql::{self, AppSchema};
+use crate::graphql::{self, AppSchema, Transport};
 
 /// Everything a request handler needs; cheap to clone.
 #[derive(Clone)]
 pub struct AppState {
     pub config: Arc<Config>,
     pub pool: Pool,
+    /// The schema for HTTP operations (set up around `execute` by the handler).
     pub schema: AppSchema,
+    /// The same schema for WebSocket operations (set up by an extension).
+    pub ws_schema: AppSchema,
     pub jwt: Arc<JwtKeys>,
     pub viewers: Arc<ViewerCache>,
     pub metrics: PrometheusHandle,
@@ -28,7 +31,21 @@ impl AppState {
     /// Builds the pool (connections open lazily), the schema and the rendered GraphiQL page.
     pub fn new(config: Config) -> anyhow::Result<Self> {
         let pool = db::build_pool(&config.database_url, config.pool_size)?;
-        let schema = graphql::build_schema(pool.clone(), config.limits);
+        let viewers = Arc::new(ViewerCache::new(std::time::Duration::from_secs(
+            config.auth_cache_seconds,
+        )));
+        let schema = graphql::build_schema(
+            pool.clone(),
+            config.limits,
+            viewers.clone(),
+            Transport::Http,
+        );
+        let ws_schema = graphql::build_schema(
+            pool.clone(),
+            config.limits,
+            viewers.clone(),
+            Transport::WebSocket,
+        );
         let jwt = Arc::new(JwtKeys::new(
             config.jwt_secret.as_ref(),
             config.jwt_public_key.as_deref(),
@@ -37,13 +54,11 @@ impl AppState {
             config.graphiql_assets.is_some(),
             config.graphiql_headers.as_deref(),
         );
-        let viewers = Arc::new(ViewerCache::new(std::time::Duration::from_secs(
-            config.auth_cache_seconds,
-        )));
         Ok(Self {
             config: Arc::new(config),
             pool,
             schema,
+            ws_schema,
             jwt,
             viewers,
             metrics: crate::metrics::install(),

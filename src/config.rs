@@ -113,7 +113,7 @@ impl ConfigArgs {
         crate::graphql::QueryLimits {
             depth: self.max_depth,
             complexity: self.max_complexity,
-            parse: crate::graphql::extension::Limits {
+            parse: crate::graphql::operation::Limits {
                 max_tokens: self.max_tokens,
                 max_aliases: self.max_aliases,
             },

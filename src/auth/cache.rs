@@ -15,11 +15,14 @@ use super::Viewer;
 /// The most entries kept; when full, expired ones are dropped, then everything.
 const MAX_ENTRIES: usize = 10_000;
 
+/// (subject, wanted org) → (viewer, expiry).
+type Entries = HashMap<(String, Option<String>), (Viewer, Instant)>;
+
 /// Resolved viewers by (subject, wanted org).
 #[derive(Debug)]
 pub struct ViewerCache {
     ttl: Duration,
-    entries: Mutex<HashMap<(String, Option<String>), (Viewer, Instant)>>,
+    entries: Mutex<Entries>,
 }
 
 impl ViewerCache {
@@ -38,6 +41,14 @@ impl ViewerCache {
         let entries = self.entries.lock().ok()?;
         let (viewer, expires) = entries.get(&(subject.to_owned(), org.map(str::to_owned)))?;
         (*expires > Instant::now()).then(|| viewer.clone())
+    }
+
+    /// Forgets every entry: after a change of memberships, roles, grants or keys, so this
+    /// replica applies it at once (others within the TTL).
+    pub fn clear(&self) {
+        if let Ok(mut entries) = self.entries.lock() {
+            entries.clear();
+        }
     }
 
     /// Keeps a freshly resolved viewer.

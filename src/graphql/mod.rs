@@ -12,15 +12,20 @@ pub mod ids;
 pub mod loaders;
 pub mod mutations;
 pub mod node;
+pub mod operation;
 pub mod types;
 
 use async_graphql::{Context, EmptySubscription, ID, Object, Schema, SchemaBuilder};
 
+use std::sync::Arc;
+
+use crate::auth::cache::ViewerCache;
 use crate::db::Pool;
 use context::viewer;
-use extension::{Limits, RequestSetup};
+use extension::PerOperation;
 use mutations::Mutation;
 use node::Node;
+use operation::Limits;
 use types::viewer::ViewerNode;
 
 /// The served schema type.
@@ -75,14 +80,31 @@ pub fn schema_builder() -> SchemaBuilder<Query, Mutation, EmptySubscription> {
     Schema::build(Query, Mutation::default(), EmptySubscription)
 }
 
+/// Which transport a schema instance serves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transport {
+    /// HTTP: the handler sets each operation up around `execute` (no extension: fast fields).
+    Http,
+    /// WebSocket: operations share a connection, so an extension sets each one up.
+    WebSocket,
+}
+
 /// The schema the server serves, with the pool as data and the limits applied.
-pub fn build_schema(pool: Pool, limits: QueryLimits) -> AppSchema {
-    schema_builder()
+pub fn build_schema(
+    pool: Pool,
+    limits: QueryLimits,
+    viewers: Arc<ViewerCache>,
+    transport: Transport,
+) -> AppSchema {
+    let builder = schema_builder()
         .data(pool)
-        .extension(RequestSetup(limits.parse))
+        .data(viewers)
         .limit_depth(limits.depth)
-        .limit_complexity(limits.complexity)
-        .finish()
+        .limit_complexity(limits.complexity);
+    match transport {
+        Transport::Http => builder.finish(),
+        Transport::WebSocket => builder.extension(PerOperation(limits.parse)).finish(),
+    }
 }
 
 /// The SDL the server serves (what `schema.graphql` holds).

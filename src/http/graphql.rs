@@ -21,6 +21,7 @@ use super::response::{Format, request_error};
 use crate::app::AppState;
 use crate::error::{ApiError, code};
 use crate::graphql::mutations::ClientInfo;
+use crate::graphql::operation;
 
 /// The fields of a GraphQL-over-HTTP request, from a JSON body or URL parameters.
 #[derive(Deserialize, Default)]
@@ -186,18 +187,17 @@ async fn execute(
         let outcome = match app.authenticate(authorization, x_org).await {
             Err(err) => auth_failure(err, format, &request_id),
             Ok(viewer) => {
-                let mut gql = async_graphql::Request::new(query)
-                    .variables(variables)
-                    .data(viewer)
-                    .data(client);
-                if trace {
-                    gql = gql.data(crate::graphql::extension::TraceStatements);
-                }
-                let gql = match request.operation_name {
-                    Some(name) => gql.operation_name(name),
-                    None => gql,
-                };
-                let mut response = app.schema.execute(gql).await;
+                let operation_name = request.operation_name;
+                let mut response = run(
+                    &app,
+                    viewer,
+                    client,
+                    query,
+                    variables,
+                    operation_name,
+                    trace,
+                )
+                .await;
                 classify_errors(&mut response.errors, &request_id);
                 let status = if format == Format::GraphqlResponse && is_request_error(&response) {
                     StatusCode::BAD_REQUEST
@@ -217,6 +217,38 @@ async fn execute(
         http
     }
     .instrument(span)
+    .await
+}
+
+/// Runs one operation for `viewer`: limits, per-request loaders, execution, the operation's end.
+async fn run(
+    app: &AppState,
+    viewer: crate::auth::Viewer,
+    client: ClientInfo,
+    query: String,
+    variables: Variables,
+    operation_name: Option<String>,
+    trace: bool,
+) -> async_graphql::Response {
+    let mut gql = async_graphql::Request::new(query).variables(variables);
+    if let Some(name) = &operation_name {
+        gql = gql.operation_name(name.clone());
+    }
+    if let Err(err) = operation::check_limits(&mut gql, &app.config.limits.parse) {
+        return async_graphql::Response::from_errors(vec![err]);
+    }
+    let name = operation::operation_name(&mut gql);
+    let (gql, db) = operation::attach(gql.data(client.clone()), &app.pool, &viewer);
+    let response = app.schema.execute(gql.data(viewer.clone())).await;
+    operation::finish(
+        &db,
+        &app.pool,
+        &viewer,
+        Some(&client),
+        name.as_deref(),
+        trace,
+        response,
+    )
     .await
 }
 

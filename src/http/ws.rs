@@ -57,7 +57,7 @@ async fn serve(app: AppState, protocol: GraphQLProtocol, client: ClientInfo, soc
     };
     let replayed =
         futures_util::stream::once(async move { Ok(Message::Text(first)) }).chain(stream);
-    GraphQLWebSocket::new_with_pair(sink, replayed, app.schema.clone(), protocol)
+    GraphQLWebSocket::new_with_pair(sink, replayed, app.ws_schema.clone(), protocol)
         .on_connection_init(move |_| async move {
             let mut data = Data::default();
             data.insert(viewer);

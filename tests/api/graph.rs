@@ -327,7 +327,7 @@ async fn query_limits_refuse_before_any_sql() {
         let (body, statements) = traced(&app, &token, &query, json!({})).await;
         assert_eq!(error_code(&body), "QUERY_TOO_COMPLEX", "{body}");
         assert!(body["data"].is_null(), "{body}");
-        assert_eq!(statements, None, "refused before execution");
+        assert_eq!(statements.unwrap_or(0), 0, "refused before any SQL ran");
     }
 }
 

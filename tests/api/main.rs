@@ -8,6 +8,7 @@ mod fixtures;
 mod graph;
 mod harness;
 mod http;
+mod isolation;
 mod migrations;
 mod mutations;
 mod rbac;

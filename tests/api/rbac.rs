@@ -226,3 +226,55 @@ async fn org_roles_see_everything_in_the_org() {
         assert_eq!(org["resources"]["totalCount"], 200, "{user}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn platform_admins_enter_any_org_and_every_act_is_audited() {
+    let app = seeded().await;
+    app.db
+        .owner()
+        .await
+        .batch_execute(
+            "update users set is_platform_admin = true where external_id = 'org-0-owner'",
+        )
+        .await
+        .expect("admin");
+    let admin = app.token("org-0-owner", Some("org-1"));
+    let (_, body) = app
+        .graphql(
+            Some(&admin),
+            "query Inspect { viewer { organization { slug projects { totalCount } } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        body["data"]["viewer"]["organization"]["slug"], "org-1",
+        "{body}"
+    );
+    assert_eq!(
+        body["data"]["viewer"]["organization"]["projects"]["totalCount"],
+        10
+    );
+
+    let owner = app.token("org-1-owner", Some("org-1"));
+    let query = "{ viewer { organization { auditLogs(actions: [\"platform_admin.request\"]) { nodes { message result actor { name } } } } } }";
+    let (_, body) = app.graphql(Some(&owner), query, json!({})).await;
+    let logs = body["data"]["viewer"]["organization"]["auditLogs"]["nodes"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(logs.len(), 1, "{body}");
+    assert_eq!(logs[0]["message"], "Inspect");
+
+    let (_, body) = app
+        .graphql(
+            Some(&app.token("org-0-admin", Some("org-1"))),
+            "{ viewer { user { name } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        error_code(&body),
+        "FORBIDDEN",
+        "only platform admins enter foreign orgs: {body}"
+    );
+}

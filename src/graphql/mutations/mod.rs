@@ -89,8 +89,14 @@ where
             Ok(value)
         })
         .await;
-    if let Err(err) = &outcome {
-        record_failure(pool, viewer, &actor, &act, "error", err.message()).await;
+    match &outcome {
+        Err(err) => record_failure(pool, viewer, &actor, &act, "error", err.message()).await,
+        // Memberships, roles, grants or keys may have changed: resolve viewers afresh.
+        Ok(_) => {
+            if let Some(cache) = ctx.data_opt::<std::sync::Arc<crate::auth::cache::ViewerCache>>() {
+                cache.clear();
+            }
+        }
     }
     outcome
 }

@@ -1,0 +1,157 @@
+//! Tenant isolation, generated from the schema: every `Node` type (from introspection) and every
+//! mutation taking an id is tried by `org-0` with `org-1`'s ids. Nothing is visible, nothing
+//! changes.
+
+use std::collections::BTreeMap;
+
+use diesel::QueryableByName;
+use diesel::sql_types::Text;
+use diesel_async::RunQueryDsl;
+use serde_json::{Value, json};
+
+use crate::harness::TestApp;
+
+async fn seeded() -> TestApp {
+    let app = TestApp::spawn().await;
+    stackgate::seed::seed(&mut app.db.owner().await, 1)
+        .await
+        .expect("seed");
+    app
+}
+
+/// One id of every type org-1's owner can see, by GraphQL type name.
+async fn ids_of_org_1(app: &TestApp) -> BTreeMap<String, String> {
+    let query = "{ viewer { user { id } organization { id
+        teams { id } clients { id } members { user { id } }
+        projects(first: 1) { nodes { id } }
+        docks(first: 1) { nodes { id syncRuns(first: 1) { nodes { id } } } }
+        resources(first: 500) { nodes { __typename id } } } } }";
+    let (_, body) = app
+        .graphql(
+            Some(&app.token("org-1-owner", Some("org-1"))),
+            query,
+            json!({}),
+        )
+        .await;
+    let org = &body["data"]["viewer"]["organization"];
+    let mut ids = BTreeMap::new();
+    let mut put = |type_name: &str, id: &Value| {
+        if let Some(id) = id.as_str() {
+            ids.entry(type_name.to_owned())
+                .or_insert_with(|| id.to_owned());
+        }
+    };
+    put("Organization", &org["id"]);
+    put("User", &body["data"]["viewer"]["user"]["id"]);
+    put("Team", &org["teams"][0]["id"]);
+    put("Client", &org["clients"][0]["id"]);
+    put("Project", &org["projects"]["nodes"][0]["id"]);
+    put("Dock", &org["docks"]["nodes"][0]["id"]);
+    put(
+        "SyncRun",
+        &org["docks"]["nodes"][0]["syncRuns"]["nodes"][0]["id"],
+    );
+    for resource in org["resources"]["nodes"].as_array().into_iter().flatten() {
+        put(
+            resource["__typename"].as_str().unwrap_or(""),
+            &resource["id"],
+        );
+    }
+    ids
+}
+
+/// The possible types of the `Node` interface, read from the served schema.
+async fn node_types(app: &TestApp, token: &str) -> Vec<String> {
+    let (_, body) = app
+        .graphql(
+            Some(token),
+            "{ __type(name: \"Node\") { possibleTypes { name } } }",
+            json!({}),
+        )
+        .await;
+    body["data"]["__type"]["possibleTypes"]
+        .as_array()
+        .expect("Node has possible types")
+        .iter()
+        .filter_map(|t| t["name"].as_str().map(str::to_owned))
+        .collect()
+}
+
+#[derive(QueryableByName)]
+struct Digest {
+    #[diesel(sql_type = Text)]
+    digest: String,
+}
+
+/// A digest of every org-1 row of every tenant table (as the owner, past row-level security),
+/// the audit log aside (denials are written there on purpose).
+pub async fn org_1_digest(app: &TestApp) -> String {
+    let mut conn = app.db.owner().await;
+    let tables: Vec<Digest> = diesel::sql_query(
+        "select c.relname::text as digest from pg_class c join pg_attribute a on a.attrelid = c.oid \
+         where a.attname = 'org_id' and c.relkind = 'r' and c.relnamespace = 'public'::regnamespace \
+         and c.relname <> 'audit_logs' order by 1",
+    )
+    .load(&mut conn)
+    .await
+    .expect("tables");
+    let mut digest = String::new();
+    for table in tables {
+        let sql = format!(
+            "select md5(coalesce(string_agg(x::text, ',' order by x::text), '')) as digest from {} x \
+             where org_id = (select id from organizations where slug = 'org-1')",
+            table.digest
+        );
+        let row: Digest = diesel::sql_query(sql)
+            .get_result(&mut conn)
+            .await
+            .expect("digest");
+        digest.push_str(&format!("{}={} ", table.digest, row.digest));
+    }
+    digest
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn no_node_of_another_org_is_visible() {
+    let app = seeded().await;
+    let token = app.token("org-0-owner", Some("org-0"));
+    let theirs = ids_of_org_1(&app).await;
+    let types = node_types(&app, &token).await;
+    let missing: Vec<&String> = types.iter().filter(|t| !theirs.contains_key(*t)).collect();
+    assert!(
+        missing.is_empty(),
+        "the matrix needs an org-1 id of every Node type; add: {missing:?}"
+    );
+    let before = org_1_digest(&app).await;
+    for (type_name, id) in &theirs {
+        let (_, body) = app
+            .graphql(
+                Some(&token),
+                "query($id: ID!) { node(id: $id) { id } }",
+                json!({ "id": id }),
+            )
+            .await;
+        assert_eq!(
+            body,
+            json!({ "data": { "node": null } }),
+            "{type_name} of org-1 is visible to org-0"
+        );
+    }
+    let all: Vec<&String> = theirs.values().collect();
+    let (_, body) = app
+        .graphql(
+            Some(&token),
+            "query($ids: [ID!]!) { nodes(ids: $ids) { id } }",
+            json!({ "ids": all }),
+        )
+        .await;
+    assert!(
+        body["data"]["nodes"]
+            .as_array()
+            .expect("nodes")
+            .iter()
+            .all(Value::is_null),
+        "{body}"
+    );
+    assert_eq!(org_1_digest(&app).await, before);
+}
