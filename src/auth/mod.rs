@@ -9,6 +9,7 @@ pub mod permissions;
 
 use uuid::Uuid;
 
+use crate::db::models::api_key;
 use crate::db::models::organization::Organization;
 use crate::db::models::user::User;
 use crate::db::models::visibility::Visibility;
@@ -129,6 +130,9 @@ pub async fn authenticate(
     x_org: Option<&str>,
 ) -> Result<Viewer, ApiError> {
     let token = bearer_token(authorization)?;
+    if token.starts_with("sg_") {
+        return authenticate_key(auth, token, x_org).await;
+    }
     let claims = auth.keys.verify(token)?;
     let wanted_org = claims.org.as_deref().or(x_org).map(str::to_owned);
     let subject = format!("jwt:{}", claims.sub);
@@ -138,6 +142,63 @@ pub async fn authenticate(
     let identity = identity::load(auth.pool, Some(&claims.sub), None).await?;
     let viewer = viewer_in(auth.pool, identity, wanted_org.clone(), None).await?;
     auth.cache.put(&subject, wanted_org.as_deref(), &viewer);
+    Ok(viewer)
+}
+
+/// Resolves an API key (`sg_<prefix>_<secret>`): the key's user, acting in the key's organization.
+async fn authenticate_key(
+    auth: &Authenticator<'_>,
+    token: &str,
+    x_org: Option<&str>,
+) -> Result<Viewer, ApiError> {
+    let invalid = || ApiError::Unauthenticated("invalid API key".into());
+    let (prefix, secret) = api_key::parse_key(token).ok_or_else(invalid)?;
+    let subject = format!(
+        "key:{}",
+        base64::Engine::encode(
+            &base64::engine::general_purpose::STANDARD,
+            api_key::hash_secret(token)
+        )
+    );
+    if let Some(viewer) = auth.cache.get(&subject, x_org) {
+        return Ok(viewer);
+    }
+    let mut conn = auth.pool.get().await.map_err(crate::db::DbError::from)?;
+    let key = api_key::find_for_auth(&mut conn, prefix)
+        .await?
+        .ok_or_else(invalid)?;
+    drop(conn);
+    if !api_key::verify_secret(secret, &key.secret_hash) {
+        return Err(invalid());
+    }
+    if key.revoked_at.is_some() {
+        return Err(ApiError::Unauthenticated("API key revoked".into()));
+    }
+    if key.expires_at.is_some_and(|at| at <= chrono::Utc::now()) {
+        return Err(ApiError::Unauthenticated("API key expired".into()));
+    }
+    let identity = identity::load(auth.pool, None, Some(key.user_id)).await?;
+    let org = identity
+        .organizations()
+        .into_iter()
+        .find(|o| o.id == key.org_id);
+    let org = org.ok_or_else(|| {
+        ApiError::Forbidden("the key's user no longer belongs to its organization".into())
+    })?;
+    if x_org.is_some_and(|slug| slug != org.slug) {
+        return Err(ApiError::Forbidden(
+            "an API key acts only in its own organization".into(),
+        ));
+    }
+    let viewer = viewer_in(auth.pool, identity, Some(org.slug), Some(key.id)).await?;
+    let touched = viewer
+        .scope()
+        .transaction(auth.pool, async |conn| api_key::touch(conn, key.id).await)
+        .await;
+    if let Err(e) = touched {
+        tracing::warn!(error = %e, "could not record an API key's use");
+    }
+    auth.cache.put(&subject, x_org, &viewer);
     Ok(viewer)
 }
 

@@ -303,3 +303,70 @@ async fn resolved_viewers_are_reused_only_for_the_configured_time() {
         assert_eq!(error_code(&body), "FORBIDDEN", "expired: {body}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn api_keys_authenticate_until_revoked() {
+    let app = app_with_members().await;
+    let owner = app.token("alice", None);
+    let create = "mutation { createApiKey(name: \"ci\") { secret apiKey { id prefix } } }";
+    let (_, body) = app.graphql(Some(&owner), create, json!({})).await;
+    let secret = body["data"]["createApiKey"]["secret"]
+        .as_str()
+        .expect("secret shown once")
+        .to_owned();
+    let id = body["data"]["createApiKey"]["apiKey"]["id"].clone();
+
+    let (_, body) = app.graphql(Some(&secret), VIEWER, json!({})).await;
+    assert_eq!(
+        body["data"]["viewer"]["organization"]["slug"], "acme",
+        "{body}"
+    );
+    assert_eq!(body["data"]["viewer"]["user"]["name"], "alice");
+
+    let mut wrong = secret.clone();
+    wrong.pop();
+    wrong.push(if secret.ends_with('a') { 'b' } else { 'a' });
+    for bad in [wrong.as_str(), "sg_short_x", "sg_"] {
+        let (_, body) = app.graphql(Some(bad), VIEWER, json!({})).await;
+        assert_eq!(error_code(&body), "UNAUTHENTICATED", "{bad}: {body}");
+    }
+    let elsewhere = app
+        .client
+        .post(app.url("/graphql"))
+        .bearer_auth(&secret)
+        .header("x-org", "globex")
+        .json(&json!({ "query": VIEWER }))
+        .send()
+        .await
+        .expect("sent");
+    let body: serde_json::Value = elsewhere.json().await.expect("json");
+    assert_eq!(
+        error_code(&body),
+        "FORBIDDEN",
+        "a key acts in its own org only: {body}"
+    );
+
+    use diesel_async::RunQueryDsl;
+    #[derive(diesel::QueryableByName)]
+    struct Used {
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        used: bool,
+    }
+    let used: Used =
+        diesel::sql_query("select bool_and(last_used_at is not null) as used from api_keys")
+            .get_result(&mut app.db.owner().await)
+            .await
+            .expect("used");
+    assert!(used.used, "use is recorded");
+
+    let (_, body) = app
+        .graphql(
+            Some(&owner),
+            "mutation($id: ID!) { revokeApiKey(id: $id) }",
+            json!({ "id": id }),
+        )
+        .await;
+    assert_eq!(body["data"]["revokeApiKey"], true, "{body}");
+    let (_, body) = app.graphql(Some(&secret), VIEWER, json!({})).await;
+    assert_eq!(error_code(&body), "UNAUTHENTICATED", "revoked: {body}");
+}
