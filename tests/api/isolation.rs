@@ -9,7 +9,7 @@ use diesel::sql_types::Text;
 use diesel_async::RunQueryDsl;
 use serde_json::{Value, json};
 
-use crate::harness::TestApp;
+use crate::harness::{TestApp, error_code};
 
 async fn seeded() -> TestApp {
     let app = TestApp::spawn().await;
@@ -154,4 +154,141 @@ async fn no_node_of_another_org_is_visible() {
         "{body}"
     );
     assert_eq!(org_1_digest(&app).await, before);
+}
+
+/// Every mutation with an `ID` argument, as the served schema lists them.
+async fn mutations_taking_ids(app: &TestApp, token: &str) -> Vec<String> {
+    let query = "{ __schema { mutationType { fields { name args { type { name ofType { name ofType { name } } } } } } } }";
+    let (_, body) = app.graphql(Some(token), query, json!({})).await;
+    let fields = body["data"]["__schema"]["mutationType"]["fields"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let is_id = |t: &Value| {
+        [
+            &t["name"],
+            &t["ofType"]["name"],
+            &t["ofType"]["ofType"]["name"],
+        ]
+        .iter()
+        .any(|n| n.as_str() == Some("ID"))
+    };
+    fields
+        .iter()
+        .filter(|f| {
+            f["args"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|a| is_id(&a["type"]))
+        })
+        .filter_map(|f| f["name"].as_str().map(str::to_owned))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn no_mutation_reaches_into_another_org() {
+    let app = seeded().await;
+    let token = app.token("org-0-owner", Some("org-0"));
+    let theirs = ids_of_org_1(&app).await;
+    let org_1 = app.token("org-1-owner", Some("org-1"));
+    let (_, body) = app
+        .graphql(
+            Some(&org_1),
+            "{ viewer { organization { roles { id } } } }",
+            json!({}),
+        )
+        .await;
+    let role = body["data"]["viewer"]["organization"]["roles"][0]["id"].clone();
+    let (_, body) = app
+        .graphql(
+            Some(&org_1),
+            "mutation { createApiKey(name: \"theirs\") { apiKey { id } } }",
+            json!({}),
+        )
+        .await;
+    let key = body["data"]["createApiKey"]["apiKey"]["id"].clone();
+    let id = |t: &str| json!(theirs[t]);
+
+    let matrix: Vec<(&str, &str, Value)> = vec![
+        (
+            "updateProject",
+            "mutation($a: ID!) { updateProject(id: $a, input: { name: \"x\" }) { id } }",
+            json!({ "a": id("Project") }),
+        ),
+        (
+            "deleteProject",
+            "mutation($a: ID!) { deleteProject(id: $a) }",
+            json!({ "a": id("Project") }),
+        ),
+        (
+            "linkResource",
+            "mutation($a: ID!, $b: ID!) { linkResource(projectId: $a, resourceId: $b) { cursor } }",
+            json!({ "a": id("Project"), "b": id("Server") }),
+        ),
+        (
+            "unlinkResource",
+            "mutation($a: ID!, $b: ID!) { unlinkResource(projectId: $a, resourceId: $b) }",
+            json!({ "a": id("Project"), "b": id("Server") }),
+        ),
+        (
+            "addTeamMember",
+            "mutation($a: ID!, $b: ID!, $c: ID!) { addTeamMember(teamId: $a, userId: $b, roleId: $c) { id } }",
+            json!({ "a": id("Team"), "b": id("User"), "c": role }),
+        ),
+        (
+            "addClientMember",
+            "mutation($a: ID!, $b: ID!) { addClientMember(clientId: $a, userId: $b) { id } }",
+            json!({ "a": id("Client"), "b": id("User") }),
+        ),
+        (
+            "setMemberRole",
+            "mutation($a: ID!, $b: ID!) { setMemberRole(userId: $a, roleId: $b) { role } }",
+            json!({ "a": id("User"), "b": role }),
+        ),
+        (
+            "removeMember",
+            "mutation($a: ID!) { removeMember(userId: $a) }",
+            json!({ "a": id("User") }),
+        ),
+        (
+            "grantDockAccess",
+            "mutation($a: ID!, $b: ID!) { grantDockAccess(dockId: $a, teamId: $b, level: FULL) }",
+            json!({ "a": id("Dock"), "b": id("Team") }),
+        ),
+        (
+            "revokeDockAccess",
+            "mutation($a: ID!, $b: ID!) { revokeDockAccess(dockId: $a, teamId: $b) }",
+            json!({ "a": id("Dock"), "b": id("Team") }),
+        ),
+        (
+            "revokeApiKey",
+            "mutation($a: ID!) { revokeApiKey(id: $a) }",
+            json!({ "a": key }),
+        ),
+    ];
+    let listed = mutations_taking_ids(&app, &token).await;
+    let missing: Vec<&String> = listed
+        .iter()
+        .filter(|m| !matrix.iter().any(|(name, _, _)| name == *m))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "add these mutations to the isolation matrix: {missing:?}"
+    );
+
+    let before = org_1_digest(&app).await;
+    for (name, document, variables) in &matrix {
+        let (_, body) = app.graphql(Some(&token), document, variables.clone()).await;
+        assert_eq!(
+            error_code(&body),
+            "NOT_FOUND",
+            "{name} with org-1 ids: {body}"
+        );
+        assert!(
+            body["data"].is_null() || body["data"][name].is_null(),
+            "{name}: {body}"
+        );
+    }
+    assert_eq!(org_1_digest(&app).await, before, "org-1 changed");
 }
