@@ -278,3 +278,72 @@ async fn platform_admins_enter_any_org_and_every_act_is_audited() {
         "only platform admins enter foreign orgs: {body}"
     );
 }
+
+/// What a built-in role gets for an action: done, FORBIDDEN, or hidden (`null`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Outcome {
+    Allowed,
+    Forbidden,
+    Hidden,
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn built_in_roles_by_area_and_action() {
+    use Outcome::{Allowed, Forbidden, Hidden};
+    let app = seeded().await;
+    // action → (query, outcome for owner, admin, member, viewer)
+    let table: [(&str, &str, [Outcome; 4]); 6] = [
+        (
+            "projects FULL: createProject",
+            "mutation($s: String!) { createProject(input: { name: $s, slug: $s }) { id } }",
+            [Allowed, Allowed, Allowed, Forbidden],
+        ),
+        (
+            "settings FULL: createTeam",
+            "mutation($s: String!) { createTeam(name: $s) { id } }",
+            [Allowed, Allowed, Forbidden, Forbidden],
+        ),
+        (
+            "audit READ: auditLogs",
+            "{ viewer { organization { auditLogs(first: 1) { totalCount } } } }",
+            [Allowed, Allowed, Forbidden, Forbidden],
+        ),
+        (
+            "resources FULL: fullApiData",
+            "{ viewer { organization { resources(first: 1) { nodes { fullApiData } } } } }",
+            [Allowed, Allowed, Hidden, Hidden],
+        ),
+        (
+            "docks FULL: apiKeyHint",
+            "{ viewer { organization { docks(first: 1) { nodes { apiKeyHint } } } } }",
+            [Allowed, Allowed, Hidden, Hidden],
+        ),
+        (
+            "docks READ: docks",
+            "{ viewer { organization { docks(first: 1) { totalCount } } } }",
+            [Allowed, Allowed, Allowed, Allowed],
+        ),
+    ];
+    for (i, role) in ["owner", "admin", "member", "viewer"]
+        .into_iter()
+        .enumerate()
+    {
+        let token = app.token(&format!("org-0-{role}"), Some("org-0"));
+        for (action, query, outcomes) in &table {
+            let slug = format!("{role}-{}", action.len());
+            let (_, body) = app.graphql(Some(&token), query, json!({ "s": slug })).await;
+            let leaf = body.to_string();
+            let got = if error_code(&body) == "FORBIDDEN" {
+                Forbidden
+            } else if body.get("errors").is_some() {
+                panic!("{role} / {action}: {body}");
+            } else if leaf.contains("\"fullApiData\":null") || leaf.contains("\"apiKeyHint\":null")
+            {
+                Hidden
+            } else {
+                Allowed
+            };
+            assert_eq!(got, outcomes[i], "{role} / {action}: {body}");
+        }
+    }
+}
