@@ -95,16 +95,6 @@ pub async fn builtin_role(
         .optional()?)
 }
 
-/// A user by id, as far as row-level security shows them (people of the current organization).
-pub async fn user_by_id(conn: &mut AsyncPgConnection, id: Uuid) -> Result<Option<User>, DbError> {
-    Ok(users::table
-        .filter(users::id.eq(id))
-        .select(User::as_select())
-        .first(conn)
-        .await
-        .optional()?)
-}
-
 /// Any user by exact email, members of the organization or not (to add them to it): sets
 /// `stackgate.lookup_email`, which row-level security's `users_by_lookup_email` reads, for this
 /// one lookup and clears it again (the setting is transaction-local in any case).

@@ -94,17 +94,6 @@ pub async fn roles(conn: &mut AsyncPgConnection, org_id: Uuid) -> Result<Vec<Rol
         .await?)
 }
 
-pub async fn roles_by_ids(
-    conn: &mut AsyncPgConnection,
-    ids: &[Uuid],
-) -> Result<Vec<Role>, DbError> {
-    Ok(roles::table
-        .filter(roles::id.eq_any(ids))
-        .select(Role::as_select())
-        .load(conn)
-        .await?)
-}
-
 /// Every member of `org_id`, by name.
 pub async fn members(conn: &mut AsyncPgConnection, org_id: Uuid) -> Result<Vec<Member>, DbError> {
     let rows: Vec<(User, String, DateTime<Utc>)> = memberships::table

@@ -462,7 +462,7 @@ fn person(user_id: Option<ID>, email: Option<String>) -> Result<Person, ApiError
 /// The user a person names: by id among the people of the organization, by email among all.
 async fn find_person(conn: &mut AsyncPgConnection, person: &Person) -> Result<User, ApiError> {
     let found = match person {
-        Person::Id(id) => access::user_by_id(conn, *id).await?,
+        Person::Id(id) => crate::db::models::user::find_by_id(conn, *id).await?,
         Person::Email(email) => access::user_by_email(conn, email).await?,
     };
     found.ok_or_else(|| not_found("user"))
