@@ -359,6 +359,17 @@ async fn api_keys_authenticate_until_revoked() {
             .expect("used");
     assert!(used.used, "use is recorded");
 
+    diesel::sql_query("update api_keys set expires_at = now() - interval '1 minute'")
+        .execute(&mut app.db.owner().await)
+        .await
+        .expect("expire");
+    let (_, body) = app.graphql(Some(&secret), VIEWER, json!({})).await;
+    assert_eq!(error_code(&body), "UNAUTHENTICATED", "expired: {body}");
+    assert!(body.to_string().contains("expired"), "{body}");
+    diesel::sql_query("update api_keys set expires_at = null")
+        .execute(&mut app.db.owner().await)
+        .await
+        .expect("renew");
     let (_, body) = app
         .graphql(
             Some(&owner),
