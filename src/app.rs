@@ -8,9 +8,13 @@ use crate::auth::cache::ViewerCache;
 use crate::auth::jwt::JwtKeys;
 use crate::auth::{Authenticator, Viewer};
 use crate::config::Config;
+use crate::crypto::Keyring;
 use crate::db::{self, Pool};
 use crate::error::ApiError;
 use crate::graphql::{self, AppSchema, Transport};
+use crate::sync::Registry;
+use crate::sync::engine::{Engine, EngineConfig};
+use crate::sync::scheduler::{Scheduler, SchedulerConfig};
 
 /// Everything a request handler needs; cheap to clone.
 #[derive(Clone)]
@@ -25,6 +29,8 @@ pub struct AppState {
     pub viewers: Arc<ViewerCache>,
     pub metrics: PrometheusHandle,
     pub graphiql_page: Arc<String>,
+    /// Runs syncs; present when credential keys are configured.
+    pub scheduler: Option<Scheduler>,
 }
 
 impl AppState {
@@ -34,18 +40,17 @@ impl AppState {
         let viewers = Arc::new(ViewerCache::new(std::time::Duration::from_secs(
             config.auth_cache_seconds,
         )));
-        let schema = graphql::build_schema(
-            pool.clone(),
-            config.limits,
-            viewers.clone(),
-            Transport::Http,
-        );
-        let ws_schema = graphql::build_schema(
-            pool.clone(),
-            config.limits,
-            viewers.clone(),
-            Transport::WebSocket,
-        );
+        let scheduler = match &config.encryption_keys {
+            Some(keys) => Some(sync_scheduler(&pool, keys)?),
+            None => None,
+        };
+        let data = graphql::SchemaData {
+            pool: pool.clone(),
+            viewers: viewers.clone(),
+            scheduler: scheduler.clone(),
+        };
+        let schema = graphql::build_schema(data.clone(), config.limits, Transport::Http);
+        let ws_schema = graphql::build_schema(data, config.limits, Transport::WebSocket);
         let jwt = Arc::new(JwtKeys::new(
             config.jwt_secret.as_ref(),
             config.jwt_public_key.as_deref(),
@@ -59,12 +64,29 @@ impl AppState {
             pool,
             schema,
             ws_schema,
+            scheduler,
             jwt,
             viewers,
             metrics: crate::metrics::install(),
             graphiql_page: Arc::new(page),
         })
     }
+}
+
+/// The sync engine and scheduler over the configured credential keys.
+fn sync_scheduler(
+    pool: &crate::db::Pool,
+    keys: &secrecy::SecretString,
+) -> anyhow::Result<Scheduler> {
+    use secrecy::ExposeSecret;
+    let keyring = Arc::new(Keyring::from_config(Some(keys.expose_secret()))?);
+    let engine = Engine::new(
+        pool.clone(),
+        keyring,
+        Registry::default(),
+        EngineConfig::default(),
+    );
+    Ok(Scheduler::new(engine, SchedulerConfig::default()))
 }
 
 impl AppState {

@@ -223,6 +223,8 @@ fn resolve(
         body_limit: args.body_limit,
         limits: args.limits(),
         auth_cache_seconds: args.auth_cache_seconds,
+        encryption_keys: args.encryption_keys.clone().map(SecretString::from),
+        run_scheduler: true,
     })
 }
 

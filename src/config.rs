@@ -152,6 +152,10 @@ pub struct Config {
     pub limits: crate::graphql::QueryLimits,
     /// Seconds a resolved viewer is reused; 0 disables the cache.
     pub auth_cache_seconds: u64,
+    /// Credential keys (`STACKGATE_ENCRYPTION_KEYS`); without them docks cannot be created.
+    pub encryption_keys: Option<SecretString>,
+    /// Whether this process claims and runs due syncs in the background.
+    pub run_scheduler: bool,
 }
 
 impl std::fmt::Debug for Config {
@@ -196,6 +200,8 @@ mod tests {
             body_limit: 1,
             limits: Default::default(),
             auth_cache_seconds: 0,
+            encryption_keys: None,
+            run_scheduler: false,
         };
         let shown = format!("{config:?}");
         assert!(!shown.contains("hunter2"), "{shown}");

@@ -14,6 +14,7 @@ pub struct RunningServer {
     pub state: AppState,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<std::io::Result<()>>,
+    scheduler: Option<crate::sync::scheduler::SchedulerHandle>,
 }
 
 /// Binds `config.listen` (port 0 picks a free one) and serves in a background task.
@@ -23,6 +24,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         anyhow::anyhow!("cannot listen on {listen}: {e} (set STACKGATE_LISTEN or --listen)")
     })?;
     let addr = listener.local_addr()?;
+    let run_scheduler = config.run_scheduler;
     let state = AppState::new(config)?;
     let (stop, stopped) = oneshot::channel::<()>();
     let app = crate::router::router(state.clone());
@@ -36,17 +38,25 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         })
         .await
     });
+    let scheduler = run_scheduler
+        .then(|| state.scheduler.clone())
+        .flatten()
+        .map(|s| s.spawn());
     Ok(RunningServer {
         addr,
         state,
         stop: Some(stop),
         task,
+        scheduler,
     })
 }
 
 impl RunningServer {
     /// Stops accepting connections, lets in-flight requests finish, and waits.
     pub async fn shutdown(mut self) -> anyhow::Result<()> {
+        if let Some(scheduler) = self.scheduler.take() {
+            scheduler.stop();
+        }
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }

@@ -21,6 +21,7 @@ use std::sync::Arc;
 
 use crate::auth::cache::ViewerCache;
 use crate::db::Pool;
+use crate::sync::scheduler::Scheduler;
 use context::viewer;
 use extension::PerOperation;
 use mutations::Mutation;
@@ -89,18 +90,25 @@ pub enum Transport {
     WebSocket,
 }
 
-/// The schema the server serves, with the pool as data and the limits applied.
-pub fn build_schema(
-    pool: Pool,
-    limits: QueryLimits,
-    viewers: Arc<ViewerCache>,
-    transport: Transport,
-) -> AppSchema {
-    let builder = schema_builder()
-        .data(pool)
-        .data(viewers)
+/// What the schema carries for every request: the pool, the viewer cache, and the sync scheduler
+/// (when credential keys are configured).
+#[derive(Clone)]
+pub struct SchemaData {
+    pub pool: Pool,
+    pub viewers: Arc<ViewerCache>,
+    pub scheduler: Option<Scheduler>,
+}
+
+/// The schema the server serves, with its data and the limits applied.
+pub fn build_schema(data: SchemaData, limits: QueryLimits, transport: Transport) -> AppSchema {
+    let mut builder = schema_builder()
+        .data(data.pool)
+        .data(data.viewers)
         .limit_depth(limits.depth)
         .limit_complexity(limits.complexity);
+    if let Some(scheduler) = data.scheduler {
+        builder = builder.data(scheduler);
+    }
     match transport {
         Transport::Http => builder.finish(),
         Transport::WebSocket => builder.extension(PerOperation(limits.parse)).finish(),

@@ -172,6 +172,8 @@ impl TestApp {
             body_limit: 1024 * 1024,
             limits: Default::default(),
             auth_cache_seconds: 0,
+            encryption_keys: Some(stackgate::crypto::Keyring::generate_spec("test")),
+            run_scheduler: false,
         };
         adjust(&mut config);
         let jwt = JwtKeys::hs256(&SecretString::from(JWT_SECRET.to_owned()));

@@ -266,6 +266,21 @@ async fn no_mutation_reaches_into_another_org() {
             "mutation($a: ID!) { revokeApiKey(id: $a) }",
             json!({ "a": key }),
         ),
+        (
+            "updateDockCredentials",
+            "mutation($a: ID!) { updateDockCredentials(id: $a, apiKey: \"k\") { id } }",
+            json!({ "a": id("Dock") }),
+        ),
+        (
+            "deleteDock",
+            "mutation($a: ID!) { deleteDock(id: $a) }",
+            json!({ "a": id("Dock") }),
+        ),
+        (
+            "syncDock",
+            "mutation($a: ID!) { syncDock(id: $a) { id } }",
+            json!({ "a": id("Dock") }),
+        ),
     ];
     let listed = mutations_taking_ids(&app, &token).await;
     let missing: Vec<&String> = listed

@@ -18,6 +18,8 @@ pub struct Dock {
     pub name: String,
     pub provider: String,
     pub api_key_hint: Option<String>,
+    /// Base-URL override of the provider's API.
+    pub endpoint: Option<String>,
     pub last_sync_at: Option<DateTime<Utc>>,
     pub last_sync_status: String,
     pub last_sync_error: Option<String>,

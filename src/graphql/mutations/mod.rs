@@ -6,6 +6,7 @@
 //! stable codes through [`refusal`] (unique → `CONFLICT`, missing reference → `NOT_FOUND`).
 
 pub mod access;
+pub mod dock;
 pub mod project;
 
 use async_graphql::{Context, MergedObject};
@@ -22,7 +23,11 @@ use crate::graphql::context::viewer;
 
 /// Every mutation.
 #[derive(MergedObject, Default)]
-pub struct Mutation(project::ProjectMutations, access::AccessMutations);
+pub struct Mutation(
+    project::ProjectMutations,
+    access::AccessMutations,
+    dock::DockMutations,
+);
 
 /// Where a request came from (for the audit log).
 #[derive(Clone, Debug, Default)]
