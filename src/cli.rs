@@ -133,12 +133,15 @@ async fn run_demo(args: ConfigArgs) -> anyhow::Result<()> {
         Some(demo::ORG_SLUG),
         24 * 3600,
     )?;
-    let config = resolve(
+    let mut config = resolve(
         &args,
         database.url.clone(),
         Some(secret),
         Some(token.clone()),
     )?;
+    if config.encryption_keys.is_none() {
+        config.encryption_keys = Some(demo_encryption_key(&args.data_dir())?);
+    }
     let running = server::start(config).await?;
     say(&format!(
         "stackgate demo is up: organization `{}`, owner `{}`.\nGraphiQL: http://{}/graphql\n\
@@ -152,6 +155,25 @@ async fn run_demo(args: ConfigArgs) -> anyhow::Result<()> {
     drop(database);
     say("stopped.");
     Ok(())
+}
+
+/// The demo's credential key, kept (mode 600) beside its cluster so that docks created in one
+/// demo session still decrypt in the next.
+fn demo_encryption_key(data_dir: &Path) -> anyhow::Result<SecretString> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = data_dir.join("demo-encryption-key");
+    if let Ok(spec) = std::fs::read_to_string(&path) {
+        return Ok(SecretString::from(spec.trim().to_owned()));
+    }
+    let spec = crate::crypto::Keyring::generate_spec("demo");
+    let mut file = std::fs::OpenOptions::new()
+        .create_new(true)
+        .write(true)
+        .mode(0o600)
+        .open(&path)?;
+    file.write_all(secrecy::ExposeSecret::expose_secret(&spec).as_bytes())?;
+    Ok(spec)
 }
 
 /// The database a command uses: `DATABASE_URL`, else a private cluster kept running while this
