@@ -8,7 +8,10 @@ use async_graphql::dataloader::Loader;
 
 use super::loaders::{DbLoader, LoadError, Loaders};
 use crate::auth::Viewer;
-use crate::db::RequestDb;
+use diesel_async::AsyncPgConnection;
+
+use crate::db::tenancy::TxBody;
+use crate::db::{DbError, RequestDb};
 use crate::error::ApiError;
 
 /// The authenticated viewer of this request.
@@ -27,6 +30,15 @@ pub fn loaders<'a>(ctx: &Context<'a>) -> Result<&'a Loaders, ApiError> {
 pub fn db<'a>(ctx: &Context<'a>) -> Result<&'a Arc<RequestDb>, ApiError> {
     ctx.data::<Arc<RequestDb>>()
         .map_err(|_| ApiError::Unauthenticated("authentication required".into()))
+}
+
+/// Runs `body` on the request's transaction; a database failure is an internal error.
+pub async fn run<R, F>(ctx: &Context<'_>, body: F) -> Result<R, ApiError>
+where
+    for<'r> F: TxBody<&'r mut AsyncPgConnection, Result<R, DbError>, Fut: Send> + Send,
+    R: Send,
+{
+    Ok(db(ctx)?.run(body).await?)
 }
 
 /// Loads one value by key through the request's loaders.

@@ -15,7 +15,7 @@ use crate::db::models::organization::Organization;
 use crate::db::models::resource::{Filter, Kind, Parent};
 use crate::db::models::{audit, directory, dock as dock_model, project as project_model};
 use crate::graphql::connection::{Window, connection, paginate};
-use crate::graphql::context::{db, viewer};
+use crate::graphql::context::{run, viewer};
 use crate::graphql::enums::{HealthState, ResourceKind, ResourceStatus, words};
 use crate::graphql::ids;
 
@@ -49,26 +49,24 @@ impl OrganizationNode {
         let (org, search) = (self.0.id, search.as_deref());
         let counted = look.field("totalCount").exists();
         let visible = viewer(ctx)?.visibility().projects.clone();
-        let (rows, total) = db(ctx)?
-            .run(async |conn| {
-                let rows = project_model::page(
-                    conn,
-                    org,
-                    search,
-                    visible.as_deref(),
-                    window.after.as_deref(),
-                    window.limit(),
-                )
-                .await?;
-                let total = if counted {
-                    project_model::count(conn, org, search, visible.as_deref()).await?
-                } else {
-                    0
-                };
-                Ok((rows, total))
-            })
-            .await
-            .map_err(crate::error::ApiError::from)?;
+        let (rows, total) = run(ctx, async |conn| {
+            let rows = project_model::page(
+                conn,
+                org,
+                search,
+                visible.as_deref(),
+                window.after.as_deref(),
+                window.limit(),
+            )
+            .await?;
+            let total = if counted {
+                project_model::count(conn, org, search, visible.as_deref()).await?
+            } else {
+                0
+            };
+            Ok((rows, total))
+        })
+        .await?;
         let nodes: Vec<ProjectNode> = rows.into_iter().map(|p| ProjectNode(Arc::new(p))).collect();
         let (edges, info) = paginate(nodes, window.first, window.after.is_some(), |p| {
             p.0.slug.clone()
@@ -91,25 +89,23 @@ impl OrganizationNode {
         let look = ctx.look_ahead();
         let (org, counted) = (self.0.id, look.field("totalCount").exists());
         let visible = viewer(ctx)?.visibility().dock_ids();
-        let (rows, total) = db(ctx)?
-            .run(async |conn| {
-                let rows = dock_model::page(
-                    conn,
-                    org,
-                    visible.as_deref(),
-                    window.after.clone(),
-                    window.limit(),
-                )
-                .await?;
-                let total = if counted {
-                    dock_model::count(conn, org, visible.as_deref()).await?
-                } else {
-                    0
-                };
-                Ok((rows, total))
-            })
-            .await
-            .map_err(crate::error::ApiError::from)?;
+        let (rows, total) = run(ctx, async |conn| {
+            let rows = dock_model::page(
+                conn,
+                org,
+                visible.as_deref(),
+                window.after.clone(),
+                window.limit(),
+            )
+            .await?;
+            let total = if counted {
+                dock_model::count(conn, org, visible.as_deref()).await?
+            } else {
+                0
+            };
+            Ok((rows, total))
+        })
+        .await?;
         let nodes: Vec<DockNode> = rows.into_iter().map(|d| DockNode(Arc::new(d))).collect();
         let (edges, info) = paginate(nodes, window.first, window.after.is_some(), |d| {
             (d.0.name.clone(), d.0.id)
@@ -168,10 +164,7 @@ impl OrganizationNode {
             limit: window.limit(),
         };
         let org = self.0.id;
-        let (rows, total) = db(ctx)?
-            .run(async |conn| audit::page(conn, org, &filter).await)
-            .await
-            .map_err(crate::error::ApiError::from)?;
+        let (rows, total) = run(ctx, async |conn| audit::page(conn, org, &filter).await).await?;
         let nodes: Vec<AuditLogNode> = rows
             .into_iter()
             .map(|r| AuditLogNode(Arc::new(r)))
@@ -185,10 +178,7 @@ impl OrganizationNode {
     async fn teams(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<TeamNode>> {
         let org = self.0.id;
         let viewer = viewer(ctx)?;
-        let rows = db(ctx)?
-            .run(async |conn| directory::teams(conn, org).await)
-            .await
-            .map_err(crate::error::ApiError::from)?;
+        let rows = run(ctx, async |conn| directory::teams(conn, org).await).await?;
         Ok(rows
             .into_iter()
             .filter(|t| viewer.sees_team(t.id))
@@ -199,10 +189,7 @@ impl OrganizationNode {
     async fn clients(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<ClientNode>> {
         let org = self.0.id;
         let viewer = viewer(ctx)?;
-        let rows = db(ctx)?
-            .run(async |conn| directory::clients(conn, org).await)
-            .await
-            .map_err(crate::error::ApiError::from)?;
+        let rows = run(ctx, async |conn| directory::clients(conn, org).await).await?;
         Ok(rows
             .into_iter()
             .filter(|c| viewer.sees_client(c.id))
@@ -215,10 +202,7 @@ impl OrganizationNode {
         if viewer(ctx)?.is_guest() {
             return Ok(Vec::new());
         }
-        let rows = db(ctx)?
-            .run(async |conn| directory::members(conn, org).await)
-            .await
-            .map_err(crate::error::ApiError::from)?;
+        let rows = run(ctx, async |conn| directory::members(conn, org).await).await?;
         Ok(rows.into_iter().map(MemberNode).collect())
     }
     /// Roles by name (the built-in four and custom ones).
@@ -227,10 +211,7 @@ impl OrganizationNode {
         if viewer(ctx)?.is_guest() {
             return Ok(Vec::new());
         }
-        let rows = db(ctx)?
-            .run(async |conn| directory::roles(conn, org).await)
-            .await
-            .map_err(crate::error::ApiError::from)?;
+        let rows = run(ctx, async |conn| directory::roles(conn, org).await).await?;
         Ok(rows.into_iter().map(RoleNode).collect())
     }
     async fn created_at(&self) -> DateTime<Utc> {
