@@ -11,6 +11,7 @@ use crate::config::Config;
 use crate::crypto::Keyring;
 use crate::db::{self, Pool};
 use crate::error::ApiError;
+use crate::events::EventBus;
 use crate::graphql::{self, AppSchema, Transport};
 use crate::sync::Registry;
 use crate::sync::engine::{Engine, EngineConfig};
@@ -31,6 +32,8 @@ pub struct AppState {
     pub graphiql_page: Arc<String>,
     /// Runs syncs; present when credential keys are configured.
     pub scheduler: Option<Scheduler>,
+    /// This replica's LISTEN connection, fanned out to its subscribers.
+    pub events: EventBus,
 }
 
 impl AppState {
@@ -44,9 +47,11 @@ impl AppState {
             Some(keys) => Some(sync_scheduler(&pool, keys)?),
             None => None,
         };
+        let events = EventBus::start(config.database_url.clone());
         let data = graphql::SchemaData {
             pool: pool.clone(),
             viewers: viewers.clone(),
+            events: events.clone(),
             scheduler: scheduler.clone(),
         };
         let schema = graphql::build_schema(data.clone(), config.limits, Transport::Http);
@@ -65,6 +70,7 @@ impl AppState {
             schema,
             ws_schema,
             scheduler,
+            events,
             jwt,
             viewers,
             metrics: crate::metrics::install(),

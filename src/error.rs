@@ -19,6 +19,10 @@ pub enum ApiError {
     Conflict(String),
     RateLimited(String),
     QueryTooComplex(String),
+    /// A subscription may have missed events (its replica lost the event stream for a while, or
+    /// the subscriber fell behind): the client should refetch what it shows. The subscription
+    /// goes on.
+    EventsMissed(String),
     Internal(anyhow::Error),
 }
 
@@ -31,6 +35,7 @@ pub mod code {
     pub const CONFLICT: &str = "CONFLICT";
     pub const RATE_LIMITED: &str = "RATE_LIMITED";
     pub const QUERY_TOO_COMPLEX: &str = "QUERY_TOO_COMPLEX";
+    pub const EVENTS_MISSED: &str = "EVENTS_MISSED";
     pub const INTERNAL_SERVER_ERROR: &str = "INTERNAL_SERVER_ERROR";
 }
 
@@ -49,7 +54,8 @@ impl ApiError {
             | Self::BadUserInput(m)
             | Self::Conflict(m)
             | Self::RateLimited(m)
-            | Self::QueryTooComplex(m) => m,
+            | Self::QueryTooComplex(m)
+            | Self::EventsMissed(m) => m,
             Self::Internal(_) => "internal server error",
         }
     }
@@ -64,6 +70,7 @@ impl ApiError {
             Self::Conflict(_) => code::CONFLICT,
             Self::RateLimited(_) => code::RATE_LIMITED,
             Self::QueryTooComplex(_) => code::QUERY_TOO_COMPLEX,
+            Self::EventsMissed(_) => code::EVENTS_MISSED,
             Self::Internal(_) => code::INTERNAL_SERVER_ERROR,
         }
     }
@@ -112,6 +119,7 @@ mod tests {
             (ApiError::Conflict("x".into()), "CONFLICT"),
             (ApiError::RateLimited("x".into()), "RATE_LIMITED"),
             (ApiError::QueryTooComplex("x".into()), "QUERY_TOO_COMPLEX"),
+            (ApiError::EventsMissed("x".into()), "EVENTS_MISSED"),
         ];
         for (err, expected) in cases {
             assert_eq!(gql_code(err).1, format!("\"{expected}\""));

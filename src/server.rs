@@ -26,6 +26,14 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     let addr = listener.local_addr()?;
     let run_scheduler = config.run_scheduler;
     let state = AppState::new(config)?;
+    // Subscribers must not miss what happens right after start-up (tests rely on it too).
+    if !state
+        .events
+        .wait_connected(std::time::Duration::from_secs(10))
+        .await
+    {
+        tracing::warn!("the event listener is not connected yet; subscriptions start when it is");
+    }
     let (stop, stopped) = oneshot::channel::<()>();
     let app = crate::router::router(state.clone());
     let task = tokio::spawn(async move {

@@ -61,7 +61,7 @@ impl DbError {
 pub fn build_pool(url: &SecretString, size: usize) -> Result<Pool, DbError> {
     let mut config = ManagerConfig::default();
     config.recycling_method = RecyclingMethod::Fast;
-    config.custom_setup = Box::new(|url| connect_as_app(url.to_owned()).boxed());
+    config.custom_setup = Box::new(|url| connect_as_app(url.to_owned(), "stackgate").boxed());
     let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(
         url.expose_secret(),
         config,
@@ -75,10 +75,14 @@ pub fn build_pool(url: &SecretString, size: usize) -> Result<Pool, DbError> {
         .map_err(|e| DbError::Migration(format!("pool: {e}")))
 }
 
-async fn connect_as_app(url: String) -> diesel::ConnectionResult<AsyncPgConnection> {
+/// Opens one connection as [`APP_ROLE`], named `application_name` in `pg_stat_activity`.
+pub async fn connect_as_app(
+    url: String,
+    application_name: &'static str,
+) -> diesel::ConnectionResult<AsyncPgConnection> {
     let mut conn = AsyncPgConnection::establish(&url).await?;
     conn.batch_execute(&format!(
-        "SET ROLE {APP_ROLE}; SET application_name = 'stackgate'"
+        "SET ROLE {APP_ROLE}; SET application_name = '{application_name}'"
     ))
     .await
     .map_err(|e| ConnectionError::BadConnection(format!("cannot SET ROLE {APP_ROLE}: {e}")))?;

@@ -22,7 +22,8 @@ pub fn viewer<'a>(ctx: &Context<'a>) -> Result<&'a Viewer, ApiError> {
 
 /// The request's loaders.
 pub fn loaders<'a>(ctx: &Context<'a>) -> Result<&'a Loaders, ApiError> {
-    ctx.data::<Loaders>()
+    ctx.data::<Arc<Loaders>>()
+        .map(|l| &**l)
         .map_err(|_| ApiError::Unauthenticated("authentication required".into()))
 }
 

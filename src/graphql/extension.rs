@@ -2,15 +2,23 @@
 //! socket share one connection's data, so each needs its own [`operation::attach`] and
 //! [`operation::finish`]. (HTTP calls those around `execute` instead: an extension slows every
 //! field; see [`operation`].)
+//!
+//! A subscription is one operation whose response is a stream: each event it delivers is
+//! resolved like a request of its own. After each, the operation's transaction ends (an idle
+//! subscription holds no connection) and its loaders forget what they loaded (the next event sees
+//! fresh rows).
 
 use std::any::TypeId;
 use std::sync::Arc;
 
 use async_graphql::extensions::{
-    Extension, ExtensionContext, ExtensionFactory, NextExecute, NextPrepareRequest,
+    Extension, ExtensionContext, ExtensionFactory, NextExecute, NextPrepareRequest, NextSubscribe,
 };
 use async_graphql::{Request, Response, ServerResult};
+use futures_util::StreamExt;
+use futures_util::stream::BoxStream;
 
+use super::loaders::{self, Loaders};
 use super::operation::{self, Limits, TraceStatements};
 use crate::auth::Viewer;
 use crate::db::{Pool, RequestDb};
@@ -21,11 +29,21 @@ pub struct PerOperation(pub Limits);
 
 impl ExtensionFactory for PerOperation {
     fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(PerOperationExtension(self.0))
+        Arc::new(PerOperationExtension {
+            limits: self.0,
+            attached: Arc::default(),
+        })
     }
 }
 
-struct PerOperationExtension(Limits);
+/// An operation's database handle and loaders, once attached.
+type Attached = Arc<std::sync::Mutex<Option<(Arc<RequestDb>, Arc<Loaders>)>>>;
+
+/// One operation's extension (async-graphql makes one per operation).
+struct PerOperationExtension {
+    limits: Limits,
+    attached: Attached,
+}
 
 #[async_trait::async_trait]
 impl Extension for PerOperationExtension {
@@ -35,16 +53,41 @@ impl Extension for PerOperationExtension {
         mut request: Request,
         next: NextPrepareRequest<'_>,
     ) -> ServerResult<Request> {
-        operation::check_limits(&mut request, &self.0)?;
+        operation::check_limits(&mut request, &self.limits)?;
         let from_request = request
             .data
             .get(&TypeId::of::<Viewer>())
             .and_then(|d| d.downcast_ref::<Viewer>());
         let viewer = from_request.or_else(|| ctx.data_opt::<Viewer>()).cloned();
         if let (Some(viewer), Some(pool)) = (viewer, ctx.data_opt::<Pool>()) {
-            request = operation::attach(request, pool, &viewer).0;
+            let (attached, db, loaders) = operation::attach(request, pool, &viewer);
+            request = attached;
+            if let Ok(mut slot) = self.attached.lock() {
+                *slot = Some((db, loaders));
+            }
         }
         next.run(ctx, request).await
+    }
+
+    fn subscribe<'s>(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        stream: BoxStream<'s, Response>,
+        next: NextSubscribe<'_>,
+    ) -> BoxStream<'s, Response> {
+        let attached = self.attached.clone();
+        next.run(ctx, stream)
+            .then(move |response| {
+                let attached = attached.lock().ok().and_then(|a| a.clone());
+                async move {
+                    if let Some((db, loaders)) = attached {
+                        db.finish().await;
+                        loaders::clear_all(&loaders);
+                    }
+                    response
+                }
+            })
+            .boxed()
     }
 
     async fn execute(

@@ -24,8 +24,30 @@ use crate::error::ApiError;
 pub type Loaders = DataLoader<DbLoader, HashMapCache>;
 
 /// Builds the loaders of one request over its database handle.
-pub fn loaders(db: Arc<RequestDb>) -> Loaders {
-    DataLoader::with_cache(DbLoader { db }, tokio::spawn, HashMapCache::default())
+pub fn loaders(db: Arc<RequestDb>) -> Arc<Loaders> {
+    Arc::new(DataLoader::with_cache(
+        DbLoader { db },
+        tokio::spawn,
+        HashMapCache::default(),
+    ))
+}
+
+/// Forgets everything loaded: a subscription resolves each event afresh, like a new request.
+pub fn clear_all(loaders: &Loaders) {
+    loaders.clear::<ResourceKey>();
+    loaders.clear::<ApiDataKey>();
+    loaders.clear::<DockId>();
+    loaders.clear::<ClientId>();
+    loaders.clear::<TeamId>();
+    loaders.clear::<ProjectId>();
+    loaders.clear::<SyncRunId>();
+    loaders.clear::<MemberId>();
+    loaders.clear::<LinksKey>();
+    loaders.clear::<HealthKey>();
+    loaders.clear::<ProjectsOfKey>();
+    loaders.clear::<ResourcePageKey>();
+    loaders.clear::<SyncRunsKey>();
+    loaders.clear::<HealthHistoryKey>();
 }
 
 /// Loads through the request's transaction.

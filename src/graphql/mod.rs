@@ -13,24 +13,27 @@ pub mod loaders;
 pub mod mutations;
 pub mod node;
 pub mod operation;
+pub mod subscription;
 pub mod types;
 
-use async_graphql::{Context, EmptySubscription, ID, Object, Schema, SchemaBuilder};
+use async_graphql::{Context, ID, Object, Schema, SchemaBuilder};
 
 use std::sync::Arc;
 
 use crate::auth::cache::ViewerCache;
 use crate::db::Pool;
+use crate::events::EventBus;
 use crate::sync::scheduler::Scheduler;
 use context::viewer;
 use extension::PerOperation;
 use mutations::Mutation;
 use node::Node;
 use operation::Limits;
+use subscription::Subscription;
 use types::viewer::ViewerNode;
 
 /// The served schema type.
-pub type AppSchema = Schema<Query, Mutation, EmptySubscription>;
+pub type AppSchema = Schema<Query, Mutation, Subscription>;
 
 /// The query roots.
 pub struct Query;
@@ -77,8 +80,8 @@ impl Default for QueryLimits {
 }
 
 /// The schema's shape without runtime data (enough for the SDL).
-pub fn schema_builder() -> SchemaBuilder<Query, Mutation, EmptySubscription> {
-    Schema::build(Query, Mutation::default(), EmptySubscription)
+pub fn schema_builder() -> SchemaBuilder<Query, Mutation, Subscription> {
+    Schema::build(Query, Mutation::default(), Subscription)
 }
 
 /// Which transport a schema instance serves.
@@ -90,12 +93,13 @@ pub enum Transport {
     WebSocket,
 }
 
-/// What the schema carries for every request: the pool, the viewer cache, and the sync scheduler
-/// (when credential keys are configured).
+/// What the schema carries for every request: the pool, the viewer cache, the event bus, and the
+/// sync scheduler (when credential keys are configured).
 #[derive(Clone)]
 pub struct SchemaData {
     pub pool: Pool,
     pub viewers: Arc<ViewerCache>,
+    pub events: EventBus,
     pub scheduler: Option<Scheduler>,
 }
 
@@ -104,6 +108,7 @@ pub fn build_schema(data: SchemaData, limits: QueryLimits, transport: Transport)
     let mut builder = schema_builder()
         .data(data.pool)
         .data(data.viewers)
+        .data(data.events)
         .limit_depth(limits.depth)
         .limit_complexity(limits.complexity);
     if let Some(scheduler) = data.scheduler {

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
 use async_graphql::{ErrorExtensionValues, Request, Response, ServerError, Value};
 
-use super::loaders::loaders;
+use super::loaders::{Loaders, loaders};
 use crate::auth::Viewer;
 use crate::db::models::audit::{self, Actor, Entry};
 use crate::db::{Pool, RequestDb};
@@ -78,13 +78,18 @@ pub fn operation_name(request: &mut Request) -> Option<String> {
 }
 
 /// Adds the viewer's per-request database handle and loaders to the request.
-pub fn attach(request: Request, pool: &Pool, viewer: &Viewer) -> (Request, Arc<RequestDb>) {
+pub fn attach(
+    request: Request,
+    pool: &Pool,
+    viewer: &Viewer,
+) -> (Request, Arc<RequestDb>, Arc<Loaders>) {
     let db = Arc::new(RequestDb::new(
         pool.clone(),
         viewer.scope(),
         viewer.visibility().clone(),
     ));
-    (request.data(loaders(db.clone())).data(db.clone()), db)
+    let loaders = loaders(db.clone());
+    (request.data(loaders.clone()).data(db.clone()), db, loaders)
 }
 
 /// Ends the operation: closes its transaction, records its statements, audits platform admins.

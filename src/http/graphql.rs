@@ -238,7 +238,7 @@ async fn run(
         return async_graphql::Response::from_errors(vec![err]);
     }
     let name = operation::operation_name(&mut gql);
-    let (gql, db) = operation::attach(gql.data(client.clone()), &app.pool, &viewer);
+    let (gql, db, _) = operation::attach(gql.data(client.clone()), &app.pool, &viewer);
     let response = app.schema.execute(gql.data(viewer.clone())).await;
     operation::finish(
         &db,

@@ -22,8 +22,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-/// The NOTIFY channel of every stackgate event.
-pub const CHANNEL: &str = "stackgate_events";
+pub use crate::events::CHANNEL;
 
 /// The longest `message` carried (keeps every payload far below NOTIFY's 8000 bytes).
 const MAX_MESSAGE: usize = 1000;

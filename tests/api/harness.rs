@@ -148,6 +148,8 @@ impl Drop for TestDb {
 /// A server on a free port over its own migrated database.
 pub struct TestApp {
     pub db: TestDb,
+    /// What the server was started with (a replica starts with the same).
+    pub config: Config,
     pub server: Option<RunningServer>,
     pub client: reqwest::Client,
     pub jwt: JwtKeys,
@@ -177,15 +179,23 @@ impl TestApp {
         };
         adjust(&mut config);
         let jwt = JwtKeys::hs256(&SecretString::from(JWT_SECRET.to_owned()));
-        let server = stackgate::server::start(config)
+        let server = stackgate::server::start(config.clone())
             .await
             .expect("server starts");
         Self {
             db,
+            config,
             server: Some(server),
             client: reqwest::Client::new(),
             jwt,
         }
+    }
+
+    /// Another replica: a second server on the same database, with the same settings.
+    pub async fn replica(&self) -> RunningServer {
+        stackgate::server::start(self.config.clone())
+            .await
+            .expect("replica starts")
     }
 
     pub fn url(&self, path: &str) -> String {

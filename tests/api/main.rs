@@ -15,6 +15,7 @@ mod mutations;
 mod rbac;
 mod rls;
 mod seed;
+mod subscriptions;
 mod sync;
 mod viewer;
 mod websocket;

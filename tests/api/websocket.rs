@@ -8,7 +8,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use crate::fixtures;
 use crate::harness::TestApp;
 
-type Socket =
+pub type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 async fn app_with_alice() -> (TestApp, String) {
@@ -21,7 +21,12 @@ async fn app_with_alice() -> (TestApp, String) {
 }
 
 async fn connect(app: &TestApp, protocol: &str) -> Socket {
-    let url = app.url("/graphql/ws").replace("http://", "ws://");
+    connect_to(&app.url("/graphql/ws"), protocol).await
+}
+
+/// A socket to `url` (`http://.../graphql/ws`) speaking `protocol`.
+pub async fn connect_to(url: &str, protocol: &str) -> Socket {
+    let url = url.replace("http://", "ws://");
     let mut request = url.into_client_request().expect("request");
     request
         .headers_mut()
@@ -33,7 +38,7 @@ async fn connect(app: &TestApp, protocol: &str) -> Socket {
     socket
 }
 
-async fn send(socket: &mut Socket, message: Value) {
+pub async fn send(socket: &mut Socket, message: Value) {
     socket
         .send(Message::text(message.to_string()))
         .await
@@ -41,7 +46,7 @@ async fn send(socket: &mut Socket, message: Value) {
 }
 
 /// The next JSON text message, skipping keep-alives; `None` when the socket closes.
-async fn next(socket: &mut Socket) -> Option<Value> {
+pub async fn next(socket: &mut Socket) -> Option<Value> {
     loop {
         let message = tokio::time::timeout(std::time::Duration::from_secs(10), socket.next())
             .await

@@ -3,6 +3,7 @@
 pub mod audit;
 pub mod directory;
 pub mod dock;
+pub mod events;
 pub mod organization;
 pub mod project;
 pub mod resource;

@@ -1,0 +1,225 @@
+//! One LISTEN connection per replica, fanned out in-process to every subscriber.
+//!
+//! The listener is a dedicated connection (never a pooled one: a connection buffers every
+//! notification it receives), as `stackgate_app`, named `stackgate-events` in
+//! `pg_stat_activity`. Each notification is parsed once and broadcast as an [`Envelope`]; with
+//! no subscriber it is not even parsed.
+//!
+//! Losing the connection (an error, or a ping unanswered while idle) means events may have been
+//! missed: the listener reconnects with capped, jittered back-off and then broadcasts
+//! [`Delivery::Gap`], on which subscribers tell their clients to refetch. A subscriber that falls
+//! more than [`CAPACITY`] events behind is told the same.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use rand::Rng;
+use secrecy::{ExposeSecret, SecretString};
+use tokio::sync::{OnceCell, broadcast, watch};
+use tokio::task::JoinHandle;
+
+use super::{CHANNEL, Event};
+use crate::db::models::dock::{self, Dock, SyncRunRow};
+use crate::db::{DbError, Pool, Scope};
+use diesel_async::{AsyncPgConnection, SimpleAsyncConnection};
+
+/// Events a subscriber may fall behind by before it is told it missed some.
+pub const CAPACITY: usize = 4096;
+/// How long the listener waits for a notification before checking the connection is alive.
+const PING_AFTER: Duration = Duration::from_secs(30);
+/// How long a ping or a connection attempt may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// The longest wait between reconnection attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// What subscribers receive.
+#[derive(Clone, Debug)]
+pub enum Delivery {
+    Event(Arc<Envelope>),
+    /// The listener lost its connection and is back: events may have been missed; refetch.
+    Gap,
+}
+
+/// One received event, shared by every subscriber of this replica, with what they resolve of it
+/// loaded once for all of them.
+#[derive(Debug)]
+pub struct Envelope {
+    pub event: Event,
+    sync_objects: OnceCell<SyncObjects>,
+}
+
+/// A sync event's dock (`None` when deleted or gone) and run.
+pub type SyncObjects = (Option<Arc<Dock>>, Option<Arc<SyncRunRow>>);
+
+impl Envelope {
+    pub fn new(event: Event) -> Self {
+        Self {
+            event,
+            sync_objects: OnceCell::new(),
+        }
+    }
+
+    /// A sync event's dock and run, loaded in the event's organization by the first subscriber
+    /// that asks (one transaction per event per replica, however many subscribers resolve it).
+    /// Subscribers check visibility before they ask.
+    pub async fn sync_objects(&self, pool: &Pool) -> Result<SyncObjects, DbError> {
+        let Event::Sync(event) = &self.event else {
+            return Ok((None, None));
+        };
+        self.sync_objects
+            .get_or_try_init(|| async {
+                let scope = Scope {
+                    org_id: Some(event.org_id),
+                    ..Scope::default()
+                };
+                let (docks, runs) = scope
+                    .transaction(pool, async |conn| {
+                        let docks = dock::by_ids(conn, &[event.dock_id]).await?;
+                        let runs = match event.run_id {
+                            Some(run) => dock::sync_runs_by_ids(conn, &[run]).await?,
+                            None => Vec::new(),
+                        };
+                        Ok((docks, runs))
+                    })
+                    .await?;
+                let dock = docks
+                    .into_iter()
+                    .find(|d| d.deleted_at.is_none())
+                    .map(Arc::new);
+                Ok((dock, runs.into_iter().next().map(Arc::new)))
+            })
+            .await
+            .cloned()
+    }
+}
+
+/// This replica's event bus; cheap to clone. The listener stops when the last clone is dropped.
+#[derive(Clone)]
+pub struct EventBus {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    sender: broadcast::Sender<Delivery>,
+    connected: watch::Receiver<bool>,
+    listener: JoinHandle<()>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.listener.abort();
+    }
+}
+
+impl EventBus {
+    /// Starts listening on `url` (as `stackgate_app`).
+    pub fn start(url: SecretString) -> Self {
+        let (sender, _) = broadcast::channel(CAPACITY);
+        let (connected_tx, connected) = watch::channel(false);
+        let listener = tokio::spawn(listen(url, sender.clone(), connected_tx));
+        Self {
+            inner: Arc::new(Inner {
+                sender,
+                connected,
+                listener,
+            }),
+        }
+    }
+
+    /// A new subscriber: receives every event from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<Delivery> {
+        self.inner.sender.subscribe()
+    }
+
+    /// True while the LISTEN connection is up.
+    pub fn is_connected(&self) -> bool {
+        *self.inner.connected.borrow()
+    }
+
+    /// Waits until the LISTEN connection is up; false after `timeout`.
+    pub async fn wait_connected(&self, timeout: Duration) -> bool {
+        let mut connected = self.inner.connected.clone();
+        tokio::time::timeout(timeout, connected.wait_for(|up| *up))
+            .await
+            .is_ok_and(|r| r.is_ok())
+    }
+
+    /// Subscribers on this replica now.
+    pub fn subscribers(&self) -> usize {
+        self.inner.sender.receiver_count()
+    }
+}
+
+/// The listener: connect, LISTEN, forward; on loss, reconnect and broadcast a gap.
+async fn listen(url: SecretString, sender: broadcast::Sender<Delivery>, up: watch::Sender<bool>) {
+    let mut backoff = Duration::from_millis(100);
+    let mut listened_before = false;
+    loop {
+        match connect(&url).await {
+            Ok(mut conn) => {
+                backoff = Duration::from_millis(100);
+                up.send_replace(true);
+                if listened_before {
+                    metrics::counter!("stackgate_event_listener_reconnects_total").increment(1);
+                    tracing::info!("event listener reconnected; subscribers told to refetch");
+                    let _ = sender.send(Delivery::Gap);
+                }
+                listened_before = true;
+                let lost = forward(&mut conn, &sender).await;
+                up.send_replace(false);
+                tracing::warn!(reason = %lost, "event listener lost its connection");
+            }
+            Err(e) => tracing::warn!(error = %e, "event listener cannot connect"),
+        }
+        let jitter = rand::rng().random_range(0..=backoff.as_millis() as u64 / 2);
+        tokio::time::sleep(backoff + Duration::from_millis(jitter)).await;
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}
+
+async fn connect(url: &SecretString) -> Result<AsyncPgConnection, String> {
+    let connecting = crate::db::connect_as_app(url.expose_secret().to_owned(), "stackgate-events");
+    let mut conn = tokio::time::timeout(CONNECT_TIMEOUT, connecting)
+        .await
+        .map_err(|_| "timed out".to_owned())?
+        .map_err(|e| e.to_string())?;
+    conn.batch_execute(&format!("LISTEN {CHANNEL}"))
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(conn)
+}
+
+/// Forwards notifications until the connection is lost; returns why.
+async fn forward(conn: &mut AsyncPgConnection, sender: &broadcast::Sender<Delivery>) -> String {
+    loop {
+        let next = {
+            let mut notifications = std::pin::pin!(conn.notifications_stream());
+            tokio::time::timeout(PING_AFTER, notifications.next()).await
+        };
+        match next {
+            Ok(Some(Ok(notification))) => {
+                metrics::counter!("stackgate_events_received_total").increment(1);
+                if sender.receiver_count() == 0 {
+                    continue;
+                }
+                match Event::parse(&notification.payload) {
+                    Some(event) => {
+                        let _ = sender.send(Delivery::Event(Arc::new(Envelope::new(event))));
+                    }
+                    None => tracing::debug!("event of an unknown type ignored"),
+                }
+            }
+            Ok(Some(Err(e))) => return e.to_string(),
+            Ok(None) => return "connection closed".to_owned(),
+            Err(_idle) => {
+                let ping = tokio::time::timeout(CONNECT_TIMEOUT, conn.batch_execute("select 1"));
+                match ping.await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => return e.to_string(),
+                    Err(_) => return "ping timed out".to_owned(),
+                }
+            }
+        }
+    }
+}

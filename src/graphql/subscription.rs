@@ -1,0 +1,192 @@
+//! The subscription roots (DESIGN §7): live events from this replica's [`EventBus`].
+//!
+//! Each subscription subscribes to the bus first, then checks that what it names exists for the
+//! viewer (so no event between the check and the first delivery is lost), and filters every event
+//! at delivery: the viewer's organization first, then what the viewer may see (a dock granted to
+//! their team, a project of their client...). What the event shows is resolved with the viewer's
+//! own permissions. When the bus lost events (its LISTEN connection dropped, or this subscriber fell
+//! behind), the subscription yields an `EVENTS_MISSED` error and goes on: clients refetch.
+
+use std::sync::Arc;
+
+use async_graphql::{Context, ID, Subscription as SubscriptionRoot};
+use futures_util::stream;
+use futures_util::{Stream, StreamExt};
+use tokio::sync::broadcast::{Receiver, error::RecvError};
+use uuid::Uuid;
+
+use super::context::viewer;
+use super::ids;
+use super::types::events::{ProjectResourceEventNode, SyncEventNode};
+use crate::auth::Viewer;
+use crate::db::Pool;
+use crate::db::models::{dock, project};
+use crate::error::ApiError;
+use crate::events::{Delivery, Envelope, Event, EventBus};
+
+/// The subscription roots.
+pub struct Subscription;
+
+#[SubscriptionRoot]
+impl Subscription {
+    /// Sync events of one dock: every phase of every run, from now on.
+    async fn dock_sync_status(
+        &self,
+        ctx: &Context<'_>,
+        dock_id: ID,
+    ) -> async_graphql::Result<impl Stream<Item = async_graphql::Result<SyncEventNode>> + use<>>
+    {
+        let viewer = viewer(ctx)?.clone();
+        let (bus, pool) = bus_and_pool(ctx)?;
+        let id = ids::decode_as(&dock_id, "Dock")?;
+        let receiver = bus.subscribe();
+        if !dock_exists(pool, &viewer, id).await? {
+            return Err(ApiError::NotFound("no such dock".into()).into());
+        }
+        Ok(sync_events(receiver, pool.clone(), viewer, Some(id)))
+    }
+
+    /// Sync events of every dock the viewer may read, from now on.
+    async fn sync_events(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<impl Stream<Item = async_graphql::Result<SyncEventNode>> + use<>>
+    {
+        let viewer = viewer(ctx)?.clone();
+        let (bus, pool) = bus_and_pool(ctx)?;
+        Ok(sync_events(bus.subscribe(), pool.clone(), viewer, None))
+    }
+
+    /// Resources linked to or unlinked from a project, and its linked resources' status and name
+    /// changes, from now on.
+    async fn project_resources_changed(
+        &self,
+        ctx: &Context<'_>,
+        project_id: ID,
+    ) -> async_graphql::Result<
+        impl Stream<Item = async_graphql::Result<ProjectResourceEventNode>> + use<>,
+    > {
+        let viewer = viewer(ctx)?.clone();
+        let (bus, pool) = bus_and_pool(ctx)?;
+        let id = ids::decode_as(&project_id, "Project")?;
+        let receiver = bus.subscribe();
+        if !project_exists(pool, &viewer, id).await? {
+            return Err(ApiError::NotFound("no such project".into()).into());
+        }
+        let org = viewer.organization.id;
+        Ok(deliveries(receiver, move |envelope| {
+            match &envelope.event {
+                Event::Link(e) if e.org_id == org && e.project_id == id => {
+                    let event = e.clone();
+                    Some(async move { Ok(ProjectResourceEventNode(event)) })
+                }
+                _ => None,
+            }
+        }))
+    }
+}
+
+fn bus_and_pool<'a>(ctx: &Context<'a>) -> Result<(&'a EventBus, &'a Pool), ApiError> {
+    let missing = |what: &str| ApiError::internal(anyhow::anyhow!("schema data without {what}"));
+    Ok((
+        ctx.data::<EventBus>()
+            .map_err(|_| missing("an event bus"))?,
+        ctx.data::<Pool>().map_err(|_| missing("a pool"))?,
+    ))
+}
+
+/// Sync events the viewer may see, of one dock or of all.
+fn sync_events(
+    receiver: Receiver<Delivery>,
+    pool: Pool,
+    viewer: Viewer,
+    only: Option<Uuid>,
+) -> impl Stream<Item = async_graphql::Result<SyncEventNode>> {
+    let org = viewer.organization.id;
+    deliveries(receiver, move |envelope| {
+        let Event::Sync(event) = &envelope.event else {
+            return None;
+        };
+        let wanted = event.org_id == org
+            && only.is_none_or(|dock| dock == event.dock_id)
+            && viewer.visibility().sees_dock(event.dock_id);
+        if !wanted {
+            return None;
+        }
+        let (envelope, pool, event) = (envelope.clone(), pool.clone(), event.clone());
+        Some(async move {
+            let (dock, _) = envelope.sync_objects(&pool).await.map_err(ApiError::from)?;
+            match dock {
+                Some(dock) if dock.org_id == org => Ok(Some(SyncEventNode {
+                    envelope,
+                    event,
+                    dock,
+                })),
+                // Deleted since: nothing to show.
+                _ => Ok(None),
+            }
+        })
+    })
+    .filter_map(|item| async move { item.transpose() })
+}
+
+/// The bus's deliveries through `select`: `None` skips an event; a gap or falling behind becomes
+/// an `EVENTS_MISSED` error. Ends when the bus does.
+fn deliveries<T, F, Fut>(
+    receiver: Receiver<Delivery>,
+    select: F,
+) -> impl Stream<Item = async_graphql::Result<T>>
+where
+    F: FnMut(&Arc<Envelope>) -> Option<Fut> + Send + 'static,
+    Fut: Future<Output = Result<T, ApiError>> + Send + 'static,
+    T: Send + 'static,
+{
+    stream::unfold(
+        (receiver, select),
+        |(mut receiver, mut select)| async move {
+            loop {
+                let item = match receiver.recv().await {
+                    Ok(Delivery::Event(envelope)) => match select(&envelope) {
+                        Some(resolve) => resolve.await.map_err(Into::into),
+                        None => continue,
+                    },
+                    Ok(Delivery::Gap) => Err(missed("the event stream was interrupted")),
+                    Err(RecvError::Lagged(n)) => Err(missed(&format!("{n} events were dropped"))),
+                    Err(RecvError::Closed) => return None,
+                };
+                return Some((item, (receiver, select)));
+            }
+        },
+    )
+    .boxed()
+}
+
+fn missed(why: &str) -> async_graphql::Error {
+    ApiError::EventsMissed(format!("{why}; refetch what you show")).into()
+}
+
+/// True when dock `id` is live and the viewer may see it.
+async fn dock_exists(pool: &Pool, viewer: &Viewer, id: Uuid) -> Result<bool, ApiError> {
+    if !viewer.visibility().sees_dock(id) {
+        return Ok(false);
+    }
+    let rows = viewer
+        .scope()
+        .transaction(pool, async |conn| dock::by_ids(conn, &[id]).await)
+        .await?;
+    Ok(rows
+        .iter()
+        .any(|d| d.org_id == viewer.organization.id && d.deleted_at.is_none()))
+}
+
+/// True when project `id` is live and the viewer may see it.
+async fn project_exists(pool: &Pool, viewer: &Viewer, id: Uuid) -> Result<bool, ApiError> {
+    if !viewer.visibility().sees_project(id) {
+        return Ok(false);
+    }
+    let rows = viewer
+        .scope()
+        .transaction(pool, async |conn| project::by_ids(conn, &[id]).await)
+        .await?;
+    Ok(rows.iter().any(|p| p.org_id == viewer.organization.id))
+}

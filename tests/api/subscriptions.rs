@@ -1,0 +1,357 @@
+//! Subscriptions over `/graphql/ws`: sync events across replicas, filtered per subscriber;
+//! project link changes; a lost LISTEN connection told to subscribers.
+
+use diesel::QueryableByName;
+use diesel::sql_types::BigInt;
+use diesel_async::{AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
+use serde_json::{Value, json};
+use stackgate::sync::fake::{FakeKind, FakeProvider, Script};
+
+use crate::fixtures;
+use crate::harness::TestApp;
+use crate::websocket::{Socket, connect_to, next, send};
+
+const KEY: &str = "do-good-token-1234";
+
+const DOCK_EVENTS: &str = "subscription($id: ID!) { dockSyncStatus(dockId: $id) {
+    phase itemsFetched message at dock { id name } run { status created updated deleted } } }";
+const ALL_EVENTS: &str = "subscription { syncEvents { phase dock { name } } }";
+const LINK_EVENTS: &str = "subscription($id: ID!) { projectResourcesChanged(projectId: $id) {
+    change status resourceId resource { id name status } project { slug } } }";
+
+/// One subscription on its own socket.
+struct Subscriber {
+    socket: Socket,
+}
+
+impl Subscriber {
+    async fn open(ws_url: &str, token: &str, query: &str, variables: Value) -> Self {
+        let mut socket = connect_to(ws_url, "graphql-transport-ws").await;
+        let init = json!({ "type": "connection_init", "payload": { "authorization": format!("Bearer {token}") } });
+        send(&mut socket, init).await;
+        assert_eq!(
+            next(&mut socket).await.expect("ack")["type"],
+            "connection_ack"
+        );
+        let subscribe = json!({ "id": "1", "type": "subscribe",
+                                "payload": { "query": query, "variables": variables } });
+        send(&mut socket, subscribe).await;
+        Self { socket }
+    }
+
+    /// The next result (`data` or `errors`) of the subscription.
+    async fn result(&mut self) -> Value {
+        let message = next(&mut self.socket).await.expect("a message");
+        assert_eq!(message["type"], "next", "{message}");
+        message["payload"].clone()
+    }
+
+    /// The next event's data, which must carry no error.
+    async fn event(&mut self, field: &str) -> Value {
+        let result = self.result().await;
+        assert!(result.get("errors").is_none(), "{result}");
+        result["data"][field].clone()
+    }
+}
+
+fn ws_url(addr: std::net::SocketAddr) -> String {
+    format!("http://{addr}/graphql/ws")
+}
+
+async fn seeded() -> TestApp {
+    let app = TestApp::spawn().await;
+    let mut conn = app.db.owner().await;
+    stackgate::seed::seed(&mut conn, 1).await.expect("seed");
+    // Reaches org-0 only through team-0, which may read the seeded DigitalOcean dock.
+    conn.batch_execute(
+        "insert into users (external_id, email, name) values ('org-0-teamer', 'teamer@example.test', 'Teamer');
+         insert into team_memberships (org_id, team_id, user_id, role_id)
+         select t.org_id, t.id, u.id, r.id from teams t, users u, roles r
+          where t.name = 'Team 0' and u.external_id = 'org-0-teamer' and r.org_id = t.org_id and r.name = 'member'
+            and t.org_id = (select id from organizations where slug = 'org-0');",
+    )
+    .await
+    .expect("teamer");
+    app
+}
+
+async fn create_dock(app: &TestApp, token: &str, name: &str, url: &str) -> Value {
+    let create = "mutation($name: String!, $key: String!, $url: String) { createDock(input: { name: $name, provider: \"digitalocean\", apiKey: $key, endpoint: $url, syncIntervalSeconds: 3600 }) { id } }";
+    let (_, body) = app
+        .graphql(
+            Some(token),
+            create,
+            json!({ "name": name, "key": KEY, "url": url }),
+        )
+        .await;
+    let id = body["data"]["createDock"]["id"].clone();
+    assert!(id.is_string(), "{body}");
+    id
+}
+
+async fn sync_dock(app: &TestApp, token: &str, id: &Value) {
+    let (_, body) = app
+        .graphql(
+            Some(token),
+            "mutation($id: ID!) { syncDock(id: $id) { id } }",
+            json!({ "id": id }),
+        )
+        .await;
+    assert!(body["data"]["syncDock"]["id"].is_string(), "{body}");
+}
+
+async fn dock_id(app: &TestApp, token: &str, name: &str) -> Value {
+    let (_, body) = app
+        .graphql(
+            Some(token),
+            "{ viewer { organization { docks { nodes { id name } } } } }",
+            json!({}),
+        )
+        .await;
+    body["data"]["viewer"]["organization"]["docks"]["nodes"]
+        .as_array()
+        .expect("docks")
+        .iter()
+        .find(|d| d["name"] == name)
+        .expect("dock")["id"]
+        .clone()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sync_on_one_replica_reaches_subscribers_on_another_as_far_as_they_may_see() {
+    let app = seeded().await;
+    let globex = fixtures::org(&mut app.db.owner().await, "globex").await;
+    fixtures::member(&mut app.db.owner().await, &globex, "globex-owner", "owner").await;
+    let replica = app.replica().await;
+    let on_b = ws_url(replica.addr);
+    let (url, _fake) = FakeProvider::start(FakeKind::DigitalOcean, Script::new(KEY).servers(5))
+        .await
+        .expect("fake");
+    let owner = app.token("org-0-owner", Some("org-0"));
+    let hidden = create_dock(&app, &owner, "Hidden from the team", &url).await;
+
+    let mut watcher = Subscriber::open(&on_b, &owner, DOCK_EVENTS, json!({ "id": hidden })).await;
+    let teamer = app.token("org-0-teamer", Some("org-0"));
+    let mut team = Subscriber::open(&on_b, &teamer, ALL_EVENTS, json!({})).await;
+    let globex_owner = app.token("globex-owner", Some("globex"));
+    let mut outsider = Subscriber::open(&on_b, &globex_owner, ALL_EVENTS, json!({})).await;
+
+    // Started on replica A (the test's app), seen on replica B.
+    sync_dock(&app, &owner, &hidden).await;
+    let mut phases = Vec::new();
+    let last = loop {
+        let event = watcher.event("dockSyncStatus").await;
+        assert_eq!(event["dock"]["id"], hidden, "{event}");
+        let phase = event["phase"].as_str().expect("phase").to_owned();
+        if phase != "PAGE" {
+            phases.push(phase.clone());
+        }
+        if phase == "SUCCEEDED" || phase == "FAILED" {
+            break event;
+        }
+    };
+    assert_eq!(phases, ["STARTED", "APPLIED", "SUCCEEDED"]);
+    assert_eq!(
+        last["run"],
+        json!({ "status": "SUCCESS", "created": 5, "updated": 0, "deleted": 0 })
+    );
+    assert_eq!(last["dock"]["name"], "Hidden from the team");
+
+    // The team may read only the seeded DigitalOcean dock: the first event it gets is of that
+    // dock (events reach each replica in commit order, so the hidden dock's came before).
+    let granted = dock_id(&app, &owner, "DigitalOcean").await;
+    sync_dock(&app, &owner, &granted).await;
+    let seen = team.event("syncEvents").await;
+    assert_eq!(seen["dock"]["name"], "DigitalOcean", "{seen}");
+
+    // Another organization saw none of it: its first event is its own.
+    let own = create_dock(&app, &globex_owner, "Globex DO", &url).await;
+    sync_dock(&app, &globex_owner, &own).await;
+    let seen = outsider.event("syncEvents").await;
+    assert_eq!(
+        seen,
+        json!({ "phase": "STARTED", "dock": { "name": "Globex DO" } })
+    );
+    replica.shutdown().await.expect("replica stops");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn subscribing_to_what_the_viewer_cannot_see_is_not_found() {
+    let app = seeded().await;
+    let globex = fixtures::org(&mut app.db.owner().await, "globex").await;
+    fixtures::member(&mut app.db.owner().await, &globex, "globex-owner", "owner").await;
+    let owner = app.token("org-0-owner", Some("org-0"));
+    let dock = dock_id(&app, &owner, "Linode").await;
+    let ws = app.url("/graphql/ws");
+
+    let outsider = app.token("globex-owner", Some("globex"));
+    let teamer = app.token("org-0-teamer", Some("org-0"));
+    for (token, id) in [(&outsider, dock.clone()), (&teamer, dock.clone())] {
+        let mut sub = Subscriber::open(&ws, token, DOCK_EVENTS, json!({ "id": id })).await;
+        let result = sub.result().await;
+        assert_eq!(
+            result["errors"][0]["extensions"]["code"], "NOT_FOUND",
+            "{result}"
+        );
+    }
+    let mut sub = Subscriber::open(&ws, &owner, DOCK_EVENTS, json!({ "id": "not-an-id" })).await;
+    let result = sub.result().await;
+    assert_eq!(
+        result["errors"][0]["extensions"]["code"], "BAD_USER_INPUT",
+        "{result}"
+    );
+    let mut sub = Subscriber::open(&ws, &outsider, LINK_EVENTS, json!({ "id": dock })).await;
+    let result = sub.result().await;
+    assert_eq!(
+        result["errors"][0]["extensions"]["code"], "NOT_FOUND",
+        "{result}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lost_listener_tells_subscribers_to_refetch_and_events_flow_again() {
+    let app = seeded().await;
+    let owner = app.token("org-0-owner", Some("org-0"));
+    let mut sub = Subscriber::open(&app.url("/graphql/ws"), &owner, ALL_EVENTS, json!({})).await;
+    // Wait until the subscription is registered: an event must arrive first.
+    let linode = dock_id(&app, &owner, "Linode").await;
+    sync_dock(&app, &owner, &linode).await;
+    assert_eq!(sub.event("syncEvents").await["phase"], "STARTED");
+    while sub.event("syncEvents").await["phase"] != "FAILED" {}
+
+    app.db
+        .owner()
+        .await
+        .batch_execute(
+            "select pg_terminate_backend(pid) from pg_stat_activity \
+              where application_name = 'stackgate-events' and datname = current_database()",
+        )
+        .await
+        .expect("terminated");
+    let result = sub.result().await;
+    assert_eq!(
+        result["errors"][0]["extensions"]["code"], "EVENTS_MISSED",
+        "{result}"
+    );
+
+    sync_dock(&app, &owner, &linode).await;
+    let event = sub.event("syncEvents").await;
+    assert_eq!(
+        event,
+        json!({ "phase": "STARTED", "dock": { "name": "Linode" } })
+    );
+}
+
+#[derive(QueryableByName)]
+struct N {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+async fn idle_in_transaction(conn: &mut AsyncPgConnection) -> i64 {
+    diesel::sql_query(
+        "select count(*) as n from pg_stat_activity \
+          where datname = current_database() and state like 'idle in transaction%'",
+    )
+    .get_result::<N>(conn)
+    .await
+    .expect("count")
+    .n
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn project_link_changes_are_delivered_for_that_project_only() {
+    let app = seeded().await;
+    let owner = app.token("org-0-owner", Some("org-0"));
+    let (_, body) = app
+        .graphql(
+            Some(&owner),
+            "{ viewer { organization {
+                projects(first: 2) { nodes { id slug resources(first: 100) { nodes { id } } } }
+                resources(first: 100, kinds: [SERVER]) { nodes { id name status } } } } }",
+            json!({}),
+        )
+        .await;
+    let org = &body["data"]["viewer"]["organization"];
+    let (project, other) = (&org["projects"]["nodes"][0], &org["projects"]["nodes"][1]);
+    let linked: Vec<&Value> = project["resources"]["nodes"]
+        .as_array()
+        .expect("linked")
+        .iter()
+        .chain(other["resources"]["nodes"].as_array().expect("linked"))
+        .map(|r| &r["id"])
+        .collect();
+    let server = org["resources"]["nodes"]
+        .as_array()
+        .expect("servers")
+        .iter()
+        .find(|r| !linked.contains(&&r["id"]))
+        .expect("an unlinked server")
+        .clone();
+    let mut sub = Subscriber::open(
+        &app.url("/graphql/ws"),
+        &owner,
+        LINK_EVENTS,
+        json!({ "id": project["id"] }),
+    )
+    .await;
+    let link =
+        "mutation($p: ID!, $r: ID!) { linkResource(projectId: $p, resourceId: $r) { linkedAt } }";
+    let unlink = "mutation($p: ID!, $r: ID!) { unlinkResource(projectId: $p, resourceId: $r) }";
+    let ids = json!({ "p": project["id"], "r": server["id"] });
+
+    let (_, body) = app.graphql(Some(&owner), link, ids.clone()).await;
+    assert!(body.get("errors").is_none(), "{body}");
+    let event = sub.event("projectResourcesChanged").await;
+    assert_eq!(event["change"], "LINKED");
+    assert_eq!(event["resourceId"], server["id"]);
+    assert_eq!(event["resource"], server);
+    assert_eq!(event["project"]["slug"], project["slug"]);
+    let conn = &mut app.db.owner().await;
+    assert_eq!(
+        idle_in_transaction(conn).await,
+        0,
+        "between events a subscription holds no transaction"
+    );
+
+    // The resource's status changes (as a sync would change it): the link follows and tells.
+    let status = if server["status"] == "STOPPED" {
+        "active"
+    } else {
+        "stopped"
+    };
+    let uuid = decode(server["id"].as_str().expect("id"));
+    conn.batch_execute(&format!(
+        "update servers set status = '{status}' where id = '{uuid}'"
+    ))
+    .await
+    .expect("status");
+    let event = sub.event("projectResourcesChanged").await;
+    assert_eq!(event["change"], "STATUS_CHANGED");
+    assert_eq!(event["status"], status.to_uppercase());
+    assert_eq!(
+        event["resource"]["status"],
+        status.to_uppercase(),
+        "loaded afresh"
+    );
+
+    // Another project's links are not this subscription's business.
+    let elsewhere = json!({ "p": other["id"], "r": server["id"] });
+    let (_, body) = app.graphql(Some(&owner), link, elsewhere).await;
+    assert!(body.get("errors").is_none(), "{body}");
+    let (_, body) = app.graphql(Some(&owner), unlink, ids).await;
+    assert_eq!(body["data"]["unlinkResource"], true, "{body}");
+    let event = sub.event("projectResourcesChanged").await;
+    assert_eq!(event["change"], "UNLINKED", "{event}");
+    assert_eq!(event["resourceId"], server["id"]);
+}
+
+/// The uuid inside a global id.
+fn decode(id: &str) -> String {
+    use base64::Engine;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(id)
+        .expect("base64");
+    let text = String::from_utf8(bytes).expect("utf-8");
+    text.split_once(':').expect("Type:uuid").1.to_owned()
+}
