@@ -28,9 +28,8 @@
 //! (by a watcher process) even if this process is killed.
 
 use std::fmt::Write as _;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitCode, Stdio};
+use std::process::{Command, ExitCode, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -41,7 +40,12 @@ use diesel::sql_types::{BigInt, Text};
 use diesel_async::{AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
-use stackgate::db::embedded::{Durability, EmbeddedPostgres};
+
+mod support;
+
+use support::{
+    BenchDatabase, CLOCK_TICKS, ChildGuard, CpuSnapshot, CpuUse, free_port, local_postmaster,
+};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -49,7 +53,6 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 const STACKGATE_BIN: &str = env!("CARGO_BIN_EXE_stackgate");
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
-const BENCH_DB: &str = "stackgate_bench";
 
 const USAGE: &str = "\
 usage: cargo bench --bench dashboard -- [options]
@@ -348,87 +351,6 @@ async fn run(o: Options) -> anyhow::Result<bool> {
     Ok(all_checks_passed)
 }
 
-// ---------------------------------------------------------------------------------------------
-// The database
-
-/// `DATABASE_URL`, or a private cluster that is stopped when this value is dropped (and by a
-/// watcher process once this process has exited, whatever way it exited).
-struct BenchDatabase {
-    url: SecretString,
-    describe: String,
-    /// The postmaster's pid when the cluster runs on this machine (CPU accounting).
-    postmaster: Option<i32>,
-    _cluster: Option<EmbeddedPostgres>,
-}
-
-impl BenchDatabase {
-    async fn open() -> anyhow::Result<Self> {
-        if let Ok(url) = std::env::var("DATABASE_URL") {
-            return Ok(Self {
-                url: SecretString::from(url),
-                describe: "DATABASE_URL".into(),
-                postmaster: None,
-                _cluster: None,
-            });
-        }
-        let dir = PathBuf::from(format!("/tmp/stackgate-bench-{}", std::process::id()));
-        std::fs::create_dir_all(&dir)?;
-        let run_as = if nix::unistd::geteuid().is_root() {
-            let pg = nix::unistd::User::from_name("postgres")?
-                .ok_or_else(|| anyhow!("running as root, but there is no `postgres` user"))?;
-            nix::unistd::chown(&dir, Some(pg.uid), Some(pg.gid))?;
-            Some((pg.uid.as_raw(), pg.gid.as_raw()))
-        } else {
-            None
-        };
-        let bin = EmbeddedPostgres::find_bin_dir(None)?;
-        watch_and_remove(&bin, &dir, run_as)?;
-        let start_dir = dir.clone();
-        let cluster = tokio::task::spawn_blocking(move || {
-            EmbeddedPostgres::start(&start_dir, None, Durability { ephemeral: true })
-        })
-        .await??;
-        stackgate::cli::ensure_database(&cluster, BENCH_DB).await?;
-        let postmaster = postmaster_pid(&dir.join("pg/data"));
-        Ok(Self {
-            url: cluster.url(BENCH_DB),
-            describe: format!(
-                "private PostgreSQL in {} (port {}, fsync off)",
-                dir.display(),
-                cluster.port()
-            ),
-            postmaster,
-            _cluster: Some(cluster),
-        })
-    }
-}
-
-/// Spawns a detached shell that waits for this process to exit, then stops the cluster in `dir`
-/// (a no-op when it was already stopped) and removes `dir`.
-fn watch_and_remove(bin: &Path, dir: &Path, run_as: Option<(u32, u32)>) -> anyhow::Result<()> {
-    use std::os::unix::process::CommandExt;
-    let script = format!(
-        "while [ -d /proc/{pid} ]; do sleep 0.5; done; \
-         '{pg_ctl}' -D '{data}' -m immediate stop >/dev/null 2>&1; rm -rf '{dir}'",
-        pid = std::process::id(),
-        pg_ctl = bin.join("pg_ctl").display(),
-        data = dir.join("pg/data").display(),
-        dir = dir.display(),
-    );
-    let mut cmd = Command::new("sh");
-    cmd.arg("-c")
-        .arg(script)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .process_group(0);
-    if let Some((uid, gid)) = run_as {
-        cmd.uid(uid).gid(gid);
-    }
-    cmd.spawn().context("starting the clean-up watcher")?;
-    Ok(())
-}
-
 struct Org0 {
     id: uuid::Uuid,
     projects: i64,
@@ -476,113 +398,6 @@ async fn db_transactions(conn: &mut AsyncPgConnection) -> Option<i64> {
     .map(|r| r.n)
 }
 
-// ---------------------------------------------------------------------------------------------
-// Child processes
-
-/// A child process that is stopped (SIGTERM, then SIGKILL after 5 s) when dropped.
-struct ChildGuard {
-    name: String,
-    child: Option<Child>,
-    log: PathBuf,
-}
-
-impl ChildGuard {
-    fn spawn(name: &str, mut cmd: Command, log: &Path) -> anyhow::Result<Self> {
-        let out = std::fs::File::create(log)?;
-        let err = out.try_clone()?;
-        let child = cmd
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            .spawn()
-            .with_context(|| format!("starting {name}"))?;
-        Ok(Self {
-            name: name.to_owned(),
-            child: Some(child),
-            log: log.to_owned(),
-        })
-    }
-
-    /// Polls `url` (GET, or POST of `body`) until it answers 200.
-    async fn wait_ready(
-        &mut self,
-        url: &str,
-        body: Option<Bytes>,
-        limit: Duration,
-    ) -> anyhow::Result<()> {
-        let client = reqwest::Client::new();
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Some(child) = self.child.as_mut()
-                && let Some(status) = child.try_wait()?
-            {
-                bail!(
-                    "{} exited ({status}) before it was ready:\n{}",
-                    self.name,
-                    tail(&self.log, 20)
-                );
-            }
-            let request = match &body {
-                Some(b) => client
-                    .post(url)
-                    .header("content-type", "application/json")
-                    .body(b.clone()),
-                None => client.get(url),
-            };
-            if let Ok(r) = request.timeout(Duration::from_secs(10)).send().await
-                && r.status().is_success()
-            {
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                bail!(
-                    "{} was not ready within {limit:?}:\n{}",
-                    self.name,
-                    tail(&self.log, 20)
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    }
-
-    fn pid(&self) -> Option<i32> {
-        self.child.as_ref().and_then(|c| i32::try_from(c.id()).ok())
-    }
-
-    fn stop(&mut self) {
-        let Some(mut child) = self.child.take() else {
-            return;
-        };
-        if let Ok(pid) = i32::try_from(child.id()) {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid),
-                nix::sys::signal::Signal::SIGTERM,
-            );
-        }
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-    }
-}
-
-impl Drop for ChildGuard {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-fn tail(path: &Path, lines: usize) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let all: Vec<&str> = text.lines().collect();
-    all[all.len().saturating_sub(lines)..].join("\n")
-}
-
 async fn ensure_postgraphile_installed(dir: &Path) -> anyhow::Result<()> {
     if dir.join("node_modules/postgraphile/package.json").is_file() {
         return Ok(());
@@ -605,10 +420,6 @@ async fn ensure_postgraphile_installed(dir: &Path) -> anyhow::Result<()> {
         );
     }
     Ok(())
-}
-
-fn free_port() -> anyhow::Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
 fn read_root(relative: &str) -> anyhow::Result<String> {
@@ -1410,132 +1221,4 @@ fn print_table(o: &Options, columns: &[Column], summary: &stackgate::seed::Summa
         }
     }
     println!("{out}");
-}
-
-// ---------------------------------------------------------------------------------------------
-// CPU accounting from /proc
-
-/// Linux reports CPU times in USER_HZ ticks, 100 a second on every mainstream configuration.
-const CLOCK_TICKS: f64 = 100.0;
-
-/// CPU milliseconds per answered request, by process group, over the measured window.
-#[derive(Clone, Copy, Default)]
-struct CpuUse {
-    server_ms: Option<f64>,
-    postgres_ms: Option<f64>,
-    client_ms: Option<f64>,
-    /// Cores kept busy by every other process of the machine (noise: builds, other tests).
-    other_cores: Option<f64>,
-}
-
-/// CPU ticks used so far: the server's process tree, PostgreSQL's, this process, the machine.
-struct CpuSnapshot {
-    server: Option<u64>,
-    postgres: Option<u64>,
-    me: u64,
-    total_busy: Option<u64>,
-}
-
-impl CpuSnapshot {
-    fn take(server: Option<i32>, postmaster: Option<i32>) -> Self {
-        let table = process_table();
-        let me = i32::try_from(std::process::id()).ok();
-        Self {
-            server: server.map(|pid| tree_ticks(&table, pid)),
-            postgres: postmaster.map(|pid| tree_ticks(&table, pid)),
-            me: me.and_then(|pid| table.get(&pid)).map_or(0, |p| p.1),
-            total_busy: machine_busy_ticks(),
-        }
-    }
-}
-
-/// pid → (parent pid, user + system ticks of the process and of its reaped children).
-fn process_table() -> std::collections::HashMap<i32, (i32, u64)> {
-    let mut table = std::collections::HashMap::new();
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return table;
-    };
-    for entry in entries.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|n| n.parse::<i32>().ok())
-        else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
-            continue;
-        };
-        // After "pid (comm)": state ppid … utime(11) stime(12) cutime(13) cstime(14).
-        let Some((_, rest)) = stat.rsplit_once(')') else {
-            continue;
-        };
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        let number = |i: usize| fields.get(i).and_then(|f| f.parse::<i64>().ok());
-        if let (Some(ppid), Some(u), Some(s), Some(cu), Some(cs)) =
-            (number(1), number(11), number(12), number(13), number(14))
-        {
-            let ticks = (u + s + cu + cs).max(0) as u64;
-            table.insert(pid, (i32::try_from(ppid).unwrap_or(0), ticks));
-        }
-    }
-    table
-}
-
-/// Ticks of `root` and of all its descendants.
-fn tree_ticks(table: &std::collections::HashMap<i32, (i32, u64)>, root: i32) -> u64 {
-    let mut total = 0;
-    let mut stack = vec![root];
-    while let Some(pid) = stack.pop() {
-        if let Some((_, ticks)) = table.get(&pid) {
-            total += ticks;
-        }
-        stack.extend(
-            table
-                .iter()
-                .filter(|(_, (ppid, _))| *ppid == pid)
-                .map(|(child, _)| *child),
-        );
-    }
-    total
-}
-
-/// Busy ticks of all CPUs since boot (everything but idle and iowait).
-fn machine_busy_ticks() -> Option<u64> {
-    let stat = std::fs::read_to_string("/proc/stat").ok()?;
-    let line = stat.lines().next()?.strip_prefix("cpu ")?;
-    let v: Vec<u64> = line
-        .split_whitespace()
-        .filter_map(|f| f.parse().ok())
-        .collect();
-    // user nice system idle iowait irq softirq steal
-    Some(v.iter().take(8).sum::<u64>() - v.get(3)? - v.get(4)?)
-}
-
-/// The postmaster's pid, from the first line of `postmaster.pid` in the data directory.
-fn postmaster_pid(data: &Path) -> Option<i32> {
-    std::fs::read_to_string(data.join("postmaster.pid"))
-        .ok()?
-        .lines()
-        .next()?
-        .trim()
-        .parse()
-        .ok()
-}
-
-#[derive(QueryableByName)]
-struct SettingRow {
-    #[diesel(sql_type = Text)]
-    setting: String,
-}
-
-/// With `DATABASE_URL`: the postmaster, when the server runs on this machine and its data
-/// directory is readable from here.
-async fn local_postmaster(conn: &mut AsyncPgConnection) -> Option<i32> {
-    let row: SettingRow =
-        diesel::sql_query("select setting from pg_settings where name = 'data_directory'")
-            .get_result(conn)
-            .await
-            .ok()?;
-    postmaster_pid(Path::new(&row.setting))
 }
