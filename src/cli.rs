@@ -119,7 +119,6 @@ async fn serve(args: ConfigArgs, migrate: bool) -> anyhow::Result<()> {
 async fn run_demo(args: ConfigArgs) -> anyhow::Result<()> {
     let database = Database::open(&args).await?;
     db::run_migrations(&database.url).await?;
-    demo::seed(&mut db::connect_owner(&database.url).await?).await?;
     let secret = match &args.jwt_secret {
         Some(_) => jwt_secret(&args)?,
         None => SecretString::from(format!(
@@ -142,16 +141,43 @@ async fn run_demo(args: ConfigArgs) -> anyhow::Result<()> {
     if config.encryption_keys.is_none() {
         config.encryption_keys = Some(demo_encryption_key(&args.data_dir())?);
     }
+    let keyring = crate::crypto::Keyring::from_config(
+        config
+            .encryption_keys
+            .as_ref()
+            .map(secrecy::ExposeSecret::expose_secret),
+    )?;
+    // Seeds `acme`, starts the fake providers (kept running by `demo`), syncs and links them.
+    let demo = demo::prepare(&database.url, std::sync::Arc::new(keyring)).await?;
     let running = server::start(config).await?;
+    let synced: Vec<String> = demo
+        .world
+        .fakes
+        .iter()
+        .zip(&demo.runs)
+        .map(|((fake, handle), run)| {
+            let outcome = match run {
+                Some(r) if r.succeeded() => format!(
+                    "{} resources",
+                    r.counts.created + r.counts.updated + r.counts.unchanged
+                ),
+                Some(_) => "sync failed (see the log)".to_owned(),
+                None => "sync left to the scheduler".to_owned(),
+            };
+            format!("  {} at {}: {outcome}", fake.provider(), handle.base_url())
+        })
+        .collect();
     say(&format!(
-        "stackgate demo is up: organization `{}`, owner `{}`.\nGraphiQL: http://{}/graphql\n\
-         Authorization: Bearer {token}\nPress Ctrl-C to stop.",
+        "stackgate demo is up: organization `{}`, owner `{}`.\nFake providers (docks synced every 5 min):\n{}\n\
+         GraphiQL: http://{}/graphql\nAuthorization: Bearer {token}\nPress Ctrl-C to stop.",
         demo::ORG_SLUG,
         demo::OWNER_EXTERNAL_ID,
+        synced.join("\n"),
         running.addr
     ));
     server::shutdown_signal().await;
     running.shutdown().await?;
+    drop(demo);
     drop(database);
     say("stopped.");
     Ok(())

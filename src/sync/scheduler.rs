@@ -211,6 +211,27 @@ impl Scheduler {
         Err(SyncNowError::Busy)
     }
 
+    /// Runs one dock now under this replica's lease and waits for the end (`stackgate demo`'s
+    /// first sync); `None` when another replica holds its lease or the dock is gone.
+    pub async fn run_now(
+        &self,
+        org_id: Uuid,
+        dock_id: Uuid,
+    ) -> Result<Option<RunReport>, EngineError> {
+        let (owner, ttl) = (self.config.owner.as_str(), self.config.lease_ttl);
+        let claimed = org_scope(org_id)
+            .transaction(self.engine.pool(), async |conn| {
+                q::claim_dock(conn, dock_id, owner, ttl).await
+            })
+            .await?;
+        if !claimed {
+            return Ok(None);
+        }
+        self.run_leased(org_id, dock_id, None, Trigger::Manual)
+            .await
+            .map(Some)
+    }
+
     async fn load_run(&self, scope: &Scope, run_id: Uuid) -> Result<SyncRunRow, SyncNowError> {
         scope
             .transaction(self.engine.pool(), async |conn| {

@@ -105,7 +105,11 @@ fn project(raw: &Value) -> Mapped {
     };
     let url = str_at(raw, "/targets/production/alias/0")
         .or_else(|| str_at(raw, "/alias/0/domain"))
-        .map(|host| format!("https://{host}"));
+        // An alias is a host name; one already written as a URL is kept as it is.
+        .map(|alias| match alias.contains("://") {
+            true => alias,
+            false => format!("https://{alias}"),
+        });
     let details = Details::WebService {
         production_url: url,
         environment: Some("production".to_owned()),

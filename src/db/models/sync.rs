@@ -5,6 +5,7 @@
 //! applies); [`claim_due`] goes through the `stackgate_claim_due_docks` function (see its
 //! migration), the one cross-organization statement.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -309,8 +310,18 @@ struct Count {
     n: i64,
 }
 
+#[derive(QueryableByName)]
+struct ProviderId {
+    #[diesel(sql_type = Text)]
+    provider_resource_id: String,
+}
+
 /// Marks `deleted` every live row of the dock of this kind whose id is not in `seen` (call only
 /// after a complete listing); returns how many.
+///
+/// The difference is taken here, with a hash set, rather than in SQL: `not exists (… unnest($2)
+/// …)` was planned as a nested loop over the array (estimated at 10 elements) and took seconds
+/// per 25,000 rows. What remains is one indexed update of the vanished ids, usually none.
 pub async fn sweep(
     conn: &mut AsyncPgConnection,
     dock_id: Uuid,
@@ -318,17 +329,30 @@ pub async fn sweep(
     seen: &[&str],
 ) -> Result<i64, DbError> {
     let (table, _) = kind_columns(kind);
-    let count: Count = diesel::sql_query(format!(
-        "with d as (update {table} t set status = 'deleted' \
-           where t.dock_id = $1 and t.status <> 'deleted' \
-             and not exists (select 1 from unnest($2::text[]) s(id) where s.id = t.provider_resource_id) \
-           returning 1) select count(*) as n from d"
+    let live: Vec<ProviderId> = diesel::sql_query(format!(
+        "select provider_resource_id from {table} where dock_id = $1 and status <> 'deleted'"
     ))
     .bind::<SqlUuid, _>(dock_id)
-    .bind::<Array<Text>, _>(seen)
-    .get_result(conn)
+    .load(conn)
     .await?;
-    Ok(count.n)
+    let seen: HashSet<&str> = seen.iter().copied().collect();
+    let vanished: Vec<String> = live
+        .into_iter()
+        .map(|r| r.provider_resource_id)
+        .filter(|id| !seen.contains(id.as_str()))
+        .collect();
+    if vanished.is_empty() {
+        return Ok(0);
+    }
+    let n = diesel::sql_query(format!(
+        "update {table} set status = 'deleted' \
+         where dock_id = $1 and status <> 'deleted' and provider_resource_id = any($2)"
+    ))
+    .bind::<SqlUuid, _>(dock_id)
+    .bind::<Array<Text>, _>(&vanished)
+    .execute(conn)
+    .await?;
+    Ok(i64::try_from(n).unwrap_or(i64::MAX))
 }
 
 /// A run's counters.

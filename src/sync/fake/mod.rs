@@ -14,6 +14,7 @@
 //! faults, between runs. The server stops when the handle is dropped.
 
 mod shapes;
+pub mod targets;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -127,6 +128,12 @@ pub struct Script {
     pub faults: Vec<Fault>,
     /// The rate limit advertised in headers (remaining = limit − requests so far).
     pub rate_limit: u32,
+    /// Production URLs of the web services, in turn (empty: made-up provider URLs).
+    pub web_urls: Vec<String>,
+    /// Public IPv4 addresses of the servers, in turn (empty: made-up 203.0.x.y addresses).
+    pub server_ips: Vec<String>,
+    /// Host and port of the databases, in turn (empty: made-up provider hosts).
+    pub database_endpoints: Vec<(String, u16)>,
 }
 
 impl Script {
@@ -137,7 +144,28 @@ impl Script {
             max_page_size: None,
             faults: Vec::new(),
             rate_limit: 5_000,
+            web_urls: Vec::new(),
+            server_ips: Vec::new(),
+            database_endpoints: Vec::new(),
         }
+    }
+
+    /// Points the web services at these URLs (health probes reach them), in turn.
+    pub fn web_urls(mut self, urls: Vec<String>) -> Self {
+        self.web_urls = urls;
+        self
+    }
+
+    /// Gives the servers these public IPv4 addresses, in turn.
+    pub fn server_ips(mut self, ips: Vec<String>) -> Self {
+        self.server_ips = ips;
+        self
+    }
+
+    /// Gives the databases these hosts and ports, in turn.
+    pub fn database_endpoints(mut self, endpoints: Vec<(String, u16)>) -> Self {
+        self.database_endpoints = endpoints;
+        self
     }
 
     pub fn count(mut self, kind: Kind, n: usize) -> Self {
@@ -179,6 +207,11 @@ pub struct FakeResource {
     pub name: String,
     /// The provider's status word.
     pub status: String,
+    /// Where it is reached, when the script chose: a web service's URL, a server's IP address,
+    /// a database's host.
+    pub address: Option<String>,
+    /// A database's port, when the script chose.
+    pub port: Option<u16>,
 }
 
 struct FakeState {
@@ -214,7 +247,13 @@ impl FakeProvider {
             .map(|&k| {
                 (
                     k,
-                    generate(kind, k, 0, script.counts.get(&k).copied().unwrap_or(0)),
+                    generate(
+                        kind,
+                        k,
+                        0,
+                        script.counts.get(&k).copied().unwrap_or(0),
+                        &script,
+                    ),
                 )
             })
             .collect();
@@ -315,14 +354,36 @@ impl Drop for FakeProvider {
     }
 }
 
-/// Resources `from..from + n` of a kind, with the provider's status words in turn.
-fn generate(fake: FakeKind, kind: Kind, from: usize, n: usize) -> Vec<FakeResource> {
+/// Resources `from..from + n` of a kind, with the provider's status words, and the script's
+/// addresses, in turn.
+fn generate(
+    fake: FakeKind,
+    kind: Kind,
+    from: usize,
+    n: usize,
+    script: &Script,
+) -> Vec<FakeResource> {
     let words = shapes::status_words(fake, kind);
+    let nth = |list: &[String], i: usize| (!list.is_empty()).then(|| list[i % list.len()].clone());
     (from..from + n)
-        .map(|index| FakeResource {
-            index,
-            name: shapes::default_name(kind, index),
-            status: words[index % words.len()].to_owned(),
+        .map(|index| {
+            let (address, port) = match kind {
+                Kind::WebService => (nth(&script.web_urls, index), None),
+                Kind::Server => (nth(&script.server_ips, index), None),
+                Kind::Database if !script.database_endpoints.is_empty() => {
+                    let (host, port) =
+                        &script.database_endpoints[index % script.database_endpoints.len()];
+                    (Some(host.clone()), Some(*port))
+                }
+                _ => (None, None),
+            };
+            FakeResource {
+                index,
+                name: shapes::default_name(kind, index),
+                status: words[index % words.len()].to_owned(),
+                address,
+                port,
+            }
         })
         .collect()
 }

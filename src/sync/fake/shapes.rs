@@ -171,7 +171,7 @@ fn digitalocean(kind: Kind, r: &FakeResource) -> Value {
             "size_slug": "s-1vcpu-1gb",
             "networks": {
                 "v4": [{"ip_address": format!("10.10.0.{}", i % 250 + 1), "type": "private"},
-                       {"ip_address": ip(i), "type": "public"}],
+                       {"ip_address": r.address.clone().unwrap_or_else(|| ip(i)), "type": "public"}],
                 "v6": [{"ip_address": format!("2001:db8::{i:x}"), "type": "public"}]
             },
             "region": {"slug": "nyc3", "name": "New York 3"}, "tags": ["fake"]
@@ -181,7 +181,8 @@ fn digitalocean(kind: Kind, r: &FakeResource) -> Value {
             "spec": {"name": r.name, "region": "nyc",
                      "services": [{"name": "web", "environment_slug": "node-js"}]},
             "default_ingress": format!("https://{}.ondigitalocean.app", r.name),
-            "live_url": format!("https://{}.ondigitalocean.app", r.name),
+            "live_url": r.address.clone()
+                .unwrap_or_else(|| format!("https://{}.ondigitalocean.app", r.name)),
             "region": {"slug": "nyc"},
             "active_deployment": {"id": format!("dep-{i}"), "phase": r.status}
         }),
@@ -189,12 +190,16 @@ fn digitalocean(kind: Kind, r: &FakeResource) -> Value {
             json!({ "name": r.name, "ttl": 1800, "zone_file": format!("$ORIGIN {}.", r.name) })
         }
         Kind::Database => {
-            let host = format!("db-{i}.db.ondigitalocean.com");
+            let host = r
+                .address
+                .clone()
+                .unwrap_or_else(|| format!("db-{i}.db.ondigitalocean.com"));
+            let port = r.port.unwrap_or(25060);
             let connection = |host: &str| {
                 json!({
-                    "protocol": "postgresql", "database": "defaultdb", "host": host, "port": 25060,
+                    "protocol": "postgresql", "database": "defaultdb", "host": host, "port": port,
                     "user": "doadmin", "password": secret, "ssl": true,
-                    "uri": format!("postgresql://doadmin:{secret}@{host}:25060/defaultdb?sslmode=require")
+                    "uri": format!("postgresql://doadmin:{secret}@{host}:{port}/defaultdb?sslmode=require")
                 })
             };
             json!({
@@ -214,7 +219,8 @@ fn linode(kind: Kind, r: &FakeResource) -> Value {
     match kind {
         Kind::Server => json!({
             "id": 2_000_000 + i, "label": r.name, "status": r.status, "region": "us-east",
-            "type": "g6-standard-1", "image": "linode/ubuntu24.04", "ipv4": [ip(i)],
+            "type": "g6-standard-1", "image": "linode/ubuntu24.04",
+            "ipv4": [r.address.clone().unwrap_or_else(|| ip(i))],
             "ipv6": format!("2600:3c00::{i:x}/128"),
             "specs": {"vcpus": 1, "memory": 2048, "disk": 51200, "transfer": 2000},
             // Not in the real API: proves credential-named keys never get stored.
@@ -222,8 +228,10 @@ fn linode(kind: Kind, r: &FakeResource) -> Value {
         }),
         Kind::Database => json!({
             "id": 400_000 + i, "label": r.name, "engine": "postgresql", "version": "16.4",
-            "status": r.status, "region": "us-east", "port": 5432, "ssl_connection": true,
-            "hosts": {"primary": format!("lin-{i}-pgsql-primary.servers.linodedb.net"), "secondary": null},
+            "status": r.status, "region": "us-east", "port": r.port.unwrap_or(5432), "ssl_connection": true,
+            "hosts": {"primary": r.address.clone()
+                          .unwrap_or_else(|| format!("lin-{i}-pgsql-primary.servers.linodedb.net")),
+                      "secondary": null},
             "root_password": format!("{SECRET_MARKER}-db-{i}")
         }),
         _ => json!({
@@ -246,7 +254,9 @@ fn vercel(kind: Kind, r: &FakeResource) -> Value {
             "accountId": "team_fake", "createdAt": VERCEL_EPOCH_MS - i,
             "latestDeployments": [{"id": format!("dpl_{i}"), "readyState": r.status,
                                    "url": format!("{}-abc123.vercel.app", r.name)}],
-            "targets": {"production": {"alias": [format!("{}.vercel.app", r.name)], "readyState": r.status}},
+            "targets": {"production": {
+                "alias": [r.address.clone().unwrap_or_else(|| format!("{}.vercel.app", r.name))],
+                "readyState": r.status}},
             "env": [{"key": "DATABASE_URL", "value": format!("{SECRET_MARKER}-env-{i}"), "type": "encrypted"}]
         }),
     }
