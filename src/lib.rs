@@ -12,6 +12,7 @@ pub mod db;
 pub mod demo;
 pub mod error;
 pub mod graphql;
+pub mod health;
 pub mod http;
 pub mod metrics;
 pub mod router;

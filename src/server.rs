@@ -15,6 +15,7 @@ pub struct RunningServer {
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<std::io::Result<()>>,
     scheduler: Option<crate::sync::scheduler::SchedulerHandle>,
+    health: Option<crate::health::MonitorHandle>,
 }
 
 /// Binds `config.listen` (port 0 picks a free one) and serves in a background task.
@@ -25,6 +26,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     })?;
     let addr = listener.local_addr()?;
     let run_scheduler = config.run_scheduler;
+    let run_health = config.run_health;
     let state = AppState::new(config)?;
     let (stop, stopped) = oneshot::channel::<()>();
     let app = crate::router::router(state.clone());
@@ -42,13 +44,25 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         .then(|| state.scheduler.clone())
         .flatten()
         .map(|s| s.spawn());
+    let health = match run_health {
+        true => Some(spawn_monitor(&state)?),
+        false => None,
+    };
     Ok(RunningServer {
         addr,
         state,
         stop: Some(stop),
         task,
         scheduler,
+        health,
     })
+}
+
+/// Starts probing resources' health in the background (DESIGN §8).
+fn spawn_monitor(state: &AppState) -> anyhow::Result<crate::health::MonitorHandle> {
+    let monitor = crate::health::Monitor::new(state.pool.clone(), state.config.health.clone())
+        .map_err(|e| anyhow::anyhow!("cannot build the health probes' HTTP client: {e}"))?;
+    Ok(monitor.spawn())
 }
 
 impl RunningServer {
@@ -56,6 +70,9 @@ impl RunningServer {
     pub async fn shutdown(mut self) -> anyhow::Result<()> {
         if let Some(scheduler) = self.scheduler.take() {
             scheduler.stop();
+        }
+        if let Some(health) = self.health.take() {
+            health.stop();
         }
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
