@@ -262,7 +262,8 @@ impl Monitor {
     ) -> Result<ProbeReport, MonitorError> {
         let kind = Kind::parse(&claim.kind).ok_or(MonitorError::LeaseLost)?;
         let (org_id, id) = (claim.org_id, claim.resource_id);
-        let at = Utc::now();
+        // Microseconds, as stored: the event's time equals the recorded check time.
+        let at = chrono::SubsecRound::trunc_subsecs(Utc::now(), 6);
         let interval = Duration::from_secs(u64::try_from(claim.interval_seconds).unwrap_or(60));
         let next = next_check(at, interval, self.config.jitter, rand::random::<f64>());
         let (owner, needed) = (self.config.owner.as_str(), self.config.confirmations);
