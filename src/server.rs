@@ -8,6 +8,9 @@ use tokio::task::JoinHandle;
 use crate::app::AppState;
 use crate::config::Config;
 
+/// Database connections of the health monitor (a probe holds one only while recording it).
+const MONITOR_POOL_SIZE: usize = 4;
+
 /// A server running in the background until [`RunningServer::shutdown`].
 pub struct RunningServer {
     pub addr: SocketAddr,
@@ -58,9 +61,11 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     })
 }
 
-/// Starts probing resources' health in the background (DESIGN §8).
+/// Starts probing resources' health in the background (DESIGN §8), on a small pool of its own so
+/// that a burst of probe results never queues GraphQL requests behind it.
 fn spawn_monitor(state: &AppState) -> anyhow::Result<crate::health::MonitorHandle> {
-    let monitor = crate::health::Monitor::new(state.pool.clone(), state.config.health.clone())
+    let pool = crate::db::build_pool(&state.config.database_url, MONITOR_POOL_SIZE)?;
+    let monitor = crate::health::Monitor::new(pool, state.config.health.clone())
         .map_err(|e| anyhow::anyhow!("cannot build the health probes' HTTP client: {e}"))?;
     Ok(monitor.spawn())
 }

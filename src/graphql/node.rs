@@ -89,6 +89,10 @@ pub async fn resolve_nodes(
         .chain(alerts.values().filter_map(|a| AlertNode::resource_key(a)))
         .collect();
     let resources = loaders.load_many(resource_keys).await?;
+    let monitoring = !alerts.is_empty()
+        && viewer
+            .effective_permissions()
+            .allows(Area::Monitoring, Level::Read);
     let pick = |name: &str, id: Uuid| -> Option<Node> {
         Some(match name {
             "Organization" => {
@@ -116,7 +120,7 @@ pub async fn resolve_nodes(
             "Alert" => {
                 let alert = alerts.get(&AlertId(id)).filter(|a| {
                     a.org_id == org
-                        && viewer.can(Area::Monitoring, Level::Read)
+                        && monitoring
                         && AlertNode::resource_key(a).is_some_and(|k| resources.contains_key(&k))
                 })?;
                 Node::Alert(AlertNode(alert.clone()))

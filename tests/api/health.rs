@@ -870,3 +870,67 @@ async fn alerts_and_health_summaries_over_graphql_stay_in_their_org() {
     assert_eq!(history["totalCount"], 6, "{body}");
     assert_eq!(history["nodes"][0]["state"], "UNHEALTHY");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn team_only_viewers_see_only_alerts_of_resources_they_reach() {
+    let app = TestApp::spawn().await;
+    let owner = &mut app.db.owner().await;
+    stackgate::seed::seed(owner, 1).await.expect("seed");
+    fixtures::user(owner, "team-only").await;
+    // `team-only` is in org-0's team-0 as a viewer, and in no org role.
+    let team = "(select t.id from teams t join organizations o on o.id = t.org_id \
+                 where o.slug = 'org-0' order by t.name limit 1)";
+    let reach = format!(
+        "select pr.resource_id from project_resources pr \
+         join projects p on p.id = pr.project_id and p.deleted_at is null where p.team_id = {team}"
+    );
+    let granted = format!("select dp.dock_id from dock_permissions dp where dp.team_id = {team}");
+    owner
+        .batch_execute(&format!(
+            "insert into team_memberships (org_id, team_id, user_id, role_id) \
+             select t.org_id, t.id, u.id, r.id from teams t, users u, roles r \
+              where t.id = {team} and u.external_id = 'team-only' and r.org_id = t.org_id and r.name = 'viewer'; \
+             insert into alerts (org_id, resource_kind, resource_id, severity, message) \
+             select s.org_id, 'server', s.id, 'critical', 'reached' from servers s \
+              where s.id in ({reach}) limit 1; \
+             insert into alerts (org_id, resource_kind, resource_id, severity, message) \
+             select s.org_id, 'server', s.id, 'warning', 'unreached' from servers s \
+              join organizations o on o.id = s.org_id and o.slug = 'org-0' \
+              where s.id not in ({reach}) and s.dock_id not in ({granted}) limit 1;"
+        ))
+        .await
+        .expect("fixtures");
+    let query = "{ viewer { organization { alerts { totalCount nodes { id message } } } } }";
+    let (_, body) = app
+        .graphql(
+            Some(&app.token("org-0-owner", Some("org-0"))),
+            query,
+            json!({}),
+        )
+        .await;
+    let all = &body["data"]["viewer"]["organization"]["alerts"];
+    assert_eq!(all["totalCount"], 2, "{body}");
+    let unreached = all["nodes"]
+        .as_array()
+        .expect("nodes")
+        .iter()
+        .find(|n| n["message"] == "unreached")
+        .expect("the owner sees it")["id"]
+        .clone();
+
+    let guest = app.token("team-only", Some("org-0"));
+    let (_, body) = app.graphql(Some(&guest), query, json!({})).await;
+    let seen = &body["data"]["viewer"]["organization"]["alerts"];
+    assert_eq!(seen["totalCount"], 1, "{body}");
+    assert_eq!(seen["nodes"][0]["message"], "reached");
+    let node = "query($id: ID!) { node(id: $id) { id } }";
+    let (_, body) = app
+        .graphql(Some(&guest), node, json!({ "id": unreached }))
+        .await;
+    assert_eq!(body, json!({ "data": { "node": null } }));
+
+    // Client roles grant projects and resources only: no alerts in the client portal.
+    let client = app.token("org-0-client-0", Some("org-0"));
+    let (_, body) = app.graphql(Some(&client), query, json!({})).await;
+    assert_eq!(crate::harness::error_code(&body), "FORBIDDEN", "{body}");
+}

@@ -64,8 +64,9 @@ impl AlertNode {
     }
 }
 
-/// `Organization.alerts`: newest first, needs monitoring READ, only alerts of resources the
-/// viewer sees; resources are loaded for the whole page at once.
+/// `Organization.alerts`: newest first, needs monitoring READ (from the org role or a team role;
+/// client roles grant only projects and resources), only alerts of resources the viewer sees;
+/// resources are loaded for the whole page at once.
 pub async fn alerts_of(
     ctx: &Context<'_>,
     org: Uuid,
@@ -73,7 +74,10 @@ pub async fn alerts_of(
     open: Option<bool>,
 ) -> Result<AlertConnection, ApiError> {
     let viewer = viewer(ctx)?;
-    if !viewer.can(Area::Monitoring, Level::Read) {
+    if !viewer
+        .effective_permissions()
+        .allows(Area::Monitoring, Level::Read)
+    {
         return Err(ApiError::Forbidden("alerts need monitoring READ".into()));
     }
     let window = Window::<(DateTime<Utc>, Uuid)>::new(first, after)?;
