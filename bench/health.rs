@@ -75,7 +75,8 @@ fn parse_args() -> anyhow::Result<Options> {
             "--orgs" => o.orgs = value()?.parse().context("--orgs")?,
             "--seconds" => o.seconds = value()?.parse().context("--seconds")?,
             "--interval" => {
-                o.interval = stackgate::config::parse_duration(&value()?).map_err(|e| anyhow!(e))?
+                o.interval = stackgate::health::settings::parse_duration(&value()?)
+                    .map_err(|e| anyhow!(e))?
             }
             "--concurrency" => o.concurrency = value()?.parse().context("--concurrency")?,
             "--burst" => o.burst = true,
