@@ -934,3 +934,33 @@ async fn team_only_viewers_see_only_alerts_of_resources_they_reach() {
     let (_, body) = app.graphql(Some(&client), query, json!({})).await;
     assert_eq!(crate::harness::error_code(&body), "FORBIDDEN", "{body}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_server_runs_the_monitor_when_asked() {
+    let app = TestApp::spawn_with(|c| {
+        c.run_health = true;
+        c.health = config(1, 4);
+    })
+    .await;
+    let owner = &mut app.db.owner().await;
+    let org = fixtures::org(owner, "acme").await;
+    let dock = dock(owner, &org).await;
+    let site = Site::start(UP).await;
+    let web = resource(
+        owner,
+        (&org, dock),
+        "web_services",
+        "production_url",
+        &site.url,
+    )
+    .await;
+    let started = Instant::now();
+    while health(owner, "web_services", web)
+        .await
+        .last_health_check_at
+        .is_none()
+    {
+        assert!(started.elapsed() < Duration::from_secs(10), "never probed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
