@@ -273,6 +273,8 @@ fn resolve(
         auth_cache_seconds: args.auth_cache_seconds,
         encryption_keys: args.encryption_keys.clone().map(SecretString::from),
         run_scheduler: true,
+        health: args.health.monitor(),
+        run_health: args.health.enabled,
     })
 }
 

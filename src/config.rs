@@ -105,6 +105,10 @@ pub struct ConfigArgs {
         global = true
     )]
     pub max_tokens: usize,
+
+    /// Health monitoring settings.
+    #[command(flatten)]
+    pub health: crate::health::settings::HealthArgs,
 }
 
 impl ConfigArgs {
@@ -156,6 +160,10 @@ pub struct Config {
     pub encryption_keys: Option<SecretString>,
     /// Whether this process claims and runs due syncs in the background.
     pub run_scheduler: bool,
+    /// Health monitoring settings.
+    pub health: crate::health::MonitorConfig,
+    /// Whether this process probes resources' health in the background.
+    pub run_health: bool,
 }
 
 impl std::fmt::Debug for Config {
@@ -202,6 +210,8 @@ mod tests {
             auth_cache_seconds: 0,
             encryption_keys: None,
             run_scheduler: false,
+            health: Default::default(),
+            run_health: false,
         };
         let shown = format!("{config:?}");
         assert!(!shown.contains("hunter2"), "{shown}");

@@ -8,6 +8,9 @@ use tokio::task::JoinHandle;
 use crate::app::AppState;
 use crate::config::Config;
 
+/// Database connections of the health monitor (a probe holds one only while recording it).
+const MONITOR_POOL_SIZE: usize = 4;
+
 /// A server running in the background until [`RunningServer::shutdown`].
 pub struct RunningServer {
     pub addr: SocketAddr,
@@ -15,6 +18,7 @@ pub struct RunningServer {
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<std::io::Result<()>>,
     scheduler: Option<crate::sync::scheduler::SchedulerHandle>,
+    health: Option<crate::health::MonitorHandle>,
 }
 
 /// Binds `config.listen` (port 0 picks a free one) and serves in a background task.
@@ -25,6 +29,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     })?;
     let addr = listener.local_addr()?;
     let run_scheduler = config.run_scheduler;
+    let run_health = config.run_health;
     let state = AppState::new(config)?;
     // Subscribers must not miss what happens right after start-up (tests rely on it too).
     if !state
@@ -50,13 +55,27 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         .then(|| state.scheduler.clone())
         .flatten()
         .map(|s| s.spawn());
+    let health = match run_health {
+        true => Some(spawn_monitor(&state)?),
+        false => None,
+    };
     Ok(RunningServer {
         addr,
         state,
         stop: Some(stop),
         task,
         scheduler,
+        health,
     })
+}
+
+/// Starts probing resources' health in the background (DESIGN §8), on a small pool of its own so
+/// that a burst of probe results never queues GraphQL requests behind it.
+fn spawn_monitor(state: &AppState) -> anyhow::Result<crate::health::MonitorHandle> {
+    let pool = crate::db::build_pool(&state.config.database_url, MONITOR_POOL_SIZE)?;
+    let monitor = crate::health::Monitor::new(pool, state.config.health.clone())
+        .map_err(|e| anyhow::anyhow!("cannot build the health probes' HTTP client: {e}"))?;
+    Ok(monitor.spawn())
 }
 
 impl RunningServer {
@@ -64,6 +83,9 @@ impl RunningServer {
     pub async fn shutdown(mut self) -> anyhow::Result<()> {
         if let Some(scheduler) = self.scheduler.take() {
             scheduler.stop();
+        }
+        if let Some(health) = self.health.take() {
+            health.stop();
         }
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());

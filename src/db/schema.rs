@@ -92,6 +92,11 @@ diesel::table! {
         port -> Nullable<Int4>,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        health_next_check_at -> Timestamptz,
+        health_lease_owner -> Nullable<Text>,
+        health_lease_expires_at -> Nullable<Timestamptz>,
+        health_streak_state -> Nullable<Text>,
+        health_streak_count -> Int4,
     }
 }
 
@@ -150,6 +155,22 @@ diesel::table! {
         domain_name -> Text,
         expires_at -> Nullable<Timestamptz>,
         auto_renew -> Nullable<Bool>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+        health_next_check_at -> Timestamptz,
+        health_lease_owner -> Nullable<Text>,
+        health_lease_expires_at -> Nullable<Timestamptz>,
+        health_streak_state -> Nullable<Text>,
+        health_streak_count -> Int4,
+    }
+}
+
+diesel::table! {
+    health_check_intervals (id) {
+        id -> Uuid,
+        org_id -> Uuid,
+        resource_kind -> Text,
+        interval_seconds -> Int4,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
     }
@@ -287,6 +308,11 @@ diesel::table! {
         image -> Nullable<Text>,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        health_next_check_at -> Timestamptz,
+        health_lease_owner -> Nullable<Text>,
+        health_lease_expires_at -> Nullable<Timestamptz>,
+        health_streak_state -> Nullable<Text>,
+        health_streak_count -> Int4,
     }
 }
 
@@ -366,6 +392,11 @@ diesel::table! {
         framework -> Nullable<Text>,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        health_next_check_at -> Timestamptz,
+        health_lease_owner -> Nullable<Text>,
+        health_lease_expires_at -> Nullable<Timestamptz>,
+        health_streak_state -> Nullable<Text>,
+        health_streak_count -> Int4,
     }
 }
 
@@ -382,6 +413,7 @@ diesel::joinable!(databases -> organizations (org_id));
 diesel::joinable!(dock_permissions -> organizations (org_id));
 diesel::joinable!(docks -> organizations (org_id));
 diesel::joinable!(domains -> organizations (org_id));
+diesel::joinable!(health_check_intervals -> organizations (org_id));
 diesel::joinable!(health_checks -> organizations (org_id));
 diesel::joinable!(memberships -> organizations (org_id));
 diesel::joinable!(memberships -> users (user_id));
@@ -409,6 +441,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     dock_permissions,
     docks,
     domains,
+    health_check_intervals,
     health_checks,
     memberships,
     operation_permissions,

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use async_graphql::dataloader::{DataLoader, HashMapCache, Loader};
 use uuid::Uuid;
 
+use crate::db::models::alert::{self, AlertRow};
 use crate::db::models::directory::{self, Client, Team};
 use crate::db::models::dock::{self, Dock, SyncRunRow};
 use crate::db::models::link::{self, LinkFilter, LinkRow};
@@ -197,6 +198,7 @@ impl Loader<ProjectId> for DbLoader {
     }
 }
 by_id_loader!(SyncRunId, SyncRunRow, dock::sync_runs_by_ids);
+by_id_loader!(AlertId, AlertRow, alert::by_ids);
 
 /// Users by id, among the members of the request's organization.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

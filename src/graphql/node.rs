@@ -10,7 +10,10 @@ use uuid::Uuid;
 
 use super::context::{loaders, viewer};
 use super::ids;
-use super::loaders::{ClientId, DockId, MemberId, ProjectId, ResourceKey, SyncRunId, TeamId};
+use super::loaders::{
+    AlertId, ClientId, DockId, MemberId, ProjectId, ResourceKey, SyncRunId, TeamId,
+};
+use super::types::alert::AlertNode;
 use super::types::directory::{ClientNode, TeamNode};
 use super::types::dock::{DockNode, SyncRunNode};
 use super::types::organization::OrganizationNode;
@@ -19,6 +22,7 @@ use super::types::resource::{
     DatabaseNode, DomainNode, ResourceInterface, ServerNode, WebServiceNode, kind_of_type,
 };
 use super::types::user::UserNode;
+use crate::auth::permissions::{Area, Level};
 use crate::error::ApiError;
 
 /// Anything with a global id.
@@ -36,6 +40,7 @@ pub enum Node {
     WebService(WebServiceNode),
     Domain(DomainNode),
     Database(DatabaseNode),
+    Alert(AlertNode),
 }
 
 /// Resolves many ids at once, in order, with at most one batch per type.
@@ -75,11 +80,19 @@ pub async fn resolve_nodes(
     let clients = loaders
         .load_many(of_type("Client").into_iter().map(ClientId))
         .await?;
+    let alerts = loaders
+        .load_many(of_type("Alert").into_iter().map(AlertId))
+        .await?;
     let resource_keys: Vec<ResourceKey> = decoded
         .iter()
         .filter_map(|(t, id)| Some(ResourceKey(kind_of_type(t)?, *id)))
+        .chain(alerts.values().filter_map(|a| AlertNode::resource_key(a)))
         .collect();
     let resources = loaders.load_many(resource_keys).await?;
+    let monitoring = !alerts.is_empty()
+        && viewer
+            .effective_permissions()
+            .allows(Area::Monitoring, Level::Read);
     let pick = |name: &str, id: Uuid| -> Option<Node> {
         Some(match name {
             "Organization" => {
@@ -104,6 +117,14 @@ pub async fn resolve_nodes(
             "Client" => Node::Client(ClientNode(visible(&clients, ClientId(id), |c| {
                 c.org_id == org && viewer.sees_client(c.id)
             })?)),
+            "Alert" => {
+                let alert = alerts.get(&AlertId(id)).filter(|a| {
+                    a.org_id == org
+                        && monitoring
+                        && AlertNode::resource_key(a).is_some_and(|k| resources.contains_key(&k))
+                })?;
+                Node::Alert(AlertNode(alert.clone()))
+            }
             other => {
                 let key = ResourceKey(kind_of_type(other)?, id);
                 let row = visible(&resources, key, |r| r.common.org_id == org)?;

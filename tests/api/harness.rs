@@ -176,6 +176,8 @@ impl TestApp {
             auth_cache_seconds: 0,
             encryption_keys: Some(stackgate::crypto::Keyring::generate_spec("test")),
             run_scheduler: false,
+            health: Default::default(),
+            run_health: false,
         };
         adjust(&mut config);
         let jwt = JwtKeys::hs256(&SecretString::from(JWT_SECRET.to_owned()));

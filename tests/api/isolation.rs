@@ -13,9 +13,16 @@ use crate::harness::{TestApp, error_code};
 
 async fn seeded() -> TestApp {
     let app = TestApp::spawn().await;
-    stackgate::seed::seed(&mut app.db.owner().await, 1)
-        .await
-        .expect("seed");
+    let mut owner = app.db.owner().await;
+    stackgate::seed::seed(&mut owner, 1).await.expect("seed");
+    diesel_async::SimpleAsyncConnection::batch_execute(
+        &mut owner,
+        "insert into alerts (org_id, resource_kind, resource_id, severity, message) \
+         select org_id, 'server', id, 'critical', 'seeded' from servers \
+         where org_id = (select id from organizations where slug = 'org-1') limit 1",
+    )
+    .await
+    .expect("an alert in org-1");
     app
 }
 
@@ -25,7 +32,8 @@ async fn ids_of_org_1(app: &TestApp) -> BTreeMap<String, String> {
         teams { id } clients { id } members { user { id } }
         projects(first: 1) { nodes { id } }
         docks(first: 1) { nodes { id syncRuns(first: 1) { nodes { id } } } }
-        resources(first: 500) { nodes { __typename id } } } } }";
+        resources(first: 500) { nodes { __typename id } }
+        alerts(first: 1) { nodes { id } } } } }";
     let (_, body) = app
         .graphql(
             Some(&app.token("org-1-owner", Some("org-1"))),
@@ -47,6 +55,7 @@ async fn ids_of_org_1(app: &TestApp) -> BTreeMap<String, String> {
     put("Client", &org["clients"][0]["id"]);
     put("Project", &org["projects"]["nodes"][0]["id"]);
     put("Dock", &org["docks"]["nodes"][0]["id"]);
+    put("Alert", &org["alerts"]["nodes"][0]["id"]);
     put(
         "SyncRun",
         &org["docks"]["nodes"][0]["syncRuns"]["nodes"][0]["id"],

@@ -9,6 +9,7 @@ mod docks;
 mod fixtures;
 mod graph;
 mod harness;
+mod health;
 mod http;
 mod isolation;
 mod migrations;

@@ -27,7 +27,8 @@ pub struct CheckRow {
 }
 
 /// Checks of each of `resources`, newest first (`checked_at desc, id desc`), after the keyset
-/// position, at most `limit` each: one statement.
+/// position, at most `limit` each: one statement. Each resource's page is read from the
+/// `(resource_id, checked_at desc)` index, so a long history is not sorted per request.
 pub async fn history_page(
     conn: &mut AsyncPgConnection,
     resources: &[Uuid],
@@ -35,13 +36,16 @@ pub async fn history_page(
     limit: i64,
 ) -> Result<Vec<CheckRow>, DbError> {
     Ok(diesel::sql_query(
-        "select id, resource_id, checked_at, state, latency_ms, message, total from ( \
-           select c.*, row_number() over (partition by resource_id order by checked_at desc, id desc) as rn from ( \
-             select id, resource_id, checked_at, state, latency_ms, message, \
-                    count(*) over (partition by resource_id) as total \
-             from health_checks where resource_id = any($1) \
-           ) c where $2::timestamptz is null or (c.checked_at, c.id) < ($2, $3) \
-         ) t where rn <= $4 order by resource_id, rn",
+        "select c.id, r.id as resource_id, c.checked_at, c.state, c.latency_ms, c.message, t.total \
+         from unnest($1::uuid[]) as r(id) \
+         cross join lateral (select count(*) as total from health_checks h where h.resource_id = r.id) t \
+         cross join lateral ( \
+           select h.id, h.checked_at, h.state, h.latency_ms, h.message from health_checks h \
+            where h.resource_id = r.id \
+              and ($2::timestamptz is null or (h.checked_at, h.id) < ($2, $3)) \
+            order by h.checked_at desc, h.id desc limit $4 \
+         ) c \
+         order by r.id, c.checked_at desc, c.id desc",
     )
     .bind::<Array<SqlUuid>, _>(resources)
     .bind::<Nullable<Timestamptz>, _>(after.map(|a| a.0))

@@ -1,6 +1,7 @@
 //! One module per table (or small group of tables): row types and the queries over them.
 
 pub mod access;
+pub mod alert;
 pub mod api_key;
 pub mod audit;
 pub mod credentials;
@@ -11,6 +12,7 @@ pub mod link;
 pub mod membership;
 pub mod migration;
 pub mod organization;
+pub mod probe;
 pub mod project;
 pub mod resource;
 pub mod sync;

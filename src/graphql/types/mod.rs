@@ -1,5 +1,6 @@
 //! GraphQL object types, one module each.
 
+pub mod alert;
 pub mod audit;
 pub mod directory;
 pub mod dock;

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use async_graphql::{Context, ID, Object};
 use chrono::{DateTime, Utc};
 
+use super::alert::AlertConnection;
 use super::audit::{AuditLogConnection, AuditLogNode};
 use super::directory::{ClientNode, MemberNode, RoleNode, TeamNode};
 use super::dock::{self, DockConnection, DockNode};
@@ -173,6 +174,19 @@ impl OrganizationNode {
             (a.0.created_at, a.0.id)
         });
         Ok(AuditLogConnection::new(edges, info, total))
+    }
+    /// Alerts on the resources the viewer sees, newest first; `open` picks open (`true`) or
+    /// resolved (`false`) ones. Needs monitoring READ.
+    #[graphql(complexity = "first.unwrap_or(50).max(0) as usize * child_complexity")]
+    async fn alerts(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        open: Option<bool>,
+    ) -> async_graphql::Result<AlertConnection> {
+        let page = (first, after.as_deref());
+        Ok(super::alert::alerts_of(ctx, self.0.id, page, open).await?)
     }
     /// Teams by name.
     async fn teams(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<TeamNode>> {

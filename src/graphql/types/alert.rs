@@ -1,0 +1,119 @@
+//! `Alert`: a resource's health went bad (opened) and, later, recovered (resolved).
+
+use std::sync::Arc;
+
+use async_graphql::{Context, ID, Object};
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::project::node_looks;
+use super::resource::{ResourceInterface, load_and_prime};
+use crate::auth::permissions::{Area, Level};
+use crate::db::models::alert::{self, AlertRow};
+use crate::db::models::resource::Kind;
+use crate::error::ApiError;
+use crate::graphql::connection::{Window, connection, paginate};
+use crate::graphql::context::{load_one, run, viewer};
+use crate::graphql::ids;
+use crate::graphql::loaders::ResourceKey;
+
+/// An alert on a resource.
+pub struct AlertNode(pub Arc<AlertRow>);
+
+connection!(AlertConnection, AlertEdge, AlertNode);
+
+impl AlertNode {
+    /// The key of the alert's resource.
+    pub fn resource_key(row: &AlertRow) -> Option<ResourceKey> {
+        Some(ResourceKey(
+            Kind::parse(&row.resource_kind)?,
+            row.resource_id,
+        ))
+    }
+}
+
+#[Object(name = "Alert")]
+impl AlertNode {
+    pub async fn id(&self) -> ID {
+        ids::encode("Alert", self.0.id)
+    }
+    /// The resource whose health the alert is about.
+    async fn resource(&self, ctx: &Context<'_>) -> async_graphql::Result<ResourceInterface> {
+        let key = Self::resource_key(&self.0);
+        let row = match key {
+            Some(key) => load_one(ctx, key).await?,
+            None => None,
+        };
+        let row = row.ok_or_else(|| ApiError::NotFound("the alert's resource is gone".into()))?;
+        Ok(ResourceInterface::from_row(row))
+    }
+    /// `critical` (UNHEALTHY) or `warning` (DEGRADED).
+    async fn severity(&self) -> &str {
+        &self.0.severity
+    }
+    /// What the probe that confirmed the state said.
+    async fn message(&self) -> &str {
+        &self.0.message
+    }
+    async fn opened_at(&self) -> DateTime<Utc> {
+        self.0.opened_at
+    }
+    /// When the resource's health changed again; `null` while open.
+    async fn resolved_at(&self) -> Option<DateTime<Utc>> {
+        self.0.resolved_at
+    }
+}
+
+/// `Organization.alerts`: newest first, needs monitoring READ (from the org role or a team role;
+/// client roles grant only projects and resources), only alerts of resources the viewer sees;
+/// resources are loaded for the whole page at once.
+pub async fn alerts_of(
+    ctx: &Context<'_>,
+    org: Uuid,
+    (first, after): (Option<i32>, Option<&str>),
+    open: Option<bool>,
+) -> Result<AlertConnection, ApiError> {
+    let viewer = viewer(ctx)?;
+    if !viewer
+        .effective_permissions()
+        .allows(Area::Monitoring, Level::Read)
+    {
+        return Err(ApiError::Forbidden("alerts need monitoring READ".into()));
+    }
+    let window = Window::<(DateTime<Utc>, Uuid)>::new(first, after)?;
+    let visibility = viewer.visibility();
+    let filter = alert::Filter {
+        open,
+        visible: visibility
+            .linked_resources
+            .clone()
+            .map(|linked| (visibility.dock_ids().unwrap_or_default(), linked)),
+        after: window.after,
+        limit: window.limit(),
+    };
+    let look = ctx.look_ahead();
+    let counted = look.field("totalCount").exists();
+    let (rows, total) = run(ctx, async |conn| {
+        let rows = alert::page(conn, org, &filter).await?;
+        let total = match counted {
+            true => alert::count(conn, org, &filter).await?,
+            false => 0,
+        };
+        Ok((rows, total))
+    })
+    .await?;
+    let nodes: Vec<AlertNode> = rows.into_iter().map(|r| AlertNode(Arc::new(r))).collect();
+    let (edges, info) = paginate(nodes, window.first, window.after.is_some(), |a| {
+        (a.0.opened_at, a.0.id)
+    });
+    let keys = edges
+        .iter()
+        .filter_map(|(_, a)| AlertNode::resource_key(&a.0))
+        .collect();
+    let looks: Vec<_> = node_looks(&look)
+        .iter()
+        .map(|l| l.field("resource"))
+        .collect();
+    load_and_prime(ctx, keys, &looks).await?;
+    Ok(AlertConnection::new(edges, info, total))
+}
