@@ -116,6 +116,10 @@ async fn serve(args: ConfigArgs, migrate: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The monitor's default interval, and the demo's shorter one.
+const DEFAULT_HEALTH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
+const DEMO_HEALTH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
+
 async fn run_demo(args: ConfigArgs) -> anyhow::Result<()> {
     let database = Database::open(&args).await?;
     db::run_migrations(&database.url).await?;
@@ -140,6 +144,11 @@ async fn run_demo(args: ConfigArgs) -> anyhow::Result<()> {
     )?;
     if config.encryption_keys.is_none() {
         config.encryption_keys = Some(demo_encryption_key(&args.data_dir())?);
+    }
+    // Probe often enough that the flapping fake services show transitions within a minute,
+    // unless another interval was chosen.
+    if config.health.interval == DEFAULT_HEALTH_INTERVAL {
+        config.health.interval = DEMO_HEALTH_INTERVAL;
     }
     let keyring = crate::crypto::Keyring::from_config(
         config

@@ -21,6 +21,7 @@ use tokio::task::JoinHandle;
 
 use super::{CHANNEL, Event};
 use crate::db::models::dock::{self, Dock, SyncRunRow};
+use crate::db::models::resource::{self, Kind, Resource};
 use crate::db::{DbError, Pool, Scope};
 use diesel_async::{AsyncPgConnection, SimpleAsyncConnection};
 
@@ -47,6 +48,7 @@ pub enum Delivery {
 pub struct Envelope {
     pub event: Event,
     sync_objects: OnceCell<SyncObjects>,
+    resource: OnceCell<Option<Arc<Resource>>>,
 }
 
 /// A sync event's dock (`None` when deleted or gone) and run.
@@ -57,6 +59,7 @@ impl Envelope {
         Self {
             event,
             sync_objects: OnceCell::new(),
+            resource: OnceCell::new(),
         }
     }
 
@@ -88,6 +91,32 @@ impl Envelope {
                     .find(|d| d.deleted_at.is_none())
                     .map(Arc::new);
                 Ok((dock, runs.into_iter().next().map(Arc::new)))
+            })
+            .await
+            .cloned()
+    }
+
+    /// A health event's resource (`None` when gone), loaded in the event's organization by the
+    /// first subscriber that asks, like [`Envelope::sync_objects`].
+    pub async fn health_resource(&self, pool: &Pool) -> Result<Option<Arc<Resource>>, DbError> {
+        let Event::Health(event) = &self.event else {
+            return Ok(None);
+        };
+        let Some(kind) = Kind::parse(&event.kind) else {
+            return Ok(None);
+        };
+        self.resource
+            .get_or_try_init(|| async {
+                let scope = Scope {
+                    org_id: Some(event.org_id),
+                    ..Scope::default()
+                };
+                let rows = scope
+                    .transaction(pool, async |conn| {
+                        resource::by_ids(conn, kind, &[event.resource_id]).await
+                    })
+                    .await?;
+                Ok(rows.into_iter().next().map(Arc::new))
             })
             .await
             .cloned()

@@ -5,7 +5,8 @@
 //! an event is delivered only if that transaction commits, on every replica (each LISTENs). The
 //! payloads are JSON with a `type` and an `org_id`, and carry ids and states only:
 //! - `sync`: [`crate::sync::events::SyncEvent`], from the sync engine;
-//! - `link`: [`links::LinkEvent`], from a trigger on `project_resources`.
+//! - `link`: [`links::LinkEvent`], from a trigger on `project_resources`;
+//! - `health`: [`crate::health::events::HealthEvent`], from the health monitor.
 //!
 //! Subscribers filter every event by tenant and permission when it reaches them, and resolve
 //! what they show with their own permissions.
@@ -17,6 +18,7 @@ use uuid::Uuid;
 
 pub use bus::{Delivery, Envelope, EventBus};
 
+use crate::health::events::HealthEvent;
 use crate::sync::events::SyncEvent;
 use links::LinkEvent;
 
@@ -28,6 +30,7 @@ pub const CHANNEL: &str = "stackgate_events";
 pub enum Event {
     Sync(SyncEvent),
     Link(LinkEvent),
+    Health(HealthEvent),
 }
 
 impl Event {
@@ -41,6 +44,7 @@ impl Event {
         match serde_json::from_str::<Tag>(payload).ok()?.event_type {
             "sync" => SyncEvent::parse(payload).map(Event::Sync),
             "link" => LinkEvent::parse(payload).map(Event::Link),
+            "health" => HealthEvent::parse(payload).map(Event::Health),
             _ => None,
         }
     }
@@ -50,6 +54,7 @@ impl Event {
         match self {
             Event::Sync(e) => e.org_id,
             Event::Link(e) => e.org_id,
+            Event::Health(e) => e.org_id,
         }
     }
 }

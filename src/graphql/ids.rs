@@ -7,7 +7,9 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use uuid::Uuid;
 
+use crate::db::models::resource::Kind;
 use crate::error::ApiError;
+use crate::graphql::types::resource::kind_of_type;
 
 /// Encodes the id of row `id` of GraphQL type `type_name`.
 pub fn encode(type_name: &str, id: Uuid) -> async_graphql::ID {
@@ -33,6 +35,15 @@ pub fn decode_as(id: &str, type_name: &str) -> Result<Uuid, ApiError> {
             truncate(id)
         ))),
     }
+}
+
+/// Decodes a resource's id (a `Server`, `WebService`, `Domain` or `Database`) into its kind and
+/// uuid; ids of other types name no resource.
+pub fn decode_resource(id: &str) -> Result<(Kind, Uuid), ApiError> {
+    let (type_name, uuid) = decode(id)?;
+    let kind = kind_of_type(&type_name)
+        .ok_or_else(|| ApiError::NotFound(format!("no resource with id `{}`", truncate(id))))?;
+    Ok((kind, uuid))
 }
 
 fn truncate(id: &str) -> &str {

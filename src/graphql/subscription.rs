@@ -7,6 +7,7 @@
 //! own permissions. When the bus lost events (its LISTEN connection dropped, or this subscriber fell
 //! behind), the subscription yields an `EVENTS_MISSED` error and goes on: clients refetch.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use async_graphql::{Context, ID, Subscription as SubscriptionRoot};
@@ -17,12 +18,17 @@ use uuid::Uuid;
 
 use super::context::viewer;
 use super::ids;
-use super::types::events::{ProjectResourceEventNode, SyncEventNode};
+use super::types::events::{HealthEventNode, ProjectResourceEventNode, SyncEventNode};
 use crate::auth::Viewer;
 use crate::db::Pool;
-use crate::db::models::{dock, project};
+use crate::db::models::resource::{self, Kind};
+use crate::db::models::{dock, link, project};
 use crate::error::ApiError;
+use crate::events::links::LinkChange;
 use crate::events::{Delivery, Envelope, Event, EventBus};
+
+/// The most resources one `resourceHealth` subscription may name.
+const MAX_RESOURCE_IDS: usize = 500;
 
 /// The subscription roots.
 pub struct Subscription;
@@ -83,6 +89,70 @@ impl Subscription {
                 _ => None,
             }
         }))
+    }
+
+    /// Confirmed health transitions, from now on, of the resources the viewer may see: those
+    /// linked to `projectId` (following links made and removed while subscribed) and/or those
+    /// named in `resourceIds`; with neither, of every resource the viewer may see.
+    async fn resource_health(
+        &self,
+        ctx: &Context<'_>,
+        project_id: Option<ID>,
+        resource_ids: Option<Vec<ID>>,
+    ) -> async_graphql::Result<impl Stream<Item = async_graphql::Result<HealthEventNode>> + use<>>
+    {
+        let viewer = viewer(ctx)?.clone();
+        let (bus, pool) = bus_and_pool(ctx)?;
+        let project = project_id
+            .map(|id| ids::decode_as(&id, "Project"))
+            .transpose()?;
+        let named = resource_ids.map(|ids| decode_resources(&ids)).transpose()?;
+        let receiver = bus.subscribe();
+        let linked = match project {
+            Some(id) => Some(linked_resources(pool, &viewer, id).await?),
+            None => None,
+        };
+        if let Some(named) = &named {
+            check_resources(pool, &viewer, named).await?;
+        }
+        let named: Option<HashSet<Uuid>> = named.map(|n| n.into_iter().map(|(_, id)| id).collect());
+        let org = viewer.organization.id;
+        let pool = pool.clone();
+        let mut linked = linked;
+        Ok(deliveries(receiver, move |envelope| match &envelope.event {
+            Event::Link(e) if e.org_id == org && Some(e.project_id) == project => {
+                if let Some(linked) = linked.as_mut() {
+                    match e.change {
+                        LinkChange::Linked => {
+                            linked.insert(e.resource_id);
+                        }
+                        LinkChange::Unlinked => {
+                            linked.remove(&e.resource_id);
+                        }
+                        LinkChange::StatusChanged | LinkChange::Renamed => {}
+                    }
+                }
+                None
+            }
+            Event::Health(e) => {
+                let wanted = e.org_id == org
+                    && viewer.visibility().sees_resource(e.resource_id, e.dock_id)
+                    && linked.as_ref().is_none_or(|l| l.contains(&e.resource_id))
+                    && named.as_ref().is_none_or(|n| n.contains(&e.resource_id));
+                if !wanted {
+                    return None;
+                }
+                let (envelope, pool, event) = (envelope.clone(), pool.clone(), e.clone());
+                Some(async move {
+                    let row = envelope.health_resource(&pool).await?;
+                    Ok(row
+                        .filter(|r| r.common.org_id == org && r.common.dock_id == event.dock_id)
+                        .map(|resource| HealthEventNode { event, resource }))
+                })
+            }
+            _ => None,
+        })
+        .filter_map(|item| async move { item.transpose() }))
     }
 }
 
@@ -177,6 +247,71 @@ async fn dock_exists(pool: &Pool, viewer: &Viewer, id: Uuid) -> Result<bool, Api
     Ok(rows
         .iter()
         .any(|d| d.org_id == viewer.organization.id && d.deleted_at.is_none()))
+}
+
+/// Decodes `resourceIds`: at most [`MAX_RESOURCE_IDS`], each a resource's id.
+fn decode_resources(ids: &[ID]) -> Result<Vec<(Kind, Uuid)>, ApiError> {
+    if ids.len() > MAX_RESOURCE_IDS {
+        return Err(ApiError::BadUserInput(format!(
+            "resourceIds names {} resources; at most {MAX_RESOURCE_IDS} are allowed",
+            ids.len()
+        )));
+    }
+    ids.iter().map(|id| ids::decode_resource(id)).collect()
+}
+
+/// Fails with `NOT_FOUND` unless every resource exists and the viewer may see it.
+async fn check_resources(
+    pool: &Pool,
+    viewer: &Viewer,
+    named: &[(Kind, Uuid)],
+) -> Result<(), ApiError> {
+    let visibility = viewer.visibility().clone();
+    let found = viewer
+        .scope()
+        .transaction(pool, async |conn| {
+            let mut found = HashSet::new();
+            for kind in [Kind::Server, Kind::WebService, Kind::Domain, Kind::Database] {
+                let ids: Vec<Uuid> = named
+                    .iter()
+                    .filter(|(k, _)| *k == kind)
+                    .map(|(_, id)| *id)
+                    .collect();
+                if ids.is_empty() {
+                    continue;
+                }
+                for row in resource::by_ids(conn, kind, &ids).await? {
+                    if visibility.sees_resource(row.common.id, row.common.dock_id) {
+                        found.insert(row.common.id);
+                    }
+                }
+            }
+            Ok(found)
+        })
+        .await?;
+    match named.iter().find(|(_, id)| !found.contains(id)) {
+        Some((kind, id)) => Err(ApiError::NotFound(format!(
+            "no resource with id `{}`",
+            ids::encode(super::types::resource::type_name(*kind), *id).0
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// The resources linked to project `id`; `NOT_FOUND` unless the project is live and visible.
+async fn linked_resources(
+    pool: &Pool,
+    viewer: &Viewer,
+    id: Uuid,
+) -> Result<HashSet<Uuid>, ApiError> {
+    if !project_exists(pool, viewer, id).await? {
+        return Err(ApiError::NotFound("no such project".into()));
+    }
+    let ids = viewer
+        .scope()
+        .transaction(pool, async |conn| link::resource_ids_of(conn, id).await)
+        .await?;
+    Ok(ids.into_iter().collect())
 }
 
 /// True when project `id` is live and the viewer may see it.

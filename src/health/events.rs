@@ -4,7 +4,7 @@
 //! that records it, so it is delivered only if that transaction commits. The payload is JSON:
 //!
 //! ```json
-//! {"type": "health", "org_id": "<uuid>", "resource_id": "<uuid>",
+//! {"type": "health", "org_id": "<uuid>", "dock_id": "<uuid>", "resource_id": "<uuid>",
 //!  "kind": "server" | "web_service" | "domain" | "database",
 //!  "previous": "healthy" | "degraded" | "unhealthy" | "unknown", "current": "...",
 //!  "at": "2026-11-22T10:00:00.123Z"}
@@ -26,6 +26,8 @@ pub struct HealthEvent {
     #[serde(rename = "type")]
     pub event_type: String,
     pub org_id: Uuid,
+    /// The resource's dock: what a team viewer's access is decided by.
+    pub dock_id: Uuid,
     pub resource_id: Uuid,
     /// The stored kind word: `server`, `web_service`, `domain` or `database`.
     pub kind: String,
@@ -37,8 +39,7 @@ pub struct HealthEvent {
 
 impl HealthEvent {
     pub fn new(
-        org_id: Uuid,
-        resource_id: Uuid,
+        (org_id, dock_id, resource_id): (Uuid, Uuid, Uuid),
         kind: &str,
         (previous, current): (&str, &str),
         at: DateTime<Utc>,
@@ -46,6 +47,7 @@ impl HealthEvent {
         Self {
             event_type: "health".to_owned(),
             org_id,
+            dock_id,
             resource_id,
             kind: kind.to_owned(),
             previous: previous.to_owned(),
@@ -77,8 +79,7 @@ mod tests {
             .expect("time")
             .with_timezone(&Utc);
         let event = HealthEvent::new(
-            Uuid::nil(),
-            Uuid::max(),
+            (Uuid::nil(), Uuid::nil(), Uuid::max()),
             "web_service",
             ("healthy", "unhealthy"),
             at,
@@ -86,7 +87,7 @@ mod tests {
         let payload = event.to_payload();
         assert_eq!(
             payload,
-            r#"{"type":"health","org_id":"00000000-0000-0000-0000-000000000000","resource_id":"ffffffff-ffff-ffff-ffff-ffffffffffff","kind":"web_service","previous":"healthy","current":"unhealthy","at":"2026-11-22T10:00:00.123Z"}"#
+            r#"{"type":"health","org_id":"00000000-0000-0000-0000-000000000000","dock_id":"00000000-0000-0000-0000-000000000000","resource_id":"ffffffff-ffff-ffff-ffff-ffffffffffff","kind":"web_service","previous":"healthy","current":"unhealthy","at":"2026-11-22T10:00:00.123Z"}"#
         );
         assert_eq!(HealthEvent::parse(&payload), Some(event));
         assert_eq!(HealthEvent::parse(r#"{"type":"sync"}"#), None);

@@ -297,7 +297,7 @@ impl Monitor {
                 q::record_on_resource(conn, kind, id, &recorded).await?;
                 if let Some(previous) = step.transition {
                     let change = (previous, step.confirmed);
-                    transition(conn, (org_id, kind, id), change, &message, at).await?;
+                    transition(conn, (org_id, row.dock_id, kind, id), change, &message, at).await?;
                 }
                 Ok(ProbeReport {
                     resource_id: id,
@@ -336,7 +336,7 @@ impl Monitor {
 /// Alerts and the event of a confirmed transition, in the probe's transaction.
 async fn transition(
     conn: &mut diesel_async::AsyncPgConnection,
-    (org_id, kind, id): (Uuid, Kind, Uuid),
+    (org_id, dock_id, kind, id): (Uuid, Uuid, Kind, Uuid),
     (previous, current): (State, State),
     message: &str,
     at: DateTime<Utc>,
@@ -352,8 +352,7 @@ async fn transition(
         alert::open(conn, (org_id, kind, id), severity, &text, at).await?;
     }
     let event = HealthEvent::new(
-        org_id,
-        id,
+        (org_id, dock_id, id),
         kind.as_str(),
         (previous.as_str(), current.as_str()),
         at,

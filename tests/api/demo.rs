@@ -140,3 +140,46 @@ async fn demo_syncs_fake_providers_links_projects_and_reuses_its_docks() {
     assert_eq!(rows(conn, RESOURCES_BY_KIND).await, kinds);
     assert_eq!(rows(conn, LINKS_BY_PROJECT).await, links);
 }
+
+/// `<production_url> <health state>` of acme's Vercel web services (DigitalOcean's apps add their
+/// provider's own verdict, which the fake sometimes reports as failing).
+const WEB_HEALTH: &str = "select w.production_url || ' ' || w.health_state as k, count(*) as n \
+    from web_services w join organizations o on o.id = w.org_id and o.slug = 'acme' \
+    where w.provider = 'vercel' group by 1 order by 1";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_demos_services_go_up_and_down_under_the_health_monitor() {
+    let db = TestDb::migrated().await;
+    let demo = stackgate::demo::prepare(&db.url(), Arc::new(Keyring::for_testing()))
+        .await
+        .expect("demo prepares");
+    let http: Vec<_> = demo
+        .world
+        .targets
+        .iter()
+        .filter(|t| t.kind() == TargetKind::Http)
+        .collect();
+    assert_eq!(http.len(), 2);
+    let pool = stackgate::db::build_pool(&db.url(), 4).expect("pool");
+    let mut config = crate::health::config(1, 32);
+    config.confirmations = 1;
+    let monitor = stackgate::health::Monitor::new(pool, config).expect("monitor");
+    let conn = &mut db.owner().await;
+    for (first, second) in [(true, false), (false, true)] {
+        http[0].set_up(first);
+        http[1].set_up(second);
+        crate::health::round(&monitor, conn).await;
+        let word = |up: bool| if up { "healthy" } else { "unhealthy" };
+        let states: Vec<String> = rows(conn, WEB_HEALTH)
+            .await
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        let mut want = vec![
+            format!("{} {}", http[0].url(), word(first)),
+            format!("{} {}", http[1].url(), word(second)),
+        ];
+        want.sort();
+        assert_eq!(states, want);
+    }
+}

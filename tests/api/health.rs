@@ -18,6 +18,7 @@ use uuid::Uuid;
 
 use crate::fixtures::{self, Org};
 use crate::harness::{TestApp, TestDb};
+use crate::subscriptions::Subscriber;
 
 // ---------------------------------------------------------------------------------------------
 // Targets: an HTTP site and TCP listeners, switchable while the test runs
@@ -152,7 +153,7 @@ async fn resource(
 }
 
 /// Makes every resource due now (instead of waiting out the interval).
-async fn make_due(conn: &mut AsyncPgConnection) {
+pub async fn make_due(conn: &mut AsyncPgConnection) {
     conn.batch_execute(
         "update servers set health_next_check_at = '-infinity'; \
          update web_services set health_next_check_at = '-infinity'; \
@@ -163,7 +164,7 @@ async fn make_due(conn: &mut AsyncPgConnection) {
     .expect("make due");
 }
 
-fn config(server_port: u16, concurrency: usize) -> MonitorConfig {
+pub fn config(server_port: u16, concurrency: usize) -> MonitorConfig {
     MonitorConfig {
         concurrency,
         confirmations: 2,
@@ -179,7 +180,7 @@ fn config(server_port: u16, concurrency: usize) -> MonitorConfig {
 }
 
 /// Makes everything due, claims and probes it, and waits for every result.
-async fn round(monitor: &Monitor, owner: &mut AsyncPgConnection) -> Vec<ProbeReport> {
+pub async fn round(monitor: &Monitor, owner: &mut AsyncPgConnection) -> Vec<ProbeReport> {
     make_due(owner).await;
     let tasks = monitor.run_once().await.expect("claim");
     let mut reports = Vec::new();
@@ -537,6 +538,7 @@ async fn each_transition_publishes_the_agreed_payload_on_commit() {
         [
             "at",
             "current",
+            "dock_id",
             "kind",
             "org_id",
             "previous",
@@ -547,7 +549,7 @@ async fn each_transition_publishes_the_agreed_payload_on_commit() {
     assert_eq!(
         event,
         json!({
-            "type": "health", "org_id": env.org.id, "resource_id": web, "kind": "web_service",
+            "type": "health", "org_id": env.org.id, "dock_id": env.dock, "resource_id": web, "kind": "web_service",
             "previous": "unknown", "current": "healthy",
             "at": at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
         })
@@ -803,6 +805,19 @@ async fn alerts_and_health_summaries_over_graphql_stay_in_their_org() {
         org["projects"]["nodes"][0]["healthSummary"],
         json!({ "healthy": 0, "degraded": 0, "unhealthy": 1, "unknown": 0 })
     );
+    // A resource its provider no longer lists leaves the summary (its link stays, marked deleted).
+    owner
+        .batch_execute(&format!(
+            "update web_services set status = 'deleted' where id = '{web}'"
+        ))
+        .await
+        .expect("delete");
+    let (_, body) = app.graphql(Some(&token), ALERTS, json!({})).await;
+    assert_eq!(
+        body["data"]["viewer"]["organization"]["projects"]["nodes"][0]["healthSummary"],
+        json!({ "healthy": 0, "degraded": 0, "unhealthy": 0, "unknown": 0 }),
+        "{body}"
+    );
     let (_, open) = app
         .graphql(Some(&token), ALERTS, json!({ "open": true }))
         .await;
@@ -963,4 +978,214 @@ async fn the_server_runs_the_monitor_when_asked() {
         assert!(started.elapsed() < Duration::from_secs(10), "never probed");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Live health over subscriptions
+
+const HEALTH_EVENTS: &str = "subscription($project: ID, $ids: [ID!]) {
+    resourceHealth(projectId: $project, resourceIds: $ids) {
+      previous current at resource { id name } } }";
+
+/// Waits until `n` subscriptions listen on the app's event bus.
+async fn wait_subscribed(app: &TestApp, n: usize) {
+    let bus = &app.server.as_ref().expect("running").state.events;
+    let started = Instant::now();
+    while bus.subscribers() < n {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "never subscribed"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The next `resourceHealth` event as `(resource name, previous, current)`.
+async fn transition(sub: &mut Subscriber) -> (String, String, String) {
+    let e = sub.event("resourceHealth").await;
+    let word = |v: &Value| v.as_str().expect("a string").to_owned();
+    (
+        word(&e["resource"]["name"]),
+        word(&e["previous"]),
+        word(&e["current"]),
+    )
+}
+
+fn web_id(id: Uuid) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("WebService:{id}"))
+}
+
+async fn name_of(conn: &mut AsyncPgConnection, id: Uuid) -> String {
+    #[derive(QueryableByName)]
+    struct Name {
+        #[diesel(sql_type = Text)]
+        name: String,
+    }
+    diesel::sql_query("select name from web_services where id = $1")
+        .bind::<SqlUuid, _>(id)
+        .get_result::<Name>(conn)
+        .await
+        .expect("name")
+        .name
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn subscribers_receive_exactly_the_transitions_they_may_see_in_order() {
+    let app = TestApp::spawn().await;
+    let owner = &mut app.db.owner().await;
+    let acme = fixtures::org(owner, "acme").await;
+    let globex = fixtures::org(owner, "globex").await;
+    fixtures::member(owner, &acme, "acme-owner", "owner").await;
+    fixtures::member(owner, &globex, "globex-owner", "owner").await;
+    let (granted, other) = (dock(owner, &acme).await, dock(owner, &acme).await);
+    let foreign = dock(owner, &globex).await;
+    // `teamer` reaches acme only through a team granted the first dock.
+    fixtures::user(owner, "teamer").await;
+    owner
+        .batch_execute(&format!(
+            "insert into teams (org_id, name) values ('{a}', 'Ops');
+             insert into dock_permissions (org_id, dock_id, team_id, level)
+             select '{a}', '{granted}', id, 'read' from teams where org_id = '{a}' and name = 'Ops';
+             insert into team_memberships (org_id, team_id, user_id, role_id)
+             select t.org_id, t.id, u.id, r.id from teams t, users u, roles r
+              where t.org_id = '{a}' and t.name = 'Ops' and u.external_id = 'teamer'
+                and r.org_id = t.org_id and r.name = 'viewer';",
+            a = acme.id
+        ))
+        .await
+        .expect("team");
+    let sites = [
+        Site::start(UP).await,
+        Site::start(UP).await,
+        Site::start(UP).await,
+    ];
+    let web = |dock, org, site: &Site| (dock, org, site.url.clone());
+    let mut ids = Vec::new();
+    for (dock, org, url) in [
+        web(granted, &acme, &sites[0]),
+        web(other, &acme, &sites[1]),
+        web(foreign, &globex, &sites[2]),
+    ] {
+        ids.push(resource(owner, (org, dock), "web_services", "production_url", &url).await);
+    }
+    let (a, b, c) = (ids[0], ids[1], ids[2]);
+    let (a_name, b_name) = (name_of(owner, a).await, name_of(owner, b).await);
+    fixtures::project(owner, &acme, "site").await;
+    let project = "(select id from projects where slug = 'site')";
+    owner
+        .batch_execute(&format!(
+            "insert into project_resources (org_id, project_id, resource_kind, web_service_id)
+             select '{}', {project}, 'web_service', '{b}'",
+            acme.id
+        ))
+        .await
+        .expect("link");
+    #[derive(QueryableByName)]
+    struct ProjectId {
+        #[diesel(sql_type = SqlUuid)]
+        id: Uuid,
+    }
+    let project_id = diesel::sql_query(format!("select id from projects where id = {project}"))
+        .get_result::<ProjectId>(owner)
+        .await
+        .expect("project")
+        .id;
+    let project_gid = {
+        use base64::Engine;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("Project:{project_id}"))
+    };
+
+    let ws = app.url("/graphql/ws");
+    let acme_owner = app.token("acme-owner", Some("acme"));
+    let mut everything = Subscriber::open(&ws, &acme_owner, HEALTH_EVENTS, json!({})).await;
+    let teamer = app.token("teamer", Some("acme"));
+    let mut team = Subscriber::open(&ws, &teamer, HEALTH_EVENTS, json!({})).await;
+    let mut of_project = Subscriber::open(
+        &ws,
+        &acme_owner,
+        HEALTH_EVENTS,
+        json!({ "project": project_gid }),
+    )
+    .await;
+    let mut named = Subscriber::open(
+        &ws,
+        &acme_owner,
+        HEALTH_EVENTS,
+        json!({ "ids": [web_id(a)] }),
+    )
+    .await;
+    // Naming another organization's resource, or the team naming one beyond its dock: not found.
+    let globex_owner = app.token("globex-owner", Some("globex"));
+    for (token, id) in [(&globex_owner, a), (&teamer, b)] {
+        let mut refused =
+            Subscriber::open(&ws, token, HEALTH_EVENTS, json!({ "ids": [web_id(id)] })).await;
+        let result = refused.result().await;
+        assert_eq!(crate::harness::error_code(&result), "NOT_FOUND", "{result}");
+    }
+    wait_subscribed(&app, 4).await;
+
+    let monitor =
+        Monitor::new(build_pool(&app.db.url(), 4).expect("pool"), config(1, 8)).expect("monitor");
+    // Two agreeing rounds: all three become healthy (one transition each).
+    round(&monitor, owner).await;
+    round(&monitor, owner).await;
+    // Then the first site fails, and the project links the first resource too.
+    sites[0].set(DOWN);
+    owner
+        .batch_execute(&format!(
+            "insert into project_resources (org_id, project_id, resource_kind, web_service_id)
+             select '{}', {project}, 'web_service', '{a}'",
+            acme.id
+        ))
+        .await
+        .expect("link");
+    round(&monitor, owner).await;
+    round(&monitor, owner).await;
+
+    let t = |name: &str, from: &str, to: &str| (name.to_owned(), from.to_owned(), to.to_owned());
+    let first_round = [
+        transition(&mut everything).await,
+        transition(&mut everything).await,
+    ];
+    assert!(
+        first_round.contains(&t(&a_name, "UNKNOWN", "HEALTHY")),
+        "{first_round:?}"
+    );
+    assert!(
+        first_round.contains(&t(&b_name, "UNKNOWN", "HEALTHY")),
+        "{first_round:?}"
+    );
+    assert_eq!(
+        transition(&mut everything).await,
+        t(&a_name, "HEALTHY", "UNHEALTHY")
+    );
+    // Only the granted dock's resource, in order; never the other dock's nor globex's.
+    assert_eq!(
+        transition(&mut team).await,
+        t(&a_name, "UNKNOWN", "HEALTHY")
+    );
+    assert_eq!(
+        transition(&mut team).await,
+        t(&a_name, "HEALTHY", "UNHEALTHY")
+    );
+    // The project's: b while only b was linked, then a once linked.
+    assert_eq!(
+        transition(&mut of_project).await,
+        t(&b_name, "UNKNOWN", "HEALTHY")
+    );
+    assert_eq!(
+        transition(&mut of_project).await,
+        t(&a_name, "HEALTHY", "UNHEALTHY")
+    );
+    assert_eq!(
+        transition(&mut named).await,
+        t(&a_name, "UNKNOWN", "HEALTHY")
+    );
+    assert_eq!(
+        transition(&mut named).await,
+        t(&a_name, "HEALTHY", "UNHEALTHY")
+    );
+    // globex's resource changed too, and no acme subscriber was told.
+    assert_eq!(state(owner, "web_services", c).await, "healthy");
 }

@@ -20,12 +20,12 @@ const LINK_EVENTS: &str = "subscription($id: ID!) { projectResourcesChanged(proj
     change status resourceId resource { id name status } project { slug } } }";
 
 /// One subscription on its own socket.
-struct Subscriber {
+pub struct Subscriber {
     socket: Socket,
 }
 
 impl Subscriber {
-    async fn open(ws_url: &str, token: &str, query: &str, variables: Value) -> Self {
+    pub async fn open(ws_url: &str, token: &str, query: &str, variables: Value) -> Self {
         let mut socket = connect_to(ws_url, "graphql-transport-ws").await;
         let init = json!({ "type": "connection_init", "payload": { "authorization": format!("Bearer {token}") } });
         send(&mut socket, init).await;
@@ -40,14 +40,14 @@ impl Subscriber {
     }
 
     /// The next result (`data` or `errors`) of the subscription.
-    async fn result(&mut self) -> Value {
+    pub async fn result(&mut self) -> Value {
         let message = next(&mut self.socket).await.expect("a message");
         assert_eq!(message["type"], "next", "{message}");
         message["payload"].clone()
     }
 
     /// The next event's data, which must carry no error.
-    async fn event(&mut self, field: &str) -> Value {
+    pub async fn event(&mut self, field: &str) -> Value {
         let result = self.result().await;
         assert!(result.get("errors").is_none(), "{result}");
         result["data"][field].clone()

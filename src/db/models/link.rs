@@ -97,11 +97,23 @@ pub async fn health_counts(
          left join web_services w on w.id = pr.web_service_id \
          left join domains d on d.id = pr.domain_id \
          left join databases db on db.id = pr.database_id \
-         where pr.project_id = any($1) group by 1, 2",
+         where pr.project_id = any($1) and pr.denormalized_status <> 'deleted' group by 1, 2",
     )
     .bind::<Array<SqlUuid>, _>(projects)
     .load(conn)
     .await?)
+}
+
+/// The ids of every resource linked to `project`.
+pub async fn resource_ids_of(
+    conn: &mut AsyncPgConnection,
+    project: Uuid,
+) -> Result<Vec<Uuid>, DbError> {
+    Ok(project_resources::table
+        .filter(project_resources::project_id.eq(project))
+        .select(project_resources::resource_id)
+        .load(conn)
+        .await?)
 }
 
 /// The live projects each of `resources` is linked to, by slug.

@@ -121,6 +121,8 @@ pub async fn targets(
 /// A resource's confirmed health and hysteresis streak.
 #[derive(diesel::QueryableByName, Clone, Debug)]
 pub struct HealthRow {
+    #[diesel(sql_type = SqlUuid)]
+    pub dock_id: Uuid,
     #[diesel(sql_type = Text)]
     pub health_state: String,
     #[diesel(sql_type = Nullable<Text>)]
@@ -138,7 +140,7 @@ pub async fn lock_leased(
     owner: &str,
 ) -> Result<Option<HealthRow>, DbError> {
     let sql = format!(
-        "select health_state, health_streak_state, health_streak_count from {} \
+        "select dock_id, health_state, health_streak_state, health_streak_count from {} \
           where id = $1 and health_lease_owner = $2 for update",
         table_of(kind)
     );

@@ -10,12 +10,12 @@ use crate::auth::permissions::Area;
 use crate::db::models::directory;
 use crate::db::models::link;
 use crate::db::models::project::{self, NewProject, ProjectChanges};
-use crate::db::models::resource::{self, Kind};
+use crate::db::models::resource;
 use crate::error::ApiError;
 use crate::graphql::context::viewer;
 use crate::graphql::ids;
 use crate::graphql::types::project::{ProjectNode, ProjectResourceEdge};
-use crate::graphql::types::resource::{ResourceInterface, kind_of_type};
+use crate::graphql::types::resource::ResourceInterface;
 
 const MAX_NAME: usize = 200;
 const MAX_DESCRIPTION: usize = 4000;
@@ -171,7 +171,7 @@ impl ProjectMutations {
     ) -> async_graphql::Result<ProjectResourceEdge> {
         let viewer = viewer(ctx)?;
         let project = ids::decode_as(&project_id, "Project")?;
-        let (kind, resource) = resource_of(&resource_id)?;
+        let (kind, resource) = ids::decode_resource(&resource_id)?;
         let (org, user) = (viewer.organization.id, viewer.user.id);
         let visibility = viewer.visibility();
         let act = Act {
@@ -220,7 +220,7 @@ impl ProjectMutations {
         resource_id: ID,
     ) -> async_graphql::Result<bool> {
         let project = ids::decode_as(&project_id, "Project")?;
-        let (kind, resource) = resource_of(&resource_id)?;
+        let (kind, resource) = ids::decode_resource(&resource_id)?;
         let act = Act {
             area: Area::Projects,
             action: "project.unlink_resource",
@@ -258,14 +258,6 @@ fn not_found(id: &ID) -> ApiError {
         "no project with id `{}`",
         id.get(..64).unwrap_or(id)
     ))
-}
-
-/// A resource id's kind and uuid; ids of other types name no resource.
-fn resource_of(id: &ID) -> Result<(Kind, Uuid), ApiError> {
-    let (type_name, uuid) = ids::decode(id)?;
-    let kind =
-        kind_of_type(&type_name).ok_or_else(|| ApiError::NotFound("no such resource".into()))?;
-    Ok((kind, uuid))
 }
 
 /// Checks that the client and team a project names exist in the org.

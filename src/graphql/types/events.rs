@@ -1,4 +1,4 @@
-//! What subscriptions deliver: `SyncEvent` and `ProjectResourceEvent`.
+//! What subscriptions deliver: `SyncEvent`, `ProjectResourceEvent` and `HealthEvent`.
 
 use std::sync::Arc;
 
@@ -9,14 +9,15 @@ use super::dock::{DockNode, SyncRunNode};
 use super::project::ProjectNode;
 use super::resource::{ResourceInterface, type_name};
 use crate::db::Pool;
-use crate::db::models::resource::Kind;
+use crate::db::models::resource::{Kind, Resource};
 use crate::error::ApiError;
 use crate::events::Envelope;
 use crate::events::links::LinkEvent;
 use crate::graphql::context::load_one;
-use crate::graphql::enums::ResourceStatus;
+use crate::graphql::enums::{HealthState, ResourceStatus};
 use crate::graphql::ids;
 use crate::graphql::loaders::{ProjectId, ResourceKey};
+use crate::health::events::HealthEvent;
 use crate::sync::events::SyncEvent;
 
 /// Where a sync run is.
@@ -128,5 +129,27 @@ impl ProjectResourceEventNode {
     }
     async fn at(&self) -> DateTime<Utc> {
         self.0.at
+    }
+}
+
+/// A confirmed change of a resource's health, live.
+pub struct HealthEventNode {
+    pub event: HealthEvent,
+    pub resource: Arc<Resource>,
+}
+
+#[Object(name = "HealthEvent")]
+impl HealthEventNode {
+    async fn resource(&self) -> ResourceInterface {
+        ResourceInterface::from_row(self.resource.clone())
+    }
+    async fn previous(&self) -> HealthState {
+        HealthState::from_word(&self.event.previous)
+    }
+    async fn current(&self) -> HealthState {
+        HealthState::from_word(&self.event.current)
+    }
+    async fn at(&self) -> DateTime<Utc> {
+        self.event.at
     }
 }
