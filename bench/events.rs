@@ -27,9 +27,10 @@ use stackgate::sync::events::{CHANNEL, Phase, SyncEvent};
 use tokio::sync::{Barrier, mpsc};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use uuid::Uuid;
 
-use support::{BenchDatabase, ChildGuard, free_port};
+use support::{BenchDatabase, CLOCK_TICKS, ChildGuard, CpuSnapshot, free_port, local_postmaster};
 
 const STACKGATE_BIN: &str = env!("CARGO_BIN_EXE_stackgate");
 
@@ -159,6 +160,10 @@ async fn run(o: Options) -> anyhow::Result<bool> {
     .get_result(&mut conn)
     .await
     .context("a seeded dock of org-0")?;
+    let postmaster = match db.postmaster {
+        Some(pid) => Some(pid),
+        None => local_postmaster(&mut conn).await,
+    };
     println!("database: {}; seeded scale 1", db.describe);
 
     // 2. stackgate, as its own process.
@@ -244,6 +249,7 @@ async fn run(o: Options) -> anyhow::Result<bool> {
     tokio::time::sleep(Duration::from_millis(500)).await;
 
     // 5. The measured events.
+    let cpu_before = CpuSnapshot::take(server.pid(), postmaster);
     let mut committed = Vec::with_capacity(o.events);
     for seq in 1..=o.events {
         let at = publish(&mut publisher, &dock, seq).await?;
@@ -264,6 +270,7 @@ async fn run(o: Options) -> anyhow::Result<bool> {
             }
         }
     }
+    let cpu_after = CpuSnapshot::take(server.pid(), postmaster);
     server.stop();
 
     latencies.sort_by(f64::total_cmp);
@@ -289,6 +296,19 @@ async fn run(o: Options) -> anyhow::Result<bool> {
         pct(0.90),
         p99,
         latencies[latencies.len() - 1]
+    );
+    let per_delivery = |a: Option<u64>, b: Option<u64>| match (a, b) {
+        (Some(a), Some(b)) => format!(
+            "{:.1} µs",
+            b.saturating_sub(a) as f64 / CLOCK_TICKS * 1e6 / (o.events * o.subscribers) as f64
+        ),
+        _ => "n/a".to_owned(),
+    };
+    println!(
+        "CPU per delivery:   server {}   PostgreSQL {}   subscribers (this process) {}",
+        per_delivery(cpu_before.server, cpu_after.server),
+        per_delivery(cpu_before.postgres, cpu_after.postgres),
+        per_delivery(Some(cpu_before.me), Some(cpu_after.me)),
     );
     let met = p99 <= TARGET_P99_MS && missing == 0;
     println!(
@@ -336,7 +356,10 @@ async fn subscriber(
     request
         .headers_mut()
         .insert("sec-websocket-protocol", "graphql-transport-ws".parse()?);
-    let (mut socket, _) = tokio_tungstenite::connect_async(request).await?;
+    // A small read buffer: tungstenite zero-fills all of it on every read (see src/http/ws.rs).
+    let config = WebSocketConfig::default().read_buffer_size(4 * 1024);
+    let (mut socket, _) =
+        tokio_tungstenite::connect_async_with_config(request, Some(config), false).await?;
     let init = json!({ "type": "connection_init", "payload": { "authorization": format!("Bearer {token}") } });
     socket.send(Message::text(init.to_string())).await?;
     loop {

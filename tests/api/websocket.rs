@@ -115,6 +115,29 @@ async fn legacy_graphql_ws_runs_operations_too() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn messages_longer_than_the_read_buffer_arrive_whole() {
+    let (app, token) = app_with_alice().await;
+    let mut socket = connect(&app, "graphql-transport-ws").await;
+    send(&mut socket, json!({ "type": "connection_init", "payload": { "authorization": format!("Bearer {token}") } })).await;
+    assert_eq!(
+        next(&mut socket).await.expect("ack")["type"],
+        "connection_ack"
+    );
+    // 64 KiB of comment: sixteen times the server's 4 KiB read buffer.
+    let query = format!("#{}\n{QUERY}", "x".repeat(64 * 1024));
+    send(
+        &mut socket,
+        json!({ "id": "1", "type": "subscribe", "payload": { "query": query } }),
+    )
+    .await;
+    let result = next(&mut socket).await.expect("next");
+    assert_eq!(
+        result["payload"]["data"]["viewer"]["organization"]["slug"], "acme",
+        "{result}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_bad_token_in_connection_init_is_refused() {
     let (app, _) = app_with_alice().await;
     for init in [json!({}), json!({ "authorization": "Bearer forged" })] {
