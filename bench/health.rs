@@ -18,7 +18,6 @@
 //!    alone), PostgreSQL's CPU, the targets' CPU, and this process's peak RSS.
 
 use std::io::{BufRead, BufReader, Read};
-use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
@@ -26,14 +25,16 @@ use anyhow::{Context, anyhow, bail};
 use diesel::QueryableByName;
 use diesel::sql_types::{BigInt, Integer, Text};
 use diesel_async::{AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
-use secrecy::SecretString;
-use stackgate::db::embedded::{Durability, EmbeddedPostgres};
 use stackgate::health::{Monitor, MonitorConfig, ProbeConfig};
+
+mod support;
+
+use support::{
+    BenchDatabase, CLOCK_TICKS, machine_busy_ticks, peak_rss_kb, process_table, tree_ticks,
+};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-const BENCH_DB: &str = "stackgate_health_bench";
 
 const USAGE: &str = "\
 usage: cargo bench --bench health -- [options]
@@ -180,7 +181,7 @@ async fn run(o: Options) -> anyhow::Result<()> {
 
 fn report(o: &Options, wall: Duration, probes: i64, before: &Cpu, after: &Cpu, states: &str) {
     let secs = wall.as_secs_f64();
-    let ticks = clock_ticks();
+    let ticks = CLOCK_TICKS;
     let cores = |a: Option<u64>, b: Option<u64>| match (a, b) {
         (Some(a), Some(b)) => format!(
             "{:.1} s CPU = {:.2} cores",
@@ -244,7 +245,10 @@ fn report(o: &Options, wall: Duration, probes: i64, before: &Cpu, after: &Cpu, s
     );
     println!(
         "peak RSS (monitor)     {}",
-        peak_rss().unwrap_or_else(|| "n/a".into())
+        peak_rss_kb().map_or_else(
+            || "n/a".into(),
+            |kb| format!("{:.1} MB", kb as f64 / 1024.0)
+        )
     );
     println!("confirmed states       {states}");
 }
@@ -347,62 +351,6 @@ async fn state_counts(conn: &mut AsyncPgConnection) -> anyhow::Result<String> {
         .map(|r| format!("{} {}", r.state, r.n))
         .collect::<Vec<_>>()
         .join(", "))
-}
-
-// ---------------------------------------------------------------------------------------------
-// The database
-
-struct BenchDatabase {
-    url: SecretString,
-    describe: String,
-    postmaster: Option<i32>,
-    _cluster: Option<EmbeddedPostgres>,
-}
-
-impl BenchDatabase {
-    async fn open() -> anyhow::Result<Self> {
-        if let Ok(url) = std::env::var("DATABASE_URL") {
-            return Ok(Self {
-                url: SecretString::from(url),
-                describe: "DATABASE_URL".into(),
-                postmaster: None,
-                _cluster: None,
-            });
-        }
-        let dir = PathBuf::from(format!(
-            "/tmp/stackgate-health-bench-{}",
-            std::process::id()
-        ));
-        std::fs::create_dir_all(&dir)?;
-        if nix::unistd::geteuid().is_root() {
-            let pg = nix::unistd::User::from_name("postgres")?
-                .ok_or_else(|| anyhow!("running as root, but there is no `postgres` user"))?;
-            nix::unistd::chown(&dir, Some(pg.uid), Some(pg.gid))?;
-        }
-        let start_dir = dir.clone();
-        let mut cluster = tokio::task::spawn_blocking(move || {
-            EmbeddedPostgres::start(&start_dir, None, Durability { ephemeral: true })
-        })
-        .await??;
-        cluster.stop_and_remove_when_process_exits(std::process::id(), &dir)?;
-        stackgate::cli::ensure_database(&cluster, BENCH_DB).await?;
-        Ok(Self {
-            url: cluster.url(BENCH_DB),
-            describe: format!("private PostgreSQL, port {}, fsync off", cluster.port()),
-            postmaster: postmaster_pid(&dir.join("pg/data")),
-            _cluster: Some(cluster),
-        })
-    }
-}
-
-fn postmaster_pid(data: &Path) -> Option<i32> {
-    std::fs::read_to_string(data.join("postmaster.pid"))
-        .ok()?
-        .lines()
-        .next()?
-        .trim()
-        .parse()
-        .ok()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -515,74 +463,4 @@ impl Cpu {
             machine: machine_busy_ticks(),
         }
     }
-}
-
-fn clock_ticks() -> f64 {
-    nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
-        .ok()
-        .flatten()
-        .map_or(100.0, |t| t as f64)
-}
-
-/// pid → (parent pid, user + system ticks of the process and its reaped children).
-fn process_table() -> std::collections::HashMap<i32, (i32, u64)> {
-    let mut table = std::collections::HashMap::new();
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return table;
-    };
-    for entry in entries.flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse().ok()) else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
-            continue;
-        };
-        let Some((_, rest)) = stat.rsplit_once(')') else {
-            continue;
-        };
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        let number = |i: usize| fields.get(i).and_then(|f| f.parse::<i64>().ok());
-        if let (Some(ppid), Some(u), Some(s), Some(cu), Some(cs)) =
-            (number(1), number(11), number(12), number(13), number(14))
-        {
-            let ticks = (u + s + cu + cs).max(0) as u64;
-            table.insert(pid, (i32::try_from(ppid).unwrap_or(0), ticks));
-        }
-    }
-    table
-}
-
-fn tree_ticks(table: &std::collections::HashMap<i32, (i32, u64)>, root: i32) -> u64 {
-    let mut total = 0;
-    let mut stack = vec![root];
-    while let Some(pid) = stack.pop() {
-        if let Some((_, ticks)) = table.get(&pid) {
-            total += ticks;
-        }
-        stack.extend(
-            table
-                .iter()
-                .filter(|(_, (ppid, _))| *ppid == pid)
-                .map(|(child, _)| *child),
-        );
-    }
-    total
-}
-
-fn machine_busy_ticks() -> Option<u64> {
-    let stat = std::fs::read_to_string("/proc/stat").ok()?;
-    let line = stat.lines().next()?.strip_prefix("cpu ")?;
-    let v: Vec<u64> = line
-        .split_whitespace()
-        .filter_map(|f| f.parse().ok())
-        .collect();
-    Some(v.iter().take(8).sum::<u64>() - v.get(3)? - v.get(4)?)
-}
-
-/// `VmHWM` of this process.
-fn peak_rss() -> Option<String> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(format!("{:.1} MB", kb / 1024.0))
 }

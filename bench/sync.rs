@@ -23,7 +23,6 @@
 //! Exit status: 0 when every check passed, 1 otherwise (the 15 s target is reported, not
 //! enforced).
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -31,10 +30,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, anyhow, bail};
 use diesel::QueryableByName;
 use diesel::sql_types::{BigInt, Text, Uuid as SqlUuid};
-use diesel_async::{AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use secrecy::SecretString;
 use stackgate::crypto::Keyring;
-use stackgate::db::embedded::{Durability, EmbeddedPostgres};
 use stackgate::db::models::credentials::{self, NewDock};
 use stackgate::sync::engine::{Engine, EngineConfig, RunReport};
 use stackgate::sync::fake::{FakeKind, FakeProvider, Script};
@@ -42,10 +40,13 @@ use stackgate::sync::scheduler::{Scheduler, SchedulerConfig};
 use stackgate::sync::{Kind, Registry};
 use uuid::Uuid;
 
+mod support;
+
+use support::{BenchDatabase, peak_rss_kb, reset_peak_rss};
+
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-const BENCH_DB: &str = "stackgate_sync_bench";
 const TOKEN: &str = "dop_v1_bench_0123456789abcdef0123456789abcdef";
 /// Issue 5's target for the first sync of 100,000 resources.
 const TARGET: Duration = Duration::from_secs(15);
@@ -438,66 +439,4 @@ async fn make_due(conn: &mut AsyncPgConnection, dock: Uuid) -> anyhow::Result<()
     .execute(conn)
     .await?;
     Ok(())
-}
-
-/// Resets this process's peak RSS (Linux: `5` into `/proc/self/clear_refs`); best effort.
-fn reset_peak_rss() {
-    let _ = std::fs::write("/proc/self/clear_refs", "5");
-}
-
-/// This process's peak RSS in KiB (`VmHWM`).
-fn peak_rss_kb() -> Option<u64> {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()?
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))?
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .ok()
-}
-
-struct BenchDatabase {
-    url: SecretString,
-    describe: String,
-    _cluster: Option<EmbeddedPostgres>,
-}
-
-impl BenchDatabase {
-    async fn open() -> anyhow::Result<Self> {
-        if let Ok(url) = std::env::var("DATABASE_URL") {
-            return Ok(Self {
-                url: SecretString::from(url),
-                describe: "DATABASE_URL".into(),
-                _cluster: None,
-            });
-        }
-        let dir = PathBuf::from(format!("/tmp/stackgate-sync-bench-{}", std::process::id()));
-        std::fs::create_dir_all(&dir)?;
-        if nix::unistd::geteuid().is_root() {
-            let pg = nix::unistd::User::from_name("postgres")?
-                .ok_or_else(|| anyhow!("running as root, but there is no `postgres` user"))?;
-            nix::unistd::chown(&dir, Some(pg.uid), Some(pg.gid))?;
-        }
-        let start_dir = dir.clone();
-        let mut cluster = tokio::task::spawn_blocking(move || {
-            EmbeddedPostgres::start(&start_dir, None, Durability { ephemeral: true })
-        })
-        .await??;
-        // Stopped and removed once this process exits, however it exits.
-        cluster.stop_and_remove_when_process_exits(std::process::id(), &dir)?;
-        stackgate::cli::ensure_database(&cluster, BENCH_DB).await?;
-        let mut conn = stackgate::db::connect_owner(&cluster.url(BENCH_DB)).await?;
-        conn.batch_execute("select 1").await?;
-        Ok(Self {
-            url: cluster.url(BENCH_DB),
-            describe: format!(
-                "private PostgreSQL in {} (port {}, fsync off)",
-                dir.display(),
-                cluster.port()
-            ),
-            _cluster: Some(cluster),
-        })
-    }
 }

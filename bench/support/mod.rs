@@ -46,21 +46,18 @@ impl BenchDatabase {
         }
         let dir = PathBuf::from(format!("/tmp/stackgate-bench-{}", std::process::id()));
         std::fs::create_dir_all(&dir)?;
-        let run_as = if nix::unistd::geteuid().is_root() {
+        if nix::unistd::geteuid().is_root() {
             let pg = nix::unistd::User::from_name("postgres")?
                 .ok_or_else(|| anyhow!("running as root, but there is no `postgres` user"))?;
             nix::unistd::chown(&dir, Some(pg.uid), Some(pg.gid))?;
-            Some((pg.uid.as_raw(), pg.gid.as_raw()))
-        } else {
-            None
-        };
-        let bin = EmbeddedPostgres::find_bin_dir(None)?;
-        watch_and_remove(&bin, &dir, run_as)?;
+        }
         let start_dir = dir.clone();
-        let cluster = tokio::task::spawn_blocking(move || {
+        let mut cluster = tokio::task::spawn_blocking(move || {
             EmbeddedPostgres::start(&start_dir, None, Durability { ephemeral: true })
         })
         .await??;
+        // Stopped and removed once this process exits, however it exits (also on Ctrl-C).
+        cluster.stop_and_remove_when_process_exits(std::process::id(), &dir)?;
         stackgate::cli::ensure_database(&cluster, BENCH_DB).await?;
         let postmaster = postmaster_pid(&dir.join("pg/data"));
         Ok(Self {
@@ -76,31 +73,6 @@ impl BenchDatabase {
     }
 }
 
-/// Spawns a detached shell that waits for this process to exit, then stops the cluster in `dir`
-/// (a no-op when it was already stopped) and removes `dir`.
-pub fn watch_and_remove(bin: &Path, dir: &Path, run_as: Option<(u32, u32)>) -> anyhow::Result<()> {
-    use std::os::unix::process::CommandExt;
-    let script = format!(
-        "while [ -d /proc/{pid} ]; do sleep 0.5; done; \
-         '{pg_ctl}' -D '{data}' -m immediate stop >/dev/null 2>&1; rm -rf '{dir}'",
-        pid = std::process::id(),
-        pg_ctl = bin.join("pg_ctl").display(),
-        data = dir.join("pg/data").display(),
-        dir = dir.display(),
-    );
-    let mut cmd = Command::new("sh");
-    cmd.arg("-c")
-        .arg(script)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .process_group(0);
-    if let Some((uid, gid)) = run_as {
-        cmd.uid(uid).gid(gid);
-    }
-    cmd.spawn().context("starting the clean-up watcher")?;
-    Ok(())
-}
 // ---------------------------------------------------------------------------------------------
 // Child processes
 
@@ -337,4 +309,25 @@ pub async fn local_postmaster(conn: &mut AsyncPgConnection) -> Option<i32> {
             .await
             .ok()?;
     postmaster_pid(Path::new(&row.setting))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Memory
+
+/// Resets this process's peak RSS (Linux: `5` into `/proc/self/clear_refs`); best effort.
+pub fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+/// This process's peak RSS in KiB (`VmHWM`).
+pub fn peak_rss_kb() -> Option<u64> {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()
 }
