@@ -154,6 +154,7 @@ async fn run(o: Options) -> anyhow::Result<()> {
             timeout: Duration::from_secs(5),
             slow: Duration::from_secs(1),
             server_port: targets.tcp_port,
+            allow_private: true,
             ..ProbeConfig::default()
         },
         ..MonitorConfig::default()

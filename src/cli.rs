@@ -150,6 +150,8 @@ async fn run_demo(args: ConfigArgs) -> anyhow::Result<()> {
     if config.health.interval == DEFAULT_HEALTH_INTERVAL {
         config.health.interval = DEMO_HEALTH_INTERVAL;
     }
+    // The demo's fake services listen on 127.0.0.1.
+    config.health.probe.allow_private = true;
     let keyring = crate::crypto::Keyring::from_config(
         config
             .encryption_keys

@@ -8,6 +8,7 @@
 //! - [`events`]: the `pg_notify` payload of a transition.
 //! - [`settings`]: `STACKGATE_HEALTH_*` and their flags.
 
+pub mod address;
 pub mod events;
 pub mod hysteresis;
 pub mod monitor;

@@ -11,11 +11,13 @@
 //!
 //! A probe only ever contacts the address the row names. Messages never carry URL credentials.
 
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
+use super::address;
 use super::hysteresis::State;
 
 /// Probe settings.
@@ -29,6 +31,9 @@ pub struct ProbeConfig {
     pub server_port: u16,
     /// A domain expiring within this is degraded.
     pub expiry_warning: Duration,
+    /// Whether probes may reach loopback, private and link-local addresses (see
+    /// [`super::address`]); off unless the deployment says so.
+    pub allow_private: bool,
 }
 
 impl Default for ProbeConfig {
@@ -38,6 +43,7 @@ impl Default for ProbeConfig {
             slow: Duration::from_secs(2),
             server_port: 22,
             expiry_warning: Duration::from_secs(14 * 24 * 3600),
+            allow_private: false,
         }
     }
 }
@@ -102,6 +108,7 @@ impl Prober {
             .connect_timeout(config.timeout)
             .redirect(reqwest::redirect::Policy::none())
             .no_proxy()
+            .dns_resolver(address::GuardedResolver::shared(config.allow_private))
             .pool_idle_timeout(Duration::from_secs(30))
             .user_agent(concat!("stackgate-health/", env!("CARGO_PKG_VERSION")))
             .build()?;
@@ -136,13 +143,32 @@ impl Prober {
     }
 
     async fn http(&self, url: &str) -> Observation {
+        // Names are checked by the client's resolver; addresses written as such, here.
+        let literal = reqwest::Url::parse(url).ok().and_then(|u| {
+            let host = u.host_str()?.trim_start_matches('[').trim_end_matches(']');
+            host.parse::<IpAddr>().ok()
+        });
+        if let Some(ip) = literal
+            && !self.config.allow_private
+            && !address::is_public(ip)
+        {
+            return Observation::new(State::Unknown, None, address::refused(ip));
+        }
         let started = Instant::now();
         let response = match self.client.get(url).send().await {
             Ok(response) => response,
             Err(e) if e.is_timeout() => {
                 return Observation::new(State::Unhealthy, None, self.timed_out());
             }
-            Err(e) => return Observation::new(State::Unhealthy, None, describe_http_error(e)),
+            Err(e) => {
+                let message = describe_http_error(e);
+                let state = if message.contains(address::NOT_PROBED) {
+                    State::Unknown
+                } else {
+                    State::Unhealthy
+                };
+                return Observation::new(state, None, message);
+            }
         };
         let latency = started.elapsed();
         let status = response.status();
@@ -163,8 +189,17 @@ impl Prober {
 
     async fn tcp(&self, host: &str, port: u16) -> Observation {
         let started = Instant::now();
-        let connect = tokio::net::TcpStream::connect((host, port));
+        let allow_private = self.config.allow_private;
+        let connect = async {
+            match address::resolve(host, port, allow_private).await {
+                Ok(addrs) => tokio::net::TcpStream::connect(&addrs[..]).await,
+                Err(why) => Err(std::io::Error::other(why)),
+            }
+        };
         match tokio::time::timeout(self.config.timeout, connect).await {
+            Ok(Err(e)) if e.to_string().contains(address::NOT_PROBED) => {
+                Observation::new(State::Unknown, None, e.to_string())
+            }
             Err(_) => Observation::new(State::Unhealthy, None, self.timed_out()),
             Ok(Err(e)) => Observation::new(
                 State::Unhealthy,

@@ -55,6 +55,18 @@ pub struct HealthArgs {
         global = true
     )]
     pub server_port: u16,
+
+    /// Whether probes may reach loopback, private and link-local addresses (`true` or `false`).
+    /// Off by default: a resource's address comes from outside, and must not turn probes onto
+    /// the gateway's own network.
+    #[arg(
+        long = "health-allow-private",
+        env = "STACKGATE_HEALTH_ALLOW_PRIVATE",
+        default_value_t = false,
+        action = clap::ArgAction::Set,
+        global = true
+    )]
+    pub allow_private: bool,
 }
 
 impl HealthArgs {
@@ -70,6 +82,7 @@ impl HealthArgs {
                 timeout: self.timeout,
                 slow: self.latency_threshold,
                 server_port: self.server_port,
+                allow_private: self.allow_private,
                 ..defaults.probe.clone()
             },
             ..defaults

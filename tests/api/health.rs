@@ -173,6 +173,7 @@ pub fn config(server_port: u16, concurrency: usize) -> MonitorConfig {
             timeout: Duration::from_millis(500),
             slow: Duration::from_millis(150),
             server_port,
+            allow_private: true,
             ..ProbeConfig::default()
         },
         ..MonitorConfig::default()
@@ -1188,4 +1189,56 @@ async fn subscribers_receive_exactly_the_transitions_they_may_see_in_order() {
     );
     // globex's resource changed too, and no acme subscriber was told.
     assert_eq!(state(owner, "web_services", c).await, "healthy");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn private_addresses_are_not_probed_unless_allowed() {
+    let env = Env::new().await;
+    let owner = &mut env.db.owner().await;
+    let site = Site::start(UP).await;
+    let port = Port::open("127.0.0.1", 0).await;
+    let by_name = site.url.replace("127.0.0.1", "localhost");
+    let mut ids = Vec::new();
+    for (table, column, address) in [
+        ("web_services", "production_url", site.url.as_str()),
+        ("web_services", "production_url", by_name.as_str()),
+        (
+            "web_services",
+            "production_url",
+            "http://169.254.169.254/latest/meta-data/",
+        ),
+        ("servers", "primary_ip_address", "127.0.0.1"),
+    ] {
+        ids.push((
+            table,
+            resource(owner, (&env.org, env.dock), table, column, address).await,
+        ));
+    }
+    let mut closed = config(port.addr.port(), 8);
+    closed.probe.allow_private = false;
+    let monitor = Monitor::new(env.pool.clone(), closed).expect("monitor");
+    for _ in 0..2 {
+        let reports = round(&monitor, owner).await;
+        assert_eq!(reports.len(), ids.len());
+        for report in &reports {
+            assert_eq!(report.observed.state.as_str(), "unknown", "{report:?}");
+            assert!(
+                report.observed.message.contains("not probed:")
+                    && report.observed.message.contains("is not a public address"),
+                "{report:?}"
+            );
+        }
+    }
+    for (table, id) in &ids {
+        assert_eq!(state(owner, table, *id).await, "unknown");
+    }
+
+    // Allowed (as tests and the demo do), the same targets are probed.
+    let open = Monitor::new(env.pool.clone(), config(port.addr.port(), 8)).expect("monitor");
+    round(&open, owner).await;
+    round(&open, owner).await;
+    for (table, id) in &ids[..2] {
+        assert_eq!(state(owner, table, *id).await, "healthy");
+    }
+    assert_eq!(state(owner, ids[3].0, ids[3].1).await, "healthy");
 }
