@@ -1242,3 +1242,136 @@ async fn private_addresses_are_not_probed_unless_allowed() {
     }
     assert_eq!(state(owner, ids[3].0, ids[3].1).await, "healthy");
 }
+
+#[derive(QueryableByName)]
+struct Schedule {
+    #[diesel(sql_type = Timestamptz)]
+    last_health_check_at: chrono::DateTime<chrono::Utc>,
+    #[diesel(sql_type = Timestamptz)]
+    health_next_check_at: chrono::DateTime<chrono::Utc>,
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn organizations_set_their_own_probe_interval_per_kind() {
+    let app = TestApp::spawn().await;
+    let owner = &mut app.db.owner().await;
+    let acme = fixtures::org(owner, "acme").await;
+    let globex = fixtures::org(owner, "globex").await;
+    fixtures::member(owner, &acme, "acme-owner", "owner").await;
+    fixtures::member(owner, &acme, "acme-viewer", "viewer").await;
+    fixtures::member(owner, &globex, "globex-owner", "owner").await;
+    let set = "mutation($kind: ResourceKind!, $s: Int) {
+        setHealthCheckInterval(kind: $kind, intervalSeconds: $s) { kind intervalSeconds } }";
+    let read = "{ viewer { organization { healthCheckIntervals { kind intervalSeconds } } } }";
+    let token = app.token("acme-owner", Some("acme"));
+
+    let (_, body) = app
+        .graphql(Some(&token), set, json!({ "kind": "SERVER", "s": 30 }))
+        .await;
+    assert_eq!(
+        body["data"]["setHealthCheckInterval"],
+        json!([{ "kind": "SERVER", "intervalSeconds": 30 }]),
+        "{body}"
+    );
+    let (_, body) = app
+        .graphql(Some(&token), set, json!({ "kind": "DOMAIN", "s": 7200 }))
+        .await;
+    assert_eq!(
+        body["data"]["setHealthCheckInterval"]
+            .as_array()
+            .map(Vec::len),
+        Some(2),
+        "{body}"
+    );
+    for bad in [0, -5, 604_801] {
+        let (_, body) = app
+            .graphql(Some(&token), set, json!({ "kind": "SERVER", "s": bad }))
+            .await;
+        assert_eq!(
+            crate::harness::error_code(&body),
+            "BAD_USER_INPUT",
+            "{body}"
+        );
+    }
+    // A viewer may read the intervals but not change them; another organization sees none.
+    let viewer = app.token("acme-viewer", Some("acme"));
+    let (_, body) = app
+        .graphql(Some(&viewer), set, json!({ "kind": "SERVER", "s": 5 }))
+        .await;
+    assert_eq!(crate::harness::error_code(&body), "FORBIDDEN", "{body}");
+    let (_, body) = app.graphql(Some(&viewer), read, json!({})).await;
+    assert_eq!(
+        body["data"]["viewer"]["organization"]["healthCheckIntervals"],
+        // By kind word: `domain` before `server`.
+        json!([
+            { "kind": "DOMAIN", "intervalSeconds": 7200 },
+            { "kind": "SERVER", "intervalSeconds": 30 }
+        ]),
+        "{body}"
+    );
+    let (_, body) = app
+        .graphql(
+            Some(&app.token("globex-owner", Some("globex"))),
+            read,
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        body["data"]["viewer"]["organization"]["healthCheckIntervals"],
+        json!([]),
+        "{body}"
+    );
+
+    // The monitor schedules acme's servers 30 s (±10%) apart, globex's at the default 60 s.
+    let port = Port::open("127.0.0.1", 0).await;
+    let mut servers = Vec::new();
+    for org in [&acme, &globex] {
+        let dock = dock(owner, org).await;
+        let id = resource(
+            owner,
+            (org, dock),
+            "servers",
+            "primary_ip_address",
+            "127.0.0.1",
+        )
+        .await;
+        servers.push(id);
+    }
+    let pool = build_pool(&app.db.url(), 4).expect("pool");
+    let monitor = Monitor::new(pool, config(port.addr.port(), 4)).expect("monitor");
+    round(&monitor, owner).await;
+    for (id, seconds) in [(servers[0], 30.0), (servers[1], 60.0)] {
+        let s: Schedule = diesel::sql_query(
+            "select last_health_check_at, health_next_check_at from servers where id = $1",
+        )
+        .bind::<SqlUuid, _>(id)
+        .get_result(owner)
+        .await
+        .expect("schedule");
+        let gap = (s.health_next_check_at - s.last_health_check_at).as_seconds_f64();
+        assert!(
+            (seconds * 0.89..=seconds * 1.11).contains(&gap),
+            "next check {gap} s after the last, expected about {seconds}"
+        );
+    }
+
+    // Cleared: back to the default, and the audit log has every change.
+    let (_, body) = app
+        .graphql(Some(&token), set, json!({ "kind": "SERVER", "s": null }))
+        .await;
+    assert_eq!(
+        body["data"]["setHealthCheckInterval"],
+        json!([{ "kind": "DOMAIN", "intervalSeconds": 7200 }]),
+        "{body}"
+    );
+    assert_eq!(
+        count(
+            owner,
+            "select count(*) as n from audit_logs where org_id = $1 and action = 'health_interval.set'",
+            acme.id
+        )
+        .await,
+        4,
+        "three changes and one denial"
+    );
+}

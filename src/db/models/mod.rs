@@ -8,6 +8,7 @@ pub mod credentials;
 pub mod directory;
 pub mod dock;
 pub mod health;
+pub mod health_interval;
 pub mod link;
 pub mod membership;
 pub mod migration;

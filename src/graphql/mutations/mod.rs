@@ -7,6 +7,7 @@
 
 pub mod access;
 pub mod dock;
+pub mod health;
 pub mod project;
 
 use async_graphql::{Context, MergedObject};
@@ -27,6 +28,7 @@ pub struct Mutation(
     project::ProjectMutations,
     access::AccessMutations,
     dock::DockMutations,
+    health::HealthMutations,
 );
 
 /// Where a request came from (for the audit log).

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use async_graphql::{Context, ID, Object};
+use async_graphql::{Context, ID, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 
 use super::alert::AlertConnection;
@@ -14,7 +14,9 @@ use super::resource_list::{ResourceConnection, resource_page};
 use crate::auth::permissions::{Area, Level};
 use crate::db::models::organization::Organization;
 use crate::db::models::resource::{Filter, Kind, Parent};
-use crate::db::models::{audit, directory, dock as dock_model, project as project_model};
+use crate::db::models::{
+    audit, directory, dock as dock_model, health_interval, project as project_model,
+};
 use crate::graphql::connection::{Window, connection, paginate};
 use crate::graphql::context::{run, viewer};
 use crate::graphql::enums::{HealthState, ResourceKind, ResourceStatus, words};
@@ -188,6 +190,25 @@ impl OrganizationNode {
         let page = (first, after.as_deref());
         Ok(super::alert::alerts_of(ctx, self.0.id, page, open).await?)
     }
+    /// This organization's probe intervals per resource kind, where they differ from the
+    /// server's default (`setHealthCheckInterval`). Needs monitoring READ.
+    async fn health_check_intervals(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<Vec<HealthCheckInterval>> {
+        let viewer = viewer(ctx)?;
+        if !viewer
+            .effective_permissions()
+            .allows(Area::Monitoring, Level::Read)
+        {
+            return Err(crate::error::ApiError::Forbidden(
+                "health check intervals need monitoring READ".into(),
+            )
+            .into());
+        }
+        let rows = run(ctx, async |conn| health_interval::all(conn).await).await?;
+        Ok(intervals_of(rows))
+    }
     /// Teams by name.
     async fn teams(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<TeamNode>> {
         let org = self.0.id;
@@ -234,4 +255,23 @@ impl OrganizationNode {
     async fn updated_at(&self) -> DateTime<Utc> {
         self.0.updated_at
     }
+}
+
+/// An organization's probe interval for one kind of resource.
+#[derive(SimpleObject, Clone, Debug, PartialEq, Eq)]
+pub struct HealthCheckInterval {
+    pub kind: ResourceKind,
+    pub interval_seconds: i32,
+}
+
+/// The stored overrides as GraphQL objects (unknown kind words are skipped).
+pub fn intervals_of(rows: Vec<(String, i32)>) -> Vec<HealthCheckInterval> {
+    rows.into_iter()
+        .filter_map(|(kind, seconds)| {
+            Some(HealthCheckInterval {
+                kind: Kind::parse(&kind)?.into(),
+                interval_seconds: seconds,
+            })
+        })
+        .collect()
 }
