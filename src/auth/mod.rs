@@ -262,3 +262,27 @@ mod tests {
         }
     }
 }
+
+/// How a long-lived connection's viewer is resolved again: a subscription checks, at most every
+/// `every`, that its caller may still see what it delivers (a revoked membership, key or an
+/// expired token ends it), and follows changed teams and grants.
+#[derive(Clone)]
+pub struct Renewal {
+    pub every: std::time::Duration,
+    pub source: std::sync::Arc<dyn Reauthenticate>,
+}
+
+impl std::fmt::Debug for Renewal {
+    // Sources hold credentials: only the period is shown.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Renewal")
+            .field("every", &self.every)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Authenticates a connection's caller again, with the credentials it connected with.
+#[async_trait::async_trait]
+pub trait Reauthenticate: Send + Sync {
+    async fn viewer(&self) -> Result<Viewer, ApiError>;
+}

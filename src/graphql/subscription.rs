@@ -9,6 +9,7 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
+use std::time::Instant;
 
 use async_graphql::{Context, ID, Subscription as SubscriptionRoot};
 use futures_util::stream;
@@ -19,7 +20,7 @@ use uuid::Uuid;
 use super::context::viewer;
 use super::ids;
 use super::types::events::{HealthEventNode, ProjectResourceEventNode, SyncEventNode};
-use crate::auth::Viewer;
+use crate::auth::{Renewal, Viewer};
 use crate::db::Pool;
 use crate::db::models::resource::{self, Kind};
 use crate::db::models::{dock, link, project};
@@ -49,7 +50,8 @@ impl Subscription {
         if !dock_exists(pool, &viewer, id).await? {
             return Err(ApiError::NotFound("no such dock".into()).into());
         }
-        Ok(sync_events(receiver, pool.clone(), viewer, Some(id)))
+        let live = Live::new(ctx, viewer);
+        Ok(sync_events(receiver, pool.clone(), live, Some(id)))
     }
 
     /// Sync events of every dock the viewer may read, from now on.
@@ -58,9 +60,9 @@ impl Subscription {
         ctx: &Context<'_>,
     ) -> async_graphql::Result<impl Stream<Item = async_graphql::Result<SyncEventNode>> + use<>>
     {
-        let viewer = viewer(ctx)?.clone();
+        let live = Live::new(ctx, viewer(ctx)?.clone());
         let (bus, pool) = bus_and_pool(ctx)?;
-        Ok(sync_events(bus.subscribe(), pool.clone(), viewer, None))
+        Ok(sync_events(bus.subscribe(), pool.clone(), live, None))
     }
 
     /// Resources linked to or unlinked from a project, and its linked resources' status and name
@@ -80,15 +82,21 @@ impl Subscription {
             return Err(ApiError::NotFound("no such project".into()).into());
         }
         let org = viewer.organization.id;
-        Ok(deliveries(receiver, move |envelope| {
-            match &envelope.event {
-                Event::Link(e) if e.org_id == org && e.project_id == id => {
+        Ok(deliveries(
+            receiver,
+            Live::new(ctx, viewer),
+            move |envelope, viewer| match &envelope.event {
+                Event::Link(e)
+                    if e.org_id == org
+                        && e.project_id == id
+                        && viewer.visibility().sees_project(id) =>
+                {
                     let event = e.clone();
                     Some(async move { Ok(ProjectResourceEventNode(event)) })
                 }
                 _ => None,
-            }
-        }))
+            },
+        ))
     }
 
     /// Confirmed health transitions, from now on, of the resources the viewer may see: those
@@ -119,38 +127,41 @@ impl Subscription {
         let org = viewer.organization.id;
         let pool = pool.clone();
         let mut linked = linked;
-        Ok(deliveries(receiver, move |envelope| match &envelope.event {
-            Event::Link(e) if e.org_id == org && Some(e.project_id) == project => {
-                if let Some(linked) = linked.as_mut() {
-                    match e.change {
-                        LinkChange::Linked => {
-                            linked.insert(e.resource_id);
+        let live = Live::new(ctx, viewer);
+        Ok(deliveries(receiver, live, move |envelope, viewer| {
+            match &envelope.event {
+                Event::Link(e) if e.org_id == org && Some(e.project_id) == project => {
+                    if let Some(linked) = linked.as_mut() {
+                        match e.change {
+                            LinkChange::Linked => {
+                                linked.insert(e.resource_id);
+                            }
+                            LinkChange::Unlinked => {
+                                linked.remove(&e.resource_id);
+                            }
+                            LinkChange::StatusChanged | LinkChange::Renamed => {}
                         }
-                        LinkChange::Unlinked => {
-                            linked.remove(&e.resource_id);
-                        }
-                        LinkChange::StatusChanged | LinkChange::Renamed => {}
                     }
+                    None
                 }
-                None
-            }
-            Event::Health(e) => {
-                let wanted = e.org_id == org
-                    && viewer.visibility().sees_resource(e.resource_id, e.dock_id)
-                    && linked.as_ref().is_none_or(|l| l.contains(&e.resource_id))
-                    && named.as_ref().is_none_or(|n| n.contains(&e.resource_id));
-                if !wanted {
-                    return None;
+                Event::Health(e) => {
+                    let wanted = e.org_id == org
+                        && viewer.visibility().sees_resource(e.resource_id, e.dock_id)
+                        && linked.as_ref().is_none_or(|l| l.contains(&e.resource_id))
+                        && named.as_ref().is_none_or(|n| n.contains(&e.resource_id));
+                    if !wanted {
+                        return None;
+                    }
+                    let (envelope, pool, event) = (envelope.clone(), pool.clone(), e.clone());
+                    Some(async move {
+                        let row = envelope.health_resource(&pool).await?;
+                        Ok(row
+                            .filter(|r| r.common.org_id == org && r.common.dock_id == event.dock_id)
+                            .map(|resource| HealthEventNode { event, resource }))
+                    })
                 }
-                let (envelope, pool, event) = (envelope.clone(), pool.clone(), e.clone());
-                Some(async move {
-                    let row = envelope.health_resource(&pool).await?;
-                    Ok(row
-                        .filter(|r| r.common.org_id == org && r.common.dock_id == event.dock_id)
-                        .map(|resource| HealthEventNode { event, resource }))
-                })
+                _ => None,
             }
-            _ => None,
         })
         .filter_map(|item| async move { item.transpose() }))
     }
@@ -169,11 +180,11 @@ fn bus_and_pool<'a>(ctx: &Context<'a>) -> Result<(&'a EventBus, &'a Pool), ApiEr
 fn sync_events(
     receiver: Receiver<Delivery>,
     pool: Pool,
-    viewer: Viewer,
+    live: Live,
     only: Option<Uuid>,
 ) -> impl Stream<Item = async_graphql::Result<SyncEventNode>> {
-    let org = viewer.organization.id;
-    deliveries(receiver, move |envelope| {
+    let org = live.viewer.organization.id;
+    deliveries(receiver, live, move |envelope, viewer| {
         let Event::Sync(event) = &envelope.event else {
             return None;
         };
@@ -200,34 +211,74 @@ fn sync_events(
     .filter_map(|item| async move { item.transpose() })
 }
 
-/// The bus's deliveries through `select`: `None` skips an event; a gap or falling behind becomes
-/// an `EVENTS_MISSED` error. Ends when the bus does.
+/// A subscription's viewer, authenticated again (see [`Renewal`]) when older than its period.
+pub struct Live {
+    viewer: Viewer,
+    checked: Instant,
+    renewal: Option<Renewal>,
+}
+
+impl Live {
+    fn new(ctx: &Context<'_>, viewer: Viewer) -> Self {
+        Self {
+            viewer,
+            checked: Instant::now(),
+            renewal: ctx.data_opt::<Renewal>().cloned(),
+        }
+    }
+
+    /// The viewer now; an error when the caller may no longer act in the organization.
+    async fn current(&mut self) -> Result<&Viewer, ApiError> {
+        if let Some(renewal) = &self.renewal
+            && self.checked.elapsed() >= renewal.every
+        {
+            let renewed = renewal.source.viewer().await?;
+            if renewed.organization.id != self.viewer.organization.id
+                || renewed.user.id != self.viewer.user.id
+            {
+                return Err(ApiError::Forbidden(
+                    "the subscription's organization is no longer the caller's".into(),
+                ));
+            }
+            self.viewer = renewed;
+            self.checked = Instant::now();
+        }
+        Ok(&self.viewer)
+    }
+}
+
+/// The bus's deliveries through `select`, given the viewer as of now: `None` skips an event; a
+/// gap or falling behind becomes an `EVENTS_MISSED` error. Ends when the bus does, or with an
+/// error when the viewer no longer authenticates.
 fn deliveries<T, F, Fut>(
     receiver: Receiver<Delivery>,
+    live: Live,
     select: F,
 ) -> impl Stream<Item = async_graphql::Result<T>>
 where
-    F: FnMut(&Arc<Envelope>) -> Option<Fut> + Send + 'static,
+    F: FnMut(&Arc<Envelope>, &Viewer) -> Option<Fut> + Send + 'static,
     Fut: Future<Output = Result<T, ApiError>> + Send + 'static,
     T: Send + 'static,
 {
-    stream::unfold(
-        (receiver, select),
-        |(mut receiver, mut select)| async move {
-            loop {
-                let item = match receiver.recv().await {
-                    Ok(Delivery::Event(envelope)) => match select(&envelope) {
+    stream::unfold(Some((receiver, live, select)), |state| async move {
+        let (mut receiver, mut live, mut select) = state?;
+        loop {
+            let item = match receiver.recv().await {
+                Ok(Delivery::Event(envelope)) => match live.current().await {
+                    Ok(viewer) => match select(&envelope, viewer) {
                         Some(resolve) => resolve.await.map_err(Into::into),
                         None => continue,
                     },
-                    Ok(Delivery::Gap) => Err(missed("the event stream was interrupted")),
-                    Err(RecvError::Lagged(n)) => Err(missed(&format!("{n} events were dropped"))),
-                    Err(RecvError::Closed) => return None,
-                };
-                return Some((item, (receiver, select)));
-            }
-        },
-    )
+                    // The caller lost access: say why, and end.
+                    Err(e) => return Some((Err(e.into()), None)),
+                },
+                Ok(Delivery::Gap) => Err(missed("the event stream was interrupted")),
+                Err(RecvError::Lagged(n)) => Err(missed(&format!("{n} events were dropped"))),
+                Err(RecvError::Closed) => return None,
+            };
+            return Some((item, Some((receiver, live, select))));
+        }
+    })
     .boxed()
 }
 

@@ -5,6 +5,7 @@
 //! HTTP. A refused token closes the socket with `4403 Forbidden` (or, on the legacy protocol, a
 //! `connection_error`), before async-graphql sees anything; an accepted one is replayed to it.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_graphql::Data;
@@ -15,9 +16,11 @@ use axum::extract::{State, WebSocketUpgrade};
 use axum::http::{Extensions, HeaderMap};
 use axum::response::Response;
 use futures_util::{SinkExt, StreamExt};
+use secrecy::{ExposeSecret, SecretString};
 
 use crate::app::AppState;
-use crate::auth::Viewer;
+use crate::auth::{Reauthenticate, Renewal, Viewer};
+use crate::error::ApiError;
 use crate::graphql::mutations::ClientInfo;
 
 /// How long a client has to send `connection_init`.
@@ -58,9 +61,14 @@ async fn serve(app: AppState, protocol: GraphQLProtocol, client: ClientInfo, soc
     if init["type"] != "connection_init" {
         return close(&mut sink, 4401, "Unauthorized").await;
     }
-    let viewer = match authenticate(&app, &init["payload"]).await {
+    let credentials = Credentials::of(&app, &init["payload"]);
+    let viewer = match credentials.viewer().await {
         Ok(viewer) => viewer,
-        Err(message) => return refuse(&mut sink, legacy, &message).await,
+        Err(e) => return refuse(&mut sink, legacy, e.message()).await,
+    };
+    let renewal = Renewal {
+        every: Duration::from_secs(app.config.auth_cache_seconds.max(1)),
+        source: Arc::new(credentials),
     };
     let replayed =
         futures_util::stream::once(async move { Ok(Message::Text(first)) }).chain(stream);
@@ -68,6 +76,7 @@ async fn serve(app: AppState, protocol: GraphQLProtocol, client: ClientInfo, soc
         .on_connection_init(move |_| async move {
             let mut data = Data::default();
             data.insert(viewer);
+            data.insert(renewal);
             data.insert(client);
             Ok(data)
         })
@@ -75,23 +84,43 @@ async fn serve(app: AppState, protocol: GraphQLProtocol, client: ClientInfo, soc
         .await;
 }
 
-/// Authenticates a `connection_init` payload; the error is the message to send back.
-async fn authenticate(app: &AppState, payload: &serde_json::Value) -> Result<Viewer, String> {
-    let find = |names: &[&str]| {
-        names
-            .iter()
-            .find_map(|n| {
-                payload
-                    .get(*n)
-                    .or_else(|| payload.get("headers").and_then(|h| h.get(*n)))
-            })
-            .and_then(|v| v.as_str())
-    };
-    let authorization = find(&["authorization", "Authorization"]);
-    let x_org = find(&["x-org", "X-Org"]);
-    app.authenticate(authorization, x_org)
-        .await
-        .map_err(|e| e.message().to_owned())
+/// What a `connection_init` payload authenticates with, kept to authenticate again while the
+/// connection lasts (see [`Renewal`]).
+struct Credentials {
+    app: AppState,
+    authorization: Option<SecretString>,
+    x_org: Option<String>,
+}
+
+impl Credentials {
+    fn of(app: &AppState, payload: &serde_json::Value) -> Self {
+        let find = |names: &[&str]| {
+            names
+                .iter()
+                .find_map(|n| {
+                    payload
+                        .get(*n)
+                        .or_else(|| payload.get("headers").and_then(|h| h.get(*n)))
+                })
+                .and_then(|v| v.as_str())
+        };
+        Self {
+            app: app.clone(),
+            authorization: find(&["authorization", "Authorization"])
+                .map(|a| SecretString::from(a.to_owned())),
+            x_org: find(&["x-org", "X-Org"]).map(str::to_owned),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Reauthenticate for Credentials {
+    async fn viewer(&self) -> Result<Viewer, ApiError> {
+        let authorization = self.authorization.as_ref().map(|a| a.expose_secret());
+        self.app
+            .authenticate(authorization, self.x_org.as_deref())
+            .await
+    }
 }
 
 /// Refuses the connection the way each protocol expects.

@@ -355,3 +355,35 @@ fn decode(id: &str) -> String {
     let text = String::from_utf8(bytes).expect("utf-8");
     text.split_once(':').expect("Type:uuid").1.to_owned()
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_subscriber_who_loses_access_is_told_and_the_subscription_ends() {
+    let app = seeded().await;
+    let owner = app.token("org-0-owner", Some("org-0"));
+    let granted = dock_id(&app, &owner, "DigitalOcean").await;
+    let teamer = app.token("org-0-teamer", Some("org-0"));
+    let mut team = Subscriber::open(&app.url("/graphql/ws"), &teamer, ALL_EVENTS, json!({})).await;
+    // Subscribed (the server answers operations in order on a connection) ...
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    // ... then removed from the team that reached org-0: no membership is left.
+    app.db
+        .owner()
+        .await
+        .batch_execute(
+            "delete from team_memberships where user_id =
+               (select id from users where external_id = 'org-0-teamer')",
+        )
+        .await
+        .expect("revoke");
+    // The viewer is checked again at most a second later (no viewer cache in tests).
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    sync_dock(&app, &owner, &granted).await;
+    let result = team.result().await;
+    assert!(
+        result["data"].is_null(),
+        "no event after the revocation: {result}"
+    );
+    assert_eq!(crate::harness::error_code(&result), "FORBIDDEN", "{result}");
+    let end = next(&mut team.socket).await.expect("a message");
+    assert_eq!(end["type"], "complete", "{end}");
+}
