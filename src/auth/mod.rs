@@ -263,21 +263,82 @@ mod tests {
     }
 }
 
-/// How a long-lived connection's viewer is resolved again: a subscription checks, at most every
-/// `every`, that its caller may still see what it delivers (a revoked membership, key or an
-/// expired token ends it), and follows changed teams and grants.
+/// A long-lived connection's caller, authenticated again in the background: every `every`
+/// (±20%), a task of the connection re-resolves the credentials it connected with, and
+/// subscriptions read the latest outcome before each delivery without waiting for it. A revoked
+/// membership or key, or an expired token, ends them; changed teams and grants are followed; a
+/// failure to check (the database restarting) keeps the last viewer and tries again.
 #[derive(Clone)]
-pub struct Renewal {
-    pub every: std::time::Duration,
-    pub source: std::sync::Arc<dyn Reauthenticate>,
+pub struct Renewal(pub tokio::sync::watch::Receiver<Standing>);
+
+/// The outcome of the latest check.
+#[derive(Clone, Debug)]
+pub enum Standing {
+    Current(Box<Viewer>),
+    /// The credentials no longer authenticate (`UNAUTHENTICATED`) or no longer reach the
+    /// organization (`FORBIDDEN`).
+    Revoked {
+        unauthenticated: bool,
+        message: String,
+    },
 }
 
-impl std::fmt::Debug for Renewal {
-    // Sources hold credentials: only the period is shown.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Renewal")
-            .field("every", &self.every)
-            .finish_non_exhaustive()
+impl Standing {
+    pub fn error(&self) -> Option<ApiError> {
+        match self {
+            Standing::Current(_) => None,
+            Standing::Revoked {
+                unauthenticated: true,
+                message,
+            } => Some(ApiError::Unauthenticated(message.clone())),
+            Standing::Revoked { message, .. } => Some(ApiError::Forbidden(message.clone())),
+        }
+    }
+}
+
+impl Renewal {
+    /// Starts checking `source`; the task ends after a revocation or once every receiver (the
+    /// connection's and its subscriptions') is gone.
+    pub fn start(
+        viewer: Viewer,
+        every: std::time::Duration,
+        source: std::sync::Arc<dyn Reauthenticate>,
+    ) -> Self {
+        let (sender, receiver) = tokio::sync::watch::channel(Standing::Current(Box::new(viewer)));
+        tokio::spawn(async move {
+            loop {
+                let factor = 0.8 + 0.4 * rand::random::<f64>();
+                tokio::time::sleep(every.mul_f64(factor)).await;
+                if sender.is_closed() {
+                    return;
+                }
+                match source.viewer().await {
+                    Ok(viewer) => {
+                        sender.send_replace(Standing::Current(Box::new(viewer)));
+                    }
+                    Err(ApiError::Unauthenticated(message)) => {
+                        let unauthenticated = true;
+                        sender.send_replace(Standing::Revoked {
+                            unauthenticated,
+                            message,
+                        });
+                        return;
+                    }
+                    Err(ApiError::Forbidden(message) | ApiError::NotFound(message)) => {
+                        let unauthenticated = false;
+                        sender.send_replace(Standing::Revoked {
+                            unauthenticated,
+                            message,
+                        });
+                        return;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = ?e, "could not check a connection's caller again; keeping the last check");
+                    }
+                }
+            }
+        });
+        Self(receiver)
     }
 }
 

@@ -9,7 +9,6 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::time::Instant;
 
 use async_graphql::{Context, ID, Subscription as SubscriptionRoot};
 use futures_util::stream;
@@ -20,7 +19,7 @@ use uuid::Uuid;
 use super::context::viewer;
 use super::ids;
 use super::types::events::{HealthEventNode, ProjectResourceEventNode, SyncEventNode};
-use crate::auth::{Renewal, Viewer};
+use crate::auth::{Renewal, Standing, Viewer};
 use crate::db::Pool;
 use crate::db::models::resource::{self, Kind};
 use crate::db::models::{dock, link, project};
@@ -211,10 +210,9 @@ fn sync_events(
     .filter_map(|item| async move { item.transpose() })
 }
 
-/// A subscription's viewer, authenticated again (see [`Renewal`]) when older than its period.
+/// A subscription's viewer, as its connection's [`Renewal`] last checked it.
 pub struct Live {
     viewer: Viewer,
-    checked: Instant,
     renewal: Option<Renewal>,
 }
 
@@ -222,26 +220,28 @@ impl Live {
     fn new(ctx: &Context<'_>, viewer: Viewer) -> Self {
         Self {
             viewer,
-            checked: Instant::now(),
             renewal: ctx.data_opt::<Renewal>().cloned(),
         }
     }
 
     /// The viewer now; an error when the caller may no longer act in the organization.
-    async fn current(&mut self) -> Result<&Viewer, ApiError> {
-        if let Some(renewal) = &self.renewal
-            && self.checked.elapsed() >= renewal.every
-        {
-            let renewed = renewal.source.viewer().await?;
-            if renewed.organization.id != self.viewer.organization.id
-                || renewed.user.id != self.viewer.user.id
-            {
-                return Err(ApiError::Forbidden(
-                    "the subscription's organization is no longer the caller's".into(),
-                ));
+    fn current(&mut self) -> Result<&Viewer, ApiError> {
+        if let Some(Renewal(standing)) = &mut self.renewal {
+            if let Some(revoked) = standing.borrow().error() {
+                return Err(revoked);
             }
-            self.viewer = renewed;
-            self.checked = Instant::now();
+            if standing.has_changed().unwrap_or(false)
+                && let Standing::Current(renewed) = &*standing.borrow_and_update()
+            {
+                if renewed.organization.id != self.viewer.organization.id
+                    || renewed.user.id != self.viewer.user.id
+                {
+                    return Err(ApiError::Forbidden(
+                        "the subscription's organization is no longer the caller's".into(),
+                    ));
+                }
+                self.viewer = (**renewed).clone();
+            }
         }
         Ok(&self.viewer)
     }
@@ -264,7 +264,7 @@ where
         let (mut receiver, mut live, mut select) = state?;
         loop {
             let item = match receiver.recv().await {
-                Ok(Delivery::Event(envelope)) => match live.current().await {
+                Ok(Delivery::Event(envelope)) => match live.current() {
                     Ok(viewer) => match select(&envelope, viewer) {
                         Some(resolve) => resolve.await.map_err(Into::into),
                         None => continue,
