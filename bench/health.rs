@@ -96,38 +96,7 @@ fn main() -> ExitCode {
     if std::env::args().nth(1).as_deref() == Some("--serve-targets") {
         return serve_targets();
     }
-    let options = match parse_args() {
-        Ok(o) => o,
-        Err(e) => {
-            eprintln!("{e:#}");
-            return ExitCode::from(2);
-        }
-    };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: tokio runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let outcome = runtime.block_on(async {
-        tokio::select! {
-            r = run(options) => r,
-            _ = tokio::signal::ctrl_c() => Err(anyhow!("interrupted")),
-        }
-    });
-    runtime.shutdown_timeout(Duration::from_secs(2));
-    match outcome {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    support::main(parse_args(), |o| async move { run(o).await.map(|()| true) })
 }
 
 async fn run(o: Options) -> anyhow::Result<()> {

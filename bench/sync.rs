@@ -117,44 +117,11 @@ fn parse_args() -> anyhow::Result<Options> {
 }
 
 fn main() -> ExitCode {
-    let options = match parse_args() {
-        Ok(o) => o,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            return ExitCode::from(2);
-        }
-    };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: tokio runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let outcome = runtime.block_on(async {
-        tokio::select! {
-            r = tokio::time::timeout(DEADLINE, run(options)) => {
-                r.map_err(|_| anyhow!("gave up after {} s", DEADLINE.as_secs())).and_then(|r| r)
-            }
-            _ = tokio::signal::ctrl_c() => Err(anyhow!("interrupted")),
-        }
-    });
-    runtime.shutdown_timeout(Duration::from_secs(2));
-    match outcome {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => {
-            eprintln!("a check failed (see above)");
-            ExitCode::FAILURE
-        }
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    support::main(parse_args(), |o| async move {
+        tokio::time::timeout(DEADLINE, run(o))
+            .await
+            .map_err(|_| anyhow!("gave up after {} s", DEADLINE.as_secs()))?
+    })
 }
 
 /// One run's numbers.

@@ -331,3 +331,55 @@ pub fn peak_rss_kb() -> Option<u64> {
         .parse()
         .ok()
 }
+
+// ---------------------------------------------------------------------------------------------
+// The benches' `main`
+
+/// Runs a bench: exit code 2 for bad arguments; otherwise `run` on a 2-thread runtime, stopped
+/// by Ctrl-C or SIGTERM (leaving `run` drops its guards, which stop the servers and PostgreSQL);
+/// `Ok(false)` (a failed check or a missed target) and errors exit with 1.
+pub fn main<O, F, Fut>(options: anyhow::Result<O>, run: F) -> std::process::ExitCode
+where
+    F: FnOnce(O) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<bool>>,
+{
+    use std::process::ExitCode;
+    let options = match options {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: tokio runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let outcome = runtime.block_on(async {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            r = run(options) => r,
+            _ = tokio::signal::ctrl_c() => Err(anyhow!("interrupted")),
+            _ = term.recv() => Err(anyhow!("terminated")),
+        }
+    });
+    runtime.shutdown_timeout(Duration::from_secs(2));
+    match outcome {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => {
+            eprintln!("a check failed or a target was missed (see above)");
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1161,32 +1161,22 @@ async fn subscribers_receive_exactly_the_transitions_they_may_see_in_order() {
         transition(&mut everything).await,
         t(&a_name, "HEALTHY", "UNHEALTHY")
     );
-    // Only the granted dock's resource, in order; never the other dock's nor globex's.
-    assert_eq!(
-        transition(&mut team).await,
-        t(&a_name, "UNKNOWN", "HEALTHY")
+    // The team: only the granted dock's resource, in order, never the other dock's nor globex's.
+    // The project: b while only b was linked, then a once linked. The named: a.
+    let (a_up, a_down) = (
+        t(&a_name, "UNKNOWN", "HEALTHY"),
+        t(&a_name, "HEALTHY", "UNHEALTHY"),
     );
-    assert_eq!(
-        transition(&mut team).await,
-        t(&a_name, "HEALTHY", "UNHEALTHY")
-    );
-    // The project's: b while only b was linked, then a once linked.
-    assert_eq!(
-        transition(&mut of_project).await,
-        t(&b_name, "UNKNOWN", "HEALTHY")
-    );
-    assert_eq!(
-        transition(&mut of_project).await,
-        t(&a_name, "HEALTHY", "UNHEALTHY")
-    );
-    assert_eq!(
-        transition(&mut named).await,
-        t(&a_name, "UNKNOWN", "HEALTHY")
-    );
-    assert_eq!(
-        transition(&mut named).await,
-        t(&a_name, "HEALTHY", "UNHEALTHY")
-    );
+    let b_up = t(&b_name, "UNKNOWN", "HEALTHY");
+    for (sub, want) in [
+        (&mut team, [&a_up, &a_down]),
+        (&mut of_project, [&b_up, &a_down]),
+        (&mut named, [&a_up, &a_down]),
+    ] {
+        for expected in want {
+            assert_eq!(&transition(sub).await, expected);
+        }
+    }
     // globex's resource changed too, and no acme subscriber was told.
     assert_eq!(state(owner, "web_services", c).await, "healthy");
 }
