@@ -29,9 +29,7 @@ use stackgate::health::{Monitor, MonitorConfig, ProbeConfig};
 
 mod support;
 
-use support::{
-    BenchDatabase, CLOCK_TICKS, machine_busy_ticks, peak_rss_kb, process_table, tree_ticks,
-};
+use support::{BenchDatabase, CLOCK_TICKS, CpuSnapshot, peak_rss_kb};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -82,7 +80,10 @@ fn parse_args() -> anyhow::Result<Options> {
             "--concurrency" => o.concurrency = value()?.parse().context("--concurrency")?,
             "--burst" => o.burst = true,
             "--bench" => {}
-            "-h" | "--help" => bail!("{USAGE}"),
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                std::process::exit(0);
+            }
             other => bail!("unknown argument `{other}`\n\n{USAGE}"),
         }
     }
@@ -129,14 +130,15 @@ async fn run(o: Options) -> anyhow::Result<()> {
         ..MonitorConfig::default()
     };
     let monitor = Monitor::new(pool, config)?;
-    let before = Cpu::take(database.postmaster, targets.pid());
+    // The targets' process tree goes where `CpuSnapshot` counts a server's.
+    let before = CpuSnapshot::take(targets.pid(), database.postmaster);
     let started = Instant::now();
     let window_start = db_now(&mut owner).await?;
     let handle = monitor.spawn();
     tokio::time::sleep(Duration::from_secs(o.seconds)).await;
     handle.stop();
     let wall = started.elapsed();
-    let after = Cpu::take(database.postmaster, targets.pid());
+    let after = CpuSnapshot::take(targets.pid(), database.postmaster);
     let probes = count(
         &mut owner,
         "select count(*) as n from health_checks where created_at >= $1::timestamptz",
@@ -149,7 +151,14 @@ async fn run(o: Options) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn report(o: &Options, wall: Duration, probes: i64, before: &Cpu, after: &Cpu, states: &str) {
+fn report(
+    o: &Options,
+    wall: Duration,
+    probes: i64,
+    before: &CpuSnapshot,
+    after: &CpuSnapshot,
+    states: &str,
+) {
     let secs = wall.as_secs_f64();
     let ticks = CLOCK_TICKS;
     let cores = |a: Option<u64>, b: Option<u64>| match (a, b) {
@@ -193,18 +202,18 @@ fn report(o: &Options, wall: Duration, probes: i64, before: &Cpu, after: &Cpu, s
     );
     println!(
         "targets (child)        {}",
-        cores(before.targets, after.targets)
+        cores(before.server, after.server)
     );
     println!(
         "other processes        {}",
-        match (before.machine, after.machine) {
+        match (before.total_busy, after.total_busy) {
             (Some(a), Some(b)) => {
                 let own = (after.me - before.me)
                     + after
                         .postgres
                         .zip(before.postgres)
                         .map_or(0, |(a, b)| a - b)
-                    + after.targets.zip(before.targets).map_or(0, |(a, b)| a - b);
+                    + after.server.zip(before.server).map_or(0, |(a, b)| a - b);
                 format!(
                     "{:.2} cores",
                     ((b - a).saturating_sub(own)) as f64 / ticks / secs
@@ -409,28 +418,5 @@ fn serve_targets() -> ExitCode {
     match served {
         Ok(()) => ExitCode::SUCCESS,
         Err(_) => ExitCode::FAILURE,
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// CPU and memory, from /proc
-
-struct Cpu {
-    me: u64,
-    postgres: Option<u64>,
-    targets: Option<u64>,
-    machine: Option<u64>,
-}
-
-impl Cpu {
-    fn take(postmaster: Option<i32>, targets: Option<i32>) -> Self {
-        let table = process_table();
-        let me = i32::try_from(std::process::id()).ok();
-        Self {
-            me: me.and_then(|pid| table.get(&pid)).map_or(0, |p| p.1),
-            postgres: postmaster.map(|pid| tree_ticks(&table, pid)),
-            targets: targets.map(|pid| tree_ticks(&table, pid)),
-            machine: machine_busy_ticks(),
-        }
     }
 }
