@@ -286,6 +286,7 @@ fn resolve(
         run_scheduler: true,
         health: args.health.monitor(),
         run_health: args.health.enabled,
+        security: args.security.settings()?,
     })
 }
 

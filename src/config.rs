@@ -109,6 +109,10 @@ pub struct ConfigArgs {
     /// Health monitoring settings.
     #[command(flatten)]
     pub health: crate::health::settings::HealthArgs,
+
+    /// Security settings (tokens, outbound guard, budgets, rate limits).
+    #[command(flatten)]
+    pub security: crate::security::settings::SecurityArgs,
 }
 
 impl ConfigArgs {
@@ -164,6 +168,8 @@ pub struct Config {
     pub health: crate::health::MonitorConfig,
     /// Whether this process probes resources' health in the background.
     pub run_health: bool,
+    /// Token, outbound, budget and rate-limit settings.
+    pub security: crate::security::settings::SecuritySettings,
 }
 
 impl std::fmt::Debug for Config {
@@ -212,6 +218,7 @@ mod tests {
             run_scheduler: false,
             health: Default::default(),
             run_health: false,
+            security: Default::default(),
         };
         let shown = format!("{config:?}");
         assert!(!shown.contains("hunter2"), "{shown}");

@@ -17,6 +17,7 @@ pub mod health;
 pub mod http;
 pub mod metrics;
 pub mod router;
+pub mod security;
 pub mod seed;
 pub mod server;
 pub mod sync;

@@ -178,6 +178,10 @@ impl TestApp {
             run_scheduler: false,
             health: Default::default(),
             run_health: false,
+            security: stackgate::security::settings::SecuritySettings {
+                allow_private_endpoints: true,
+                ..Default::default()
+            },
         };
         adjust(&mut config);
         let jwt = JwtKeys::hs256(&SecretString::from(JWT_SECRET.to_owned()));

@@ -1,6 +1,7 @@
 //! stackgate's integration tests, all against a real PostgreSQL (see `harness`).
 
 mod access;
+mod adversarial;
 mod auth;
 mod browser;
 mod cli;
