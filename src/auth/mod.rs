@@ -315,7 +315,9 @@ impl Renewal {
             loop {
                 let factor = 0.8 + 0.4 * rand::random::<f64>();
                 let mut wait = every.mul_f64(factor);
-                if let Some(left) = expires.and_then(|at| at.duration_since(std::time::SystemTime::now()).ok()) {
+                if let Some(left) =
+                    expires.and_then(|at| at.duration_since(std::time::SystemTime::now()).ok())
+                {
                     wait = wait.min(left + std::time::Duration::from_millis(50));
                 }
                 tokio::select! {

@@ -64,7 +64,11 @@ pub fn build_pool(url: &SecretString, size: usize) -> Result<Pool, DbError> {
 
 /// [`build_pool`] whose checkouts wait at most `wait` (the serving pool: past it the operation is
 /// refused as the server being at capacity, instead of stalling every tenant behind it).
-pub fn build_pool_with_wait(url: &SecretString, size: usize, wait: Duration) -> Result<Pool, DbError> {
+pub fn build_pool_with_wait(
+    url: &SecretString,
+    size: usize,
+    wait: Duration,
+) -> Result<Pool, DbError> {
     let mut config = ManagerConfig::default();
     config.recycling_method = RecyclingMethod::Fast;
     config.custom_setup = Box::new(|url| connect_as_app(url.to_owned(), "stackgate").boxed());

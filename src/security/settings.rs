@@ -18,40 +18,85 @@ pub struct SecurityArgs {
     pub allow_private_endpoints: bool,
 
     /// Operations per user or API key (`<count>/s|m|h`, or `off`).
-    #[arg(long, env = "STACKGATE_RATE_PER_PRINCIPAL", default_value = "200/s", global = true)]
+    #[arg(
+        long,
+        env = "STACKGATE_RATE_PER_PRINCIPAL",
+        default_value = "200/s",
+        global = true
+    )]
     pub rate_per_principal: String,
 
     /// Operations without valid credentials per client address.
-    #[arg(long, env = "STACKGATE_RATE_PER_IP", default_value = "20/s", global = true)]
+    #[arg(
+        long,
+        env = "STACKGATE_RATE_PER_IP",
+        default_value = "20/s",
+        global = true
+    )]
     pub rate_per_ip: String,
 
     /// Mutations per organization.
-    #[arg(long, env = "STACKGATE_RATE_MUTATIONS_PER_ORG", default_value = "50/s", global = true)]
+    #[arg(
+        long,
+        env = "STACKGATE_RATE_MUTATIONS_PER_ORG",
+        default_value = "50/s",
+        global = true
+    )]
     pub rate_mutations_per_org: String,
 
     /// Provider-calling dock operations (`createDock`, `updateDockCredentials`, `syncDock`) per
     /// organization.
-    #[arg(long, env = "STACKGATE_RATE_DOCK_OPS_PER_ORG", default_value = "30/m", global = true)]
+    #[arg(
+        long,
+        env = "STACKGATE_RATE_DOCK_OPS_PER_ORG",
+        default_value = "30/m",
+        global = true
+    )]
     pub rate_dock_ops_per_org: String,
 
     /// `syncDock` calls per dock.
-    #[arg(long, env = "STACKGATE_RATE_SYNCS_PER_DOCK", default_value = "6/m", global = true)]
+    #[arg(
+        long,
+        env = "STACKGATE_RATE_SYNCS_PER_DOCK",
+        default_value = "6/m",
+        global = true
+    )]
     pub rate_syncs_per_dock: String,
 
     /// WebSocket connections that may wait for `connection_init` at once.
-    #[arg(long, env = "STACKGATE_WS_MAX_PENDING", default_value_t = 64, global = true)]
+    #[arg(
+        long,
+        env = "STACKGATE_WS_MAX_PENDING",
+        default_value_t = 64,
+        global = true
+    )]
     pub ws_max_pending: usize,
 
     /// WebSocket connections one user or API key may hold on a replica.
-    #[arg(long, env = "STACKGATE_WS_MAX_PER_PRINCIPAL", default_value_t = 32, global = true)]
+    #[arg(
+        long,
+        env = "STACKGATE_WS_MAX_PER_PRINCIPAL",
+        default_value_t = 32,
+        global = true
+    )]
     pub ws_max_per_principal: usize,
 
     /// Subscriptions one WebSocket connection may run at once.
-    #[arg(long, env = "STACKGATE_WS_MAX_SUBSCRIPTIONS", default_value_t = 100, global = true)]
+    #[arg(
+        long,
+        env = "STACKGATE_WS_MAX_SUBSCRIPTIONS",
+        default_value_t = 100,
+        global = true
+    )]
     pub ws_max_subscriptions: usize,
 
     /// Most ids one `nodes(ids:)` call may name.
-    #[arg(long, env = "STACKGATE_MAX_NODE_IDS", default_value_t = 100, global = true)]
+    #[arg(
+        long,
+        env = "STACKGATE_MAX_NODE_IDS",
+        default_value_t = 100,
+        global = true
+    )]
     pub max_node_ids: usize,
 
     /// Largest response body in bytes; a larger answer is refused with `QUERY_TOO_COMPLEX`.
@@ -65,7 +110,12 @@ pub struct SecurityArgs {
 
     /// Longest wait for a pooled database connection, in milliseconds, before the operation is
     /// refused as `RATE_LIMITED` (the server is at capacity) instead of stalling.
-    #[arg(long, env = "STACKGATE_POOL_TIMEOUT_MS", default_value_t = 5_000, global = true)]
+    #[arg(
+        long,
+        env = "STACKGATE_POOL_TIMEOUT_MS",
+        default_value_t = 5_000,
+        global = true
+    )]
     pub pool_timeout_ms: u64,
 }
 
@@ -98,9 +148,8 @@ impl Default for SecuritySettings {
 impl SecurityArgs {
     /// The settings these arguments describe.
     pub fn settings(&self) -> anyhow::Result<SecuritySettings> {
-        let rate = |name: &str, text: &str| {
-            parse_rate(text).map_err(|e| anyhow::anyhow!("{name}: {e}"))
-        };
+        let rate =
+            |name: &str, text: &str| parse_rate(text).map_err(|e| anyhow::anyhow!("{name}: {e}"));
         Ok(SecuritySettings {
             allow_private_endpoints: self.allow_private_endpoints,
             rates: RateSettings {

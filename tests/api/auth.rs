@@ -334,7 +334,10 @@ async fn an_access_change_clears_cached_viewers_on_every_replica() {
     };
     for url in [app.url("/graphql"), replica_url.clone()] {
         let body = ask(url).await;
-        assert_eq!(body["data"]["viewer"]["organization"]["slug"], "acme", "{body}");
+        assert_eq!(
+            body["data"]["viewer"]["organization"]["slug"], "acme",
+            "{body}"
+        );
     }
     conn.batch_execute("delete from memberships")
         .await
