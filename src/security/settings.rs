@@ -13,6 +13,16 @@ pub struct SecurityArgs {
         global = true
     )]
     pub allow_private_endpoints: bool,
+
+    /// Seconds a provider key check (`createDock`, `updateDockCredentials`) may take in all:
+    /// one request, no retries, so a slow or silent endpoint cannot hold the caller for long.
+    #[arg(
+        long,
+        env = "STACKGATE_OUTBOUND_TIMEOUT_SECONDS",
+        default_value_t = 10,
+        global = true
+    )]
+    pub outbound_timeout_seconds: u64,
 }
 
 /// The resolved security settings, passed down from [`crate::config::Config`].
@@ -20,6 +30,18 @@ pub struct SecurityArgs {
 pub struct SecuritySettings {
     /// See [`SecurityArgs::allow_private_endpoints`].
     pub allow_private_endpoints: bool,
+    /// See [`SecurityArgs::outbound_timeout_seconds`]; `None` is [`DEFAULT_OUTBOUND_TIMEOUT`].
+    pub outbound_timeout: Option<std::time::Duration>,
+}
+
+/// How long a provider key check may take when nothing else is set.
+pub const DEFAULT_OUTBOUND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+impl SecuritySettings {
+    /// The deadline of a provider key check.
+    pub fn outbound_timeout(&self) -> std::time::Duration {
+        self.outbound_timeout.unwrap_or(DEFAULT_OUTBOUND_TIMEOUT)
+    }
 }
 
 impl SecurityArgs {
@@ -27,6 +49,9 @@ impl SecurityArgs {
     pub fn settings(&self) -> anyhow::Result<SecuritySettings> {
         Ok(SecuritySettings {
             allow_private_endpoints: self.allow_private_endpoints,
+            outbound_timeout: Some(std::time::Duration::from_secs(
+                self.outbound_timeout_seconds.max(1),
+            )),
         })
     }
 }
