@@ -108,6 +108,39 @@ where
     outcome
 }
 
+/// The permission check of an act that must happen before its side effects outside the
+/// database (an outbound call, before [`audited`] writes): a denial is `FORBIDDEN` and audited.
+pub async fn permit(ctx: &Context<'_>, act: &Act<'_>, allowed: bool) -> Result<(), ApiError> {
+    if allowed {
+        return Ok(());
+    }
+    let viewer = viewer(ctx)?;
+    let err = ApiError::Forbidden(format!("`{}` needs {} FULL", act.action, act.area.as_str()));
+    record_failure(
+        pool(ctx)?,
+        viewer,
+        &actor(ctx, viewer),
+        act,
+        "denied",
+        err.message(),
+    )
+    .await;
+    Err(err)
+}
+
+/// Audits a permitted act that failed before its transaction (an outbound refusal, a key the
+/// provider did not confirm) with result `error`, and returns the error.
+pub async fn failed(ctx: &Context<'_>, act: &Act<'_>, err: ApiError) -> ApiError {
+    match (viewer(ctx), pool(ctx)) {
+        (Ok(viewer), Ok(pool)) => {
+            let actor = actor(ctx, viewer);
+            record_failure(pool, viewer, &actor, act, "error", err.message()).await;
+        }
+        _ => tracing::error!(action = act.action, "no viewer or pool to audit a failure"),
+    }
+    err
+}
+
 /// True when the viewer's org role grants FULL in the act's area.
 pub fn org_full(ctx: &Context<'_>, area: Area) -> Result<bool, ApiError> {
     Ok(viewer(ctx)?.can(area, Level::Full))
