@@ -150,8 +150,9 @@ async fn run_demo(args: ConfigArgs) -> anyhow::Result<()> {
     if config.health.interval == DEFAULT_HEALTH_INTERVAL {
         config.health.interval = DEMO_HEALTH_INTERVAL;
     }
-    // The demo's fake services listen on 127.0.0.1.
+    // The demo's fake services and providers listen on 127.0.0.1.
     config.health.probe.allow_private = true;
+    config.security.allow_private_endpoints = true;
     let keyring = crate::crypto::Keyring::from_config(
         config
             .encryption_keys

@@ -117,6 +117,16 @@ pub struct SecurityArgs {
         global = true
     )]
     pub pool_timeout_ms: u64,
+
+    /// Seconds a provider key check (`createDock`, `updateDockCredentials`) may take in all:
+    /// one request, no retries, so a slow or silent endpoint cannot hold the caller for long.
+    #[arg(
+        long,
+        env = "STACKGATE_OUTBOUND_TIMEOUT_SECONDS",
+        default_value_t = 10,
+        global = true
+    )]
+    pub outbound_timeout_seconds: u64,
 }
 
 /// The resolved security settings, passed down from [`crate::config::Config`].
@@ -129,6 +139,18 @@ pub struct SecuritySettings {
     pub max_node_ids: usize,
     pub response_limit: usize,
     pub pool_timeout: std::time::Duration,
+    /// See [`SecurityArgs::outbound_timeout_seconds`]; `None` is [`DEFAULT_OUTBOUND_TIMEOUT`].
+    pub outbound_timeout: Option<std::time::Duration>,
+}
+
+/// How long a provider key check may take when nothing else is set.
+pub const DEFAULT_OUTBOUND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+impl SecuritySettings {
+    /// The deadline of a provider key check.
+    pub fn outbound_timeout(&self) -> std::time::Duration {
+        self.outbound_timeout.unwrap_or(DEFAULT_OUTBOUND_TIMEOUT)
+    }
 }
 
 impl Default for SecuritySettings {
@@ -141,6 +163,7 @@ impl Default for SecuritySettings {
             max_node_ids: 100,
             response_limit: 16 * 1024 * 1024,
             pool_timeout: std::time::Duration::from_secs(5),
+            outbound_timeout: None,
         }
     }
 }
@@ -174,6 +197,9 @@ impl SecurityArgs {
             max_node_ids: self.max_node_ids.max(1),
             response_limit: self.response_limit.max(1024),
             pool_timeout: std::time::Duration::from_millis(self.pool_timeout_ms.max(100)),
+            outbound_timeout: Some(std::time::Duration::from_secs(
+                self.outbound_timeout_seconds.max(1),
+            )),
         })
     }
 }
