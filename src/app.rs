@@ -59,6 +59,7 @@ impl AppState {
         let jwt = Arc::new(JwtKeys::new(
             config.jwt_secret.as_ref(),
             config.jwt_public_key.as_deref(),
+            &config.security.jwt,
         )?);
         let page = crate::http::graphiql::render(
             config.graphiql_assets.is_some(),

@@ -65,7 +65,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Token { user, org, ttl } => {
             let secret = jwt_secret(&cli.config)?;
-            let keys = crate::auth::jwt::JwtKeys::hs256(&secret);
+            let keys = crate::auth::jwt::JwtKeys::hs256(&secret)
+                .with_claims(&cli.config.security.jwt.settings()?);
             say(&keys.mint(&user, org.as_deref(), ttl)?);
             Ok(())
         }
@@ -131,11 +132,9 @@ async fn run_demo(args: ConfigArgs) -> anyhow::Result<()> {
             uuid::Uuid::new_v4().simple()
         )),
     };
-    let token = crate::auth::jwt::JwtKeys::hs256(&secret).mint(
-        demo::OWNER_EXTERNAL_ID,
-        Some(demo::ORG_SLUG),
-        24 * 3600,
-    )?;
+    let token = crate::auth::jwt::JwtKeys::hs256(&secret)
+        .with_claims(&args.security.jwt.settings()?)
+        .mint(demo::OWNER_EXTERNAL_ID, Some(demo::ORG_SLUG), 24 * 3600)?;
     let mut config = resolve(
         &args,
         database.url.clone(),
