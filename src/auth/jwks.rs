@@ -30,8 +30,9 @@ const MAX_DOCUMENT_BYTES: usize = 256 * 1024;
 /// The most keys taken from one document.
 const MAX_KEYS: usize = 100;
 
-/// Where a JWKS document is published.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Where a JWKS document is published. Shown (`Display`, `Debug`) without a URL's credentials
+/// or query.
+#[derive(Clone, PartialEq, Eq)]
 pub enum JwksSource {
     File(PathBuf),
     Url(reqwest::Url),
@@ -69,6 +70,12 @@ impl std::fmt::Display for JwksSource {
             )
             .and_then(|()| f.write_str(url.path())),
         }
+    }
+}
+
+impl std::fmt::Debug for JwksSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "JwksSource({self})")
     }
 }
 
@@ -321,6 +328,11 @@ mod tests {
             .expect("url")
             .to_string();
         assert_eq!(shown, "https://idp.invalid:8443/keys");
+        let debug = format!(
+            "{:?}",
+            JwksSource::parse("https://u:pw@idp.invalid/k?t=s").expect("url")
+        );
+        assert!(!debug.contains("pw") && !debug.contains("t=s"), "{debug}");
     }
 
     #[test]
