@@ -68,6 +68,7 @@ impl AppState {
         let jwt = Arc::new(JwtKeys::new(
             config.jwt_secret.as_ref(),
             config.jwt_public_key.as_deref(),
+            &config.security.jwt,
         )?);
         let pipeline = Pipeline::new(Parts {
             schema,

@@ -4,6 +4,7 @@
 
 pub mod cache;
 pub mod identity;
+pub mod jwks;
 pub mod jwt;
 pub mod permissions;
 
@@ -133,7 +134,7 @@ pub async fn authenticate(
     if token.starts_with("sg_") {
         return authenticate_key(auth, token, x_org).await;
     }
-    let claims = auth.keys.verify(token)?;
+    let claims = auth.keys.verify(token).await?;
     let wanted_org = claims.org.as_deref().or(x_org).map(str::to_owned);
     let subject = format!("jwt:{}", claims.sub);
     if let Some(viewer) = auth.cache.get(&subject, wanted_org.as_deref()) {

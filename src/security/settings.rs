@@ -127,6 +127,10 @@ pub struct SecurityArgs {
         global = true
     )]
     pub outbound_timeout_seconds: u64,
+
+    /// Which JWTs are accepted: issuer, audience, and published verification keys.
+    #[command(flatten)]
+    pub jwt: JwtArgs,
 }
 
 /// The resolved security settings, passed down from [`crate::config::Config`].
@@ -141,6 +145,8 @@ pub struct SecuritySettings {
     pub pool_timeout: std::time::Duration,
     /// See [`SecurityArgs::outbound_timeout_seconds`]; `None` is [`DEFAULT_OUTBOUND_TIMEOUT`].
     pub outbound_timeout: Option<std::time::Duration>,
+    /// See [`JwtArgs`].
+    pub jwt: JwtSettings,
 }
 
 /// How long a provider key check may take when nothing else is set.
@@ -164,6 +170,7 @@ impl Default for SecuritySettings {
             response_limit: 16 * 1024 * 1024,
             pool_timeout: std::time::Duration::from_secs(5),
             outbound_timeout: None,
+            jwt: JwtSettings::default(),
         }
     }
 }
@@ -200,6 +207,65 @@ impl SecurityArgs {
             outbound_timeout: Some(std::time::Duration::from_secs(
                 self.outbound_timeout_seconds.max(1),
             )),
+            jwt: self.jwt.settings()?,
+        })
+    }
+}
+
+/// The flags and variables that say which JWTs are accepted (see `docs/security.md`). Tokens from
+/// an identity provider (Clerk, Auth0, ...) carry `iss` and `aud` and are signed with keys the
+/// provider publishes as a JWKS document.
+#[derive(clap::Args, Clone, Debug, Default)]
+pub struct JwtArgs {
+    /// The only `iss` accepted; tokens without it are refused when set.
+    #[arg(long, env = "STACKGATE_JWT_ISSUER", global = true)]
+    pub jwt_issuer: Option<String>,
+
+    /// Comma-separated audiences; a token's `aud` (a string or an array) must name one of them
+    /// when set. Unset: `aud` is not checked.
+    #[arg(long, env = "STACKGATE_JWT_AUDIENCE", global = true)]
+    pub jwt_audience: Option<String>,
+
+    /// A JWKS document with RS/ES verification keys, chosen by a token's `kid`: a file path, or
+    /// an `http(s)://` URL (fetched at start-up and again when a token names an unknown `kid`).
+    #[arg(long, env = "STACKGATE_JWT_JWKS", global = true)]
+    pub jwt_jwks: Option<String>,
+}
+
+/// The resolved [`JwtArgs`].
+#[derive(Clone, Debug, Default)]
+pub struct JwtSettings {
+    /// The required `iss`, if any.
+    pub issuer: Option<String>,
+    /// The accepted audiences; empty: `aud` is not checked.
+    pub audience: Vec<String>,
+    /// Where RS/ES keys are published, if anywhere.
+    pub jwks: Option<crate::auth::jwks::JwksSource>,
+}
+
+impl JwtArgs {
+    /// The settings these arguments describe; a JWKS location that is neither an `http(s)` URL
+    /// nor a path is refused here, before anything starts.
+    pub fn settings(&self) -> anyhow::Result<JwtSettings> {
+        let issuer = self
+            .jwt_issuer
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty());
+        let audience = self.jwt_audience.as_deref().unwrap_or_default().split(',');
+        let jwks = self
+            .jwt_jwks
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty());
+        Ok(JwtSettings {
+            issuer: issuer.map(str::to_owned),
+            audience: audience
+                .map(str::trim)
+                .filter(|a| !a.is_empty())
+                .map(str::to_owned)
+                .collect(),
+            jwks: jwks.map(crate::auth::jwks::JwksSource::parse).transpose()?,
         })
     }
 }

@@ -166,7 +166,7 @@ async fn the_active_org_comes_from_claim_header_or_only_membership() {
 }
 
 /// A PKCS#8 private key and its SPKI public key, made with openssl.
-fn keypair(algorithm: &[&str]) -> (Vec<u8>, Vec<u8>) {
+pub fn keypair(algorithm: &[&str]) -> (Vec<u8>, Vec<u8>) {
     let dir =
         std::env::temp_dir().join(format!("stackgate-keys-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&dir).expect("dir");
