@@ -358,9 +358,12 @@ async fn access_change(
     };
     loop {
         match receiver.recv().await {
+            // Only access events: a link change alters a client-portal viewer's reach too, but
+            // re-checking every socket of an organization on every link would cost more than the
+            // periodic check's delay.
             Ok(Delivery::Event(envelope)) => {
-                if let Some(changed) = envelope.event.changes_access()
-                    && changed.is_none_or(|o| o == org)
+                if let crate::events::Event::Access(change) = &envelope.event
+                    && change.concerns(org)
                 {
                     return;
                 }
