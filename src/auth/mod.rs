@@ -83,6 +83,12 @@ impl Viewer {
             })
     }
 
+    /// False for a caller who belongs to no organization yet (see [`identity::choose`]): they
+    /// may only see and accept their invitations.
+    pub fn in_organization(&self) -> bool {
+        !self.organization.id.is_nil()
+    }
+
     /// True when the caller reaches this organization only through teams or clients.
     pub fn is_guest(&self) -> bool {
         self.role == "guest"
