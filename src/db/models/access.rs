@@ -135,24 +135,6 @@ pub async fn person_reaching(
     Ok(query.first(conn).await.optional()?)
 }
 
-/// True when `user_id` holds `org_id`'s built-in `owner` role.
-pub async fn is_owner(
-    conn: &mut AsyncPgConnection,
-    org_id: Uuid,
-    user_id: Uuid,
-) -> Result<bool, DbError> {
-    Ok(diesel::select(diesel::dsl::exists(
-        memberships::table
-            .inner_join(roles::table.on(roles::id.eq(memberships::role_id)))
-            .filter(memberships::org_id.eq(org_id))
-            .filter(memberships::user_id.eq(user_id))
-            .filter(roles::name.eq("owner"))
-            .filter(roles::is_builtin),
-    ))
-    .get_result(conn)
-    .await?)
-}
-
 /// The role of `user_id`'s membership of `org_id`, if they are a member.
 pub async fn member_role(
     conn: &mut AsyncPgConnection,

@@ -272,9 +272,9 @@ impl AccessMutations {
             if !is_owner_role(&role) {
                 keep_an_owner(&owners, user, "demoted")?;
             }
-            let owner = grantor.among(&owners);
-            check_grantable(&org_role(conn, org, current).await?, &grantor.own, owner)?;
-            check_grantable(&role, &grantor.own, owner)?;
+            let standing = grantor.standing(conn, org).await?;
+            standing.check(&org_role(conn, org, current).await?)?;
+            standing.check(&role)?;
             access::set_member_role(conn, org, user, role.id).await?;
             let member = access::member(conn, org, user)
                 .await?
@@ -300,7 +300,7 @@ impl AccessMutations {
                 keep_an_owner(&owners, user, "removed")?;
                 if let Some(current) = access::lock_membership(conn, org, user).await? {
                     let role = org_role(conn, org, current).await?;
-                    check_grantable(&role, &grantor.own, grantor.among(&owners))?;
+                    grantor.standing(conn, org).await?.check(&role)?;
                 }
                 if !access::remove_member(conn, org, user).await? {
                     return Err(not_found("member"));
@@ -480,47 +480,76 @@ fn is_owner_role(role: &Role) -> bool {
     role.is_builtin && role.name == "owner"
 }
 
-/// Who hands out a role, for the role hierarchy: their own org role's permissions, and whether
-/// they act as an owner (a platform admin outside their organizations does).
-#[derive(Clone)]
+/// Who hands out a role, for the role hierarchy. What they hold is read in the mutation's own
+/// transaction ([`Grantor::standing`]), not from the viewer cache, so a demotion committed a
+/// moment ago already counts.
+#[derive(Clone, Copy)]
 pub(super) struct Grantor {
     pub user: Uuid,
-    pub own: Permissions,
+    /// A platform admin acting in an organization they do not belong to acts as an owner.
     pub platform_admin: bool,
+}
+
+/// What a grantor holds now: their org role's levels, and whether it is the owner role.
+pub(super) struct Standing {
+    own: Permissions,
+    owner: bool,
 }
 
 impl Grantor {
     pub fn of(viewer: &Viewer) -> Self {
         Self {
             user: viewer.user.id,
-            own: viewer.permissions.clone(),
             platform_admin: viewer.as_platform_admin,
         }
     }
 
-    /// True when the grantor is among `owners` (locked by [`access::lock_owners`]).
-    fn among(&self, owners: &[Uuid]) -> bool {
-        self.platform_admin || owners.contains(&self.user)
+    /// The grantor's org role in `org` as of this transaction (none: no levels).
+    pub async fn standing(
+        &self,
+        conn: &mut AsyncPgConnection,
+        org: Uuid,
+    ) -> Result<Standing, ApiError> {
+        if self.platform_admin {
+            return Ok(Standing {
+                own: Permissions::all(),
+                owner: true,
+            });
+        }
+        let role = access::member_role(conn, org, self.user).await?;
+        Ok(Standing::of(role.as_ref()))
     }
 
-    /// Refuses `role` unless the grantor may hand it out now (ownership read in this
-    /// transaction, not from the cached viewer).
+    /// Refuses `role` unless the grantor may hand it out now.
     pub async fn check(
         &self,
         conn: &mut AsyncPgConnection,
         org: Uuid,
         role: &Role,
     ) -> Result<(), ApiError> {
-        let owner = self.platform_admin
-            || (is_owner_role(role) && access::is_owner(conn, org, self.user).await?);
-        check_grantable(role, &self.own, owner)
+        self.standing(conn, org).await?.check(role)
+    }
+}
+
+impl Standing {
+    /// The standing an org role gives (`None`: not a member).
+    pub fn of(role: Option<&Role>) -> Self {
+        Self {
+            own: role.map_or_else(Permissions::default, |r| Permissions(r.permissions.clone())),
+            owner: role.is_some_and(is_owner_role),
+        }
+    }
+
+    /// Refuses (`FORBIDDEN`) to grant, change or take away `role` (see [`check_grantable`]).
+    pub fn check(&self, role: &Role) -> Result<(), ApiError> {
+        check_grantable(role, &self.own, self.owner)
     }
 }
 
 /// Refuses (`FORBIDDEN`) a role its grantor may not grant, change or take away: the built-in
 /// owner role unless they are an owner, and any role above their own org role (`own`) in some
 /// area.
-pub(super) fn check_grantable(role: &Role, own: &Permissions, owner: bool) -> Result<(), ApiError> {
+fn check_grantable(role: &Role, own: &Permissions, owner: bool) -> Result<(), ApiError> {
     if is_owner_role(role) && !owner {
         return Err(ApiError::Forbidden(
             "only owners grant, change or revoke the owner role and remove owners".into(),
@@ -712,6 +741,41 @@ mod tests {
         ] {
             assert!(valid_permissions(&bad).is_err(), "{bad}");
         }
+    }
+
+    fn role(name: &str, builtin: bool, permissions: Value) -> Role {
+        Role {
+            id: Uuid::new_v4(),
+            org_id: Uuid::nil(),
+            name: name.into(),
+            permissions,
+            is_builtin: builtin,
+        }
+    }
+
+    #[test]
+    fn nobody_grants_above_their_own_and_only_owners_grant_owner() {
+        let all = Permissions::all();
+        let owner_role = role("owner", true, all.0.clone());
+        let admin_role = role("admin", true, all.0.clone());
+        let member = Permissions(json!({ "projects": "full", "docks": "read" }));
+        let docks_full = role("Docks", false, json!({ "docks": "full" }));
+        let reader = role("Reader", false, json!({ "docks": "read" }));
+        assert!(
+            check_grantable(&owner_role, &all, false).is_err(),
+            "admin → owner"
+        );
+        assert!(check_grantable(&owner_role, &all, true).is_ok());
+        assert!(check_grantable(&admin_role, &all, false).is_ok());
+        assert!(check_grantable(&admin_role, &member, false).is_err());
+        assert!(check_grantable(&docks_full, &member, false).is_err());
+        assert!(check_grantable(&reader, &member, false).is_ok());
+        // A custom role named "owner" is no owner role (built-in names are reserved anyway).
+        let fake = role("owner", false, json!({}));
+        assert!(check_grantable(&fake, &member, false).is_ok());
+        assert!(Standing::of(None).check(&reader).is_err());
+        assert!(Standing::of(Some(&owner_role)).check(&owner_role).is_ok());
+        assert!(Standing::of(Some(&admin_role)).check(&owner_role).is_err());
     }
 
     #[test]

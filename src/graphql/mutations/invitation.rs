@@ -14,9 +14,9 @@ use chrono::{DateTime, Duration, Utc};
 use diesel_async::AsyncPgConnection;
 use uuid::Uuid;
 
-use super::access::{Grantor, check_grantable, not_found, org_role, settings_act, valid_email};
+use super::access::{Grantor, Standing, not_found, org_role, settings_act, valid_email};
 use super::{Act, audited, audited_in, org_full, pool, refusal};
-use crate::auth::permissions::{Area, Permissions};
+use crate::auth::permissions::Area;
 use crate::db::Scope;
 use crate::db::models::access;
 use crate::db::models::directory;
@@ -286,9 +286,10 @@ async fn still_grantable(conn: &mut AsyncPgConnection, row: &Invitation) -> Resu
     let sender_role = access::member_role(conn, row.org_id, sender)
         .await?
         .ok_or_else(invalid)?;
-    let owner = sender_role.is_builtin && sender_role.name == "owner";
     let role = org_role(conn, row.org_id, row.role_id).await?;
-    check_grantable(&role, &Permissions(sender_role.permissions), owner).map_err(|_| invalid())
+    Standing::of(Some(&sender_role))
+        .check(&role)
+        .map_err(|_| invalid())
 }
 
 /// Creates the membership the invitation grants (`CONFLICT` when the caller already has it; an
