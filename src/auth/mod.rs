@@ -83,6 +83,12 @@ impl Viewer {
             })
     }
 
+    /// False for a caller who belongs to no organization yet (see [`identity::choose`]): they
+    /// may only see and accept their invitations.
+    pub fn in_organization(&self) -> bool {
+        !self.organization.id.is_nil()
+    }
+
     /// True when the caller reaches this organization only through teams or clients.
     pub fn is_guest(&self) -> bool {
         self.role == "guest"
@@ -381,6 +387,12 @@ async fn access_change(
 /// restarting): the last standing is kept.
 async fn recheck(source: &dyn Reauthenticate) -> Option<Standing> {
     match source.viewer().await {
+        // A caller left with no organization may only list and accept invitations: whatever
+        // the connection subscribed to in its organization ends now.
+        Ok(viewer) if !viewer.in_organization() => Some(Standing::Revoked {
+            unauthenticated: false,
+            message: "not a member of any organization".into(),
+        }),
         Ok(viewer) => Some(Standing::Current(Box::new(viewer))),
         Err(ApiError::Unauthenticated(message)) => Some(Standing::Revoked {
             unauthenticated: true,
