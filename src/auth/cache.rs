@@ -80,7 +80,7 @@ pub fn clear_on_access_events(cache: &std::sync::Arc<ViewerCache>, bus: &crate::
     use crate::events::Delivery;
     use tokio::sync::broadcast::error::RecvError;
     let cache = std::sync::Arc::downgrade(cache);
-    let mut deliveries = bus.subscribe();
+    let mut deliveries = bus.subscribe_access();
     tokio::spawn(async move {
         loop {
             let clear = match deliveries.recv().await {

@@ -131,6 +131,9 @@ pub struct EventBus {
 
 struct Inner {
     sender: broadcast::Sender<Delivery>,
+    /// Access changes (and gaps) only: the viewer cache and sockets' renewals listen here, apart
+    /// from subscriptions, so they neither wake on every event nor count as subscribers.
+    access: broadcast::Sender<Delivery>,
     connected: watch::Receiver<bool>,
     listener: JoinHandle<()>,
 }
@@ -145,11 +148,17 @@ impl EventBus {
     /// Starts listening on `url` (as `stackgate_app`).
     pub fn start(url: SecretString) -> Self {
         let (sender, _) = broadcast::channel(CAPACITY);
+        let (access, _) = broadcast::channel(ACCESS_CAPACITY);
         let (connected_tx, connected) = watch::channel(false);
-        let listener = tokio::spawn(listen(url, sender.clone(), connected_tx));
+        let outlets = Outlets {
+            events: sender.clone(),
+            access: access.clone(),
+        };
+        let listener = tokio::spawn(listen(url, outlets, connected_tx));
         Self {
             inner: Arc::new(Inner {
                 sender,
+                access,
                 connected,
                 listener,
             }),
@@ -159,6 +168,12 @@ impl EventBus {
     /// A new subscriber: receives every event from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<Delivery> {
         self.inner.sender.subscribe()
+    }
+
+    /// A new listener of access changes: every event for which [`Event::changes_access`] says
+    /// so, and every gap.
+    pub fn subscribe_access(&self) -> broadcast::Receiver<Delivery> {
+        self.inner.access.subscribe()
     }
 
     /// True while the LISTEN connection is up.
@@ -180,8 +195,44 @@ impl EventBus {
     }
 }
 
+/// Where received events go: subscriptions' channel, and the access channel.
+struct Outlets {
+    events: broadcast::Sender<Delivery>,
+    access: broadcast::Sender<Delivery>,
+}
+
+impl Outlets {
+    fn gap(&self) {
+        let _ = self.events.send(Delivery::Gap);
+        let _ = self.access.send(Delivery::Gap);
+    }
+
+    /// Parses and sends a payload, to nobody's cost when nobody listens.
+    fn send(&self, payload: &str) {
+        if self.events.receiver_count() == 0 && self.access.receiver_count() == 0 {
+            return;
+        }
+        let Some(event) = Event::parse(payload) else {
+            tracing::debug!("event of an unknown type ignored");
+            return;
+        };
+        let changes_access = event.changes_access().is_some();
+        let is_access = matches!(event, Event::Access(_));
+        let envelope = Arc::new(Envelope::new(event));
+        if changes_access {
+            let _ = self.access.send(Delivery::Event(envelope.clone()));
+        }
+        if !is_access && self.events.receiver_count() > 0 {
+            let _ = self.events.send(Delivery::Event(envelope));
+        }
+    }
+}
+
+/// Access events a listener may fall behind by before it is told (as a gap).
+const ACCESS_CAPACITY: usize = 256;
+
 /// The listener: connect, LISTEN, forward; on loss, reconnect and broadcast a gap.
-async fn listen(url: SecretString, sender: broadcast::Sender<Delivery>, up: watch::Sender<bool>) {
+async fn listen(url: SecretString, outlets: Outlets, up: watch::Sender<bool>) {
     let mut backoff = Duration::from_millis(100);
     let mut listened_before = false;
     loop {
@@ -192,10 +243,10 @@ async fn listen(url: SecretString, sender: broadcast::Sender<Delivery>, up: watc
                 if listened_before {
                     metrics::counter!("stackgate_event_listener_reconnects_total").increment(1);
                     tracing::info!("event listener reconnected; subscribers told to refetch");
-                    let _ = sender.send(Delivery::Gap);
+                    outlets.gap();
                 }
                 listened_before = true;
-                let lost = forward(&mut conn, &sender).await;
+                let lost = forward(&mut conn, &outlets).await;
                 up.send_replace(false);
                 tracing::warn!(reason = %lost, "event listener lost its connection");
             }
@@ -220,7 +271,7 @@ async fn connect(url: &SecretString) -> Result<AsyncPgConnection, String> {
 }
 
 /// Forwards notifications until the connection is lost; returns why.
-async fn forward(conn: &mut AsyncPgConnection, sender: &broadcast::Sender<Delivery>) -> String {
+async fn forward(conn: &mut AsyncPgConnection, outlets: &Outlets) -> String {
     loop {
         let next = {
             let mut notifications = std::pin::pin!(conn.notifications_stream());
@@ -229,15 +280,7 @@ async fn forward(conn: &mut AsyncPgConnection, sender: &broadcast::Sender<Delive
         match next {
             Ok(Some(Ok(notification))) => {
                 metrics::counter!("stackgate_events_received_total").increment(1);
-                if sender.receiver_count() == 0 {
-                    continue;
-                }
-                match Event::parse(&notification.payload) {
-                    Some(event) => {
-                        let _ = sender.send(Delivery::Event(Arc::new(Envelope::new(event))));
-                    }
-                    None => tracing::debug!("event of an unknown type ignored"),
-                }
+                outlets.send(&notification.payload);
             }
             Ok(Some(Err(e))) => return e.to_string(),
             Ok(None) => return "connection closed".to_owned(),

@@ -124,7 +124,7 @@ async fn serve(
     };
     let expires = credentials.expiry();
     let every = renewal_period(app.config.auth_cache_seconds);
-    let access = Some(app.events.subscribe());
+    let access = Some(app.events.subscribe_access());
     let renewal = Renewal::start(viewer, every, Arc::new(credentials), access, expires);
     let mut session = Data::default();
     session.insert(caller);

@@ -237,6 +237,20 @@ impl TestApp {
         )
     }
 
+    /// Waits until `n` subscriptions listen on the server's event bus (a subscription gives its
+    /// client no acknowledgement; events published before it listens are not its).
+    pub async fn wait_subscribed(&self, n: usize) {
+        let bus = &self.server.as_ref().expect("running").state.events;
+        let started = std::time::Instant::now();
+        while bus.subscribers() < n {
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(10),
+                "never subscribed"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
     /// A token for `sub`, optionally pinned to an org, valid for an hour.
     pub fn token(&self, sub: &str, org: Option<&str>) -> String {
         self.jwt.mint(sub, org, 3600).expect("mint")

@@ -988,19 +988,6 @@ const HEALTH_EVENTS: &str = "subscription($project: ID, $ids: [ID!]) {
     resourceHealth(projectId: $project, resourceIds: $ids) {
       previous current at resource { id name } } }";
 
-/// Waits until `n` subscriptions listen on the app's event bus.
-async fn wait_subscribed(app: &TestApp, n: usize) {
-    let bus = &app.server.as_ref().expect("running").state.events;
-    let started = Instant::now();
-    while bus.subscribers() < n {
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "never subscribed"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 /// The next `resourceHealth` event as `(resource name, previous, current)`.
 async fn transition(sub: &mut Subscriber) -> (String, String, String) {
     let e = sub.event("resourceHealth").await;
@@ -1124,7 +1111,7 @@ async fn subscribers_receive_exactly_the_transitions_they_may_see_in_order() {
         let result = refused.result().await;
         assert_eq!(crate::harness::error_code(&result), "NOT_FOUND", "{result}");
     }
-    wait_subscribed(&app, 4).await;
+    app.wait_subscribed(4).await;
 
     let monitor =
         Monitor::new(build_pool(&app.db.url(), 4).expect("pool"), config(1, 8)).expect("monitor");

@@ -295,6 +295,7 @@ async fn project_link_changes_are_delivered_for_that_project_only() {
         json!({ "id": project["id"] }),
     )
     .await;
+    app.wait_subscribed(1).await;
     let link =
         "mutation($p: ID!, $r: ID!) { linkResource(projectId: $p, resourceId: $r) { linkedAt } }";
     let unlink = "mutation($p: ID!, $r: ID!) { unlinkResource(projectId: $p, resourceId: $r) }";
