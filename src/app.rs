@@ -6,13 +6,14 @@ use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::auth::cache::ViewerCache;
 use crate::auth::jwt::JwtKeys;
-use crate::auth::{Authenticator, Viewer};
 use crate::config::Config;
 use crate::crypto::Keyring;
 use crate::db::{self, Pool};
-use crate::error::ApiError;
 use crate::events::EventBus;
-use crate::graphql::{self, AppSchema, Transport};
+use crate::graphql::pipeline::{Parts, Pipeline};
+use crate::graphql::{self};
+use crate::security::rate::RateLimits;
+use crate::security::sockets::Sockets;
 use crate::sync::Registry;
 use crate::sync::engine::{Engine, EngineConfig};
 use crate::sync::scheduler::{Scheduler, SchedulerConfig};
@@ -22,10 +23,10 @@ use crate::sync::scheduler::{Scheduler, SchedulerConfig};
 pub struct AppState {
     pub config: Arc<Config>,
     pub pool: Pool,
-    /// The schema for HTTP operations (set up around `execute` by the handler).
-    pub schema: AppSchema,
-    /// The same schema for WebSocket operations (set up by an extension).
-    pub ws_schema: AppSchema,
+    /// Every operation, from either transport, runs through it.
+    pub pipeline: Pipeline,
+    /// This replica's WebSocket connections and their budgets.
+    pub sockets: Arc<Sockets>,
     pub jwt: Arc<JwtKeys>,
     pub viewers: Arc<ViewerCache>,
     pub metrics: PrometheusHandle,
@@ -39,7 +40,11 @@ pub struct AppState {
 impl AppState {
     /// Builds the pool (connections open lazily), the schema and the rendered GraphiQL page.
     pub fn new(config: Config) -> anyhow::Result<Self> {
-        let pool = db::build_pool(&config.database_url, config.pool_size)?;
+        let pool = db::build_pool_with_wait(
+            &config.database_url,
+            config.pool_size,
+            config.security.pool_timeout,
+        )?;
         let viewers = Arc::new(ViewerCache::new(std::time::Duration::from_secs(
             config.auth_cache_seconds,
         )));
@@ -48,18 +53,31 @@ impl AppState {
             None => None,
         };
         let events = EventBus::start(config.database_url.clone());
+        crate::auth::cache::clear_on_access_events(&viewers, &events);
+        let rates = Arc::new(RateLimits::new(&config.security.rates));
+        rates.start_sweeping();
         let data = graphql::SchemaData {
             pool: pool.clone(),
             viewers: viewers.clone(),
             events: events.clone(),
             scheduler: scheduler.clone(),
+            rates: rates.clone(),
+            max_node_ids: config.security.max_node_ids,
         };
-        let schema = graphql::build_schema(data.clone(), config.limits, Transport::Http);
-        let ws_schema = graphql::build_schema(data, config.limits, Transport::WebSocket);
+        let schema = graphql::build_schema(data, config.limits);
         let jwt = Arc::new(JwtKeys::new(
             config.jwt_secret.as_ref(),
             config.jwt_public_key.as_deref(),
         )?);
+        let pipeline = Pipeline::new(Parts {
+            schema,
+            pool: pool.clone(),
+            jwt: jwt.clone(),
+            viewers: viewers.clone(),
+            limits: config.limits,
+            rates,
+        });
+        let sockets = Arc::new(Sockets::new(config.security.sockets));
         let page = crate::http::graphiql::render(
             config.graphiql_assets.is_some(),
             config.graphiql_headers.as_deref(),
@@ -67,8 +85,8 @@ impl AppState {
         Ok(Self {
             config: Arc::new(config),
             pool,
-            schema,
-            ws_schema,
+            pipeline,
+            sockets,
             scheduler,
             events,
             jwt,
@@ -93,20 +111,4 @@ fn sync_scheduler(
         EngineConfig::default(),
     );
     Ok(Scheduler::new(engine, SchedulerConfig::default()))
-}
-
-impl AppState {
-    /// Authenticates an `Authorization` value (and `X-Org`) with this server's keys and cache.
-    pub async fn authenticate(
-        &self,
-        authorization: Option<&str>,
-        x_org: Option<&str>,
-    ) -> Result<Viewer, ApiError> {
-        let auth = Authenticator {
-            pool: &self.pool,
-            keys: &self.jwt,
-            cache: &self.viewers,
-        };
-        crate::auth::authenticate(&auth, authorization, x_org).await
-    }
 }

@@ -121,7 +121,7 @@ impl ConfigArgs {
         crate::graphql::QueryLimits {
             depth: self.max_depth,
             complexity: self.max_complexity,
-            parse: crate::graphql::operation::Limits {
+            parse: crate::graphql::pipeline::limits::Limits {
                 max_tokens: self.max_tokens,
                 max_aliases: self.max_aliases,
             },

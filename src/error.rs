@@ -37,6 +37,19 @@ pub mod code {
     pub const QUERY_TOO_COMPLEX: &str = "QUERY_TOO_COMPLEX";
     pub const EVENTS_MISSED: &str = "EVENTS_MISSED";
     pub const INTERNAL_SERVER_ERROR: &str = "INTERNAL_SERVER_ERROR";
+
+    /// Every code, for bounded metric labels.
+    pub const ALL: [&str; 9] = [
+        UNAUTHENTICATED,
+        FORBIDDEN,
+        NOT_FOUND,
+        BAD_USER_INPUT,
+        CONFLICT,
+        RATE_LIMITED,
+        QUERY_TOO_COMPLEX,
+        EVENTS_MISSED,
+        INTERNAL_SERVER_ERROR,
+    ];
 }
 
 impl ApiError {
@@ -87,8 +100,17 @@ impl From<ApiError> for async_graphql::Error {
 }
 
 impl From<crate::db::DbError> for ApiError {
+    /// A database failure is internal, except a pool that stayed exhausted for its whole wait:
+    /// the server is at capacity, and the caller should retry shortly.
     fn from(err: crate::db::DbError) -> Self {
-        Self::internal(err)
+        use deadpool::managed::PoolError;
+        match err {
+            crate::db::DbError::Pool(PoolError::Timeout(_)) => {
+                tracing::warn!("a request waited its whole pool timeout for a connection");
+                Self::RateLimited("the server is at capacity; retry after 1 s".into())
+            }
+            err => Self::internal(err),
+        }
     }
 }
 

@@ -6,7 +6,6 @@
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use axum::http::StatusCode;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
@@ -32,8 +31,49 @@ pub fn install() -> PrometheusHandle {
         .clone()
 }
 
-/// A bounded label for a client-chosen operation name.
-pub fn operation_label(name: Option<&str>) -> String {
+/// The label of operations whose caller did not authenticate: they never create a series.
+pub const UNAUTHENTICATED_LABEL: &str = "unauthenticated";
+/// The label of operations named after the first [`MAX_OPERATION_LABELS`] names.
+pub const OTHER_LABEL: &str = "other";
+/// Distinct operation names kept as labels; later names fold into [`OTHER_LABEL`].
+pub const MAX_OPERATION_LABELS: usize = 200;
+
+/// The bounded set of operation labels: names of authenticated callers' operations, first come
+/// first kept, up to [`MAX_OPERATION_LABELS`]; a caller can never grow `/metrics` beyond that.
+#[derive(Default)]
+pub struct OperationLabels {
+    seen: std::sync::Mutex<std::collections::HashSet<String>>,
+}
+
+impl OperationLabels {
+    /// The label of an authenticated caller's operation `name`.
+    pub fn label(&self, name: Option<&str>) -> String {
+        let name = operation_label(name);
+        let Ok(mut seen) = self.seen.lock() else {
+            return OTHER_LABEL.to_owned();
+        };
+        if seen.contains(&name) {
+            return name;
+        }
+        if seen.len() >= MAX_OPERATION_LABELS {
+            return OTHER_LABEL.to_owned();
+        }
+        seen.insert(name.clone());
+        name
+    }
+
+    /// Records one operation: a count by label and outcome (`ok` or an error code), and its
+    /// latency.
+    pub fn count(&self, label: &str, outcome: &'static str, elapsed: Duration) {
+        let labels = [("operation", label.to_owned()), ("status", outcome.to_owned())];
+        metrics::counter!("stackgate_graphql_requests_total", &labels).increment(1);
+        metrics::histogram!("stackgate_graphql_request_duration_seconds", "operation" => label.to_owned())
+            .record(elapsed.as_secs_f64());
+    }
+}
+
+/// A label-safe form of a client-chosen operation name (at most 64 of `[A-Za-z0-9_]`).
+fn operation_label(name: Option<&str>) -> String {
     match name {
         Some(n) if !n.is_empty() => n
             .chars()
@@ -44,13 +84,18 @@ pub fn operation_label(name: Option<&str>) -> String {
     }
 }
 
-/// Records one GraphQL request: a count by operation and status, and its latency.
-pub fn record_request(operation: &str, status: StatusCode, elapsed: Duration) {
-    let labels = [
-        ("operation", operation.to_owned()),
-        ("status", status.as_u16().to_string()),
-    ];
-    metrics::counter!("stackgate_graphql_requests_total", &labels).increment(1);
-    metrics::histogram!("stackgate_graphql_request_duration_seconds", "operation" => operation.to_owned())
-        .record(elapsed.as_secs_f64());
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_are_bounded() {
+        let labels = OperationLabels::default();
+        for i in 0..MAX_OPERATION_LABELS {
+            assert_eq!(labels.label(Some(&format!("Op{i}"))), format!("Op{i}"));
+        }
+        assert_eq!(labels.label(Some("OneMore")), OTHER_LABEL);
+        assert_eq!(labels.label(Some("Op3")), "Op3");
+        assert_eq!(labels.label(Some("a-b!c")), OTHER_LABEL);
+    }
 }

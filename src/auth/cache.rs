@@ -3,8 +3,9 @@
 //!
 //! Keyed by the verified subject and the wanted organization; only successful resolutions are
 //! kept, each for at most the configured TTL (`STACKGATE_AUTH_CACHE_SECONDS`, 0 disables). The
-//! token itself is verified on every request; what the TTL bounds is how long a change of roles,
-//! memberships or grants takes to apply.
+//! token itself is verified on every request. A change of roles, memberships, grants or keys
+//! publishes an `access` event on commit, and every replica clears its cache on it
+//! ([`clear_on_access_events`]); the TTL bounds only what the event stream could miss.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -71,4 +72,27 @@ impl ViewerCache {
             (viewer.clone(), now + self.ttl),
         );
     }
+}
+
+/// Clears `cache` whenever an access change commits anywhere (or the event stream had a gap, in
+/// which one may have been missed). Runs until the bus ends.
+pub fn clear_on_access_events(cache: &std::sync::Arc<ViewerCache>, bus: &crate::events::EventBus) {
+    use crate::events::Delivery;
+    use tokio::sync::broadcast::error::RecvError;
+    let cache = std::sync::Arc::downgrade(cache);
+    let mut deliveries = bus.subscribe();
+    tokio::spawn(async move {
+        loop {
+            let clear = match deliveries.recv().await {
+                Ok(Delivery::Event(envelope)) => envelope.event.changes_access().is_some(),
+                Ok(Delivery::Gap) | Err(RecvError::Lagged(_)) => true,
+                Err(RecvError::Closed) => return,
+            };
+            match cache.upgrade() {
+                Some(cache) if clear => cache.clear(),
+                Some(_) => {}
+                None => return,
+            }
+        }
+    });
 }

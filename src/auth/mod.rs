@@ -296,48 +296,99 @@ impl Standing {
 }
 
 impl Renewal {
-    /// Starts checking `source`; the task ends after a revocation or once every receiver (the
-    /// connection's and its subscriptions') is gone.
+    /// Starts checking `source`: every `every` (±20%), soon after an access change of the
+    /// viewer's organization commits anywhere (`access`, from the event bus), and just after
+    /// `expires` (the token's expiry). The task ends after a revocation or once every receiver
+    /// (the connection's and its subscriptions') is gone.
     pub fn start(
         viewer: Viewer,
         every: std::time::Duration,
         source: std::sync::Arc<dyn Reauthenticate>,
+        access: Option<tokio::sync::broadcast::Receiver<crate::events::Delivery>>,
+        expires: Option<std::time::SystemTime>,
     ) -> Self {
+        let org = viewer.organization.id;
         let (sender, receiver) = tokio::sync::watch::channel(Standing::Current(Box::new(viewer)));
         tokio::spawn(async move {
+            let mut access = access;
             loop {
                 let factor = 0.8 + 0.4 * rand::random::<f64>();
-                tokio::time::sleep(every.mul_f64(factor)).await;
+                let mut wait = every.mul_f64(factor);
+                if let Some(left) = expires.and_then(|at| at.duration_since(std::time::SystemTime::now()).ok()) {
+                    wait = wait.min(left + std::time::Duration::from_millis(50));
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    () = access_change(&mut access, org) => {
+                        // Spread the re-checks of many connections of one organization.
+                        let spread = std::time::Duration::from_millis(rand::random::<u64>() % 200);
+                        tokio::time::sleep(spread).await;
+                    }
+                }
                 if sender.is_closed() {
                     return;
                 }
-                match source.viewer().await {
-                    Ok(viewer) => {
-                        sender.send_replace(Standing::Current(Box::new(viewer)));
-                    }
-                    Err(ApiError::Unauthenticated(message)) => {
-                        let unauthenticated = true;
-                        sender.send_replace(Standing::Revoked {
-                            unauthenticated,
-                            message,
-                        });
+                if let Some(standing) = recheck(&*source).await {
+                    let revoked = matches!(standing, Standing::Revoked { .. });
+                    sender.send_replace(standing);
+                    if revoked {
                         return;
-                    }
-                    Err(ApiError::Forbidden(message) | ApiError::NotFound(message)) => {
-                        let unauthenticated = false;
-                        sender.send_replace(Standing::Revoked {
-                            unauthenticated,
-                            message,
-                        });
-                        return;
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = ?e, "could not check a connection's caller again; keeping the last check");
                     }
                 }
             }
         });
         Self(receiver)
+    }
+}
+
+/// Waits for an access change that may concern `org` (or a gap in the stream, which may hide
+/// one); never returns without a bus.
+async fn access_change(
+    access: &mut Option<tokio::sync::broadcast::Receiver<crate::events::Delivery>>,
+    org: Uuid,
+) {
+    use crate::events::Delivery;
+    use tokio::sync::broadcast::error::RecvError;
+    let Some(receiver) = access else {
+        return std::future::pending().await;
+    };
+    loop {
+        match receiver.recv().await {
+            Ok(Delivery::Event(envelope)) => {
+                if let Some(changed) = envelope.event.changes_access()
+                    && changed.is_none_or(|o| o == org)
+                {
+                    return;
+                }
+            }
+            Ok(Delivery::Gap) | Err(RecvError::Lagged(_)) => return,
+            Err(RecvError::Closed) => {
+                *access = None;
+                return std::future::pending().await;
+            }
+        }
+    }
+}
+
+/// One re-check: the new standing, or `None` when the check itself failed (the database
+/// restarting): the last standing is kept.
+async fn recheck(source: &dyn Reauthenticate) -> Option<Standing> {
+    match source.viewer().await {
+        Ok(viewer) => Some(Standing::Current(Box::new(viewer))),
+        Err(ApiError::Unauthenticated(message)) => Some(Standing::Revoked {
+            unauthenticated: true,
+            message,
+        }),
+        Err(ApiError::Forbidden(message) | ApiError::NotFound(message)) => {
+            Some(Standing::Revoked {
+                unauthenticated: false,
+                message,
+            })
+        }
+        Err(e) => {
+            tracing::warn!(error = ?e, "could not check a connection's caller again; keeping the last check");
+            None
+        }
     }
 }
 

@@ -59,6 +59,12 @@ impl DbError {
 
 /// Builds the server's pool: every connection runs as [`APP_ROLE`], checked out without a ping.
 pub fn build_pool(url: &SecretString, size: usize) -> Result<Pool, DbError> {
+    build_pool_with_wait(url, size, Duration::from_secs(10))
+}
+
+/// [`build_pool`] whose checkouts wait at most `wait` (the serving pool: past it the operation is
+/// refused as the server being at capacity, instead of stalling every tenant behind it).
+pub fn build_pool_with_wait(url: &SecretString, size: usize, wait: Duration) -> Result<Pool, DbError> {
     let mut config = ManagerConfig::default();
     config.recycling_method = RecyclingMethod::Fast;
     config.custom_setup = Box::new(|url| connect_as_app(url.to_owned(), "stackgate").boxed());
@@ -69,7 +75,7 @@ pub fn build_pool(url: &SecretString, size: usize) -> Result<Pool, DbError> {
     DeadPool::builder(manager)
         .max_size(size)
         .runtime(deadpool::Runtime::Tokio1)
-        .wait_timeout(Some(Duration::from_secs(10)))
+        .wait_timeout(Some(wait))
         .create_timeout(Some(Duration::from_secs(10)))
         .build()
         .map_err(|e| DbError::Migration(format!("pool: {e}")))

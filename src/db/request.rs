@@ -70,8 +70,10 @@ impl RequestDb {
         body(conn).await
     }
 
-    /// Commits (reads leave nothing to commit, but a clean end returns the connection to the
-    /// pool in good shape). Returns the number of data statements the request ran.
+    /// Commits and returns the connection to the pool (reads leave nothing to commit, but a
+    /// clean end returns it in good shape); a later [`RequestDb::run`] begins a new transaction.
+    /// Mutations call it before taking a connection of their own. Returns the number of data
+    /// statements the request ran so far.
     pub async fn finish(&self) -> usize {
         if let Some(mut conn) = self.conn.lock().await.take() {
             conn.set_instrumentation(Quiet);

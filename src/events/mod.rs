@@ -6,7 +6,9 @@
 //! payloads are JSON with a `type` and an `org_id`, and carry ids and states only:
 //! - `sync`: [`crate::sync::events::SyncEvent`], from the sync engine;
 //! - `link`: [`links::LinkEvent`], from a trigger on `project_resources`;
-//! - `health`: [`crate::health::events::HealthEvent`], from the health monitor.
+//! - `health`: [`crate::health::events::HealthEvent`], from the health monitor;
+//! - `access`: [`AccessEvent`], from triggers on every table that decides who may do what
+//!   (memberships, roles, teams, clients, grants, keys): replicas forget cached viewers on it.
 //!
 //! Subscribers filter every event by tenant and permission when it reaches them, and resolve
 //! what they show with their own permissions.
@@ -31,6 +33,21 @@ pub enum Event {
     Sync(SyncEvent),
     Link(LinkEvent),
     Health(HealthEvent),
+    Access(AccessEvent),
+}
+
+/// Who may do what changed in an organization (`org_id`), or for a user in every organization
+/// (`org_id` null): published by the `access_events` migration's triggers.
+#[derive(Clone, Debug, PartialEq, serde::Deserialize)]
+pub struct AccessEvent {
+    pub org_id: Option<Uuid>,
+}
+
+impl AccessEvent {
+    /// True when the change may concern a viewer acting in `org`.
+    pub fn concerns(&self, org: Uuid) -> bool {
+        self.org_id.is_none_or(|o| o == org)
+    }
 }
 
 impl Event {
@@ -45,16 +62,33 @@ impl Event {
             "sync" => SyncEvent::parse(payload).map(Event::Sync),
             "link" => LinkEvent::parse(payload).map(Event::Link),
             "health" => HealthEvent::parse(payload).map(Event::Health),
+            "access" => serde_json::from_str(payload).ok().map(Event::Access),
             _ => None,
         }
     }
 
-    /// The organization the event belongs to: the first thing every subscriber checks.
+    /// The organization the event belongs to: the first thing every subscriber checks (a
+    /// user-level access change belongs to none).
     pub fn org_id(&self) -> Uuid {
         match self {
             Event::Sync(e) => e.org_id,
             Event::Link(e) => e.org_id,
             Event::Health(e) => e.org_id,
+            Event::Access(e) => e.org_id.unwrap_or_default(),
+        }
+    }
+
+    /// True when the event changes who may see or do what (access, or a link that changes what
+    /// a client-portal viewer reaches).
+    pub fn changes_access(&self) -> Option<Option<Uuid>> {
+        match self {
+            Event::Access(e) => Some(e.org_id),
+            Event::Link(e)
+                if matches!(e.change, links::LinkChange::Linked | links::LinkChange::Unlinked) =>
+            {
+                Some(Some(e.org_id))
+            }
+            _ => None,
         }
     }
 }

@@ -1,18 +1,18 @@
 //! The GraphQL schema: where every query field starts.
 //!
 //! `Query` holds the roots; each type lives in [`types`]. The schema is built once at start-up
-//! with the pool as data; the per-request [`crate::auth::Viewer`] is attached by the HTTP and
-//! WebSocket handlers.
+//! with the pool as data. Every operation, from HTTP or WebSocket, runs through
+//! [`pipeline::Pipeline`], which authenticates its caller and attaches the per-request
+//! [`crate::auth::Viewer`], transaction and loaders.
 
 pub mod connection;
 pub mod context;
 pub mod enums;
-pub mod extension;
 pub mod ids;
 pub mod loaders;
 pub mod mutations;
 pub mod node;
-pub mod operation;
+pub mod pipeline;
 pub mod subscription;
 pub mod types;
 
@@ -25,10 +25,9 @@ use crate::db::Pool;
 use crate::events::EventBus;
 use crate::sync::scheduler::Scheduler;
 use context::viewer;
-use extension::PerOperation;
 use mutations::Mutation;
 use node::Node;
-use operation::Limits;
+use pipeline::limits::Limits;
 use subscription::Subscription;
 use types::viewer::ViewerNode;
 
@@ -51,12 +50,22 @@ impl Query {
         Ok(found.pop().flatten())
     }
 
-    /// Many objects by global id, in the order given.
+    /// Many objects by global id, in the order given (at most `STACKGATE_MAX_NODE_IDS` ids; each
+    /// id counts toward the query's complexity as a field of its own).
+    #[graphql(complexity = "ids.len().max(1) * child_complexity")]
     async fn nodes(
         &self,
         ctx: &Context<'_>,
         ids: Vec<ID>,
     ) -> async_graphql::Result<Vec<Option<Node>>> {
+        let max = ctx.data_opt::<NodeIdLimit>().map_or(100, |l| l.0);
+        if ids.len() > max {
+            return Err(crate::error::ApiError::BadUserInput(format!(
+                "`nodes` takes at most {max} ids; this call names {}",
+                ids.len()
+            ))
+            .into());
+        }
         Ok(node::resolve_nodes(ctx, &ids).await?)
     }
 }
@@ -84,14 +93,9 @@ pub fn schema_builder() -> SchemaBuilder<Query, Mutation, Subscription> {
     Schema::build(Query, Mutation::default(), Subscription)
 }
 
-/// Which transport a schema instance serves.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Transport {
-    /// HTTP: the handler sets each operation up around `execute` (no extension: fast fields).
-    Http,
-    /// WebSocket: operations share a connection, so an extension sets each one up.
-    WebSocket,
-}
+/// The most ids `nodes(ids:)` takes (schema data).
+#[derive(Clone, Copy, Debug)]
+pub struct NodeIdLimit(pub usize);
 
 /// What the schema carries for every request: the pool, the viewer cache, the event bus, and the
 /// sync scheduler (when credential keys are configured).
@@ -101,23 +105,25 @@ pub struct SchemaData {
     pub viewers: Arc<ViewerCache>,
     pub events: EventBus,
     pub scheduler: Option<Scheduler>,
+    pub rates: Arc<crate::security::rate::RateLimits>,
+    pub max_node_ids: usize,
 }
 
-/// The schema the server serves, with its data and the limits applied.
-pub fn build_schema(data: SchemaData, limits: QueryLimits, transport: Transport) -> AppSchema {
+/// The schema the server serves, with its data and the limits applied. Operations reach it only
+/// through [`pipeline::Pipeline`].
+pub fn build_schema(data: SchemaData, limits: QueryLimits) -> AppSchema {
     let mut builder = schema_builder()
         .data(data.pool)
         .data(data.viewers)
         .data(data.events)
+        .data(data.rates)
+        .data(NodeIdLimit(data.max_node_ids))
         .limit_depth(limits.depth)
         .limit_complexity(limits.complexity);
     if let Some(scheduler) = data.scheduler {
         builder = builder.data(scheduler);
     }
-    match transport {
-        Transport::Http => builder.finish(),
-        Transport::WebSocket => builder.extension(PerOperation(limits.parse)).finish(),
-    }
+    builder.finish()
 }
 
 /// The SDL the server serves (what `schema.graphql` holds).

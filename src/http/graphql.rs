@@ -1,19 +1,19 @@
 //! `POST /graphql` and `GET /graphql`: GraphQL over HTTP.
 //!
 //! Transport errors (media type, JSON, size, GET mutations) are answered here with the status
-//! the GraphQL-over-HTTP spec asks for; then the caller is authenticated, the operation executed,
-//! and every error leaving the server is given a stable code (see [`crate::error`]).
-
-use std::time::Instant;
+//! the GraphQL-over-HTTP spec asks for; everything else — limits, authentication, execution,
+//! error codes — is the operation pipeline's ([`crate::graphql::pipeline`]), shared with the
+//! WebSocket. This module turns its response into HTTP: status, body size limit, headers.
 
 use async_graphql::parser::types::OperationType;
-use async_graphql::{ServerError, Variables};
+use async_graphql::{Executor, Variables};
 use axum::body::Bytes;
 use axum::extract::ConnectInfo;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{RawQuery, State};
 use axum::http::{Extensions, HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use secrecy::SecretString;
 use serde::Deserialize;
 use tracing::Instrument;
 
@@ -21,7 +21,7 @@ use super::response::{Format, request_error};
 use crate::app::AppState;
 use crate::error::{ApiError, code};
 use crate::graphql::mutations::ClientInfo;
-use crate::graphql::operation;
+use crate::graphql::pipeline::{Caller, RequestId, errors};
 
 /// The fields of a GraphQL-over-HTTP request, from a JSON body or URL parameters.
 #[derive(Deserialize, Default)]
@@ -172,84 +172,74 @@ async fn execute(
         return response;
     }
     let request_id = uuid::Uuid::new_v4().to_string();
-    let operation = crate::metrics::operation_label(request.operation_name.as_deref());
     let span = tracing::info_span!(
         "graphql",
         request_id = %request_id,
-        operation = %operation,
         statements = tracing::field::Empty
     );
-    let trace = header_str(headers, "x-stackgate-trace").is_some_and(|v| v.contains("statements"));
-    async move {
-        let started = Instant::now();
-        let authorization = header_str(headers, header::AUTHORIZATION.as_str());
-        let x_org = header_str(headers, "x-org");
-        let outcome = match app.authenticate(authorization, x_org).await {
-            Err(err) => auth_failure(err, format, &request_id),
-            Ok(viewer) => {
-                let operation_name = request.operation_name;
-                let mut response = run(
-                    &app,
-                    viewer,
-                    client,
-                    query,
-                    variables,
-                    operation_name,
-                    trace,
-                )
-                .await;
-                classify_errors(&mut response.errors, &request_id);
-                let status = if format == Format::GraphqlResponse && is_request_error(&response) {
-                    StatusCode::BAD_REQUEST
-                } else {
-                    StatusCode::OK
-                };
-                (status, serde_json::to_vec(&response).unwrap_or_default())
-            }
-        };
-        crate::metrics::record_request(&operation, outcome.0, started.elapsed());
-        let mut http = (outcome.0, outcome.1).into_response();
-        http.headers_mut()
-            .insert(header::CONTENT_TYPE, format.content_type());
-        if let Ok(value) = HeaderValue::from_str(&request_id) {
-            http.headers_mut().insert("x-request-id", value);
-        }
-        http
-    }
-    .instrument(span)
-    .await
+    let caller = Caller {
+        authorization: header_str(headers, header::AUTHORIZATION.as_str())
+            .map(|a| SecretString::from(a.to_owned())),
+        x_org: header_str(headers, "x-org").map(str::to_owned),
+        client,
+        trace: header_str(headers, "x-stackgate-trace").is_some_and(|v| v.contains("statements")),
+    };
+    let mut gql = async_graphql::Request::new(query)
+        .variables(variables)
+        .data(caller)
+        .data(RequestId(request_id.clone()));
+    gql.operation_name = request.operation_name;
+    let response = app.pipeline.execute(gql).instrument(span).await;
+    respond(response, format, &request_id, app.config.security.response_limit)
 }
 
-/// Runs one operation for `viewer`: limits, per-request loaders, execution, the operation's end.
-async fn run(
-    app: &AppState,
-    viewer: crate::auth::Viewer,
-    client: ClientInfo,
-    query: String,
-    variables: Variables,
-    operation_name: Option<String>,
-    trace: bool,
-) -> async_graphql::Response {
-    let mut gql = async_graphql::Request::new(query).variables(variables);
-    if let Some(name) = &operation_name {
-        gql = gql.operation_name(name.clone());
+/// The HTTP answer to an operation's response: its status, its body (refused when over the
+/// response limit), the request id and any header the pipeline set (`retry-after`).
+fn respond(
+    response: async_graphql::Response,
+    format: Format,
+    request_id: &str,
+    limit: usize,
+) -> Response {
+    let status = status_of(&response, format);
+    let mut body = serde_json::to_vec(&response).unwrap_or_default();
+    if body.len() > limit {
+        let mut errors = vec![errors::server_error(ApiError::QueryTooComplex(format!(
+            "the response would be {} bytes; the limit is {limit}: ask for less (smaller `first`, fewer ids or fields)",
+            body.len()
+        )))];
+        errors::classify(&mut errors, request_id);
+        body = serde_json::to_vec(&serde_json::json!({ "data": null, "errors": errors }))
+            .unwrap_or_default();
     }
-    if let Err(err) = operation::check_limits(&mut gql, &app.config.limits.parse) {
-        return async_graphql::Response::from_errors(vec![err]);
+    let mut http = (status, body).into_response();
+    for (name, value) in &response.http_headers {
+        http.headers_mut().insert(name.clone(), value.clone());
     }
-    let name = operation::operation_name(&mut gql);
-    let (gql, db, _) = operation::attach(gql.data(client.clone()), &app.pool, &viewer);
-    let response = app.schema.execute(gql.data(viewer.clone())).await;
-    operation::finish(
-        &db,
-        &app.pool,
-        &viewer,
-        Some(&client),
-        name.as_deref(),
-        trace,
-        response,
-    )
-    .await
+    http.headers_mut()
+        .insert(header::CONTENT_TYPE, format.content_type());
+    if let Ok(value) = HeaderValue::from_str(request_id) {
+        http.headers_mut().insert("x-request-id", value);
+    }
+    http
+}
+
+/// 429 for a rate limit whatever the media type; for `application/graphql-response+json`, request
+/// errors (no data) get the status their code names; everything else is 200.
+fn status_of(response: &async_graphql::Response, format: Format) -> StatusCode {
+    let outcome = errors::outcome(&response.errors);
+    if outcome == code::RATE_LIMITED && response.data == async_graphql::Value::Null {
+        return StatusCode::TOO_MANY_REQUESTS;
+    }
+    if format != Format::GraphqlResponse || !is_request_error(response) {
+        return StatusCode::OK;
+    }
+    match outcome {
+        code::UNAUTHENTICATED => StatusCode::UNAUTHORIZED,
+        code::FORBIDDEN => StatusCode::FORBIDDEN,
+        code::INTERNAL_SERVER_ERROR => StatusCode::INTERNAL_SERVER_ERROR,
+        _ => StatusCode::BAD_REQUEST,
+    }
 }
 
 /// Checks `query` and `variables` have the shapes the spec requires; the error says which not.
@@ -268,60 +258,6 @@ fn validate(
         Some(_) => return Err("`variables` must be a JSON object"),
     };
     Ok((query, variables))
-}
-
-/// An authentication failure as a GraphQL error; 401/403 only for the spec's newer media type.
-fn auth_failure(err: ApiError, format: Format, request_id: &str) -> (StatusCode, Vec<u8>) {
-    let status = match (&err, format) {
-        (_, Format::Json) => StatusCode::OK,
-        (ApiError::Unauthenticated(_), _) => StatusCode::UNAUTHORIZED,
-        (ApiError::Forbidden(_), _) => StatusCode::FORBIDDEN,
-        (ApiError::BadUserInput(_), _) => StatusCode::BAD_REQUEST,
-        _ => StatusCode::INTERNAL_SERVER_ERROR,
-    };
-    let mut error = async_graphql::Error::from(err).into_server_error(Default::default());
-    error.locations.clear();
-    let mut errors = vec![error];
-    classify_errors(&mut errors, request_id);
-    let body = serde_json::json!({ "errors": errors });
-    (status, serde_json::to_vec(&body).unwrap_or_default())
-}
-
-/// Gives every error a stable code. Errors without one are either request errors from parsing
-/// and validation (no path: `BAD_USER_INPUT`/`QUERY_TOO_COMPLEX`) or unexpected resolver errors,
-/// whose text might carry internals: those are logged and masked.
-pub fn classify_errors(errors: &mut [ServerError], request_id: &str) {
-    for err in errors {
-        let ext = err.extensions.get_or_insert_with(Default::default);
-        let code = match ext.get("code") {
-            Some(async_graphql::Value::String(c)) => c.clone(),
-            _ if err.path.is_empty() => request_error_code(&err.message).to_owned(),
-            _ => {
-                tracing::error!(error = %err.message, path = ?err.path, "unclassified resolver error");
-                err.message = "internal server error".into();
-                code::INTERNAL_SERVER_ERROR.to_owned()
-            }
-        };
-        if code == code::INTERNAL_SERVER_ERROR {
-            ext.set("requestId", request_id);
-        }
-        ext.set("code", code);
-    }
-}
-
-fn request_error_code(message: &str) -> &'static str {
-    let limits = [
-        "too complex",
-        "nested too deep",
-        "too many aliases",
-        "too many",
-        "limit",
-    ];
-    if limits.iter().any(|needle| message.contains(needle)) {
-        code::QUERY_TOO_COMPLEX
-    } else {
-        code::BAD_USER_INPUT
-    }
 }
 
 fn is_request_error(response: &async_graphql::Response) -> bool {
@@ -432,23 +368,5 @@ mod tests {
         assert_eq!(pairs[0], ("query".into(), "{ viewer }".into()));
         assert_eq!(pairs[1], ("operationName".into(), "A B".into()));
         assert!(url_pairs("query=%ZZ").is_none());
-    }
-
-    #[test]
-    fn unclassified_resolver_errors_are_masked() {
-        let mut errors = vec![ServerError {
-            message: "duplicate key value violates unique constraint \"users_email_key\"".into(),
-            source: None,
-            locations: vec![],
-            path: vec![async_graphql::PathSegment::Field("viewer".into())],
-            extensions: None,
-        }];
-        classify_errors(&mut errors, "req-1");
-        let json = serde_json::to_string(&errors).expect("serializes");
-        assert!(!json.contains("users_email_key"), "{json}");
-        assert!(
-            json.contains("INTERNAL_SERVER_ERROR") && json.contains("req-1"),
-            "{json}"
-        );
     }
 }

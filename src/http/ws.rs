@@ -1,27 +1,37 @@
 //! `/graphql/ws`: GraphQL over WebSocket, both `graphql-transport-ws` and the legacy `graphql-ws`.
 //!
 //! The first message must be `connection_init` carrying the token
-//! (`{"authorization": "Bearer ..."}`); it goes through the same [`crate::auth::authenticate`] as
-//! HTTP. A refused token closes the socket with `4403 Forbidden` (or, on the legacy protocol, a
-//! `connection_error`), before async-graphql sees anything; an accepted one is replayed to it.
+//! (`{"authorization": "Bearer ..."}`), at most 16 KiB, within 10 s; it goes through the same
+//! authentication as HTTP. A refused token closes the socket with `4403 Forbidden` (or, on the
+//! legacy protocol, a `connection_error`), before async-graphql sees anything; an accepted one is
+//! replayed to it. Every operation on the socket then runs through the same
+//! [`Pipeline`] as HTTP, which authenticates the connection's credentials again for each one;
+//! a background [`Renewal`] ends subscriptions when the caller loses access (on an access event,
+//! at the token's expiry, or at the latest every six viewer-cache periods).
+//!
+//! Budgets: connections waiting for `connection_init`, connections per principal, subscriptions
+//! per connection ([`crate::security::sockets`]); messages at most the body limit; a ping every
+//! 30 s, and a connection silent for 75 s is closed.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_graphql::Data;
-use async_graphql::http::ALL_WEBSOCKET_PROTOCOLS;
-use async_graphql_axum::{GraphQLProtocol, GraphQLWebSocket};
+use async_graphql::http::{ALL_WEBSOCKET_PROTOCOLS, WebSocketProtocols, WsMessage};
+use async_graphql_axum::GraphQLProtocol;
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use axum::extract::{State, WebSocketUpgrade};
-use axum::http::{Extensions, HeaderMap};
+use axum::http::{Extensions, HeaderMap, StatusCode};
 use axum::response::Response;
 use futures_util::{SinkExt, StreamExt};
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::app::AppState;
 use crate::auth::{Reauthenticate, Renewal, Viewer};
-use crate::error::ApiError;
+use crate::error::{ApiError, code};
 use crate::graphql::mutations::ClientInfo;
+use crate::graphql::pipeline::{Caller, Pipeline};
+use crate::security::sockets::PendingSlot;
 
 /// How often a connection's caller is authenticated again: six viewer-cache periods (30 s by
 /// default), at least a second. A check per period per connection is cheap, but not free: at
@@ -34,13 +44,19 @@ fn renewal_period(auth_cache_seconds: u64) -> Duration {
 /// How long a client has to send `connection_init`.
 const INIT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How often the server pings an idle connection, and how long it waits for any sign of life
+/// before closing it.
+const PING_EVERY: Duration = Duration::from_secs(30);
+const DEAD_AFTER: Duration = Duration::from_secs(75);
+
 /// The most a socket reads at once. tungstenite zero-fills this much on every read attempt, and a
 /// subscription's socket is polled for reading each time it sends an event: its 128 KiB default
 /// made that zeroing 41% of the server's CPU when one event went to 1,000 subscribers (measured
 /// with `cargo bench --bench events` and perf). Longer messages still arrive, over several reads.
 const READ_BUFFER: usize = 4 * 1024;
 
-/// Upgrades the connection and serves GraphQL operations on it.
+/// Upgrades the connection and serves GraphQL operations on it. Only so many connections may
+/// wait for `connection_init` at once; every message is at most the body limit.
 pub async fn upgrade(
     State(app): State<AppState>,
     extensions: Extensions,
@@ -49,13 +65,28 @@ pub async fn upgrade(
     upgrade: WebSocketUpgrade,
 ) -> Response {
     let client = super::graphql::client_info(&extensions, &headers);
+    let Some(pending) = app.sockets.pending() else {
+        return super::response::request_error(
+            StatusCode::TOO_MANY_REQUESTS,
+            code::RATE_LIMITED,
+            "too many connections are waiting to initialise; retry after 1 s",
+        );
+    };
     upgrade
         .protocols(ALL_WEBSOCKET_PROTOCOLS)
         .read_buffer_size(READ_BUFFER)
-        .on_upgrade(move |socket| serve(app, protocol, client, socket))
+        .max_message_size(app.config.body_limit)
+        .max_frame_size(app.config.body_limit)
+        .on_upgrade(move |socket| serve(app, protocol, client, socket, pending))
 }
 
-async fn serve(app: AppState, protocol: GraphQLProtocol, client: ClientInfo, socket: WebSocket) {
+async fn serve(
+    app: AppState,
+    _protocol: GraphQLProtocol,
+    client: ClientInfo,
+    socket: WebSocket,
+    pending: PendingSlot,
+) {
     let legacy = socket
         .protocol()
         .is_some_and(|p| p.as_bytes() == b"graphql-ws");
@@ -65,6 +96,9 @@ async fn serve(app: AppState, protocol: GraphQLProtocol, client: ClientInfo, soc
         Ok(_) => return,
         Err(_) => return close(&mut sink, 4408, "Connection initialisation timeout").await,
     };
+    if first.len() > app.sockets.limits().init_message {
+        return close(&mut sink, 1009, "connection_init too large").await;
+    }
     let init: serde_json::Value = serde_json::from_str(first.as_str()).unwrap_or_default();
     if init["type"] != "connection_init" {
         return close(&mut sink, 4401, "Unauthorized").await;
@@ -74,20 +108,89 @@ async fn serve(app: AppState, protocol: GraphQLProtocol, client: ClientInfo, soc
         Ok(viewer) => viewer,
         Err(e) => return refuse(&mut sink, legacy, e.message()).await,
     };
+    let budget = match app
+        .sockets
+        .connect(viewer.api_key_id.unwrap_or(viewer.user.id))
+    {
+        Ok(budget) => budget,
+        Err(e) => return refuse_with(&mut sink, legacy, 4429, e.message()).await,
+    };
+    drop(pending);
+    let caller = Caller {
+        authorization: credentials.authorization.clone(),
+        x_org: credentials.x_org.clone(),
+        client,
+        trace: false,
+    };
+    let expires = credentials.expiry();
     let every = renewal_period(app.config.auth_cache_seconds);
-    let renewal = Renewal::start(viewer.clone(), every, Arc::new(credentials));
+    let access = Some(app.events.subscribe());
+    let renewal = Renewal::start(viewer, every, Arc::new(credentials), access, expires);
+    let mut session = Data::default();
+    session.insert(caller);
+    session.insert(renewal);
+    session.insert(budget);
     let replayed =
         futures_util::stream::once(async move { Ok(Message::Text(first)) }).chain(stream);
-    GraphQLWebSocket::new_with_pair(sink, replayed, app.ws_schema.clone(), protocol)
-        .on_connection_init(move |_| async move {
-            let mut data = Data::default();
-            data.insert(viewer);
-            data.insert(renewal);
-            data.insert(client);
-            Ok(data)
-        })
-        .serve()
-        .await;
+    let protocol = if legacy {
+        WebSocketProtocols::SubscriptionsTransportWS
+    } else {
+        WebSocketProtocols::GraphQLWS
+    };
+    run(app.pipeline.clone(), protocol, session, sink, replayed).await;
+}
+
+/// Runs the protocol over the socket through the pipeline, pinging the client every
+/// [`PING_EVERY`] and closing a connection silent for [`DEAD_AFTER`].
+async fn run<Si, St>(
+    pipeline: Pipeline,
+    protocol: WebSocketProtocols,
+    session: Data,
+    sink: Si,
+    stream: St,
+)
+where
+    Si: futures_util::Sink<Message> + Unpin,
+    St: futures_util::Stream<Item = Result<Message, axum::Error>> + Send + 'static,
+{
+    let heard = Arc::new(std::sync::Mutex::new(Instant::now()));
+    let heard_in = heard.clone();
+    let input = stream
+        .take_while(|res| std::future::ready(res.is_ok()))
+        .filter_map(move |msg| {
+            if let Ok(mut at) = heard_in.lock() {
+                *at = Instant::now();
+            }
+            std::future::ready(match msg {
+                Ok(msg @ (Message::Text(_) | Message::Binary(_))) => Some(msg.into_data()),
+                _ => None,
+            })
+        });
+    let output = async_graphql::http::WebSocket::new(pipeline, input, protocol)
+        .on_connection_init(move |_| async move { Ok(session) });
+    futures_util::pin_mut!(output);
+    let mut sink = sink;
+    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + PING_EVERY, PING_EVERY);
+    loop {
+        let message = tokio::select! {
+            next = output.next() => match next {
+                Some(WsMessage::Text(text)) => Message::Text(text.into()),
+                Some(WsMessage::Close(code, reason)) => Message::Close(Some(CloseFrame { code, reason: reason.into() })),
+                None => break,
+            },
+            _ = ping.tick() => {
+                let silent = heard.lock().map(|at| at.elapsed()).unwrap_or_default();
+                if silent > DEAD_AFTER {
+                    close(&mut sink, 1001, "no answer to pings").await;
+                    break;
+                }
+                Message::Ping(Default::default())
+            }
+        };
+        if sink.send(message).await.is_err() {
+            break;
+        }
+    }
 }
 
 /// What a `connection_init` payload authenticates with, kept to authenticate again while the
@@ -119,18 +222,43 @@ impl Credentials {
     }
 }
 
+impl Credentials {
+    /// When a JWT's `exp` says it expires (read from its payload, which was verified when the
+    /// connection authenticated); `None` for API keys and tokens without one.
+    fn expiry(&self) -> Option<std::time::SystemTime> {
+        use base64::Engine;
+        let authorization = self.authorization.as_ref()?.expose_secret();
+        let token = authorization.trim().split_once(' ')?.1.trim();
+        let payload = token.split('.').nth(1)?;
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload.trim_end_matches('='))
+            .ok()?;
+        let exp = serde_json::from_slice::<serde_json::Value>(&bytes).ok()?["exp"].as_u64()?;
+        Some(std::time::UNIX_EPOCH + Duration::from_secs(exp))
+    }
+}
+
 #[async_trait::async_trait]
 impl Reauthenticate for Credentials {
     async fn viewer(&self) -> Result<Viewer, ApiError> {
         let authorization = self.authorization.as_ref().map(|a| a.expose_secret());
         self.app
+            .pipeline
             .authenticate(authorization, self.x_org.as_deref())
             .await
     }
 }
 
-/// Refuses the connection the way each protocol expects.
+/// Refuses the connection the way each protocol expects (4403 Forbidden).
 async fn refuse<S>(sink: &mut S, legacy: bool, message: &str)
+where
+    S: futures_util::Sink<Message> + Unpin,
+{
+    refuse_with(sink, legacy, 4403, message).await;
+}
+
+/// Refuses the connection with `code` (4403 for credentials, 4429 for too many connections).
+async fn refuse_with<S>(sink: &mut S, legacy: bool, code: u16, message: &str)
 where
     S: futures_util::Sink<Message> + Unpin,
 {
@@ -139,7 +267,8 @@ where
             serde_json::json!({ "type": "connection_error", "payload": { "message": message } });
         let _ = sink.send(Message::Text(error.to_string().into())).await;
     }
-    close(sink, 4403, "Forbidden").await;
+    let reason = if code == 4429 { "Too many connections" } else { "Forbidden" };
+    close(sink, code, reason).await;
 }
 
 async fn close<S>(sink: &mut S, code: u16, reason: &'static str)

@@ -1,7 +1,10 @@
 //! Security settings: each an environment variable with a CLI flag (see `docs/configuration.md`).
 
+use super::rate::{RateSettings, parse_rate};
+use super::sockets::SocketLimits;
+
 /// The flags and variables of [`SecuritySettings`].
-#[derive(clap::Args, Clone, Debug, Default)]
+#[derive(clap::Args, Clone, Debug)]
 pub struct SecurityArgs {
     /// Whether caller-chosen outbound addresses (dock `endpoint` overrides, webhooks) may be
     /// loopback, private or link-local addresses. Off in production; `demo` and tests that point
@@ -13,20 +16,115 @@ pub struct SecurityArgs {
         global = true
     )]
     pub allow_private_endpoints: bool,
+
+    /// Operations per user or API key (`<count>/s|m|h`, or `off`).
+    #[arg(long, env = "STACKGATE_RATE_PER_PRINCIPAL", default_value = "200/s", global = true)]
+    pub rate_per_principal: String,
+
+    /// Operations without valid credentials per client address.
+    #[arg(long, env = "STACKGATE_RATE_PER_IP", default_value = "20/s", global = true)]
+    pub rate_per_ip: String,
+
+    /// Mutations per organization.
+    #[arg(long, env = "STACKGATE_RATE_MUTATIONS_PER_ORG", default_value = "50/s", global = true)]
+    pub rate_mutations_per_org: String,
+
+    /// Provider-calling dock operations (`createDock`, `updateDockCredentials`, `syncDock`) per
+    /// organization.
+    #[arg(long, env = "STACKGATE_RATE_DOCK_OPS_PER_ORG", default_value = "30/m", global = true)]
+    pub rate_dock_ops_per_org: String,
+
+    /// `syncDock` calls per dock.
+    #[arg(long, env = "STACKGATE_RATE_SYNCS_PER_DOCK", default_value = "6/m", global = true)]
+    pub rate_syncs_per_dock: String,
+
+    /// WebSocket connections that may wait for `connection_init` at once.
+    #[arg(long, env = "STACKGATE_WS_MAX_PENDING", default_value_t = 64, global = true)]
+    pub ws_max_pending: usize,
+
+    /// WebSocket connections one user or API key may hold on a replica.
+    #[arg(long, env = "STACKGATE_WS_MAX_PER_PRINCIPAL", default_value_t = 32, global = true)]
+    pub ws_max_per_principal: usize,
+
+    /// Subscriptions one WebSocket connection may run at once.
+    #[arg(long, env = "STACKGATE_WS_MAX_SUBSCRIPTIONS", default_value_t = 100, global = true)]
+    pub ws_max_subscriptions: usize,
+
+    /// Most ids one `nodes(ids:)` call may name.
+    #[arg(long, env = "STACKGATE_MAX_NODE_IDS", default_value_t = 100, global = true)]
+    pub max_node_ids: usize,
+
+    /// Largest response body in bytes; a larger answer is refused with `QUERY_TOO_COMPLEX`.
+    #[arg(
+        long,
+        env = "STACKGATE_RESPONSE_LIMIT",
+        default_value_t = 16 * 1024 * 1024,
+        global = true
+    )]
+    pub response_limit: usize,
+
+    /// Longest wait for a pooled database connection, in milliseconds, before the operation is
+    /// refused as `RATE_LIMITED` (the server is at capacity) instead of stalling.
+    #[arg(long, env = "STACKGATE_POOL_TIMEOUT_MS", default_value_t = 5_000, global = true)]
+    pub pool_timeout_ms: u64,
 }
 
 /// The resolved security settings, passed down from [`crate::config::Config`].
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct SecuritySettings {
     /// See [`SecurityArgs::allow_private_endpoints`].
     pub allow_private_endpoints: bool,
+    pub rates: RateSettings,
+    pub sockets: SocketLimits,
+    pub max_node_ids: usize,
+    pub response_limit: usize,
+    pub pool_timeout: std::time::Duration,
+}
+
+impl Default for SecuritySettings {
+    /// The production defaults (the same as the flags' defaults).
+    fn default() -> Self {
+        Self {
+            allow_private_endpoints: false,
+            rates: RateSettings::default(),
+            sockets: SocketLimits::default(),
+            max_node_ids: 100,
+            response_limit: 16 * 1024 * 1024,
+            pool_timeout: std::time::Duration::from_secs(5),
+        }
+    }
 }
 
 impl SecurityArgs {
     /// The settings these arguments describe.
     pub fn settings(&self) -> anyhow::Result<SecuritySettings> {
+        let rate = |name: &str, text: &str| {
+            parse_rate(text).map_err(|e| anyhow::anyhow!("{name}: {e}"))
+        };
         Ok(SecuritySettings {
             allow_private_endpoints: self.allow_private_endpoints,
+            rates: RateSettings {
+                per_principal: rate("STACKGATE_RATE_PER_PRINCIPAL", &self.rate_per_principal)?,
+                per_ip: rate("STACKGATE_RATE_PER_IP", &self.rate_per_ip)?,
+                mutations_per_org: rate(
+                    "STACKGATE_RATE_MUTATIONS_PER_ORG",
+                    &self.rate_mutations_per_org,
+                )?,
+                dock_ops_per_org: rate(
+                    "STACKGATE_RATE_DOCK_OPS_PER_ORG",
+                    &self.rate_dock_ops_per_org,
+                )?,
+                syncs_per_dock: rate("STACKGATE_RATE_SYNCS_PER_DOCK", &self.rate_syncs_per_dock)?,
+            },
+            sockets: SocketLimits {
+                pending: self.ws_max_pending.max(1),
+                per_principal: self.ws_max_per_principal.max(1),
+                subscriptions: self.ws_max_subscriptions.max(1),
+                ..SocketLimits::default()
+            },
+            max_node_ids: self.max_node_ids.max(1),
+            response_limit: self.response_limit.max(1024),
+            pool_timeout: std::time::Duration::from_millis(self.pool_timeout_ms.max(100)),
         })
     }
 }

@@ -270,10 +270,12 @@ async fn rs256_and_es256_tokens_verify_against_the_public_key() {
     );
 }
 
+/// A resolved viewer is reused for the cache period, except that a committed access change
+/// (here a removed membership) clears every replica's cache at once through the event bus.
 #[tokio::test(flavor = "multi_thread")]
-async fn resolved_viewers_are_reused_only_for_the_configured_time() {
+async fn resolved_viewers_are_reused_until_access_changes_or_the_period_ends() {
     use diesel_async::SimpleAsyncConnection;
-    for ttl in [0, 1] {
+    for ttl in [0, 2] {
         let app = TestApp::spawn_with(|c| c.auth_cache_seconds = ttl).await;
         let mut conn = app.db.owner().await;
         let acme = fixtures::org(&mut conn, "acme").await;
@@ -282,25 +284,74 @@ async fn resolved_viewers_are_reused_only_for_the_configured_time() {
         let (_, body) = app.graphql(Some(&token), VIEWER, json!({})).await;
         assert_eq!(body["data"]["viewer"]["organization"]["slug"], "acme");
 
-        conn.batch_execute("delete from memberships")
-            .await
-            .expect("remove membership");
+        // Without its trigger (as a restore or a manual fix might), the change publishes nothing:
+        // only the cache period bounds it.
+        conn.batch_execute(
+            "set session_replication_role = replica; delete from memberships;
+             set session_replication_role = origin;",
+        )
+        .await
+        .expect("remove membership quietly");
         let (_, body) = app.graphql(Some(&token), VIEWER, json!({})).await;
         if ttl == 0 {
-            assert_eq!(
-                error_code(&body),
-                "FORBIDDEN",
-                "no cache: the removal applies at once: {body}"
-            );
+            assert_eq!(error_code(&body), "FORBIDDEN", "no cache: {body}");
             continue;
         }
         assert_eq!(
             body["data"]["viewer"]["organization"]["slug"], "acme",
             "cached for {ttl}s: {body}"
         );
-        tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+        tokio::time::sleep(std::time::Duration::from_millis(2200)).await;
         let (_, body) = app.graphql(Some(&token), VIEWER, json!({})).await;
         assert_eq!(error_code(&body), "FORBIDDEN", "expired: {body}");
+    }
+}
+
+/// Row A: a committed membership change reaches the viewer cache on commit, not after its period.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_access_change_clears_cached_viewers_on_every_replica() {
+    use diesel_async::SimpleAsyncConnection;
+    let app = TestApp::spawn_with(|c| c.auth_cache_seconds = 3600).await;
+    let replica = app.replica().await;
+    let mut conn = app.db.owner().await;
+    let acme = fixtures::org(&mut conn, "acme").await;
+    fixtures::member(&mut conn, &acme, "alice", "owner").await;
+    let token = app.token("alice", None);
+    let replica_url = format!("http://{}/graphql", replica.addr);
+    let ask = |url: String| {
+        let client = app.client.clone();
+        let token = token.clone();
+        async move {
+            let response = client
+                .post(url)
+                .bearer_auth(token)
+                .json(&json!({ "query": VIEWER }))
+                .send()
+                .await
+                .expect("sent");
+            response.json::<serde_json::Value>().await.expect("json")
+        }
+    };
+    for url in [app.url("/graphql"), replica_url.clone()] {
+        let body = ask(url).await;
+        assert_eq!(body["data"]["viewer"]["organization"]["slug"], "acme", "{body}");
+    }
+    conn.batch_execute("delete from memberships")
+        .await
+        .expect("remove membership");
+    for url in [app.url("/graphql"), replica_url] {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            let body = ask(url.clone()).await;
+            if error_code(&body) == "FORBIDDEN" {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "still served from a cache of an hour: {body}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
     }
 }
 

@@ -180,6 +180,7 @@ impl TestApp {
             run_health: false,
             security: stackgate::security::settings::SecuritySettings {
                 allow_private_endpoints: true,
+                rates: stackgate::security::rate::RateSettings::off(),
                 ..Default::default()
             },
         };

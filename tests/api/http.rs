@@ -278,7 +278,7 @@ async fn health_readiness_and_metrics() {
         .await
         .expect("text");
     assert!(
-        metrics.contains(r#"stackgate_graphql_requests_total{operation="Dash",status="200"}"#),
+        metrics.contains(r#"stackgate_graphql_requests_total{operation="Dash",status="ok"}"#),
         "{metrics}"
     );
     assert!(

@@ -198,7 +198,7 @@ fn visible_dock(ctx: &Context<'_>, id: &ID) -> Result<Uuid, ApiError> {
 
 async fn load_dock(ctx: &Context<'_>, dock_id: Uuid) -> Result<dock::Dock, ApiError> {
     let viewer = viewer(ctx)?;
-    let pool = super::pool(ctx)?;
+    let pool = super::pool(ctx).await?;
     let row = viewer
         .scope()
         .transaction(pool, async |conn| dock::by_ids(conn, &[dock_id]).await)

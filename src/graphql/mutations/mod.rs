@@ -31,11 +31,18 @@ pub struct Mutation(
     health::HealthMutations,
 );
 
-/// Where a request came from (for the audit log).
+/// Where a request came from (for the audit log and per-address rate limits).
 #[derive(Clone, Debug, Default)]
 pub struct ClientInfo {
     pub ip_address: Option<String>,
     pub user_agent: Option<String>,
+}
+
+impl ClientInfo {
+    /// The peer's address, when known.
+    pub fn ip(&self) -> Option<std::net::IpAddr> {
+        self.ip_address.as_deref().and_then(|ip| ip.parse().ok())
+    }
 }
 
 /// What a mutation is, for its permission check and its audit entry.
@@ -59,8 +66,13 @@ pub fn actor(ctx: &Context<'_>, viewer: &Viewer) -> Actor {
     }
 }
 
-/// The schema's pool (mutations run their own transactions, apart from the request's reads).
-pub fn pool<'a>(ctx: &Context<'a>) -> Result<&'a Pool, ApiError> {
+/// The schema's pool, for a mutation's own transaction. The request's read transaction is ended
+/// first, so an operation never holds two pooled connections at once (mutations run one after
+/// another; reads after a mutation begin a new read transaction, which also sees its writes).
+pub async fn pool<'a>(ctx: &Context<'a>) -> Result<&'a Pool, ApiError> {
+    if let Ok(db) = ctx.data::<std::sync::Arc<crate::db::RequestDb>>() {
+        db.finish().await;
+    }
     ctx.data::<Pool>()
         .map_err(|_| ApiError::internal(anyhow::anyhow!("no pool in schema data")))
 }
@@ -81,7 +93,7 @@ where
 {
     let viewer = viewer(ctx)?;
     let actor = actor(ctx, viewer);
-    let pool = pool(ctx)?;
+    let pool = pool(ctx).await?;
     if !allowed {
         let err = ApiError::Forbidden(format!("`{}` needs {} FULL", act.action, act.area.as_str()));
         record_failure(pool, viewer, &actor, &act, "denied", err.message()).await;

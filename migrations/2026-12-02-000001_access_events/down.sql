@@ -1,0 +1,16 @@
+drop trigger notify_access on memberships;
+drop trigger notify_access on roles;
+drop trigger notify_access on teams;
+drop trigger notify_access on team_memberships;
+drop trigger notify_access on clients;
+drop trigger notify_access on client_memberships;
+drop trigger notify_access on dock_permissions;
+drop trigger notify_access on api_keys;
+drop trigger notify_access_update on api_keys;
+drop trigger notify_access on projects;
+drop trigger notify_access_update on projects;
+drop trigger notify_access on organizations;
+drop trigger notify_access_update on organizations;
+drop trigger notify_access on users;
+drop trigger notify_access_update on users;
+drop function stackgate_access_notify();

@@ -1,0 +1,538 @@
+//! The one operation pipeline: every GraphQL operation, over HTTP or WebSocket, runs through
+//! [`Pipeline`] (an async-graphql [`Executor`]), in this order:
+//!
+//! 1. **limits** — tokens on the text, then aliases, fragment cycles and expanded selections on
+//!    the parsed document ([`limits`]); all before any authentication or SQL;
+//! 2. **caller** — the credentials the transport carried ([`Caller`]) are authenticated again for
+//!    this operation (through the viewer cache, which every replica clears when access changes
+//!    commit); failures count against the caller's address;
+//! 3. **rate limits** — per principal, and per organization for mutations ([`RateLimits`]);
+//! 4. **execution** — the viewer's request transaction and loaders are attached, async-graphql
+//!    validates (depth, complexity) and executes; a subscription's every event is resolved like a
+//!    request of its own and its transaction ended after it;
+//! 5. **finish** — the transaction ends, statements are counted, platform admins audited;
+//! 6. **errors** — every error gets its stable code, internals are masked ([`errors`]);
+//! 7. **metrics** — one count and latency per operation, under a bounded label
+//!    ([`crate::metrics::OperationLabels`]).
+//!
+//! Nothing is done per field: an async-graphql extension would put every field of every response
+//! through its chain, which costs more than all our loaders.
+
+pub mod errors;
+pub mod limits;
+
+use std::any::TypeId;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_graphql::parser::types::{DocumentOperations, ExecutableDocument, OperationType};
+use async_graphql::{Data, Executor, Request, Response, Value};
+use axum::http::HeaderValue;
+use futures_util::StreamExt;
+use futures_util::stream::{self, BoxStream};
+use secrecy::{ExposeSecret, SecretString};
+
+use super::AppSchema;
+use super::loaders::{self, Loaders, loaders};
+use crate::auth::cache::ViewerCache;
+use crate::auth::jwt::JwtKeys;
+use crate::auth::{Authenticator, Renewal, Viewer};
+use crate::db::models::audit::{self, Actor, Entry};
+use crate::db::{Pool, RequestDb};
+use crate::error::ApiError;
+use crate::graphql::QueryLimits;
+use crate::graphql::mutations::ClientInfo;
+use crate::metrics::OperationLabels;
+use crate::security::rate::RateLimits;
+
+/// What a transport knows of the caller of an operation: the credentials it presented (the HTTP
+/// headers, or the WebSocket's `connection_init`), where it came from, and whether it asked for
+/// statement counts.
+#[derive(Clone, Default)]
+pub struct Caller {
+    pub authorization: Option<SecretString>,
+    pub x_org: Option<String>,
+    pub client: ClientInfo,
+    /// `X-Stackgate-Trace: statements`: add `extensions.sqlStatements` to the response.
+    pub trace: bool,
+}
+
+impl std::fmt::Debug for Caller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Caller")
+            .field("authorization", &self.authorization.as_ref().map(|_| "[redacted]"))
+            .field("x_org", &self.x_org)
+            .field("client", &self.client)
+            .finish()
+    }
+}
+
+/// A request's id, set by the transport (HTTP sends it back as `x-request-id`).
+#[derive(Clone, Debug)]
+pub struct RequestId(pub String);
+
+/// The operation pipeline; cheap to clone.
+#[derive(Clone)]
+pub struct Pipeline(Arc<Inner>);
+
+struct Inner {
+    schema: AppSchema,
+    pool: Pool,
+    jwt: Arc<JwtKeys>,
+    viewers: Arc<ViewerCache>,
+    limits: QueryLimits,
+    rates: Arc<RateLimits>,
+    labels: OperationLabels,
+}
+
+/// Everything the pipeline is built from.
+pub struct Parts {
+    pub schema: AppSchema,
+    pub pool: Pool,
+    pub jwt: Arc<JwtKeys>,
+    pub viewers: Arc<ViewerCache>,
+    pub limits: QueryLimits,
+    pub rates: Arc<RateLimits>,
+}
+
+/// An operation that passed the first steps: its viewer, document kind and metric label.
+struct Admitted {
+    request: Request,
+    viewer: Viewer,
+    kind: OperationType,
+    name: Option<String>,
+}
+
+impl Pipeline {
+    pub fn new(parts: Parts) -> Self {
+        Self(Arc::new(Inner {
+            schema: parts.schema,
+            pool: parts.pool,
+            jwt: parts.jwt,
+            viewers: parts.viewers,
+            limits: parts.limits,
+            rates: parts.rates,
+            labels: OperationLabels::default(),
+        }))
+    }
+
+    /// The rate limits this pipeline applies (mutations check their own per-dock limits).
+    pub fn rates(&self) -> &Arc<RateLimits> {
+        &self.0.rates
+    }
+
+    /// Authenticates credentials with this server's keys and cache.
+    pub async fn authenticate(
+        &self,
+        authorization: Option<&str>,
+        x_org: Option<&str>,
+    ) -> Result<Viewer, ApiError> {
+        let auth = Authenticator {
+            pool: &self.0.pool,
+            keys: &self.0.jwt,
+            cache: &self.0.viewers,
+        };
+        crate::auth::authenticate(&auth, authorization, x_org).await
+    }
+
+    /// Steps 1–3: limits, caller, rate limits. An error response is final.
+    async fn admit(
+        &self,
+        mut request: Request,
+        caller: &Caller,
+        label: &mut String,
+    ) -> Result<Admitted, Response> {
+        let limits = &self.0.limits.parse;
+        limits::check_text(&request.query, limits).map_err(refusal)?;
+        let wanted = request.operation_name.clone();
+        let document = request.parsed_query().map_err(|e| Response::from_errors(vec![e]))?;
+        limits::check_document(document, limits).map_err(refusal)?;
+        let (kind, name) = selected(document, wanted.as_deref());
+        let kind = kind.ok_or_else(|| {
+            refusal(ApiError::BadUserInput(
+                "the document has no operation of that name; pass `operationName`".into(),
+            ))
+        })?;
+        let authorization = caller.authorization.as_ref().map(|a| a.expose_secret());
+        let ip = caller.client.ip();
+        if authorization.is_none() {
+            self.0.rates.unauthenticated(ip).map_err(refusal)?;
+        }
+        let viewer = match self
+            .authenticate(authorization, caller.x_org.as_deref())
+            .await
+        {
+            Ok(viewer) => viewer,
+            Err(err) => {
+                // Failed credentials count against the address they came from.
+                if authorization.is_some() {
+                    self.0.rates.unauthenticated(ip).map_err(refusal)?;
+                }
+                return Err(refusal(err));
+            }
+        };
+        *label = self.0.labels.label(name.as_deref());
+        self.0.rates.principal(&viewer).map_err(refusal)?;
+        if kind == OperationType::Mutation {
+            self.0.rates.mutation(&viewer).map_err(refusal)?;
+        }
+        Ok(Admitted {
+            request,
+            viewer,
+            kind,
+            name,
+        })
+    }
+
+    /// Runs one query or mutation to its response.
+    async fn run(&self, request: Request, caller: &Caller, session: Option<Arc<Data>>) -> Response {
+        let started = Instant::now();
+        let request_id = request_id(&request);
+        let mut label = String::from(crate::metrics::UNAUTHENTICATED_LABEL);
+        let mut response = match self.admit(request, caller, &mut label).await {
+            Err(response) => response,
+            Ok(admitted) if admitted.kind == OperationType::Subscription => {
+                drop(admitted);
+                refusal(ApiError::BadUserInput(
+                    "subscriptions need a WebSocket (`/graphql/ws`)".into(),
+                ))
+            }
+            Ok(admitted) => self.execute_admitted(admitted, caller, session).await,
+        };
+        self.end(&mut response, &request_id, &label, started);
+        response
+    }
+
+    /// Steps 4–5 for a query or mutation.
+    async fn execute_admitted(
+        &self,
+        admitted: Admitted,
+        caller: &Caller,
+        session: Option<Arc<Data>>,
+    ) -> Response {
+        let Admitted {
+            request,
+            viewer,
+            name,
+            ..
+        } = admitted;
+        let (request, db, _) = self.attach(request, &viewer, caller);
+        let response = match session {
+            Some(session) => {
+                let mut stream = self
+                    .0
+                    .schema
+                    .execute_stream_with_session_data(request, session);
+                stream.next().await.unwrap_or_default()
+            }
+            None => self.0.schema.execute(request).await,
+        };
+        self.finish(&db, &viewer, caller, name.as_deref(), response)
+            .await
+    }
+
+    /// A subscription (or, over a socket, any operation) as a stream of responses.
+    async fn stream(
+        self,
+        request: Request,
+        caller: Caller,
+        session: Arc<Data>,
+    ) -> BoxStream<'static, Response> {
+        let started = Instant::now();
+        let request_id = request_id(&request);
+        let mut label = String::from(crate::metrics::UNAUTHENTICATED_LABEL);
+        let admitted = match self.admit(request, &caller, &mut label).await {
+            Ok(admitted) => admitted,
+            Err(mut response) => {
+                self.end(&mut response, &request_id, &label, started);
+                return stream::once(async move { response }).boxed();
+            }
+        };
+        if admitted.kind != OperationType::Subscription {
+            let mut response = self
+                .execute_admitted(admitted, &caller, Some(session))
+                .await;
+            self.end(&mut response, &request_id, &label, started);
+            return stream::once(async move { response }).boxed();
+        }
+        let slot = match session_slot(&session) {
+            Ok(slot) => slot,
+            Err(err) => {
+                let mut response = refusal(err);
+                self.end(&mut response, &request_id, &label, started);
+                return stream::once(async move { response }).boxed();
+            }
+        };
+        self.0.labels.count(&label, "ok", started.elapsed());
+        let Admitted {
+            request, viewer, ..
+        } = admitted;
+        let (request, db, loaders) = self.attach(request, &viewer, &caller);
+        let session_copy = session.clone();
+        let events = self
+            .0
+            .schema
+            .execute_stream_with_session_data(request, session);
+        let this = self.clone();
+        let revoked_id = request_id.clone();
+        let revoked = stream::once(revocation(session_data::<Renewal>(&session_copy))).map(
+            move |mut response| {
+                errors::classify(&mut response.errors, &revoked_id);
+                Err(response)
+            },
+        );
+        let delivered = events
+            .then(move |response| {
+                let (this, db, loaders, viewer, caller) = (
+                    this.clone(),
+                    db.clone(),
+                    loaders.clone(),
+                    viewer.clone(),
+                    caller.clone(),
+                );
+                let request_id = request_id.clone();
+                let _held = &slot;
+                async move {
+                    let mut response = this.finish(&db, &viewer, &caller, None, response).await;
+                    loaders::clear_all(&loaders);
+                    errors::classify(&mut response.errors, &request_id);
+                    Ok(response)
+                }
+            });
+        // Events until the caller loses access: then that error, and the end.
+        stream::select(delivered, revoked)
+            .scan(false, |ended, item| {
+                if *ended {
+                    return std::future::ready(None);
+                }
+                std::future::ready(Some(match item {
+                    Ok(response) => response,
+                    Err(response) => {
+                        *ended = true;
+                        response
+                    }
+                }))
+            })
+            .boxed()
+    }
+
+    /// Adds the viewer's per-request database handle and loaders to the request.
+    fn attach(
+        &self,
+        request: Request,
+        viewer: &Viewer,
+        caller: &Caller,
+    ) -> (Request, Arc<RequestDb>, Arc<Loaders>) {
+        let db = Arc::new(RequestDb::new(
+            self.0.pool.clone(),
+            viewer.scope(),
+            viewer.visibility().clone(),
+        ));
+        let loaders = loaders(db.clone());
+        let request = request
+            .data(loaders.clone())
+            .data(db.clone())
+            .data(viewer.clone())
+            .data(caller.client.clone());
+        (request, db, loaders)
+    }
+
+    /// Ends the operation: closes its transaction, records its statements, audits platform admins.
+    async fn finish(
+        &self,
+        db: &RequestDb,
+        viewer: &Viewer,
+        caller: &Caller,
+        operation: Option<&str>,
+        response: Response,
+    ) -> Response {
+        let statements = db.finish().await;
+        metrics::histogram!("stackgate_sql_statements_per_request").record(statements as f64);
+        tracing::Span::current().record("statements", statements);
+        if viewer.as_platform_admin {
+            audit_platform_admin(&self.0.pool, viewer, &caller.client, operation, &response).await;
+        }
+        if caller.trace {
+            return response.extension("sqlStatements", Value::from(statements));
+        }
+        response
+    }
+
+    /// Steps 6–7: codes and masking, `retry-after` for rate limits, metrics.
+    fn end(&self, response: &mut Response, request_id: &str, label: &str, started: Instant) {
+        errors::classify(&mut response.errors, request_id);
+        let outcome = errors::outcome(&response.errors);
+        if outcome == crate::error::code::RATE_LIMITED
+            && let Some(after) = retry_after(response)
+            && let Ok(value) = HeaderValue::from_str(&after.as_secs().max(1).to_string())
+        {
+            response.http_headers.insert("retry-after", value);
+        }
+        self.0.labels.count(label, outcome, started.elapsed());
+    }
+}
+
+impl Executor for Pipeline {
+    async fn execute(&self, request: Request) -> Response {
+        let caller = request_data::<Caller>(&request).unwrap_or_default();
+        self.run(request, &caller, None).await
+    }
+
+    fn execute_stream(
+        &self,
+        request: Request,
+        session: Option<Arc<Data>>,
+    ) -> BoxStream<'static, Response> {
+        let session = session.unwrap_or_default();
+        let caller = session_data::<Caller>(&session)
+            .or_else(|| request_data::<Caller>(&request))
+            .unwrap_or_default();
+        let this = self.clone();
+        stream::once(async move { this.stream(request, caller, session).await })
+            .flatten()
+            .boxed()
+    }
+}
+
+/// The kind and name of the operation a request selects (the named one, else the only one).
+fn selected(
+    document: &ExecutableDocument,
+    wanted: Option<&str>,
+) -> (Option<OperationType>, Option<String>) {
+    match (&document.operations, wanted) {
+        (DocumentOperations::Single(op), _) => (Some(op.node.ty), wanted.map(str::to_owned)),
+        (DocumentOperations::Multiple(ops), Some(name)) => (
+            ops.get(name).map(|op| op.node.ty),
+            Some(name.to_owned()),
+        ),
+        (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => {
+            let (name, op) = ops.iter().next().map(|(n, o)| (n.to_string(), o.node.ty)).unzip();
+            (op, name)
+        }
+        (DocumentOperations::Multiple(_), None) => (None, None),
+    }
+}
+
+/// A refusal before execution, as a response.
+fn refusal(err: ApiError) -> Response {
+    let retry = match &err {
+        ApiError::RateLimited(_) => crate::security::rate::retry_after_of(&err),
+        _ => None,
+    };
+    let mut response = Response::from_errors(vec![errors::server_error(err)]);
+    if let Some(after) = retry {
+        response = response.extension("retryAfterSeconds", Value::from(after.as_secs().max(1)));
+    }
+    response
+}
+
+fn retry_after(response: &Response) -> Option<Duration> {
+    match response.extensions.get("retryAfterSeconds") {
+        Some(Value::Number(n)) => n.as_u64().map(Duration::from_secs),
+        _ => None,
+    }
+}
+
+fn request_id(request: &Request) -> String {
+    request_data::<RequestId>(request)
+        .map(|r| r.0)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
+}
+
+fn request_data<T: Clone + 'static>(request: &Request) -> Option<T> {
+    request
+        .data
+        .get(&TypeId::of::<T>())
+        .and_then(|d| d.downcast_ref::<T>())
+        .cloned()
+}
+
+fn session_data<T: Clone + 'static>(session: &Data) -> Option<T> {
+    session
+        .get(&TypeId::of::<T>())
+        .and_then(|d| d.downcast_ref::<T>())
+        .cloned()
+}
+
+/// A subscription's place on its socket (released when the subscription ends).
+fn session_slot(session: &Data) -> Result<crate::security::sockets::SubscriptionSlot, ApiError> {
+    match session_data::<crate::security::sockets::SocketBudget>(session) {
+        Some(budget) => budget.subscription(),
+        None => Err(ApiError::BadUserInput(
+            "subscriptions need a WebSocket (`/graphql/ws`)".into(),
+        )),
+    }
+}
+
+/// Resolves, with the caller's error, once their connection's [`Renewal`] revokes them; never
+/// without one.
+async fn revocation(renewal: Option<Renewal>) -> Response {
+    let Some(Renewal(mut standing)) = renewal else {
+        return std::future::pending().await;
+    };
+    loop {
+        let revoked = standing.borrow_and_update().error();
+        if let Some(err) = revoked {
+            return refusal(err);
+        }
+        if standing.changed().await.is_err() {
+            return std::future::pending().await;
+        }
+    }
+}
+
+/// Records an act of a platform admin inside an organization they do not belong to.
+async fn audit_platform_admin(
+    pool: &Pool,
+    viewer: &Viewer,
+    client: &ClientInfo,
+    operation: Option<&str>,
+    response: &Response,
+) {
+    let actor = Actor {
+        org_id: viewer.organization.id,
+        user_id: Some(viewer.user.id),
+        api_key_id: viewer.api_key_id,
+        ip_address: client.ip_address.clone(),
+        user_agent: client.user_agent.clone(),
+    };
+    let entry = Entry {
+        action: "platform_admin.request",
+        target_type: Some("Organization"),
+        target_id: Some(viewer.organization.id),
+        result: if response.is_ok() { "success" } else { "error" },
+        message: operation,
+        metadata: serde_json::json!({}),
+    };
+    let recorded = viewer
+        .scope()
+        .transaction(pool, async |conn| audit::record(conn, &actor, &entry).await)
+        .await;
+    if let Err(e) = recorded {
+        tracing::error!(error = %e, "could not audit a platform admin's request");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(q: &str) -> ExecutableDocument {
+        async_graphql::parser::parse_query(q).expect("parses")
+    }
+
+    #[test]
+    fn the_selected_operation_is_found() {
+        let doc = parse("query A { x } mutation B { y }");
+        assert_eq!(selected(&doc, Some("B")).0, Some(OperationType::Mutation));
+        assert_eq!(selected(&doc, Some("A")).0, Some(OperationType::Query));
+        assert_eq!(selected(&doc, Some("C")).0, None);
+        assert_eq!(selected(&doc, None).0, None);
+        let one = parse("subscription S { x }");
+        assert_eq!(
+            selected(&one, None),
+            (Some(OperationType::Subscription), Some("S".into()))
+        );
+        assert_eq!(selected(&parse("{ x }"), None).0, Some(OperationType::Query));
+    }
+}
