@@ -160,9 +160,10 @@ macro_rules! by_id_loader {
                     .await
                     .map_err(Arc::new)?;
                 let sees: fn(&Visibility, &$value) -> bool = $sees;
+                let visibility = self.db.visibility();
                 Ok(rows
                     .into_iter()
-                    .filter(|row| sees(self.db.visibility(), row))
+                    .filter(|row| sees(&visibility, row))
                     .map(|row| ($key(row.id), Arc::new(row)))
                     .collect())
             }
@@ -189,10 +190,11 @@ impl Loader<ProjectId> for DbLoader {
         &self,
         keys: &[ProjectId],
     ) -> Result<HashMap<ProjectId, Arc<Project>>, LoadError> {
+        let visibility = self.db.visibility();
         let ids: Vec<Uuid> = keys
             .iter()
             .map(|k| k.0)
-            .filter(|id| self.db.visibility().sees_project(*id))
+            .filter(|id| visibility.sees_project(*id))
             .collect();
         let rows = self
             .db
@@ -359,8 +361,9 @@ impl Loader<ProjectsOfKey> for DbLoader {
             .await
             .map_err(Arc::new)?;
         let mut grouped: HashMap<Uuid, Vec<Project>> = HashMap::new();
+        let visibility = self.db.visibility();
         for (resource, project) in rows {
-            if self.db.visibility().sees_project(project.id) {
+            if visibility.sees_project(project.id) {
                 grouped.entry(resource).or_default().push(project);
             }
         }

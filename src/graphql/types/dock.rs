@@ -10,7 +10,7 @@ use crate::db::models::dock::{Dock, SyncRunRow};
 use crate::db::models::resource::{Filter, Parent};
 use crate::error::ApiError;
 use crate::graphql::connection::{Window, connection, paginate};
-use crate::graphql::context::{load_one, loaders, viewer};
+use crate::graphql::context::{load_one, loaders, visibility};
 use crate::graphql::enums::{ResourceKind, SyncStatus, words};
 use crate::graphql::ids;
 use crate::graphql::loaders::{DockId, SyncRunsKey};
@@ -32,8 +32,7 @@ impl DockNode {
     /// The key's last four characters; `null` without docks FULL (org-wide, or through a team
     /// granted this dock at `full`). The key itself is never shown.
     async fn api_key_hint(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<&str>> {
-        Ok(viewer(ctx)?
-            .visibility()
+        Ok(visibility(ctx)?
             .sees_key_hint(self.0.id)
             .then_some(())
             .and(self.0.api_key_hint.as_deref()))

@@ -18,7 +18,7 @@ use crate::db::models::{
     audit, directory, dock as dock_model, health_interval, project as project_model,
 };
 use crate::graphql::connection::{Window, connection, paginate};
-use crate::graphql::context::{run, viewer};
+use crate::graphql::context::{run, viewer, visibility};
 use crate::graphql::enums::{HealthState, ResourceKind, ResourceStatus, words};
 use crate::graphql::ids;
 
@@ -63,7 +63,7 @@ impl OrganizationNode {
         let look = ctx.look_ahead();
         let (org, search) = (self.0.id, search.as_deref());
         let counted = look.field("totalCount").exists();
-        let visible = viewer(ctx)?.visibility().projects.clone();
+        let visible = visibility(ctx)?.projects.clone();
         let (rows, total) = run(ctx, async |conn| {
             let rows = project_model::page(
                 conn,
@@ -106,7 +106,7 @@ impl OrganizationNode {
         let window = Window::<(String, uuid::Uuid)>::new(first, after.as_deref())?;
         let look = ctx.look_ahead();
         let (org, counted) = (self.0.id, look.field("totalCount").exists());
-        let visible = viewer(ctx)?.visibility().dock_ids();
+        let visible = visibility(ctx)?.dock_ids();
         let (rows, total) = run(ctx, async |conn| {
             let rows = dock_model::page(
                 conn,
@@ -242,11 +242,11 @@ impl OrganizationNode {
             return Ok(Vec::new());
         }
         let org = self.0.id;
-        let viewer = viewer(ctx)?;
+        let visible = visibility(ctx)?;
         let rows = run(ctx, async |conn| directory::teams(conn, org).await).await?;
         Ok(rows
             .into_iter()
-            .filter(|t| viewer.sees_team(t.id))
+            .filter(|t| visible.sees_team(t.id))
             .map(|t| TeamNode(Arc::new(t)))
             .collect())
     }
@@ -256,18 +256,18 @@ impl OrganizationNode {
             return Ok(Vec::new());
         }
         let org = self.0.id;
-        let viewer = viewer(ctx)?;
+        let visible = visibility(ctx)?;
         let rows = run(ctx, async |conn| directory::clients(conn, org).await).await?;
         Ok(rows
             .into_iter()
-            .filter(|c| viewer.sees_client(c.id))
+            .filter(|c| visible.sees_client(c.id))
             .map(|c| ClientNode(Arc::new(c)))
             .collect())
     }
     /// Members by name, with their roles (none for guests).
     async fn members(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<MemberNode>> {
         let org = self.0.id;
-        if !self.is_active(ctx)? || !viewer(ctx)?.visibility().members {
+        if !self.is_active(ctx)? || !visibility(ctx)?.members {
             return Ok(Vec::new());
         }
         let rows = run(ctx, async |conn| directory::members(conn, org).await).await?;
@@ -276,7 +276,7 @@ impl OrganizationNode {
     /// Roles by name (the built-in four and custom ones; none for guests).
     async fn roles(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<RoleNode>> {
         let org = self.0.id;
-        if !self.is_active(ctx)? || !viewer(ctx)?.visibility().members {
+        if !self.is_active(ctx)? || !visibility(ctx)?.members {
             return Ok(Vec::new());
         }
         let rows = run(ctx, async |conn| directory::roles(conn, org).await).await?;

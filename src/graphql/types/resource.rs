@@ -13,7 +13,7 @@ use crate::db::models::health::CheckRow;
 use crate::db::models::resource::{Extra, Kind, Resource};
 use crate::error::ApiError;
 use crate::graphql::connection::{Window, connection, paginate};
-use crate::graphql::context::{load_one, loaders, viewer};
+use crate::graphql::context::{load_one, loaders, visibility};
 use crate::graphql::enums::{HealthState, ResourceKind, ResourceStatus};
 use crate::graphql::ids;
 use crate::graphql::loaders::{ApiDataKey, DockId, HealthHistoryKey, ProjectsOfKey, ResourceKey};
@@ -189,7 +189,7 @@ async fn api_data_of(
     ctx: &Context<'_>,
     row: &Resource,
 ) -> async_graphql::Result<Option<Json<serde_json::Value>>> {
-    if !viewer(ctx)?.visibility().sees_api_data(row.common.dock_id) {
+    if !visibility(ctx)?.sees_api_data(row.common.dock_id) {
         return Ok(None);
     }
     let data = loaders(ctx)?
@@ -394,9 +394,9 @@ pub async fn load_and_prime(
     };
     let api_data = async {
         if wants("fullApiData") {
-            let visibility = viewer(ctx)?.visibility();
+            let visible = visibility(ctx)?;
             let keys = rows()
-                .filter(|r| visibility.sees_api_data(r.common.dock_id))
+                .filter(|r| visible.sees_api_data(r.common.dock_id))
                 .map(|r| ApiDataKey(r.kind(), r.common.id));
             loaders.load_many(keys).await?;
         }

@@ -774,3 +774,45 @@ async fn team_grants_at_full_unlock_key_hints_and_provider_data_of_their_docks()
         "{owner:?}"
     );
 }
+
+/// Row K, over time: a subscription's events meet the caller's current grants. Once Team 0
+/// loses the DigitalOcean dock, the team guest's next `resourceHealth` events still show the
+/// resource it reaches through its project, and no longer that dock. Before, an event's nested
+/// objects were loaded with the grants the subscription started with.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_revoked_grant_hides_the_dock_from_the_next_events() {
+    let world = world().await;
+    let app = &world.app;
+    let token = app.token("org-0-teamer", Some("org-0"));
+    let query = "subscription { resourceHealth { resource { id dock { name } } } }";
+    let mut teamer = Subscriber::open(&app.url("/graphql/ws"), &token, query, json!({})).await;
+    wait_subscribed(app, 1).await;
+    let conn = &mut app.db.owner().await;
+    let resource = &world.ids["res:do"];
+    notify_health(conn, resource).await;
+    let event = teamer.event("resourceHealth").await;
+    assert_eq!(event["resource"]["dock"], json!({ "name": "DigitalOcean" }));
+
+    conn.batch_execute(
+        "delete from dock_permissions where team_id =
+           (select t.id from teams t join organizations o on o.id = t.org_id
+             where o.slug = 'org-0' and t.name = 'Team 0')",
+    )
+    .await
+    .expect("revoke");
+    // The connection re-checks its caller on the access event the revocation publishes.
+    let started = Instant::now();
+    loop {
+        notify_health(conn, resource).await;
+        let event = teamer.event("resourceHealth").await;
+        assert_eq!(&event["resource"]["id"], resource, "{event}");
+        if event["resource"]["dock"].is_null() {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the revoked dock still shows: {event}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
