@@ -66,6 +66,11 @@ usage: cargo bench --bench dashboard -- [options]
   --postgraphile-workers L  Node processes: 1, 2, or a list such as 1,2 (default 1)
   --stackgate-query FILE    send FILE to stackgate instead of bench/dashboard.graphql
                             (development: skips the dashboard shape check)
+  --baseline-bin FILE       also run another stackgate binary (an earlier build) as a column
+                            `stackgate (baseline)`, to measure a change in one run
+
+Every stackgate runs with its health monitor off and no scheduler (no credential keys), so
+nothing but the benchmark writes to the database.
 
 DATABASE_URL (a superuser URL) selects an existing database; otherwise a private PostgreSQL
 cluster is started under /tmp and removed at the end.";
@@ -80,6 +85,7 @@ struct Options {
     postgraphile: bool,
     postgraphile_workers: Vec<usize>,
     stackgate_query: Option<PathBuf>,
+    baseline_bin: Option<PathBuf>,
 }
 
 fn parse_args() -> anyhow::Result<Options> {
@@ -92,6 +98,7 @@ fn parse_args() -> anyhow::Result<Options> {
         postgraphile: false,
         postgraphile_workers: vec![1],
         stackgate_query: None,
+        baseline_bin: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -131,6 +138,7 @@ fn parse_args() -> anyhow::Result<Options> {
                     .context("--postgraphile-workers: a number or a list like 1,2")?;
             }
             "--stackgate-query" => o.stackgate_query = Some(value("--stackgate-query")?.into()),
+            "--baseline-bin" => o.baseline_bin = Some(value("--baseline-bin")?.into()),
             other => bail!("unknown argument `{other}`\n\n{USAGE}"),
         }
     }
@@ -217,24 +225,30 @@ async fn run(o: Options) -> anyhow::Result<bool> {
         None => read_root("bench/dashboard.graphql")?,
     };
     let dashboard_shape = o.stackgate_query.is_none();
-    {
+    let mut binaries = vec![("stackgate".to_owned(), PathBuf::from(STACKGATE_BIN))];
+    if let Some(baseline) = &o.baseline_bin {
+        binaries.push(("stackgate (baseline)".to_owned(), baseline.clone()));
+    }
+    for (name, binary) in binaries {
         let port = free_port()?;
-        let log = logs.join("stackgate.log");
-        let mut cmd = Command::new(STACKGATE_BIN);
+        let log = logs.join(format!("{}.log", name.replace([' ', '(', ')'], "")));
+        let mut cmd = Command::new(&binary);
         cmd.args(["serve", "--listen", &format!("127.0.0.1:{port}")])
             .env("DATABASE_URL", url.expose_secret())
             .env("STACKGATE_JWT_SECRET", &secret)
+            .env("STACKGATE_HEALTH_MONITOR", "false")
             .env(
                 "RUST_LOG",
                 std::env::var("BENCH_RUST_LOG").unwrap_or_else(|_| "warn".into()),
             );
-        let mut server = ChildGuard::spawn("stackgate", cmd, &log)?;
+        let mut server = ChildGuard::spawn(&name, cmd, &log)?;
         let base = format!("http://127.0.0.1:{port}");
+        // `/healthz`, not `/readyz`: an earlier build expects fewer migrations than the database has.
         server
-            .wait_ready(&format!("{base}/readyz"), None, Duration::from_secs(60))
+            .wait_ready(&format!("{base}/healthz"), None, Duration::from_secs(60))
             .await?;
         let target = Target {
-            name: "stackgate".into(),
+            name,
             server_pid: server.pid(),
             postmaster,
             url: format!("{base}/graphql"),

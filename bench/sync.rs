@@ -175,7 +175,12 @@ async fn run(o: Options) -> anyhow::Result<bool> {
     .await?;
 
     let pool = stackgate::db::build_pool(&db.url, 4)?;
-    let engine = Engine::new(pool, keyring, Registry::default(), EngineConfig::default());
+    // The fake provider listens on 127.0.0.1.
+    let config = EngineConfig {
+        allow_private_endpoints: true,
+        ..EngineConfig::default()
+    };
+    let engine = Engine::new(pool, keyring, Registry::default(), config);
     let scheduler = Scheduler::new(
         engine,
         SchedulerConfig {

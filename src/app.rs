@@ -49,7 +49,7 @@ impl AppState {
             config.auth_cache_seconds,
         )));
         let scheduler = match &config.encryption_keys {
-            Some(keys) => Some(sync_scheduler(&pool, keys)?),
+            Some(keys) => Some(sync_scheduler(&pool, keys, &config.security)?),
             None => None,
         };
         let events = EventBus::start(config.database_url.clone());
@@ -68,6 +68,7 @@ impl AppState {
         let jwt = Arc::new(JwtKeys::new(
             config.jwt_secret.as_ref(),
             config.jwt_public_key.as_deref(),
+            &config.security.jwt,
         )?);
         let pipeline = Pipeline::new(Parts {
             schema,
@@ -97,10 +98,12 @@ impl AppState {
     }
 }
 
-/// The sync engine and scheduler over the configured credential keys.
+/// The sync engine and scheduler over the configured credential keys, behind the outbound
+/// guard's settings.
 fn sync_scheduler(
     pool: &crate::db::Pool,
     keys: &secrecy::SecretString,
+    security: &crate::security::settings::SecuritySettings,
 ) -> anyhow::Result<Scheduler> {
     use secrecy::ExposeSecret;
     let keyring = Arc::new(Keyring::from_config(Some(keys.expose_secret()))?);
@@ -108,7 +111,11 @@ fn sync_scheduler(
         pool.clone(),
         keyring,
         Registry::default(),
-        EngineConfig::default(),
+        EngineConfig {
+            allow_private_endpoints: security.allow_private_endpoints,
+            verify_deadline: security.outbound_timeout(),
+            ..EngineConfig::default()
+        },
     );
     Ok(Scheduler::new(engine, SchedulerConfig::default()))
 }

@@ -65,7 +65,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Token { user, org, ttl } => {
             let secret = jwt_secret(&cli.config)?;
-            let keys = crate::auth::jwt::JwtKeys::hs256(&secret);
+            let keys = crate::auth::jwt::JwtKeys::hs256(&secret)
+                .with_claims(&cli.config.security.jwt.settings()?);
             say(&keys.mint(&user, org.as_deref(), ttl)?);
             Ok(())
         }
@@ -107,7 +108,7 @@ async fn serve(args: ConfigArgs, migrate: bool) -> anyhow::Result<()> {
         .is_some()
         .then(|| jwt_secret(&args))
         .transpose()?;
-    let config = resolve(&args, database.url.clone(), secret, None)?;
+    let config = resolve(&args, database.serving_url().await?, secret, None)?;
     let running = server::start(config).await?;
     tracing::info!(addr = %running.addr, "serving");
     server::shutdown_signal().await;
@@ -131,14 +132,12 @@ async fn run_demo(args: ConfigArgs) -> anyhow::Result<()> {
             uuid::Uuid::new_v4().simple()
         )),
     };
-    let token = crate::auth::jwt::JwtKeys::hs256(&secret).mint(
-        demo::OWNER_EXTERNAL_ID,
-        Some(demo::ORG_SLUG),
-        24 * 3600,
-    )?;
+    let token = crate::auth::jwt::JwtKeys::hs256(&secret)
+        .with_claims(&args.security.jwt.settings()?)
+        .mint(demo::OWNER_EXTERNAL_ID, Some(demo::ORG_SLUG), 24 * 3600)?;
     let mut config = resolve(
         &args,
-        database.url.clone(),
+        database.serving_url().await?,
         Some(secret),
         Some(token.clone()),
     )?;
@@ -150,8 +149,9 @@ async fn run_demo(args: ConfigArgs) -> anyhow::Result<()> {
     if config.health.interval == DEFAULT_HEALTH_INTERVAL {
         config.health.interval = DEMO_HEALTH_INTERVAL;
     }
-    // The demo's fake services listen on 127.0.0.1.
+    // The demo's fake services and providers listen on 127.0.0.1.
     config.health.probe.allow_private = true;
+    config.security.allow_private_endpoints = true;
     let keyring = crate::crypto::Keyring::from_config(
         config
             .encryption_keys
@@ -216,7 +216,10 @@ fn demo_encryption_key(data_dir: &Path) -> anyhow::Result<SecretString> {
 /// The database a command uses: `DATABASE_URL`, else a private cluster kept running while this
 /// value lives.
 pub struct Database {
+    /// The schema owner's URL: migrations, seeding, admin commands.
     pub url: SecretString,
+    /// The serving login's URL (`STACKGATE_APP_DATABASE_URL`, or the private cluster's own).
+    pub app_url: Option<SecretString>,
     pub cluster: Option<EmbeddedPostgres>,
 }
 
@@ -226,6 +229,7 @@ impl Database {
         if let Some(url) = &args.database_url {
             return Ok(Self {
                 url: SecretString::from(url.clone()),
+                app_url: args.app_database_url.clone().map(SecretString::from),
                 cluster: None,
             });
         }
@@ -238,8 +242,35 @@ impl Database {
         ensure_database(&cluster, "stackgate").await?;
         Ok(Self {
             url: cluster.url("stackgate"),
+            app_url: Some(cluster.serving_url("stackgate").await?),
             cluster: Some(cluster),
         })
+    }
+
+    /// The URL the server's pools log in with. A serving login that could escape row-level
+    /// security (superuser, BYPASSRLS, or owner) is refused; without one, the owner's URL is used
+    /// with a warning (its `SET ROLE stackgate_app` is undone by `RESET ROLE`).
+    pub async fn serving_url(&self) -> anyhow::Result<SecretString> {
+        let Some(url) = &self.app_url else {
+            tracing::warn!(
+                "STACKGATE_APP_DATABASE_URL is unset: serving as DATABASE_URL's role (the schema \
+                 owner) through `SET ROLE stackgate_app`, which `RESET ROLE` undoes; this is not \
+                 least privilege (see the README)"
+            );
+            return Ok(self.url.clone());
+        };
+        match db::check_serving_role(url).await {
+            Ok(role) if !role.is_least_privileged() => anyhow::bail!(
+                "STACKGATE_APP_DATABASE_URL logs in as `{}`, which is a superuser, has BYPASSRLS \
+                 or owns the schema: give the server a role granted stackgate_app and nothing more",
+                role.name
+            ),
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "could not check STACKGATE_APP_DATABASE_URL's role")
+            }
+        }
+        Ok(url.clone())
     }
 }
 

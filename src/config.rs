@@ -8,10 +8,22 @@ use secrecy::SecretString;
 /// Settings shared by every command. Each flag falls back to the environment variable it names.
 #[derive(clap::Args, Clone)]
 pub struct ConfigArgs {
-    /// PostgreSQL URL of a role that owns the schema (migrations run as it; queries run as
-    /// `stackgate_app` through `SET ROLE`). Without it a private cluster is started in --data-dir.
+    /// PostgreSQL URL of a role that owns the schema: migrations, seeding and `rotate-keys` run
+    /// as it. Without it a private cluster is started in --data-dir.
     #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
     pub database_url: Option<String>,
+
+    /// PostgreSQL URL the server's pools log in with: a role granted `stackgate_app` that owns
+    /// nothing, is no superuser and lacks BYPASSRLS. Unset with DATABASE_URL: the server logs in
+    /// as the owner and drops to `stackgate_app` with `SET ROLE`, which `RESET ROLE` undoes.
+    /// The private cluster makes its own.
+    #[arg(
+        long,
+        env = "STACKGATE_APP_DATABASE_URL",
+        global = true,
+        hide_env_values = true
+    )]
+    pub app_database_url: Option<String>,
 
     /// Address the HTTP server listens on.
     #[arg(
@@ -146,6 +158,8 @@ impl ConfigArgs {
 /// The server's settings once resolved: secrets wrapped, database chosen.
 #[derive(Clone)]
 pub struct Config {
+    /// The URL the server's pools log in with (see [`ConfigArgs::app_database_url`]); never
+    /// needs to be the schema owner's.
     pub database_url: SecretString,
     pub listen: SocketAddr,
     /// HS256 secret (verifies and mints tokens); optional when a public key is configured.

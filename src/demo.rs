@@ -6,7 +6,8 @@
 //! on the same database reuses the docks (by name) and points them at the new fakes' ports. The
 //! fake web services answer at local HTTP [`ProbeTarget`]s and the databases at local TCP ones
 //! (one of each kind steady, one flipping up and down), so health probes have something real to
-//! reach; servers carry the address 127.0.0.1.
+//! reach; servers carry the address 127.0.0.1 and domains are named under `acme.localhost`: no
+//! address in the demo can leave the machine.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -71,7 +72,7 @@ const ACCOUNTS: [Account; 3] = [
                 &["api-prod-1", "api-prod-2", "worker-1", "staging", "bastion"],
             ),
             (Kind::WebService, &["mobile-api", "admin-panel", "docs"]),
-            (Kind::Domain, &["acme.example", "api.acme.example"]),
+            (Kind::Domain, &["acme.localhost", "api.acme.localhost"]),
             (Kind::Database, &["api-postgres", "sessions-redis"]),
         ],
     },
@@ -80,7 +81,7 @@ const ACCOUNTS: [Account; 3] = [
         dock: "Linode (demo)",
         resources: &[
             (Kind::Server, &["etl-1", "etl-2", "warehouse", "airflow"]),
-            (Kind::Domain, &["data.acme.example", "bi.acme.example"]),
+            (Kind::Domain, &["data.acme.localhost", "bi.acme.localhost"]),
             (Kind::Database, &["warehouse-pg", "metrics-mysql"]),
         ],
     },
@@ -92,7 +93,7 @@ const ACCOUNTS: [Account; 3] = [
                 Kind::WebService,
                 &["marketing-site", "blog", "landing-pages", "status-page"],
             ),
-            (Kind::Domain, &["www.acme.example", "blog.acme.example"]),
+            (Kind::Domain, &["www.acme.localhost", "blog.acme.localhost"]),
         ],
     },
 ];
@@ -109,9 +110,9 @@ const LINKS: [(&str, &str, Kind, &[&str]); 9] = [
         "website",
         "vercel",
         Kind::Domain,
-        &["www.acme.example", "blog.acme.example"],
+        &["www.acme.localhost", "blog.acme.localhost"],
     ),
-    ("website", "digitalocean", Kind::Domain, &["acme.example"]),
+    ("website", "digitalocean", Kind::Domain, &["acme.localhost"]),
     (
         "mobile-api",
         "digitalocean",
@@ -141,7 +142,7 @@ const LINKS: [(&str, &str, Kind, &[&str]); 9] = [
         "data-platform",
         "linode",
         Kind::Domain,
-        &["bi.acme.example"],
+        &["bi.acme.localhost"],
     ),
 ];
 
@@ -332,7 +333,12 @@ pub async fn prepare(url: &SecretString, keyring: Arc<Keyring>) -> anyhow::Resul
     let world = FakeWorld::start().await?;
     let docks = ensure_docks(&mut conn, &keyring, seeded, &world).await?;
     let pool = crate::db::build_pool(url, 2)?;
-    let engine = Engine::new(pool, keyring, Registry::default(), EngineConfig::default());
+    // The demo's own docks point at its fakes on 127.0.0.1.
+    let config = EngineConfig {
+        allow_private_endpoints: true,
+        ..EngineConfig::default()
+    };
+    let engine = Engine::new(pool, keyring, Registry::default(), config);
     let scheduler = Scheduler::new(engine, SchedulerConfig::default());
     let mut runs = Vec::new();
     for dock in &docks {

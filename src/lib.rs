@@ -16,6 +16,7 @@ pub mod graphql;
 pub mod health;
 pub mod http;
 pub mod metrics;
+pub mod net;
 pub mod router;
 pub mod security;
 pub mod seed;

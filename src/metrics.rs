@@ -65,7 +65,10 @@ impl OperationLabels {
     /// Records one operation: a count by label and outcome (`ok` or an error code), and its
     /// latency.
     pub fn count(&self, label: &str, outcome: &'static str, elapsed: Duration) {
-        let labels = [("operation", label.to_owned()), ("status", outcome.to_owned())];
+        let labels = [
+            ("operation", label.to_owned()),
+            ("status", outcome.to_owned()),
+        ];
         metrics::counter!("stackgate_graphql_requests_total", &labels).increment(1);
         metrics::histogram!("stackgate_graphql_request_duration_seconds", "operation" => label.to_owned())
             .record(elapsed.as_secs_f64());

@@ -6,6 +6,9 @@
 //! `linode`, `vercel`, `gridpane`) with three sync runs each; `10·N` projects; `200·N` resources
 //! (a quarter of each kind, spread over the docks, with varied status and health); every project
 //! linked to 20 distinct resources of mixed kinds (project `p` gets resources `20p … 20p+19`).
+//! Every address can never leave the machine, whatever probes it: servers at `127.K.x.y` and
+//! `::1`, web services at `https://app-NNN.localhost`, domains `siteNNN.invalid`, database hosts
+//! `db-NNN.internal.invalid`.
 //!
 //! Every id is derived from a name (`md5('org-3:server:17')::uuid`) and every insert is
 //! `on conflict do nothing`, so seeding twice at the same scale changes nothing; a larger scale
@@ -319,8 +322,8 @@ const RESOURCE_KINDS: [ResourceKind; 4] = [
         kind: "server",
         index: 0,
         columns: "primary_ip_address, ipv6, vcpus, memory_mb, disk_gb, image",
-        values: "'10.' || $4 || '.' || (n / 250) || '.' || (n % 250 + 1),
-                 '2001:db8:' || $4 || '::' || to_hex(n + 1),
+        values: "'127.' || $4 || '.' || (n / 250) || '.' || (n % 250 + 1),
+                 '::1',
                  (array[1, 2, 4, 8])[1 + b(h, 4) % 4],
                  2048 * (array[1, 2, 4, 8])[1 + b(h, 4) % 4],
                  25 * (array[1, 2, 4, 8])[1 + b(h, 4) % 4],
@@ -332,7 +335,7 @@ const RESOURCE_KINDS: [ResourceKind; 4] = [
         kind: "web_service",
         index: 1,
         columns: "production_url, environment, framework",
-        values: "'https://app' || pad || '.example.com',
+        values: "'https://app-' || pad || '.localhost',
                  (array['production', 'production', 'preview'])[1 + b(h, 4) % 3],
                  (array['nextjs', 'wordpress', 'laravel', 'astro'])[1 + b(h, 5) % 4]",
         name: "'app-' || pad",
@@ -343,11 +346,11 @@ const RESOURCE_KINDS: [ResourceKind; 4] = [
         index: 2,
         columns: "domain_name, expires_at, auto_renew",
         values: concat!(
-            "'site' || pad || '.example.com', ",
+            "'site' || pad || '.invalid', ",
             base_ts!(),
             " + (30 + b(h, 4) * 3) * interval '1 day', b(h, 5) % 4 <> 0"
         ),
-        name: "'site' || pad || '.example.com'",
+        name: "'site' || pad || '.invalid'",
     },
     ResourceKind {
         table: "databases",
@@ -356,7 +359,7 @@ const RESOURCE_KINDS: [ResourceKind; 4] = [
         columns: "engine, version, host, port",
         values: "(array['postgresql', 'mysql', 'redis'])[1 + b(h, 4) % 3],
                  (array['16', '8.0', '7.2'])[1 + b(h, 4) % 3],
-                 'db-' || pad || '.internal.example.test',
+                 'db-' || pad || '.internal.invalid',
                  (array[5432, 3306, 6379])[1 + b(h, 4) % 3]",
         name: "'db-' || pad",
     },

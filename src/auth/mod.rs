@@ -4,6 +4,7 @@
 
 pub mod cache;
 pub mod identity;
+pub mod jwks;
 pub mod jwt;
 pub mod permissions;
 
@@ -132,7 +133,7 @@ pub async fn authenticate(
     if token.starts_with("sg_") {
         return authenticate_key(auth, token, x_org).await;
     }
-    let claims = auth.keys.verify(token)?;
+    let claims = auth.keys.verify(token).await?;
     let wanted_org = claims.org.as_deref().or(x_org).map(str::to_owned);
     let subject = format!("jwt:{}", claims.sub);
     if let Some(viewer) = auth.cache.get(&subject, wanted_org.as_deref()) {
@@ -314,7 +315,9 @@ impl Renewal {
             loop {
                 let factor = 0.8 + 0.4 * rand::random::<f64>();
                 let mut wait = every.mul_f64(factor);
-                if let Some(left) = expires.and_then(|at| at.duration_since(std::time::SystemTime::now()).ok()) {
+                if let Some(left) =
+                    expires.and_then(|at| at.duration_since(std::time::SystemTime::now()).ok())
+                {
                     wait = wait.min(left + std::time::Duration::from_millis(50));
                 }
                 tokio::select! {

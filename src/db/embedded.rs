@@ -3,7 +3,9 @@
 //! Used by `stackgate demo`/`serve`/`migrate` when no `DATABASE_URL` is given, and by the test
 //! harness. PostgreSQL refuses to run as root, so as root the cluster runs as the `postgres` user.
 //! The cluster listens on a free loopback port only, with a random password kept in the data
-//! directory, and is stopped with `pg_ctl -m fast stop` when this value is dropped.
+//! directory, and is stopped with `pg_ctl -m fast stop` when this value is dropped. The server's
+//! pools log in as a separate role, [`crate::db::LOGIN_ROLE`], whose random password is kept
+//! beside the superuser's ([`EmbeddedPostgres::serving_url`]).
 
 use std::fs;
 use std::io::Write;
@@ -132,6 +134,36 @@ impl EmbeddedPostgres {
             self.password.expose_secret(),
             self.port
         ))
+    }
+
+    /// The URL of database `dbname` as [`crate::db::LOGIN_ROLE`], the role the server's pools
+    /// log in as: created (or its password reset) through the superuser, its random password
+    /// made on first use and kept in `<data-dir>/pg/server-password` (mode 600).
+    pub async fn serving_url(&self, dbname: &str) -> Result<SecretString, EmbeddedError> {
+        use secrecy::ExposeSecret;
+        let password = self.serving_password()?;
+        crate::db::ensure_login_role(&self.url("postgres"), &password)
+            .await
+            .map_err(|e| EmbeddedError::Step {
+                step: "creating the serving login role",
+                detail: e.to_string(),
+            })?;
+        Ok(SecretString::from(format!(
+            "postgres://{}:{}@127.0.0.1:{}/{dbname}",
+            crate::db::LOGIN_ROLE,
+            password.expose_secret(),
+            self.port
+        )))
+    }
+
+    fn serving_password(&self) -> Result<SecretString, EmbeddedError> {
+        let path = self.pg_dir.join("server-password");
+        if let Ok(password) = fs::read_to_string(&path) {
+            return Ok(SecretString::from(password.trim().to_owned()));
+        }
+        let password = random_password();
+        write_private(&path, &password, self.run_as)?;
+        Ok(SecretString::from(password))
     }
 
     /// The loopback port the server listens on.

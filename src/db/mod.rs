@@ -30,6 +30,11 @@ pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
 /// The role the server's queries run as: owns no table, lacks BYPASSRLS (see the first migration).
 pub const APP_ROLE: &str = "stackgate_app";
 
+/// The login role the server's pools use on the private cluster (and in tests): a member of
+/// [`APP_ROLE`] that owns nothing, is no superuser and lacks BYPASSRLS, so a `RESET ROLE` on one
+/// of its connections leads back to it and no further. See [`ensure_login_role`].
+pub const LOGIN_ROLE: &str = "stackgate_server";
+
 /// The connection pool type.
 pub type Pool = DeadPool<AsyncPgConnection>;
 
@@ -58,13 +63,20 @@ impl DbError {
 }
 
 /// Builds the server's pool: every connection runs as [`APP_ROLE`], checked out without a ping.
+/// `url` should log in as a role granted [`APP_ROLE`] and nothing more (see
+/// [`check_serving_role`]); an owner's or superuser's URL works too, but `RESET ROLE` undoes
+/// its `SET ROLE`.
 pub fn build_pool(url: &SecretString, size: usize) -> Result<Pool, DbError> {
     build_pool_with_wait(url, size, Duration::from_secs(10))
 }
 
 /// [`build_pool`] whose checkouts wait at most `wait` (the serving pool: past it the operation is
 /// refused as the server being at capacity, instead of stalling every tenant behind it).
-pub fn build_pool_with_wait(url: &SecretString, size: usize, wait: Duration) -> Result<Pool, DbError> {
+pub fn build_pool_with_wait(
+    url: &SecretString,
+    size: usize,
+    wait: Duration,
+) -> Result<Pool, DbError> {
     let mut config = ManagerConfig::default();
     config.recycling_method = RecyclingMethod::Fast;
     config.custom_setup = Box::new(|url| connect_as_app(url.to_owned(), "stackgate").boxed());
@@ -98,6 +110,89 @@ pub async fn connect_as_app(
 /// Opens one connection as the URL's own role (the schema owner): migrations, seeding, admin.
 pub async fn connect_owner(url: &SecretString) -> Result<AsyncPgConnection, DbError> {
     Ok(AsyncPgConnection::establish(url.expose_secret()).await?)
+}
+
+/// Creates or updates [`LOGIN_ROLE`] (and [`APP_ROLE`], should no migration have made it yet)
+/// with `password`, through `superuser_url`. Roles are cluster-wide and several processes may
+/// share a cluster, so it is idempotent and retried when a concurrent change collides with it.
+pub async fn ensure_login_role(
+    superuser_url: &SecretString,
+    password: &SecretString,
+) -> Result<(), DbError> {
+    let password = password.expose_secret().replace('\'', "''");
+    let sql = format!(
+        "do $$ begin
+            if not exists (select 1 from pg_roles where rolname = '{APP_ROLE}') then
+                begin
+                    create role {APP_ROLE} nologin nosuperuser nobypassrls nocreatedb nocreaterole;
+                exception when duplicate_object then null;
+                end;
+            end if;
+            if not exists (select 1 from pg_roles where rolname = '{LOGIN_ROLE}') then
+                begin
+                    create role {LOGIN_ROLE} login;
+                exception when duplicate_object then null;
+                end;
+            end if;
+        end $$;
+        alter role {LOGIN_ROLE} login inherit nosuperuser nobypassrls nocreatedb nocreaterole
+            noreplication password '{password}';
+        grant {APP_ROLE} to {LOGIN_ROLE};"
+    );
+    let mut attempt = 0;
+    loop {
+        let outcome = async {
+            let mut conn = connect_owner(superuser_url).await?;
+            conn.batch_execute(&sql).await?;
+            Ok::<_, DbError>(())
+        }
+        .await;
+        attempt += 1;
+        match outcome {
+            Err(e) if attempt < 5 => {
+                tracing::debug!(error = %e, "retrying the login role's set-up");
+                tokio::time::sleep(Duration::from_millis(50 * attempt)).await;
+            }
+            outcome => return outcome,
+        }
+    }
+}
+
+/// Who a URL logs in as, and whether that role could escape row-level security.
+#[derive(Debug, diesel::QueryableByName)]
+pub struct ServingRole {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    pub name: String,
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    pub superuser: bool,
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    pub bypass_rls: bool,
+    /// Owns a table, or is a member of a role that does (so `SET ROLE` reaches it).
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    pub owner: bool,
+}
+
+impl ServingRole {
+    /// True when the role cannot step outside what [`APP_ROLE`] may do.
+    pub fn is_least_privileged(&self) -> bool {
+        !(self.superuser || self.bypass_rls || self.owner)
+    }
+}
+
+/// Logs in with `url` and reports on its role.
+pub async fn check_serving_role(url: &SecretString) -> Result<ServingRole, DbError> {
+    use diesel_async::RunQueryDsl;
+    let mut conn = connect_owner(url).await?;
+    let role = diesel::sql_query(
+        "select r.rolname::text as name, r.rolsuper as superuser, r.rolbypassrls as bypass_rls,
+                exists (select 1 from pg_class c
+                        where c.relnamespace = 'public'::regnamespace
+                          and pg_has_role(r.oid, c.relowner, 'MEMBER')) as owner
+         from pg_roles r where r.rolname = session_user",
+    )
+    .get_result(&mut conn)
+    .await?;
+    Ok(role)
 }
 
 /// Runs every pending migration; returns the versions applied.

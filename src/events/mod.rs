@@ -84,7 +84,10 @@ impl Event {
         match self {
             Event::Access(e) => Some(e.org_id),
             Event::Link(e)
-                if matches!(e.change, links::LinkChange::Linked | links::LinkChange::Unlinked) =>
+                if matches!(
+                    e.change,
+                    links::LinkChange::Linked | links::LinkChange::Unlinked
+                ) =>
             {
                 Some(Some(e.org_id))
             }

@@ -19,6 +19,7 @@ use serde_json::Value;
 
 use super::address;
 use super::hysteresis::State;
+use crate::net::guard::{self, Blocked};
 
 /// Probe settings.
 #[derive(Clone, Debug)]
@@ -161,13 +162,10 @@ impl Prober {
                 return Observation::new(State::Unhealthy, None, self.timed_out());
             }
             Err(e) => {
-                let message = describe_http_error(e);
-                let state = if message.contains(address::NOT_PROBED) {
-                    State::Unknown
-                } else {
-                    State::Unhealthy
-                };
-                return Observation::new(state, None, message);
+                if let Some(blocked @ Blocked::NotPublic(_)) = guard::blocked_by(&e) {
+                    return Observation::new(State::Unknown, None, address::describe(blocked));
+                }
+                return Observation::new(State::Unhealthy, None, describe_http_error(e));
             }
         };
         let latency = started.elapsed();

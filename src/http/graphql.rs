@@ -190,7 +190,12 @@ async fn execute(
         .data(RequestId(request_id.clone()));
     gql.operation_name = request.operation_name;
     let response = app.pipeline.execute(gql).instrument(span).await;
-    respond(response, format, &request_id, app.config.security.response_limit)
+    respond(
+        response,
+        format,
+        &request_id,
+        app.config.security.response_limit,
+    )
 }
 
 /// The HTTP answer to an operation's response: its status, its body (refused when over the

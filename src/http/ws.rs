@@ -148,8 +148,7 @@ async fn run<Si, St>(
     session: Data,
     sink: Si,
     stream: St,
-)
-where
+) where
     Si: futures_util::Sink<Message> + Unpin,
     St: futures_util::Stream<Item = Result<Message, axum::Error>> + Send + 'static,
 {
@@ -267,7 +266,11 @@ where
             serde_json::json!({ "type": "connection_error", "payload": { "message": message } });
         let _ = sink.send(Message::Text(error.to_string().into())).await;
     }
-    let reason = if code == 4429 { "Too many connections" } else { "Forbidden" };
+    let reason = if code == 4429 {
+        "Too many connections"
+    } else {
+        "Forbidden"
+    };
     close(sink, code, reason).await;
 }
 

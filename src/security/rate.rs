@@ -237,9 +237,7 @@ impl RateLimits {
 /// The `RATE_LIMITED` error for `what`, retrying after `wait`.
 fn limited(what: &str, wait: Duration) -> ApiError {
     let seconds = wait.as_secs_f64().ceil().max(1.0) as u64;
-    ApiError::RateLimited(format!(
-        "too many {what}; retry after {seconds} s"
-    ))
+    ApiError::RateLimited(format!("too many {what}; retry after {seconds} s"))
 }
 
 /// The wait a `RATE_LIMITED` error names, for the `retry-after` header.

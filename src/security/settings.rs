@@ -18,40 +18,85 @@ pub struct SecurityArgs {
     pub allow_private_endpoints: bool,
 
     /// Operations per user or API key (`<count>/s|m|h`, or `off`).
-    #[arg(long, env = "STACKGATE_RATE_PER_PRINCIPAL", default_value = "200/s", global = true)]
+    #[arg(
+        long,
+        env = "STACKGATE_RATE_PER_PRINCIPAL",
+        default_value = "200/s",
+        global = true
+    )]
     pub rate_per_principal: String,
 
     /// Operations without valid credentials per client address.
-    #[arg(long, env = "STACKGATE_RATE_PER_IP", default_value = "20/s", global = true)]
+    #[arg(
+        long,
+        env = "STACKGATE_RATE_PER_IP",
+        default_value = "20/s",
+        global = true
+    )]
     pub rate_per_ip: String,
 
     /// Mutations per organization.
-    #[arg(long, env = "STACKGATE_RATE_MUTATIONS_PER_ORG", default_value = "50/s", global = true)]
+    #[arg(
+        long,
+        env = "STACKGATE_RATE_MUTATIONS_PER_ORG",
+        default_value = "50/s",
+        global = true
+    )]
     pub rate_mutations_per_org: String,
 
     /// Provider-calling dock operations (`createDock`, `updateDockCredentials`, `syncDock`) per
     /// organization.
-    #[arg(long, env = "STACKGATE_RATE_DOCK_OPS_PER_ORG", default_value = "30/m", global = true)]
+    #[arg(
+        long,
+        env = "STACKGATE_RATE_DOCK_OPS_PER_ORG",
+        default_value = "30/m",
+        global = true
+    )]
     pub rate_dock_ops_per_org: String,
 
     /// `syncDock` calls per dock.
-    #[arg(long, env = "STACKGATE_RATE_SYNCS_PER_DOCK", default_value = "6/m", global = true)]
+    #[arg(
+        long,
+        env = "STACKGATE_RATE_SYNCS_PER_DOCK",
+        default_value = "6/m",
+        global = true
+    )]
     pub rate_syncs_per_dock: String,
 
     /// WebSocket connections that may wait for `connection_init` at once.
-    #[arg(long, env = "STACKGATE_WS_MAX_PENDING", default_value_t = 64, global = true)]
+    #[arg(
+        long,
+        env = "STACKGATE_WS_MAX_PENDING",
+        default_value_t = 64,
+        global = true
+    )]
     pub ws_max_pending: usize,
 
     /// WebSocket connections one user or API key may hold on a replica.
-    #[arg(long, env = "STACKGATE_WS_MAX_PER_PRINCIPAL", default_value_t = 32, global = true)]
+    #[arg(
+        long,
+        env = "STACKGATE_WS_MAX_PER_PRINCIPAL",
+        default_value_t = 32,
+        global = true
+    )]
     pub ws_max_per_principal: usize,
 
     /// Subscriptions one WebSocket connection may run at once.
-    #[arg(long, env = "STACKGATE_WS_MAX_SUBSCRIPTIONS", default_value_t = 100, global = true)]
+    #[arg(
+        long,
+        env = "STACKGATE_WS_MAX_SUBSCRIPTIONS",
+        default_value_t = 100,
+        global = true
+    )]
     pub ws_max_subscriptions: usize,
 
     /// Most ids one `nodes(ids:)` call may name.
-    #[arg(long, env = "STACKGATE_MAX_NODE_IDS", default_value_t = 100, global = true)]
+    #[arg(
+        long,
+        env = "STACKGATE_MAX_NODE_IDS",
+        default_value_t = 100,
+        global = true
+    )]
     pub max_node_ids: usize,
 
     /// Largest response body in bytes; a larger answer is refused with `QUERY_TOO_COMPLEX`.
@@ -65,8 +110,27 @@ pub struct SecurityArgs {
 
     /// Longest wait for a pooled database connection, in milliseconds, before the operation is
     /// refused as `RATE_LIMITED` (the server is at capacity) instead of stalling.
-    #[arg(long, env = "STACKGATE_POOL_TIMEOUT_MS", default_value_t = 5_000, global = true)]
+    #[arg(
+        long,
+        env = "STACKGATE_POOL_TIMEOUT_MS",
+        default_value_t = 5_000,
+        global = true
+    )]
     pub pool_timeout_ms: u64,
+
+    /// Seconds a provider key check (`createDock`, `updateDockCredentials`) may take in all:
+    /// one request, no retries, so a slow or silent endpoint cannot hold the caller for long.
+    #[arg(
+        long,
+        env = "STACKGATE_OUTBOUND_TIMEOUT_SECONDS",
+        default_value_t = 10,
+        global = true
+    )]
+    pub outbound_timeout_seconds: u64,
+
+    /// Which JWTs are accepted: issuer, audience, and published verification keys.
+    #[command(flatten)]
+    pub jwt: JwtArgs,
 }
 
 /// The resolved security settings, passed down from [`crate::config::Config`].
@@ -79,6 +143,20 @@ pub struct SecuritySettings {
     pub max_node_ids: usize,
     pub response_limit: usize,
     pub pool_timeout: std::time::Duration,
+    /// See [`SecurityArgs::outbound_timeout_seconds`]; `None` is [`DEFAULT_OUTBOUND_TIMEOUT`].
+    pub outbound_timeout: Option<std::time::Duration>,
+    /// See [`JwtArgs`].
+    pub jwt: JwtSettings,
+}
+
+/// How long a provider key check may take when nothing else is set.
+pub const DEFAULT_OUTBOUND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+impl SecuritySettings {
+    /// The deadline of a provider key check.
+    pub fn outbound_timeout(&self) -> std::time::Duration {
+        self.outbound_timeout.unwrap_or(DEFAULT_OUTBOUND_TIMEOUT)
+    }
 }
 
 impl Default for SecuritySettings {
@@ -91,6 +169,8 @@ impl Default for SecuritySettings {
             max_node_ids: 100,
             response_limit: 16 * 1024 * 1024,
             pool_timeout: std::time::Duration::from_secs(5),
+            outbound_timeout: None,
+            jwt: JwtSettings::default(),
         }
     }
 }
@@ -98,9 +178,8 @@ impl Default for SecuritySettings {
 impl SecurityArgs {
     /// The settings these arguments describe.
     pub fn settings(&self) -> anyhow::Result<SecuritySettings> {
-        let rate = |name: &str, text: &str| {
-            parse_rate(text).map_err(|e| anyhow::anyhow!("{name}: {e}"))
-        };
+        let rate =
+            |name: &str, text: &str| parse_rate(text).map_err(|e| anyhow::anyhow!("{name}: {e}"));
         Ok(SecuritySettings {
             allow_private_endpoints: self.allow_private_endpoints,
             rates: RateSettings {
@@ -125,6 +204,68 @@ impl SecurityArgs {
             max_node_ids: self.max_node_ids.max(1),
             response_limit: self.response_limit.max(1024),
             pool_timeout: std::time::Duration::from_millis(self.pool_timeout_ms.max(100)),
+            outbound_timeout: Some(std::time::Duration::from_secs(
+                self.outbound_timeout_seconds.max(1),
+            )),
+            jwt: self.jwt.settings()?,
+        })
+    }
+}
+
+/// The flags and variables that say which JWTs are accepted (see `docs/security.md`). Tokens from
+/// an identity provider (Clerk, Auth0, ...) carry `iss` and `aud` and are signed with keys the
+/// provider publishes as a JWKS document.
+#[derive(clap::Args, Clone, Debug, Default)]
+pub struct JwtArgs {
+    /// The only `iss` accepted; tokens without it are refused when set.
+    #[arg(long, env = "STACKGATE_JWT_ISSUER", global = true)]
+    pub jwt_issuer: Option<String>,
+
+    /// Comma-separated audiences; a token's `aud` (a string or an array) must name one of them
+    /// when set. Unset: `aud` is not checked.
+    #[arg(long, env = "STACKGATE_JWT_AUDIENCE", global = true)]
+    pub jwt_audience: Option<String>,
+
+    /// A JWKS document with RS/ES verification keys, chosen by a token's `kid`: a file path, or
+    /// an `http(s)://` URL (fetched at start-up and again when a token names an unknown `kid`).
+    #[arg(long, env = "STACKGATE_JWT_JWKS", global = true)]
+    pub jwt_jwks: Option<String>,
+}
+
+/// The resolved [`JwtArgs`].
+#[derive(Clone, Debug, Default)]
+pub struct JwtSettings {
+    /// The required `iss`, if any.
+    pub issuer: Option<String>,
+    /// The accepted audiences; empty: `aud` is not checked.
+    pub audience: Vec<String>,
+    /// Where RS/ES keys are published, if anywhere.
+    pub jwks: Option<crate::auth::jwks::JwksSource>,
+}
+
+impl JwtArgs {
+    /// The settings these arguments describe; a JWKS location that is neither an `http(s)` URL
+    /// nor a path is refused here, before anything starts.
+    pub fn settings(&self) -> anyhow::Result<JwtSettings> {
+        let issuer = self
+            .jwt_issuer
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty());
+        let audience = self.jwt_audience.as_deref().unwrap_or_default().split(',');
+        let jwks = self
+            .jwt_jwks
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty());
+        Ok(JwtSettings {
+            issuer: issuer.map(str::to_owned),
+            audience: audience
+                .map(str::trim)
+                .filter(|a| !a.is_empty())
+                .map(str::to_owned)
+                .collect(),
+            jwks: jwks.map(crate::auth::jwks::JwksSource::parse).transpose()?,
         })
     }
 }

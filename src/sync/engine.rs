@@ -20,6 +20,7 @@ use secrecy::{ExposeSecret, SecretString};
 use uuid::Uuid;
 
 use super::events::{CHANNEL, Phase, SyncEvent};
+use super::verify::VerifyError;
 use super::{HttpPolicy, Kind, Listing, Record, Registry, Session};
 use crate::crypto::{self, Binding, Keyring};
 use crate::db::models::sync::{self as q, RateState, RunCounts};
@@ -34,6 +35,11 @@ pub struct EngineConfig {
     pub backoff_max: Duration,
     /// Rows per upsert statement.
     pub upsert_chunk: usize,
+    /// Whether docks' endpoints may be loopback or private addresses
+    /// (`STACKGATE_ALLOW_PRIVATE_ENDPOINTS`); off, the outbound guard refuses them.
+    pub allow_private_endpoints: bool,
+    /// The longest a key check ([`Engine::verify`]) may take, all included.
+    pub verify_deadline: Duration,
 }
 
 impl Default for EngineConfig {
@@ -43,6 +49,8 @@ impl Default for EngineConfig {
             backoff_base: Duration::from_secs(60),
             backoff_max: Duration::from_secs(3600),
             upsert_chunk: 2_000,
+            allow_private_endpoints: false,
+            verify_deadline: Duration::from_secs(10),
         }
     }
 }
@@ -143,7 +151,7 @@ impl Engine {
         registry: Registry,
         config: EngineConfig,
     ) -> Self {
-        let client = config.http.client();
+        let client = config.http.client(config.allow_private_endpoints);
         Self {
             pool,
             keyring,
@@ -165,16 +173,46 @@ impl Engine {
         &self.keyring
     }
 
-    /// A session against `provider` at `endpoint` (or its default URL) with `key`: what
-    /// `createDock` uses to check a key with [`super::Provider::verify`] before saving it.
+    /// A session against `provider` at `endpoint` (or its default URL) with `key`, through the
+    /// outbound guard; errors quote the remote end only from the provider's default URL.
     pub fn session(
         &self,
         provider: &dyn super::Provider,
         endpoint: Option<&str>,
         key: &SecretString,
     ) -> Session {
+        self.session_with(provider, endpoint, key, self.config.http.clone())
+    }
+
+    fn session_with(
+        &self,
+        provider: &dyn super::Provider,
+        endpoint: Option<&str>,
+        key: &SecretString,
+        policy: HttpPolicy,
+    ) -> Session {
         let base = endpoint.unwrap_or(provider.default_base_url());
-        Session::new(self.client.clone(), base, key, self.config.http.clone())
+        Session::new(self.client.clone(), base, key, policy)
+            .allow_private(self.config.allow_private_endpoints)
+            .quote_remote(endpoint.is_none())
+    }
+
+    /// Checks `key` with the provider: one request, no retries, within
+    /// [`EngineConfig::verify_deadline`]; needs no database connection, and fails with a stable
+    /// message that never quotes the remote end (see [`super::verify`]).
+    pub async fn verify(
+        &self,
+        provider: &dyn super::Provider,
+        endpoint: Option<&str>,
+        key: &SecretString,
+    ) -> Result<(), VerifyError> {
+        let deadline = self.config.verify_deadline;
+        let policy = self.config.http.single_try(deadline);
+        let mut session = self.session_with(provider, endpoint, key, policy);
+        match tokio::time::timeout(deadline, provider.verify(&mut session)).await {
+            Ok(checked) => checked.map_err(|e| VerifyError::from(&e.kind)),
+            Err(_) => Err(VerifyError::Unreachable),
+        }
     }
 
     /// Creates a run row and publishes `STARTED`, in the caller's transaction.

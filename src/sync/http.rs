@@ -6,6 +6,12 @@
 //! the session's total wait stays within [`HttpPolicy::retry_budget`]. Past either bound the
 //! request fails, carrying the provider's `retry-after` so the dock backs off at least that long.
 //! Errors never contain the credential: it only ever travels in a header marked sensitive.
+//!
+//! Every request passes the outbound guard ([`crate::net::guard`]): the URL is checked before
+//! it is sent and names after resolution, no redirect is followed and no proxy is used, so a
+//! dock's `endpoint` cannot reach private networks unless the operator allows them
+//! (`STACKGATE_ALLOW_PRIVATE_ENDPOINTS`). Against such a caller-chosen endpoint the errors keep
+//! only what the gateway itself observed (status codes, timeouts), never the remote end's words.
 
 use std::time::Duration;
 
@@ -14,6 +20,8 @@ use rand::Rng;
 use reqwest::header::{HeaderMap, HeaderValue};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
+
+use crate::net::guard::{self, Blocked, GuardedResolver};
 
 /// Timeouts and retry bounds (per dock run).
 #[derive(Clone, Debug)]
@@ -50,14 +58,31 @@ impl Default for HttpPolicy {
 }
 
 impl HttpPolicy {
-    /// Builds the client these timeouts describe (one per process is enough).
-    pub fn client(&self) -> reqwest::Client {
+    /// Builds the client these timeouts describe (one per process is enough): no redirects, no
+    /// proxy, names resolved through the outbound guard. Like `reqwest::Client::new`, it panics
+    /// only when the TLS backend cannot start, at start-up; falling back to a client without
+    /// the guard is not an option.
+    pub fn client(&self, allow_private: bool) -> reqwest::Client {
         reqwest::Client::builder()
             .connect_timeout(self.connect_timeout)
             .timeout(self.request_timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .dns_resolver(GuardedResolver::shared(allow_private))
             .user_agent(concat!("stackgate/", env!("CARGO_PKG_VERSION")))
             .build()
-            .unwrap_or_else(|_| reqwest::Client::new())
+            .unwrap_or_else(|e| panic!("cannot build the provider HTTP client: {e}"))
+    }
+
+    /// This policy reduced to one try within `deadline` (a key check while a caller waits).
+    pub fn single_try(&self, deadline: Duration) -> Self {
+        Self {
+            connect_timeout: self.connect_timeout.min(deadline),
+            request_timeout: self.request_timeout.min(deadline),
+            max_attempts: 1,
+            retry_budget: Duration::ZERO,
+            ..self.clone()
+        }
     }
 }
 
@@ -79,16 +104,27 @@ pub struct FetchError {
 
 #[derive(Debug, thiserror::Error)]
 pub enum FetchErrorKind {
-    #[error("credentials refused (HTTP {status}): {reason}")]
-    Unauthorized { status: u16, reason: String },
+    #[error("credentials refused (HTTP {status}){}", suffix(reason))]
+    Unauthorized {
+        status: u16,
+        /// The provider's own words; only from the provider's default URL.
+        reason: Option<String>,
+    },
     #[error("rate limited (HTTP 429){}", retry_after.map(|d| format!(", retry after {} s", d.as_secs_f64().ceil())).unwrap_or_default())]
     RateLimited { retry_after: Option<Duration> },
     #[error("HTTP {status} after {attempts} attempt(s)")]
     Server { status: u16, attempts: u32 },
     #[error("timed out after {attempts} attempt(s)")]
     Timeout { attempts: u32 },
-    #[error("connection failed after {attempts} attempt(s): {detail}")]
-    Network { attempts: u32, detail: String },
+    #[error("connection failed after {attempts} attempt(s){}", suffix(detail))]
+    Network {
+        attempts: u32,
+        /// What the connection ran into; only for the provider's default URL.
+        detail: Option<String>,
+    },
+    /// The outbound guard refused the address; nothing was sent.
+    #[error("not sent: {0}")]
+    Refused(Blocked),
     #[error("unexpected HTTP {status}")]
     Status { status: u16 },
     #[error("malformed response: {0}")]
@@ -97,6 +133,13 @@ pub enum FetchErrorKind {
     TooManyPages(u32),
     #[error("retry budget exhausted")]
     BudgetExhausted,
+}
+
+fn suffix(detail: &Option<String>) -> String {
+    detail
+        .as_ref()
+        .map(|d| format!(": {d}"))
+        .unwrap_or_default()
 }
 
 impl FetchError {
@@ -126,6 +169,9 @@ pub struct Session {
     base_url: String,
     auth: HeaderValue,
     policy: HttpPolicy,
+    allow_private: bool,
+    /// Whether errors may quote the remote end (only the provider's own default URL).
+    quote_remote: bool,
     waited: Duration,
     /// Requests sent, retries included.
     pub requests: u32,
@@ -169,11 +215,27 @@ impl Session {
             base_url: base_url.trim_end_matches('/').to_owned(),
             auth,
             policy,
+            allow_private: false,
+            quote_remote: false,
             waited: Duration::ZERO,
             requests: 0,
             pages: 0,
             rate_limit: RateLimit::default(),
         }
+    }
+
+    /// Lets requests reach loopback and private addresses (the operator's choice; the client's
+    /// resolver must have been built with the same).
+    pub fn allow_private(mut self, allow: bool) -> Self {
+        self.allow_private = allow;
+        self
+    }
+
+    /// Lets errors quote the provider's explanation and transport details: only when the base
+    /// URL is the provider's own, never a caller-chosen endpoint.
+    pub fn quote_remote(mut self, quote: bool) -> Self {
+        self.quote_remote = quote;
+        self
     }
 
     pub fn policy(&self) -> &HttpPolicy {
@@ -216,11 +278,30 @@ impl Session {
         Err(FetchError::new(shown, FetchErrorKind::BudgetExhausted))
     }
 
+    /// The URL of `path`, once it passed the guard (checked before anything is sent).
+    fn target(&self, path: &str) -> Result<reqwest::Url, FetchErrorKind> {
+        let url = reqwest::Url::parse(&format!("{}{path}", self.base_url))
+            .map_err(|_| FetchErrorKind::Refused(Blocked::Scheme))?;
+        guard::check_url(&url, self.allow_private).map_err(FetchErrorKind::Refused)?;
+        if url.fragment().is_some() || url.query().is_some() {
+            // A base URL with `#` or `?` would swallow the path the request is meant for.
+            return Err(FetchErrorKind::Malformed(
+                "the endpoint has a query or fragment".into(),
+            ));
+        }
+        Ok(url)
+    }
+
     async fn attempt(&mut self, path: &str, query: &[(&str, String)], attempt: u32) -> Attempt {
+        let url = match self.target(path) {
+            Ok(url) => url,
+            Err(refused) => return Attempt::Fail(refused),
+        };
         self.requests += 1;
         let sent = self
             .client
-            .get(format!("{}{path}", self.base_url))
+            .get(url)
+            .timeout(self.policy.request_timeout)
             .query(query)
             .header(reqwest::header::AUTHORIZATION, self.auth.clone())
             .header(reqwest::header::ACCEPT, "application/json")
@@ -248,7 +329,7 @@ impl Session {
             429 => self.rate_limited(retry_after),
             401 | 403 => Attempt::Fail(FetchErrorKind::Unauthorized {
                 status,
-                reason: provider_reason(&body),
+                reason: self.quote_remote.then(|| provider_reason(&body)),
             }),
             500..=599 => Attempt::Retry {
                 wait: self.backoff(attempt),
@@ -262,12 +343,18 @@ impl Session {
     }
 
     fn transport_failure(&self, e: &reqwest::Error, attempt: u32) -> Attempt {
+        // A name that does not resolve may resolve later (retried); a refused address will not.
+        if let Some(blocked) = guard::blocked_by(e)
+            && !matches!(blocked, Blocked::Unresolvable { .. })
+        {
+            return Attempt::Fail(FetchErrorKind::Refused(blocked.clone()));
+        }
         let error = if e.is_timeout() {
             FetchErrorKind::Timeout { attempts: attempt }
         } else {
             FetchErrorKind::Network {
                 attempts: attempt,
-                detail: transport_detail(e),
+                detail: self.quote_remote.then(|| transport_detail(e)),
             }
         };
         Attempt::Retry {

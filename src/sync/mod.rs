@@ -7,6 +7,7 @@
 //! - [`engine`]: one run: fetch everything, then apply it in one transaction.
 //! - [`scheduler`]: which replica syncs which dock, through leases.
 //! - [`events`]: the `pg_notify` payloads a run publishes.
+//! - [`verify`]: a key checked with its provider before it is stored, as callers are told.
 //! - [`fake`]: fake provider servers speaking the real shapes (tests, benchmarks, demo).
 
 pub mod digitalocean;
@@ -17,6 +18,7 @@ pub mod http;
 pub mod linode;
 pub mod scheduler;
 pub mod vercel;
+pub mod verify;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

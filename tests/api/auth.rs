@@ -166,7 +166,7 @@ async fn the_active_org_comes_from_claim_header_or_only_membership() {
 }
 
 /// A PKCS#8 private key and its SPKI public key, made with openssl.
-fn keypair(algorithm: &[&str]) -> (Vec<u8>, Vec<u8>) {
+pub fn keypair(algorithm: &[&str]) -> (Vec<u8>, Vec<u8>) {
     let dir =
         std::env::temp_dir().join(format!("stackgate-keys-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&dir).expect("dir");
@@ -334,7 +334,10 @@ async fn an_access_change_clears_cached_viewers_on_every_replica() {
     };
     for url in [app.url("/graphql"), replica_url.clone()] {
         let body = ask(url).await;
-        assert_eq!(body["data"]["viewer"]["organization"]["slug"], "acme", "{body}");
+        assert_eq!(
+            body["data"]["viewer"]["organization"]["slug"], "acme",
+            "{body}"
+        );
     }
     conn.batch_execute("delete from memberships")
         .await

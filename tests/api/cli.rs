@@ -32,8 +32,8 @@ fn schema_command_prints_the_committed_sdl() {
     assert_eq!(stackgate::graphql::sdl(), committed);
 }
 
-#[test]
-fn token_command_mints_a_verifiable_jwt() {
+#[tokio::test]
+async fn token_command_mints_a_verifiable_jwt() {
     let secret = "cli-secret-cli-secret-cli-secret-cli";
     let output = stackgate(&["token", "--user", "alice", "--org", "acme", "--ttl", "5m"])
         .env("STACKGATE_JWT_SECRET", secret)
@@ -47,6 +47,7 @@ fn token_command_mints_a_verifiable_jwt() {
     let token = String::from_utf8_lossy(&output.stdout).trim().to_owned();
     let claims = JwtKeys::hs256(&SecretString::from(secret.to_owned()))
         .verify(&token)
+        .await
         .expect("valid");
     assert_eq!(
         (claims.sub.as_str(), claims.org.as_deref()),

@@ -19,6 +19,8 @@ const TEMPLATE: &str = "stackgate_template";
 struct Cluster {
     /// URL without the database name, ending in `/`.
     base: String,
+    /// The same as the serving login role (what servers under test log in as), ending in `/`.
+    serving_base: String,
     _embedded: Option<EmbeddedPostgres>,
 }
 
@@ -58,21 +60,39 @@ fn start_cluster() -> anyhow::Result<Cluster> {
             (base, Some(embedded))
         }
     };
-    runtime.block_on(async {
-        let mut admin = connect(&format!("{base}postgres")).await?;
-        admin
-            .batch_execute(&format!("DROP DATABASE IF EXISTS {TEMPLATE} WITH (FORCE)"))
-            .await?;
-        admin
-            .batch_execute(&format!("CREATE DATABASE {TEMPLATE}"))
-            .await?;
-        stackgate::db::run_migrations(&SecretString::from(format!("{base}{TEMPLATE}"))).await?;
-        anyhow::Ok(())
-    })?;
-    Ok(Cluster {
-        base,
-        _embedded: embedded,
-    })
+    runtime
+        .block_on(async {
+            let mut admin = connect(&format!("{base}postgres")).await?;
+            admin
+                .batch_execute(&format!("DROP DATABASE IF EXISTS {TEMPLATE} WITH (FORCE)"))
+                .await?;
+            admin
+                .batch_execute(&format!("CREATE DATABASE {TEMPLATE}"))
+                .await?;
+            stackgate::db::run_migrations(&SecretString::from(format!("{base}{TEMPLATE}"))).await?;
+            serving_base(&base).await
+        })
+        .map(|serving_base| Cluster {
+            base,
+            serving_base,
+            _embedded: embedded,
+        })
+}
+
+/// Sets up the serving login role (see `stackgate::db::LOGIN_ROLE`) and returns the base URL
+/// that logs in as it. Its password is derived from the cluster's URL, so that every test binary
+/// sharing a cluster (`TEST_DATABASE_URL`) sets the same one.
+async fn serving_base(base: &str) -> anyhow::Result<String> {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(format!("{base}serving").as_bytes());
+    let password: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
+    let admin = SecretString::from(format!("{base}postgres"));
+    stackgate::db::ensure_login_role(&admin, &SecretString::from(password.clone())).await?;
+    let mut url = reqwest::Url::parse(base)?;
+    url.set_username(stackgate::db::LOGIN_ROLE)
+        .and_then(|()| url.set_password(Some(&password)))
+        .map_err(|()| anyhow::anyhow!("cannot put credentials into the test cluster's URL"))?;
+    Ok(url.to_string())
 }
 
 async fn connect(url: &str) -> anyhow::Result<AsyncPgConnection> {
@@ -112,6 +132,11 @@ impl TestDb {
 
     pub fn url(&self) -> SecretString {
         SecretString::from(format!("{}{}", cluster().base, self.name))
+    }
+
+    /// The URL servers under test log in with: the serving login role, not the owner.
+    pub fn app_url(&self) -> SecretString {
+        SecretString::from(format!("{}{}", cluster().serving_base, self.name))
     }
 
     /// A connection as the schema owner (a superuser): fixtures and inspection.
@@ -164,7 +189,7 @@ impl TestApp {
     pub async fn spawn_with(adjust: impl FnOnce(&mut Config)) -> Self {
         let db = TestDb::migrated().await;
         let mut config = Config {
-            database_url: db.url(),
+            database_url: db.app_url(),
             listen: "127.0.0.1:0".parse().expect("addr"),
             jwt_secret: Some(SecretString::from(JWT_SECRET.to_owned())),
             jwt_public_key: None,

@@ -1,7 +1,10 @@
 //! `createDock`, `updateDockCredentials`, `deleteDock`, `syncDock`: provider connections.
 //!
-//! A key is checked against the provider before it is stored (a refusal is `BAD_USER_INPUT` with
-//! the provider's reason, the key redacted), encrypted by [`crate::crypto`], and never returned.
+//! Each checks docks FULL before anything else happens (a denial is `FORBIDDEN` and audited). A
+//! key is then checked with the provider before it is stored: one request through the outbound
+//! guard, within a short deadline, with no database connection held; a refusal is
+//! `BAD_USER_INPUT` with a stable message that never quotes the remote end, and is audited. The
+//! key is encrypted by [`crate::crypto`] and never returned.
 
 use std::sync::Arc;
 
@@ -9,7 +12,7 @@ use async_graphql::{Context, ID, InputObject, Object};
 use secrecy::SecretString;
 use uuid::Uuid;
 
-use super::{Act, audited, org_full, refusal};
+use super::{Act, audited, failed, org_full, permit, refusal};
 use crate::auth::permissions::Area;
 use crate::db::models::credentials::{self, NewDock};
 use crate::db::models::dock;
@@ -17,8 +20,10 @@ use crate::error::ApiError;
 use crate::graphql::context::viewer;
 use crate::graphql::ids;
 use crate::graphql::types::dock::{DockNode, SyncRunNode};
-use crate::sync::engine::redact;
+use crate::net::guard::{self, Blocked};
+use crate::security::rate::RateLimits;
 use crate::sync::scheduler::{Scheduler, SyncNowError};
+use crate::sync::verify::VerifyError;
 
 #[derive(InputObject)]
 pub struct CreateDockInput {
@@ -45,33 +50,30 @@ impl DockMutations {
         ctx: &Context<'_>,
         input: CreateDockInput,
     ) -> async_graphql::Result<DockNode> {
-        let scheduler = scheduler(ctx)?;
-        let org_id = viewer(ctx)?.organization.id;
-        let name = input.name.trim();
-        if name.is_empty() || name.chars().count() > 100 {
-            return Err(ApiError::BadUserInput("`name` must be 1 to 100 characters".into()).into());
-        }
-        let interval = input.sync_interval_seconds.unwrap_or(3600);
-        if !(60..=604_800).contains(&interval) {
-            return Err(ApiError::BadUserInput(
-                "`syncIntervalSeconds` must be 60 to 604800".into(),
-            )
-            .into());
-        }
-        let endpoint = input.endpoint.as_deref().map(valid_endpoint).transpose()?;
-        let key = SecretString::from(input.api_key);
-        let provider = input.provider.as_str();
-        check_key(scheduler, provider, endpoint, &key).await?;
         let act = Act {
             area: Area::Docks,
             action: "dock.create",
             target_type: "Dock",
             target_id: None,
         };
+        permit(ctx, &act, org_full(ctx, Area::Docks)?).await?;
+        let org_id = viewer(ctx)?.organization.id;
+        let key = SecretString::from(input.api_key);
+        let checked = async {
+            dock_rate(ctx, org_id, None)?;
+            let scheduler = scheduler(ctx)?;
+            let name = valid_name(&input.name)?;
+            let interval = valid_interval(input.sync_interval_seconds)?;
+            let endpoint = input.endpoint.as_deref().map(valid_endpoint).transpose()?;
+            check_key(scheduler, &input.provider, endpoint, &key).await?;
+            Ok((scheduler, name, interval, endpoint))
+        }
+        .await;
+        let (scheduler, name, interval, endpoint) = or_audit(ctx, &act, checked).await?;
         let new = NewDock {
             org_id,
             name,
-            provider,
+            provider: &input.provider,
             api_key: &key,
             endpoint,
             sync_interval_seconds: interval,
@@ -99,23 +101,25 @@ impl DockMutations {
         id: ID,
         api_key: String,
     ) -> async_graphql::Result<DockNode> {
-        let scheduler = scheduler(ctx)?;
         let (org_id, dock_id) = (viewer(ctx)?.organization.id, visible_dock(ctx, &id)?);
-        let current = load_dock(ctx, dock_id).await?;
-        let key = SecretString::from(api_key);
-        check_key(
-            scheduler,
-            &current.provider,
-            current.endpoint.as_deref(),
-            &key,
-        )
-        .await?;
         let act = Act {
             area: Area::Docks,
             action: "dock.update_credentials",
             target_type: "Dock",
             target_id: Some(dock_id),
         };
+        permit(ctx, &act, org_full(ctx, Area::Docks)?).await?;
+        let key = SecretString::from(api_key);
+        let checked = async {
+            dock_rate(ctx, org_id, None)?;
+            let scheduler = scheduler(ctx)?;
+            let current = load_dock(ctx, dock_id).await?;
+            let endpoint = current.endpoint.as_deref();
+            check_key(scheduler, &current.provider, endpoint, &key).await?;
+            Ok(scheduler)
+        }
+        .await;
+        let scheduler = or_audit(ctx, &act, checked).await?;
         let keyring = scheduler.engine().keyring();
         let row = audited(ctx, act, org_full(ctx, Area::Docks)?, async |conn| {
             if !credentials::update_dock_key(conn, keyring, org_id, dock_id, &key).await? {
@@ -161,10 +165,11 @@ impl DockMutations {
             target_type: "Dock",
             target_id: Some(dock_id),
         };
-        audited(ctx, act, org_full(ctx, Area::Docks)?, async |_conn| {
-            Ok(((), None))
-        })
-        .await?;
+        permit(ctx, &act, org_full(ctx, Area::Docks)?).await?;
+        if let Err(err) = dock_rate(ctx, org_id, Some(dock_id)) {
+            return Err(failed(ctx, &act, err).await.into());
+        }
+        audited(ctx, act, true, async |_conn| Ok(((), None))).await?;
         let run = scheduler
             .sync_now(org_id, dock_id)
             .await
@@ -176,6 +181,15 @@ impl DockMutations {
                 SyncNowError::Db(e) => ApiError::from(e),
             })?;
         Ok(SyncRunNode(Arc::new(run.run().clone())))
+    }
+}
+
+/// The rate limits of provider-calling dock operations: per organization, and per dock for
+/// syncs of an existing one.
+fn dock_rate(ctx: &Context<'_>, org: Uuid, dock: Option<Uuid>) -> Result<(), ApiError> {
+    match ctx.data_opt::<Arc<RateLimits>>() {
+        Some(rates) => rates.dock_operation(org, dock),
+        None => Ok(()),
     }
 }
 
@@ -208,7 +222,20 @@ async fn load_dock(ctx: &Context<'_>, dock_id: Uuid) -> Result<dock::Dock, ApiEr
         .ok_or_else(|| ApiError::NotFound("no such dock".into()))
 }
 
-/// Asks the provider whether `key` works; its refusal comes back with the key redacted.
+/// A failure after the permission check and before the write, audited as `error`.
+async fn or_audit<T>(
+    ctx: &Context<'_>,
+    act: &Act<'_>,
+    result: Result<T, ApiError>,
+) -> Result<T, ApiError> {
+    match result {
+        Ok(value) => Ok(value),
+        Err(err) => Err(failed(ctx, act, err).await),
+    }
+}
+
+/// Asks the provider whether `key` works: one request within the engine's deadline, holding no
+/// database connection; a failure is one of the stable messages of [`VerifyError`].
 async fn check_key(
     scheduler: &Scheduler,
     provider: &str,
@@ -222,26 +249,48 @@ async fn check_key(
             provider.chars().take(32).collect::<String>()
         ))
     })?;
-    let mut session = engine.session(adapter.as_ref(), endpoint, key);
-    adapter.verify(&mut session).await.map_err(|e| {
-        let reason = redact(&e.to_string(), key);
-        if e.is_unauthorized() {
-            ApiError::BadUserInput(format!("the provider refused the key: {reason}"))
-        } else {
-            ApiError::BadUserInput(format!(
-                "the provider could not be reached to check the key: {reason}"
-            ))
-        }
-    })
+    engine
+        .verify(adapter.as_ref(), endpoint, key)
+        .await
+        .map_err(|e: VerifyError| ApiError::BadUserInput(e.to_string()))
 }
 
-fn valid_endpoint(endpoint: &str) -> Result<&str, ApiError> {
-    let ok = (endpoint.starts_with("https://") || endpoint.starts_with("http://"))
-        && endpoint.len() <= 300;
-    if !ok {
+fn valid_name(name: &str) -> Result<&str, ApiError> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 100 {
         return Err(ApiError::BadUserInput(
-            "`endpoint` must be an http(s) URL".into(),
+            "`name` must be 1 to 100 characters".into(),
         ));
+    }
+    Ok(name)
+}
+
+fn valid_interval(seconds: Option<i32>) -> Result<i32, ApiError> {
+    let interval = seconds.unwrap_or(3600);
+    if !(60..=604_800).contains(&interval) {
+        return Err(ApiError::BadUserInput(
+            "`syncIntervalSeconds` must be 60 to 604800".into(),
+        ));
+    }
+    Ok(interval)
+}
+
+/// A base URL: `http(s)`, no user information, no query or fragment (they would swallow the
+/// API paths appended to it). Whether its address may be contacted is the outbound guard's
+/// decision, made before any connection.
+fn valid_endpoint(endpoint: &str) -> Result<&str, ApiError> {
+    let bad = |m: &str| ApiError::BadUserInput(format!("`endpoint` {m}"));
+    if endpoint.len() > 300 {
+        return Err(bad("must be at most 300 characters"));
+    }
+    let url = reqwest::Url::parse(endpoint).map_err(|_| bad("must be an http(s) URL"))?;
+    match guard::check_url(&url, true) {
+        Err(Blocked::Userinfo) => return Err(bad("may not carry a user name or password")),
+        Err(_) => return Err(bad("must be an http(s) URL")),
+        Ok(()) => {}
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(bad("may not have a query or fragment"));
     }
     Ok(endpoint.trim_end_matches('/'))
 }

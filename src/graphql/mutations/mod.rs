@@ -91,14 +91,10 @@ where
         TxBody<&'r mut AsyncPgConnection, Result<(R, Option<Uuid>), ApiError>, Fut: Send> + Send,
     R: Send,
 {
+    permit(ctx, &act, allowed).await?;
     let viewer = viewer(ctx)?;
     let actor = actor(ctx, viewer);
     let pool = pool(ctx).await?;
-    if !allowed {
-        let err = ApiError::Forbidden(format!("`{}` needs {} FULL", act.action, act.area.as_str()));
-        record_failure(pool, viewer, &actor, &act, "denied", err.message()).await;
-        return Err(err);
-    }
     let outcome: Result<R, ApiError> = viewer
         .scope()
         .try_transaction(pool, async |conn| {
@@ -118,6 +114,39 @@ where
         }
     }
     outcome
+}
+
+/// The permission check of an act that must happen before its side effects outside the
+/// database (an outbound call, before [`audited`] writes): a denial is `FORBIDDEN` and audited.
+pub async fn permit(ctx: &Context<'_>, act: &Act<'_>, allowed: bool) -> Result<(), ApiError> {
+    if allowed {
+        return Ok(());
+    }
+    let viewer = viewer(ctx)?;
+    let err = ApiError::Forbidden(format!("`{}` needs {} FULL", act.action, act.area.as_str()));
+    record_failure(
+        pool(ctx).await?,
+        viewer,
+        &actor(ctx, viewer),
+        act,
+        "denied",
+        err.message(),
+    )
+    .await;
+    Err(err)
+}
+
+/// Audits a permitted act that failed before its transaction (an outbound refusal, a key the
+/// provider did not confirm) with result `error`, and returns the error.
+pub async fn failed(ctx: &Context<'_>, act: &Act<'_>, err: ApiError) -> ApiError {
+    match (viewer(ctx), pool(ctx).await) {
+        (Ok(viewer), Ok(pool)) => {
+            let actor = actor(ctx, viewer);
+            record_failure(pool, viewer, &actor, act, "error", err.message()).await;
+        }
+        _ => tracing::error!(action = act.action, "no viewer or pool to audit a failure"),
+    }
+    err
 }
 
 /// True when the viewer's org role grants FULL in the act's area.

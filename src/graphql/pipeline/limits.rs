@@ -239,7 +239,10 @@ mod tests {
     fn expansion_is_counted_once_per_fragment_and_saturates() {
         let doc = parse(&doubling(3));
         // Each level: 2 fields + 2 × the next; the last: 1.
-        assert_eq!(expanded_selections(&doc).ok(), Some(2 + 2 * (2 + 2 * (2 + 2))));
+        assert_eq!(
+            expanded_selections(&doc).ok(),
+            Some(2 + 2 * (2 + 2 * (2 + 2)))
+        );
         let huge = parse(&doubling(200));
         assert_eq!(expanded_selections(&huge).ok(), Some(usize::MAX));
         assert!(check_document(&huge, &Limits::default()).is_err());

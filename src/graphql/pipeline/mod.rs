@@ -60,7 +60,10 @@ pub struct Caller {
 impl std::fmt::Debug for Caller {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Caller")
-            .field("authorization", &self.authorization.as_ref().map(|_| "[redacted]"))
+            .field(
+                "authorization",
+                &self.authorization.as_ref().map(|_| "[redacted]"),
+            )
             .field("x_org", &self.x_org)
             .field("client", &self.client)
             .finish()
@@ -145,7 +148,9 @@ impl Pipeline {
         let limits = &self.0.limits.parse;
         limits::check_text(&request.query, limits).map_err(refusal)?;
         let wanted = request.operation_name.clone();
-        let document = request.parsed_query().map_err(|e| Response::from_errors(vec![e]))?;
+        let document = request
+            .parsed_query()
+            .map_err(|e| Response::from_errors(vec![e]))?;
         limits::check_document(document, limits).map_err(refusal)?;
         let (kind, name) = selected(document, wanted.as_deref());
         let kind = kind.ok_or_else(|| {
@@ -278,27 +283,26 @@ impl Pipeline {
         let revoked = stream::once(revocation(session_data::<Renewal>(&session_copy))).map(
             move |mut response| {
                 errors::classify(&mut response.errors, &revoked_id);
-                Err(response)
+                Item::Revoked(response)
             },
         );
-        let delivered = events
-            .then(move |response| {
-                let (this, db, loaders, viewer, caller) = (
-                    this.clone(),
-                    db.clone(),
-                    loaders.clone(),
-                    viewer.clone(),
-                    caller.clone(),
-                );
-                let request_id = request_id.clone();
-                let _held = &slot;
-                async move {
-                    let mut response = this.finish(&db, &viewer, &caller, None, response).await;
-                    loaders::clear_all(&loaders);
-                    errors::classify(&mut response.errors, &request_id);
-                    Ok(response)
-                }
-            });
+        let delivered = events.then(move |response| {
+            let (this, db, loaders, viewer, caller) = (
+                this.clone(),
+                db.clone(),
+                loaders.clone(),
+                viewer.clone(),
+                caller.clone(),
+            );
+            let request_id = request_id.clone();
+            let _held = &slot;
+            async move {
+                let mut response = this.finish(&db, &viewer, &caller, None, response).await;
+                loaders::clear_all(&loaders);
+                errors::classify(&mut response.errors, &request_id);
+                Item::Event(response)
+            }
+        });
         // Events until the caller loses access: then that error, and the end.
         stream::select(delivered, revoked)
             .scan(false, |ended, item| {
@@ -306,8 +310,8 @@ impl Pipeline {
                     return std::future::ready(None);
                 }
                 std::future::ready(Some(match item {
-                    Ok(response) => response,
-                    Err(response) => {
+                    Item::Event(response) => response,
+                    Item::Revoked(response) => {
                         *ended = true;
                         response
                     }
@@ -394,6 +398,12 @@ impl Executor for Pipeline {
     }
 }
 
+/// A subscription's next response: an event's, or the error that ends it.
+enum Item {
+    Event(Response),
+    Revoked(Response),
+}
+
 /// The kind and name of the operation a request selects (the named one, else the only one).
 fn selected(
     document: &ExecutableDocument,
@@ -401,12 +411,15 @@ fn selected(
 ) -> (Option<OperationType>, Option<String>) {
     match (&document.operations, wanted) {
         (DocumentOperations::Single(op), _) => (Some(op.node.ty), wanted.map(str::to_owned)),
-        (DocumentOperations::Multiple(ops), Some(name)) => (
-            ops.get(name).map(|op| op.node.ty),
-            Some(name.to_owned()),
-        ),
+        (DocumentOperations::Multiple(ops), Some(name)) => {
+            (ops.get(name).map(|op| op.node.ty), Some(name.to_owned()))
+        }
         (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => {
-            let (name, op) = ops.iter().next().map(|(n, o)| (n.to_string(), o.node.ty)).unzip();
+            let (name, op) = ops
+                .iter()
+                .next()
+                .map(|(n, o)| (n.to_string(), o.node.ty))
+                .unzip();
             (op, name)
         }
         (DocumentOperations::Multiple(_), None) => (None, None),
@@ -533,6 +546,9 @@ mod tests {
             selected(&one, None),
             (Some(OperationType::Subscription), Some("S".into()))
         );
-        assert_eq!(selected(&parse("{ x }"), None).0, Some(OperationType::Query));
+        assert_eq!(
+            selected(&parse("{ x }"), None).0,
+            Some(OperationType::Query)
+        );
     }
 }

@@ -10,7 +10,9 @@
 //!
 //! Resources are generated from their index (ids, names, a cycle of the provider's status words,
 //! and, where the real API has them, credentials a sync must strip, all containing
-//! [`SECRET_MARKER`]). The handle renames, re-statuses, removes and re-counts them, and changes
+//! [`SECRET_MARKER`]). Every address they carry can never leave the machine: IPs in 127.0.0.0/8
+//! (IPv6 `::1`), names under `.localhost` or `.invalid`, so whatever probes or follows them
+//! stays on loopback. The handle renames, re-statuses, removes and re-counts them, and changes
 //! faults, between runs. The server stops when the handle is dropped.
 
 mod shapes;
@@ -130,7 +132,8 @@ pub struct Script {
     pub rate_limit: u32,
     /// Production URLs of the web services, in turn (empty: made-up provider URLs).
     pub web_urls: Vec<String>,
-    /// Public IPv4 addresses of the servers, in turn (empty: made-up 203.0.x.y addresses).
+    /// Public IPv4 addresses of the servers, in turn (empty: made-up loopback addresses in
+    /// 127.1.0.0/16).
     pub server_ips: Vec<String>,
     /// Host and port of the databases, in turn (empty: made-up provider hosts).
     pub database_endpoints: Vec<(String, u16)>,

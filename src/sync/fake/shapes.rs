@@ -31,7 +31,7 @@ pub fn default_name(kind: Kind, index: usize) -> String {
     match kind {
         Kind::Server => format!("server-{index:05}"),
         Kind::WebService => format!("app-{index:05}"),
-        Kind::Domain => format!("site-{index:05}.example.com"),
+        Kind::Domain => format!("site-{index:05}.invalid"),
         Kind::Database => format!("db-{index:05}"),
     }
 }
@@ -156,8 +156,9 @@ pub fn item(fake: FakeKind, kind: Kind, r: &FakeResource) -> Value {
     }
 }
 
+/// A made-up public address that can never leave the machine (127.1.0.0/16).
 fn ip(i: usize) -> String {
-    format!("203.0.{}.{}", (i / 250) % 250, i % 250 + 1)
+    format!("127.1.{}.{}", (i / 250) % 250, i % 250 + 1)
 }
 
 fn digitalocean(kind: Kind, r: &FakeResource) -> Value {
@@ -170,9 +171,9 @@ fn digitalocean(kind: Kind, r: &FakeResource) -> Value {
             "image": {"id": 1, "name": "24.04 (LTS) x64", "distribution": "Ubuntu", "slug": "ubuntu-24-04-x64"},
             "size_slug": "s-1vcpu-1gb",
             "networks": {
-                "v4": [{"ip_address": format!("10.10.0.{}", i % 250 + 1), "type": "private"},
+                "v4": [{"ip_address": format!("127.10.0.{}", i % 250 + 1), "type": "private"},
                        {"ip_address": r.address.clone().unwrap_or_else(|| ip(i)), "type": "public"}],
-                "v6": [{"ip_address": format!("2001:db8::{i:x}"), "type": "public"}]
+                "v6": [{"ip_address": "::1", "type": "public"}]
             },
             "region": {"slug": "nyc3", "name": "New York 3"}, "tags": ["fake"]
         }),
@@ -180,9 +181,9 @@ fn digitalocean(kind: Kind, r: &FakeResource) -> Value {
             "id": format!("00000000-0000-4000-8000-{i:012}"),
             "spec": {"name": r.name, "region": "nyc",
                      "services": [{"name": "web", "environment_slug": "node-js"}]},
-            "default_ingress": format!("https://{}.ondigitalocean.app", r.name),
+            "default_ingress": format!("https://{}.ondigitalocean.localhost", r.name),
             "live_url": r.address.clone()
-                .unwrap_or_else(|| format!("https://{}.ondigitalocean.app", r.name)),
+                .unwrap_or_else(|| format!("https://{}.ondigitalocean.localhost", r.name)),
             "region": {"slug": "nyc"},
             "active_deployment": {"id": format!("dep-{i}"), "phase": r.status}
         }),
@@ -193,7 +194,7 @@ fn digitalocean(kind: Kind, r: &FakeResource) -> Value {
             let host = r
                 .address
                 .clone()
-                .unwrap_or_else(|| format!("db-{i}.db.ondigitalocean.com"));
+                .unwrap_or_else(|| format!("db-{i}.db.ondigitalocean.localhost"));
             let port = r.port.unwrap_or(25060);
             let connection = |host: &str| {
                 json!({
@@ -221,7 +222,7 @@ fn linode(kind: Kind, r: &FakeResource) -> Value {
             "id": 2_000_000 + i, "label": r.name, "status": r.status, "region": "us-east",
             "type": "g6-standard-1", "image": "linode/ubuntu24.04",
             "ipv4": [r.address.clone().unwrap_or_else(|| ip(i))],
-            "ipv6": format!("2600:3c00::{i:x}/128"),
+            "ipv6": "::1/128",
             "specs": {"vcpus": 1, "memory": 2048, "disk": 51200, "transfer": 2000},
             // Not in the real API: proves credential-named keys never get stored.
             "root_password": format!("{SECRET_MARKER}-root-{i}")
@@ -230,13 +231,13 @@ fn linode(kind: Kind, r: &FakeResource) -> Value {
             "id": 400_000 + i, "label": r.name, "engine": "postgresql", "version": "16.4",
             "status": r.status, "region": "us-east", "port": r.port.unwrap_or(5432), "ssl_connection": true,
             "hosts": {"primary": r.address.clone()
-                          .unwrap_or_else(|| format!("lin-{i}-pgsql-primary.servers.linodedb.net")),
+                          .unwrap_or_else(|| format!("lin-{i}-pgsql-primary.linodedb.localhost")),
                       "secondary": null},
             "root_password": format!("{SECRET_MARKER}-db-{i}")
         }),
         _ => json!({
             "id": 300_000 + i, "domain": r.name, "status": r.status, "type": "master",
-            "soa_email": "admin@example.com"
+            "soa_email": format!("admin@{}", r.name)
         }),
     }
 }
@@ -247,15 +248,15 @@ fn vercel(kind: Kind, r: &FakeResource) -> Value {
         Kind::Domain => json!({
             "id": format!("dom_{i:08}"), "name": r.name, "verified": r.status == "verified",
             "expiresAt": 1_893_456_000_000i64 + i as i64 * 86_400_000, "renew": true,
-            "serviceType": "zeit.world"
+            "serviceType": "external"
         }),
         _ => json!({
             "id": format!("prj_{i:08}"), "name": r.name, "framework": "nextjs",
             "accountId": "team_fake", "createdAt": VERCEL_EPOCH_MS - i,
             "latestDeployments": [{"id": format!("dpl_{i}"), "readyState": r.status,
-                                   "url": format!("{}-abc123.vercel.app", r.name)}],
+                                   "url": format!("{}-abc123.vercel.localhost", r.name)}],
             "targets": {"production": {
-                "alias": [r.address.clone().unwrap_or_else(|| format!("{}.vercel.app", r.name))],
+                "alias": [r.address.clone().unwrap_or_else(|| format!("{}.vercel.localhost", r.name))],
                 "readyState": r.status}},
             "env": [{"key": "DATABASE_URL", "value": format!("{SECRET_MARKER}-env-{i}"), "type": "encrypted"}]
         }),
