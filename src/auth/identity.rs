@@ -81,7 +81,28 @@ pub struct Active {
     pub as_platform_admin: bool,
 }
 
-/// Picks the active organization: the wanted slug, else the only one reached.
+impl Active {
+    /// A caller who reaches no organization: no organization (the nil id, which no row carries,
+    /// so row-level security shows nothing) and no permissions. Such a caller may only list and
+    /// accept their invitations; every other resolver refuses them (`graphql::context::viewer`).
+    fn outside() -> Self {
+        Self {
+            organization: Organization {
+                id: Uuid::nil(),
+                name: String::new(),
+                slug: String::new(),
+                created_at: chrono::DateTime::UNIX_EPOCH,
+                updated_at: chrono::DateTime::UNIX_EPOCH,
+            },
+            role: "none".into(),
+            permissions: Permissions::default(),
+            as_platform_admin: false,
+        }
+    }
+}
+
+/// Picks the active organization: the wanted slug, else the only one reached; a caller who
+/// reaches none and names none gets [`Active::outside`].
 pub async fn choose(
     pool: &Pool,
     identity: &Identity,
@@ -94,11 +115,7 @@ pub async fn choose(
             None => return admin_entry(pool, &identity.user, slug).await,
         },
         (None, [only]) => only.clone(),
-        (None, []) => {
-            return Err(ApiError::Forbidden(
-                "not a member of any organization".into(),
-            ));
-        }
+        (None, []) => return Ok(Active::outside()),
         (None, _) => {
             return Err(ApiError::BadUserInput(
                 "member of several organizations: choose one with the token's `org` claim or an X-Org header".into(),
@@ -191,7 +208,9 @@ pub async fn reach(pool: &Pool, identity: &Identity, active: &Active) -> Result<
     };
     let org = &active.permissions;
     let restricted = |area| !org.allows(area, Level::Read);
-    let guest = active.role == "guest";
+    // Guests reach the organization only through teams or clients; callers outside every
+    // organization reach nothing.
+    let guest = matches!(active.role.as_str(), "guest" | "none");
     let full_via_teams = |area| full_grants(&grants, &teams, area);
     let visibility = Visibility {
         projects: restricted(Area::Projects).then(|| projects.iter().map(|(id, _)| *id).collect()),

@@ -1,6 +1,6 @@
 //! JWTs (see `docs/security.md`): `sub` = `users.external_id`, optional `org` = organization
 //! slug. HS256 with the shared secret, or RS/ES with a PEM public key or a JWKS document's keys.
-//! `exp` is required; `nbf` and `iat` are checked with [`LEEWAY_SECONDS`] of clock skew; `iss`
+//! `exp` is required and has no leeway; `nbf` and `iat` are checked with [`LEEWAY_SECONDS`] of clock skew; `iss`
 //! and `aud` are enforced when configured.
 
 use std::sync::Arc;
@@ -37,6 +37,8 @@ struct Received {
     exp: Option<i64>,
     #[serde(default)]
     iat: i64,
+    #[serde(default)]
+    nbf: i64,
 }
 
 /// What [`JwtKeys::mint`] writes: the claims, plus the configured issuer and audience so that a
@@ -184,6 +186,9 @@ impl JwtKeys {
         if received.iat > now.saturating_add(LEEWAY_SECONDS as i64) {
             return Err(rejected("token was issued in the future (iat)"));
         }
+        if received.nbf > now.saturating_add(LEEWAY_SECONDS as i64) {
+            return Err(rejected("token is not valid yet (nbf)"));
+        }
         let (Some(sub), Some(exp)) = (received.sub, received.exp) else {
             return Err(rejected(describe(&ErrorKind::MissingRequiredClaim(
                 "exp".into(),
@@ -230,11 +235,13 @@ impl JwtKeys {
         }
     }
 
-    /// `exp` and `sub` required; `nbf` checked; `iss` and `aud` required and checked when set.
+    /// `exp` and `sub` required, `exp` without leeway (a token ends when it says; `nbf` and `iat`
+    /// are checked with leeway in [`JwtKeys::verify`]); `iss` and `aud` required and checked
+    /// when set.
     fn validation(&self, algorithm: Algorithm) -> Validation {
         let mut validation = Validation::new(algorithm);
-        validation.leeway = LEEWAY_SECONDS;
-        validation.validate_nbf = true;
+        validation.leeway = 0;
+        validation.validate_nbf = false;
         let mut required = vec!["exp", "sub"];
         if let Some(issuer) = &self.issuer {
             validation.set_issuer(&[issuer]);

@@ -81,6 +81,12 @@ impl Viewer {
             })
     }
 
+    /// False for a caller who belongs to no organization yet (see [`identity::choose`]): they
+    /// may only see and accept their invitations.
+    pub fn in_organization(&self) -> bool {
+        !self.organization.id.is_nil()
+    }
+
     /// True when the caller reaches this organization only through teams or clients.
     pub fn is_guest(&self) -> bool {
         self.role == "guest"
@@ -357,9 +363,12 @@ async fn access_change(
     };
     loop {
         match receiver.recv().await {
+            // Only access events: a link change alters a client-portal viewer's reach too, but
+            // re-checking every socket of an organization on every link would cost more than the
+            // periodic check's delay.
             Ok(Delivery::Event(envelope)) => {
-                if let Some(changed) = envelope.event.changes_access()
-                    && changed.is_none_or(|o| o == org)
+                if let crate::events::Event::Access(change) = &envelope.event
+                    && change.concerns(org)
                 {
                     return;
                 }
@@ -377,6 +386,12 @@ async fn access_change(
 /// restarting): the last standing is kept.
 async fn recheck(source: &dyn Reauthenticate) -> Option<Standing> {
     match source.viewer().await {
+        // A caller left with no organization may only list and accept invitations: whatever
+        // the connection subscribed to in its organization ends now.
+        Ok(viewer) if !viewer.in_organization() => Some(Standing::Revoked {
+            unauthenticated: false,
+            message: "not a member of any organization".into(),
+        }),
         Ok(viewer) => Some(Standing::Current(Box::new(viewer))),
         Err(ApiError::Unauthenticated(message)) => Some(Standing::Revoked {
             unauthenticated: true,

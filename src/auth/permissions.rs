@@ -15,6 +15,17 @@ pub enum Area {
 }
 
 impl Area {
+    /// Every area, in the order documents list them.
+    pub const ALL: [Area; 7] = [
+        Area::Projects,
+        Area::Resources,
+        Area::Docks,
+        Area::Operations,
+        Area::Settings,
+        Area::Audit,
+        Area::Monitoring,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Area::Projects => "projects",
@@ -100,6 +111,14 @@ impl Permissions {
     pub fn allows(&self, area: Area, wanted: Level) -> bool {
         self.level(area) >= wanted
     }
+
+    /// The first area where this document grants more than `own`: nobody hands out a level
+    /// above their own (see docs/security.md, role hierarchy).
+    pub fn exceeding(&self, own: &Permissions) -> Option<Area> {
+        Area::ALL
+            .into_iter()
+            .find(|area| self.level(*area) > own.level(*area))
+    }
 }
 
 #[cfg(test)]
@@ -117,5 +136,20 @@ mod tests {
         assert_eq!(p.level(Area::Docks), Level::None);
         assert_eq!(p.level(Area::Audit), Level::None);
         assert!(Permissions::all().allows(Area::Settings, Level::Full));
+    }
+
+    #[test]
+    fn a_document_exceeds_another_in_its_first_higher_area() {
+        let admin = Permissions::all();
+        let member = Permissions(serde_json::json!({ "projects": "full", "docks": "read" }));
+        assert_eq!(member.exceeding(&admin), None);
+        assert_eq!(member.exceeding(&member), None);
+        assert_eq!(admin.exceeding(&member), Some(Area::Resources));
+        let docks = Permissions(serde_json::json!({ "docks": "full" }));
+        assert_eq!(docks.exceeding(&member), Some(Area::Docks));
+        assert_eq!(
+            Permissions::default().exceeding(&Permissions::default()),
+            None
+        );
     }
 }

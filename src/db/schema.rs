@@ -191,6 +191,23 @@ diesel::table! {
 }
 
 diesel::table! {
+    invitations (id) {
+        id -> Uuid,
+        org_id -> Uuid,
+        email -> Text,
+        role_id -> Uuid,
+        team_id -> Nullable<Uuid>,
+        client_id -> Nullable<Uuid>,
+        invited_by -> Nullable<Uuid>,
+        expires_at -> Timestamptz,
+        accepted_at -> Nullable<Timestamptz>,
+        revoked_at -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     memberships (id) {
         id -> Uuid,
         org_id -> Uuid,
@@ -415,6 +432,8 @@ diesel::joinable!(docks -> organizations (org_id));
 diesel::joinable!(domains -> organizations (org_id));
 diesel::joinable!(health_check_intervals -> organizations (org_id));
 diesel::joinable!(health_checks -> organizations (org_id));
+diesel::joinable!(invitations -> organizations (org_id));
+diesel::joinable!(invitations -> users (invited_by));
 diesel::joinable!(memberships -> organizations (org_id));
 diesel::joinable!(memberships -> users (user_id));
 diesel::joinable!(operation_permissions -> organizations (org_id));
@@ -443,6 +462,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     domains,
     health_check_intervals,
     health_checks,
+    invitations,
     memberships,
     operation_permissions,
     operation_services,

@@ -15,8 +15,22 @@ use crate::db::tenancy::TxBody;
 use crate::db::{DbError, RequestDb};
 use crate::error::ApiError;
 
-/// The authenticated viewer of this request.
+/// The authenticated viewer of this request, acting in an organization. A caller who belongs to
+/// none is refused here (`FORBIDDEN`), so no resolver acts for them by mistake.
 pub fn viewer<'a>(ctx: &Context<'a>) -> Result<&'a Viewer, ApiError> {
+    let viewer = caller(ctx)?;
+    if !viewer.in_organization() {
+        return Err(ApiError::Forbidden(
+            "not a member of any organization: see `viewer { invitations }` and `acceptInvitation`"
+                .into(),
+        ));
+    }
+    Ok(viewer)
+}
+
+/// The authenticated caller, even one who belongs to no organization yet: only for what such a
+/// caller may do (`viewer { user invitations }`, `acceptInvitation`).
+pub fn caller<'a>(ctx: &Context<'a>) -> Result<&'a Viewer, ApiError> {
     ctx.data::<Viewer>()
         .map_err(|_| ApiError::Unauthenticated("authentication required".into()))
 }

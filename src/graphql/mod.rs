@@ -24,7 +24,6 @@ use crate::auth::cache::ViewerCache;
 use crate::db::Pool;
 use crate::events::EventBus;
 use crate::sync::scheduler::Scheduler;
-use context::viewer;
 use mutations::Mutation;
 use node::Node;
 use pipeline::limits::Limits;
@@ -39,9 +38,10 @@ pub struct Query;
 
 #[Object]
 impl Query {
-    /// The caller and their active organization.
+    /// The caller and their active organization (a caller who belongs to no organization yet
+    /// may read only `user` and `invitations`).
     async fn viewer(&self, ctx: &Context<'_>) -> async_graphql::Result<ViewerNode> {
-        Ok(ViewerNode(viewer(ctx)?.clone()))
+        Ok(ViewerNode(context::caller(ctx)?.clone()))
     }
 
     /// Any object by its global id; `null` when it does not exist or is not visible.

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use async_graphql::{Context, ID, Interface};
 use uuid::Uuid;
 
-use super::context::{loaders, viewer};
+use super::context::{loaders, run, viewer};
 use super::ids;
 use super::loaders::{
     AlertId, ClientId, DockId, MemberId, ProjectId, ResourceKey, SyncRunId, TeamId,
@@ -18,6 +18,7 @@ use super::loaders::{
 use super::types::alert::AlertNode;
 use super::types::directory::{ClientNode, TeamNode};
 use super::types::dock::{DockNode, SyncRunNode};
+use super::types::invitation::InvitationNode;
 use super::types::organization::OrganizationNode;
 use super::types::project::ProjectNode;
 use super::types::resource::{
@@ -25,6 +26,7 @@ use super::types::resource::{
 };
 use super::types::user::UserNode;
 use crate::auth::permissions::{Area, Level};
+use crate::db::models::invitation;
 use crate::error::ApiError;
 
 /// Anything with a global id.
@@ -43,6 +45,7 @@ pub enum Node {
     Domain(DomainNode),
     Database(DatabaseNode),
     Alert(AlertNode),
+    Invitation(InvitationNode),
 }
 
 /// Resolves many ids at once, in order, with at most one batch per type.
@@ -85,6 +88,7 @@ pub async fn resolve_nodes(
     let alerts = loaders
         .load_many(of_type("Alert").into_iter().map(AlertId))
         .await?;
+    let invitations = invitations(ctx, &of_type("Invitation")).await?;
     let resource_keys: Vec<ResourceKey> = decoded
         .iter()
         .filter_map(|(t, id)| Some(ResourceKey(kind_of_type(t)?, *id)))
@@ -118,6 +122,7 @@ pub async fn resolve_nodes(
                 })?;
                 Node::Alert(AlertNode(alert.clone()))
             }
+            "Invitation" => Node::Invitation(invitations.get(&id)?.clone()),
             other => {
                 let key = ResourceKey(kind_of_type(other)?, id);
                 let row = visible(&resources, key, |r| r.common.org_id == org)?;
@@ -131,6 +136,28 @@ pub async fn resolve_nodes(
         })
     };
     Ok(decoded.iter().map(|(name, id)| pick(name, *id)).collect())
+}
+
+/// The active organization's invitations among `ids`, for a viewer with settings READ (the
+/// invitee's view of them is `viewer { invitations }`).
+async fn invitations(
+    ctx: &Context<'_>,
+    ids: &[Uuid],
+) -> Result<HashMap<Uuid, InvitationNode>, ApiError> {
+    let viewer = viewer(ctx)?;
+    if ids.is_empty() || !viewer.can(Area::Settings, Level::Read) {
+        return Ok(HashMap::new());
+    }
+    let org = viewer.organization.id;
+    let rows = run(ctx, async |conn| {
+        invitation::of_org(conn, org, Some(ids), false).await
+    })
+    .await?;
+    Ok(rows
+        .into_iter()
+        .filter(|r| r.org_id == org)
+        .map(|r| (r.invitation_id, InvitationNode(std::sync::Arc::new(r))))
+        .collect())
 }
 
 fn visible<K: Eq + std::hash::Hash, V>(

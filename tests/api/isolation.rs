@@ -26,9 +26,18 @@ async fn seeded() -> TestApp {
     app
 }
 
-/// One id of every type org-1's owner can see, by GraphQL type name.
+/// One id of every type org-1's owner can see, by GraphQL type name (an invitation of org-1,
+/// to someone in no organization, is made first).
 async fn ids_of_org_1(app: &TestApp) -> BTreeMap<String, String> {
-    let query = "{ viewer { user { id } organization { id
+    let (_, body) = app
+        .graphql(
+            Some(&app.token("org-1-owner", Some("org-1"))),
+            "mutation { createInvitation(input: { email: \"invitee@example.invalid\" }) { id } }",
+            json!({}),
+        )
+        .await;
+    assert!(body.get("errors").is_none(), "{body}");
+    let query = "{ viewer { user { id } organization { id invitations { id }
         teams { id } clients { id } members { user { id } }
         projects(first: 1) { nodes { id } }
         docks(first: 1) { nodes { id syncRuns(first: 1) { nodes { id } } } }
@@ -56,6 +65,7 @@ async fn ids_of_org_1(app: &TestApp) -> BTreeMap<String, String> {
     put("Project", &org["projects"]["nodes"][0]["id"]);
     put("Dock", &org["docks"]["nodes"][0]["id"]);
     put("Alert", &org["alerts"]["nodes"][0]["id"]);
+    put("Invitation", &org["invitations"][0]["id"]);
     put(
         "SyncRun",
         &org["docks"]["nodes"][0]["syncRuns"]["nodes"][0]["id"],
@@ -289,6 +299,26 @@ async fn no_mutation_reaches_into_another_org() {
             "syncDock",
             "mutation($a: ID!) { syncDock(id: $a) { id } }",
             json!({ "a": id("Dock") }),
+        ),
+        (
+            "revokeInvitation",
+            "mutation($a: ID!) { revokeInvitation(id: $a) }",
+            json!({ "a": id("Invitation") }),
+        ),
+        (
+            "acceptInvitation",
+            "mutation($a: ID!) { acceptInvitation(id: $a) { id } }",
+            json!({ "a": id("Invitation") }),
+        ),
+        (
+            "createInvitation",
+            "mutation($a: ID!) { createInvitation(input: { email: \"x@example.invalid\", teamId: $a }) { id } }",
+            json!({ "a": id("Team") }),
+        ),
+        (
+            "createInvitation",
+            "mutation($a: ID!) { createInvitation(input: { email: \"x@example.invalid\", roleId: $a }) { id } }",
+            json!({ "a": role }),
         ),
     ];
     let listed = mutations_taking_ids(&app, &token).await;

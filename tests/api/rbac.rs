@@ -292,7 +292,7 @@ async fn built_in_roles_by_area_and_action() {
     use Outcome::{Allowed, Forbidden, Hidden};
     let app = seeded().await;
     // action → (query, outcome for owner, admin, member, viewer)
-    let table: [(&str, &str, [Outcome; 4]); 6] = [
+    let table: [(&str, &str, [Outcome; 4]); 8] = [
         (
             "projects FULL: createProject",
             "mutation($s: String!) { createProject(input: { name: $s, slug: $s }) { id } }",
@@ -323,6 +323,16 @@ async fn built_in_roles_by_area_and_action() {
             "{ viewer { organization { docks(first: 1) { totalCount } } } }",
             [Allowed, Allowed, Allowed, Allowed],
         ),
+        (
+            "settings FULL: createInvitation",
+            "mutation($e: String!) { createInvitation(input: { email: $e }) { id } }",
+            [Allowed, Allowed, Forbidden, Forbidden],
+        ),
+        (
+            "settings READ: invitations",
+            "{ viewer { organization { invitations { id } } } }",
+            [Allowed, Allowed, Forbidden, Forbidden],
+        ),
     ];
     for (i, role) in ["owner", "admin", "member", "viewer"]
         .into_iter()
@@ -331,7 +341,10 @@ async fn built_in_roles_by_area_and_action() {
         let token = app.token(&format!("org-0-{role}"), Some("org-0"));
         for (action, query, outcomes) in &table {
             let slug = format!("{role}-{}", action.len());
-            let (_, body) = app.graphql(Some(&token), query, json!({ "s": slug })).await;
+            let email = format!("{slug}@example.invalid");
+            let (_, body) = app
+                .graphql(Some(&token), query, json!({ "s": slug, "e": email }))
+                .await;
             let leaf = body.to_string();
             let got = if error_code(&body) == "FORBIDDEN" {
                 Forbidden
@@ -345,5 +358,68 @@ async fn built_in_roles_by_area_and_action() {
             };
             assert_eq!(got, outcomes[i], "{role} / {action}: {body}");
         }
+    }
+}
+
+/// Invitations by role: settings FULL revokes (but only owners touch an owner invitation),
+/// the invitee alone accepts, whatever their role elsewhere.
+#[tokio::test(flavor = "multi_thread")]
+async fn invitations_by_role() {
+    let app = seeded().await;
+    let owner = app.token("org-0-owner", Some("org-0"));
+    let (_, body) = app
+        .graphql(
+            Some(&owner),
+            "{ viewer { organization { roles { id name } } } }",
+            json!({}),
+        )
+        .await;
+    let roles = body["data"]["viewer"]["organization"]["roles"].clone();
+    let role = |name: &str| {
+        roles
+            .as_array()
+            .and_then(|r| r.iter().find(|r| r["name"] == name))
+            .map(|r| r["id"].clone())
+            .expect("role")
+    };
+    let invite = "mutation($e: String!, $r: ID) { createInvitation(input: { email: $e, roleId: $r }) { id } }";
+    let mut invitations = Vec::new();
+    for (email, r) in [
+        ("a@example.invalid", role("member")),
+        ("b@example.invalid", role("owner")),
+    ] {
+        let (_, body) = app
+            .graphql(Some(&owner), invite, json!({ "e": email, "r": r }))
+            .await;
+        invitations.push(body["data"]["createInvitation"]["id"].clone());
+    }
+    let revoke = "mutation($id: ID!) { revokeInvitation(id: $id) }";
+    // (who, invitation, expected code or "true")
+    let cases = [
+        ("member", 0, "FORBIDDEN"),
+        ("viewer", 0, "FORBIDDEN"),
+        ("client-0", 0, "FORBIDDEN"),
+        ("admin", 1, "FORBIDDEN"),
+        ("admin", 0, "true"),
+        ("owner", 1, "true"),
+    ];
+    for (who, i, expected) in cases {
+        let token = app.token(&format!("org-0-{who}"), Some("org-0"));
+        let (_, body) = app
+            .graphql(Some(&token), revoke, json!({ "id": invitations[i] }))
+            .await;
+        let got = match body["data"]["revokeInvitation"].as_bool() {
+            Some(true) => "true",
+            _ => error_code(&body),
+        };
+        assert_eq!(got, expected, "{who} revoking #{i}: {body}");
+    }
+    let accept = "mutation($id: ID!) { acceptInvitation(id: $id) { id } }";
+    for who in ["owner", "admin", "member", "viewer", "client-0"] {
+        let token = app.token(&format!("org-0-{who}"), Some("org-0"));
+        let (_, body) = app
+            .graphql(Some(&token), accept, json!({ "id": invitations[0] }))
+            .await;
+        assert_eq!(error_code(&body), "NOT_FOUND", "{who}: {body}");
     }
 }

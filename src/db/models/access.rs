@@ -95,27 +95,75 @@ pub async fn builtin_role(
         .optional()?)
 }
 
-/// Any user by exact email, members of the organization or not (to add them to it): sets
-/// `stackgate.lookup_email`, which row-level security's `users_by_lookup_email` reads, for this
-/// one lookup and clears it again (the setting is transaction-local in any case).
-pub async fn user_by_email(
-    conn: &mut AsyncPgConnection,
-    email: &str,
-) -> Result<Option<User>, DbError> {
-    set_lookup_email(conn, email).await?;
-    let user = users::table
-        .filter(users::email.eq(email))
-        .select(User::as_select())
-        .first(conn)
-        .await
-        .optional()?;
-    set_lookup_email(conn, "").await?;
-    Ok(user)
+/// Whom a mutation names: a user id, or an e-mail (matched case-insensitively).
+#[derive(Clone, Copy, Debug)]
+pub enum PersonRef<'a> {
+    Id(Uuid),
+    Email(&'a str),
 }
 
-async fn set_lookup_email(conn: &mut AsyncPgConnection, email: &str) -> Result<(), DbError> {
-    diesel::sql_query("select set_config('stackgate.lookup_email', $1, true)")
-        .bind::<Text, _>(email)
+diesel::define_sql_function!(fn lower(x: Text) -> Text);
+
+/// The user `who` names if they already reach `org_id` (a member, or in one of its teams or
+/// clients); anyone else, known elsewhere or unknown, is `None` alike.
+pub async fn person_reaching(
+    conn: &mut AsyncPgConnection,
+    org_id: Uuid,
+    who: PersonRef<'_>,
+) -> Result<Option<User>, DbError> {
+    let member = memberships::table
+        .filter(memberships::org_id.eq(org_id))
+        .filter(memberships::user_id.eq(users::id));
+    let in_team = team_memberships::table
+        .filter(team_memberships::org_id.eq(org_id))
+        .filter(team_memberships::user_id.eq(users::id));
+    let in_client = client_memberships::table
+        .filter(client_memberships::org_id.eq(org_id))
+        .filter(client_memberships::user_id.eq(users::id));
+    let mut query = users::table
+        .filter(
+            diesel::dsl::exists(member)
+                .or(diesel::dsl::exists(in_team))
+                .or(diesel::dsl::exists(in_client)),
+        )
+        .select(User::as_select())
+        .into_boxed();
+    query = match who {
+        PersonRef::Id(id) => query.filter(users::id.eq(id)),
+        PersonRef::Email(email) => query.filter(lower(users::email).eq(email.to_lowercase())),
+    };
+    Ok(query.first(conn).await.optional()?)
+}
+
+/// The role of `user_id`'s membership of `org_id`, if they are a member.
+pub async fn member_role(
+    conn: &mut AsyncPgConnection,
+    org_id: Uuid,
+    user_id: Uuid,
+) -> Result<Option<Role>, DbError> {
+    Ok(memberships::table
+        .inner_join(roles::table.on(roles::id.eq(memberships::role_id)))
+        .filter(memberships::org_id.eq(org_id))
+        .filter(memberships::user_id.eq(user_id))
+        .select(Role::as_select())
+        .first(conn)
+        .await
+        .optional()?)
+}
+
+/// Makes `user_id` a member of `org_id` with a role (a unique violation when they are one).
+pub async fn add_member(
+    conn: &mut AsyncPgConnection,
+    org_id: Uuid,
+    user_id: Uuid,
+    role_id: Uuid,
+) -> Result<(), DbError> {
+    diesel::insert_into(memberships::table)
+        .values((
+            memberships::org_id.eq(org_id),
+            memberships::user_id.eq(user_id),
+            memberships::role_id.eq(role_id),
+        ))
         .execute(conn)
         .await?;
     Ok(())

@@ -9,6 +9,7 @@ pub mod directory;
 pub mod dock;
 pub mod health;
 pub mod health_interval;
+pub mod invitation;
 pub mod link;
 pub mod membership;
 pub mod migration;

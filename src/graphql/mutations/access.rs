@@ -4,6 +4,12 @@
 //!
 //! People, teams, clients and roles need settings FULL; dock grants need docks FULL; anyone
 //! may create API keys for themselves. Every change is audited by [`audited`].
+//!
+//! The role hierarchy (docs/security.md): only owners grant, change or revoke the owner role
+//! and remove owners; nobody grants a role above their own org role, or changes the role of
+//! someone above it ([`check_grantable`]); an organization keeps an owner. People are added to
+//! teams and clients only when they already reach the organization; anyone else is invited
+//! (`createInvitation`).
 
 use std::sync::Arc;
 
@@ -15,8 +21,9 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::{Act, audited, org_full, refusal};
-use crate::auth::permissions::{Area, Level};
-use crate::db::models::access::{self, Grantee};
+use crate::auth::Viewer;
+use crate::auth::permissions::{Area, Level, Permissions};
+use crate::db::models::access::{self, Grantee, PersonRef};
 use crate::db::models::api_key::{self, ApiKey, NewApiKey};
 use crate::db::models::directory::{self, Role};
 use crate::db::models::user::User;
@@ -33,15 +40,7 @@ const MAX_ROLE_NAME: usize = 64;
 /// Longest email (RFC 5321 path limit).
 const MAX_EMAIL: usize = 320;
 /// The areas a permission document may name.
-const AREAS: [Area; 7] = [
-    Area::Projects,
-    Area::Resources,
-    Area::Docks,
-    Area::Operations,
-    Area::Settings,
-    Area::Audit,
-    Area::Monitoring,
-];
+const AREAS: [Area; 7] = Area::ALL;
 
 /// An API key: a token acting as its user in this organization. The secret is never shown
 /// again after `createApiKey`.
@@ -116,8 +115,10 @@ impl AccessMutations {
     }
 
     /// Adds a person, named by exactly one of `userId` and `email`, to a team with a role of
-    /// the organization. They need not be a member of the organization yet: the team gives them
-    /// its projects and granted docks. Needs settings FULL.
+    /// the organization. They must already reach the organization (as a member, or through a
+    /// team or client); anyone else is invited with `createInvitation`, and is answered the same
+    /// `NOT_FOUND` whether their e-mail is known or not. The role may not exceed the caller's
+    /// own. Needs settings FULL.
     async fn add_team_member(
         &self,
         ctx: &Context<'_>,
@@ -130,6 +131,7 @@ impl AccessMutations {
         let team = ids::decode_as(&team_id, "Team")?;
         let role = ids::decode_as(&role_id, "Role")?;
         let person = person(user_id, email)?;
+        let grantor = Grantor::of(viewer(ctx)?);
         let act = settings_act("team.add_member", "Team", Some(team));
         let row = audited(ctx, act, org_full(ctx, Area::Settings)?, async |conn| {
             let row = directory::teams_by_ids(conn, &[team])
@@ -138,7 +140,8 @@ impl AccessMutations {
                 .find(|t| t.org_id == org)
                 .ok_or_else(|| not_found("team"))?;
             let role = org_role(conn, org, role).await?;
-            let user = find_person(conn, &person).await?;
+            grantor.check(conn, org, &role).await?;
+            let user = find_person(conn, org, &person).await?;
             access::add_team_member(conn, org, team, user.id, role.id)
                 .await
                 .map_err(|e| refusal(e, "the user is already in the team", "no such user"))?;
@@ -170,9 +173,10 @@ impl AccessMutations {
         Ok(ClientNode(Arc::new(client)))
     }
 
-    /// Adds a person, named by exactly one of `userId` and `email`, to a client's portal.
-    /// Client access is read-only whatever the role says; `roleId` defaults to the built-in
-    /// `viewer`. Needs settings FULL.
+    /// Adds a person, named by exactly one of `userId` and `email`, to a client's portal. They
+    /// must already reach the organization, as for `addTeamMember`. Client access is read-only
+    /// whatever the role says; `roleId` defaults to the built-in `viewer` and may not exceed the
+    /// caller's own role. Needs settings FULL.
     async fn add_client_member(
         &self,
         ctx: &Context<'_>,
@@ -188,6 +192,7 @@ impl AccessMutations {
             .map(|id| ids::decode_as(id, "Role"))
             .transpose()?;
         let person = person(user_id, email)?;
+        let grantor = Grantor::of(viewer(ctx)?);
         let act = settings_act("client.add_member", "Client", Some(client));
         let row = audited(ctx, act, org_full(ctx, Area::Settings)?, async |conn| {
             let row = directory::clients_by_ids(conn, &[client])
@@ -203,7 +208,8 @@ impl AccessMutations {
                         ApiError::internal(anyhow::anyhow!("no built-in viewer role"))
                     })?,
             };
-            let user = find_person(conn, &person).await?;
+            grantor.check(conn, org, &role).await?;
+            let user = find_person(conn, org, &person).await?;
             access::add_client_member(conn, org, client, user.id, role.id)
                 .await
                 .map_err(|e| refusal(e, "the user is already in the client", "no such user"))?;
@@ -216,7 +222,8 @@ impl AccessMutations {
     /// Creates a role. `permissions` is an object from areas (`projects`, `resources`, `docks`,
     /// `operations`, `settings`, `audit`, `monitoring`) to `"read"` or `"full"`; a missing
     /// area is none. Names are 1–64 characters, unique in the organization (built-in names
-    /// included). Needs settings FULL.
+    /// included). No area may exceed the caller's own org role (`FORBIDDEN`). Needs settings
+    /// FULL.
     async fn create_role(
         &self,
         ctx: &Context<'_>,
@@ -227,8 +234,10 @@ impl AccessMutations {
         let name = valid_name(&name, MAX_ROLE_NAME)?;
         valid_permissions(&permissions.0)?;
         let conflict = format!("a role named `{name}` exists");
+        let own = viewer(ctx)?.permissions.clone();
         let act = settings_act("role.create", "Role", None);
         let role = audited(ctx, act, org_full(ctx, Area::Settings)?, async |conn| {
+            not_above(&permissions.0, &own)?;
             let role = access::create_role(conn, org, name, &permissions.0)
                 .await
                 .map_err(|e| refusal(e, &conflict, "no such organization"))?;
@@ -240,7 +249,9 @@ impl AccessMutations {
     }
 
     /// Gives a member of the organization another role of it. The last owner cannot be
-    /// demoted (`CONFLICT`). Needs settings FULL.
+    /// demoted (`CONFLICT`); only owners grant or take the owner role, and nobody grants a role
+    /// above their own or changes the role of someone above them (`FORBIDDEN`, audited as
+    /// denied). Needs settings FULL.
     async fn set_member_role(
         &self,
         ctx: &Context<'_>,
@@ -250,16 +261,20 @@ impl AccessMutations {
         let org = viewer(ctx)?.organization.id;
         let user = ids::decode_as(&user_id, "User")?;
         let role = ids::decode_as(&role_id, "Role")?;
+        let grantor = Grantor::of(viewer(ctx)?);
         let act = settings_act("member.set_role", "User", Some(user));
         let member = audited(ctx, act, org_full(ctx, Area::Settings)?, async |conn| {
             let owners = access::lock_owners(conn, org).await?;
-            if access::lock_membership(conn, org, user).await?.is_none() {
+            let Some(current) = access::lock_membership(conn, org, user).await? else {
                 return Err(not_found("member"));
-            }
+            };
             let role = org_role(conn, org, role).await?;
             if !is_owner_role(&role) {
                 keep_an_owner(&owners, user, "demoted")?;
             }
+            let standing = grantor.standing(conn, org).await?;
+            standing.check(&org_role(conn, org, current).await?)?;
+            standing.check(&role)?;
             access::set_member_role(conn, org, user, role.id).await?;
             let member = access::member(conn, org, user)
                 .await?
@@ -272,15 +287,21 @@ impl AccessMutations {
 
     /// Removes a person from the organization: their membership, their team and client
     /// memberships there, and their API keys there (revoked). The last owner cannot be removed
-    /// (`CONFLICT`). Needs settings FULL.
+    /// (`CONFLICT`); only owners remove owners, and nobody removes a member whose role is above
+    /// their own (`FORBIDDEN`, audited as denied). Needs settings FULL.
     async fn remove_member(&self, ctx: &Context<'_>, user_id: ID) -> async_graphql::Result<bool> {
         let org = viewer(ctx)?.organization.id;
         let user = ids::decode_as(&user_id, "User")?;
+        let grantor = Grantor::of(viewer(ctx)?);
         let act = settings_act("member.remove", "User", Some(user));
         Ok(
             audited(ctx, act, org_full(ctx, Area::Settings)?, async |conn| {
                 let owners = access::lock_owners(conn, org).await?;
                 keep_an_owner(&owners, user, "removed")?;
+                if let Some(current) = access::lock_membership(conn, org, user).await? {
+                    let role = org_role(conn, org, current).await?;
+                    grantor.standing(conn, org).await?.check(&role)?;
+                }
                 if !access::remove_member(conn, org, user).await? {
                     return Err(not_found("member"));
                 }
@@ -351,7 +372,9 @@ impl AccessMutations {
 
     /// Creates an API key acting as the viewer in the active organization (names 1–200
     /// characters; `expiresAt`, when given, in the future). The token is in `secret`, this
-    /// once. Any member may create their own.
+    /// once. Any member may create their own; a key acts with its user's current roles, so it
+    /// never exceeds them. Refused (`FORBIDDEN`, audited) for requests authenticated by an API
+    /// key (a key cannot mint keys) and for platform admins outside their own organizations.
     async fn create_api_key(
         &self,
         ctx: &Context<'_>,
@@ -372,8 +395,20 @@ impl AccessMutations {
             secret_hash: &key.secret_hash,
             expires_at,
         };
+        let (by_key, as_admin) = (viewer.api_key_id.is_some(), viewer.as_platform_admin);
         let act = settings_act("api_key.create", "ApiKey", None);
         let row = audited(ctx, act, true, async |conn| {
+            if by_key {
+                return Err(ApiError::Forbidden(
+                    "API keys are created with a user's own sign-in, not with another API key"
+                        .into(),
+                ));
+            }
+            if as_admin {
+                return Err(ApiError::Forbidden(
+                    "API keys act in an organization their user belongs to".into(),
+                ));
+            }
             let row = api_key::create(conn, new).await?;
             let id = row.id;
             Ok((row, Some(id)))
@@ -404,7 +439,11 @@ impl AccessMutations {
     }
 }
 
-fn settings_act<'a>(action: &'a str, target_type: &'a str, target_id: Option<Uuid>) -> Act<'a> {
+pub(super) fn settings_act<'a>(
+    action: &'a str,
+    target_type: &'a str,
+    target_id: Option<Uuid>,
+) -> Act<'a> {
     Act {
         area: Area::Settings,
         action,
@@ -422,12 +461,16 @@ fn dock_act(action: &str, dock: Uuid) -> Act<'_> {
     }
 }
 
-fn not_found(what: &str) -> ApiError {
+pub(super) fn not_found(what: &str) -> ApiError {
     ApiError::NotFound(format!("no such {what}"))
 }
 
 /// A role of the organization by id.
-async fn org_role(conn: &mut AsyncPgConnection, org: Uuid, id: Uuid) -> Result<Role, ApiError> {
+pub(super) async fn org_role(
+    conn: &mut AsyncPgConnection,
+    org: Uuid,
+    id: Uuid,
+) -> Result<Role, ApiError> {
     access::role(conn, org, id)
         .await?
         .ok_or_else(|| not_found("role"))
@@ -435,6 +478,103 @@ async fn org_role(conn: &mut AsyncPgConnection, org: Uuid, id: Uuid) -> Result<R
 
 fn is_owner_role(role: &Role) -> bool {
     role.is_builtin && role.name == "owner"
+}
+
+/// Who hands out a role, for the role hierarchy. What they hold is read in the mutation's own
+/// transaction ([`Grantor::standing`]), not from the viewer cache, so a demotion committed a
+/// moment ago already counts.
+#[derive(Clone, Copy)]
+pub(super) struct Grantor {
+    pub user: Uuid,
+    /// A platform admin acting in an organization they do not belong to acts as an owner.
+    pub platform_admin: bool,
+}
+
+/// What a grantor holds now: their org role's levels, and whether it is the owner role.
+pub(super) struct Standing {
+    own: Permissions,
+    owner: bool,
+}
+
+impl Grantor {
+    pub fn of(viewer: &Viewer) -> Self {
+        Self {
+            user: viewer.user.id,
+            platform_admin: viewer.as_platform_admin,
+        }
+    }
+
+    /// The grantor's org role in `org` as of this transaction (none: no levels).
+    pub async fn standing(
+        &self,
+        conn: &mut AsyncPgConnection,
+        org: Uuid,
+    ) -> Result<Standing, ApiError> {
+        if self.platform_admin {
+            return Ok(Standing {
+                own: Permissions::all(),
+                owner: true,
+            });
+        }
+        let role = access::member_role(conn, org, self.user).await?;
+        Ok(Standing::of(role.as_ref()))
+    }
+
+    /// Refuses `role` unless the grantor may hand it out now.
+    pub async fn check(
+        &self,
+        conn: &mut AsyncPgConnection,
+        org: Uuid,
+        role: &Role,
+    ) -> Result<(), ApiError> {
+        self.standing(conn, org).await?.check(role)
+    }
+}
+
+impl Standing {
+    /// The standing an org role gives (`None`: not a member).
+    pub fn of(role: Option<&Role>) -> Self {
+        Self {
+            own: role.map_or_else(Permissions::default, |r| Permissions(r.permissions.clone())),
+            owner: role.is_some_and(is_owner_role),
+        }
+    }
+
+    /// Refuses (`FORBIDDEN`) to grant, change or take away `role` (see [`check_grantable`]).
+    pub fn check(&self, role: &Role) -> Result<(), ApiError> {
+        check_grantable(role, &self.own, self.owner)
+    }
+}
+
+/// Refuses (`FORBIDDEN`) a role its grantor may not grant, change or take away: the built-in
+/// owner role unless they are an owner, and any role above their own org role (`own`) in some
+/// area.
+fn check_grantable(role: &Role, own: &Permissions, owner: bool) -> Result<(), ApiError> {
+    if is_owner_role(role) && !owner {
+        return Err(ApiError::Forbidden(
+            "only owners grant, change or revoke the owner role and remove owners".into(),
+        ));
+    }
+    if owner {
+        return Ok(());
+    }
+    not_above(&role.permissions, own).map_err(|_| {
+        ApiError::Forbidden(format!(
+            "the role `{}` is above your own: nobody grants, changes or revokes a role above their own",
+            role.name
+        ))
+    })
+}
+
+/// Refuses (`FORBIDDEN`) a permission document above `own` in some area.
+fn not_above(permissions: &Value, own: &Permissions) -> Result<(), ApiError> {
+    match Permissions(permissions.clone()).exceeding(own) {
+        None => Ok(()),
+        Some(area) => Err(ApiError::Forbidden(format!(
+            "`{}` above your own level: nobody grants a level above their own",
+            area.as_str()
+        ))),
+    }
 }
 
 /// Refuses to leave the organization without an owner; `owners` were locked by
@@ -459,13 +599,24 @@ fn person(user_id: Option<ID>, email: Option<String>) -> Result<Person, ApiError
     }
 }
 
-/// The user a person names: by id among the people of the organization, by email among all.
-async fn find_person(conn: &mut AsyncPgConnection, person: &Person) -> Result<User, ApiError> {
-    let found = match person {
-        Person::Id(id) => crate::db::models::user::find_by_id(conn, *id).await?,
-        Person::Email(email) => access::user_by_email(conn, email).await?,
+/// The user a person names, if they already reach the organization. Anyone else gets one
+/// answer, whether their e-mail or id is known elsewhere or not at all.
+async fn find_person(
+    conn: &mut AsyncPgConnection,
+    org: Uuid,
+    person: &Person,
+) -> Result<User, ApiError> {
+    let who = match person {
+        Person::Id(id) => PersonRef::Id(*id),
+        Person::Email(email) => PersonRef::Email(email),
     };
-    found.ok_or_else(|| not_found("user"))
+    access::person_reaching(conn, org, who)
+        .await?
+        .ok_or_else(|| {
+            ApiError::NotFound(
+                "no member with that e-mail or id; invite them with `createInvitation`".into(),
+            )
+        })
 }
 
 /// Exactly one of `teamId` and `clientId`.
@@ -519,8 +670,8 @@ fn valid_name(name: &str, max: usize) -> Result<&str, ApiError> {
     Ok(name)
 }
 
-/// A trimmed address with one `@` between non-empty parts; matched exactly against users.
-fn valid_email(email: &str) -> Result<&str, ApiError> {
+/// A trimmed address with one `@` between non-empty parts; matched case-insensitively.
+pub(super) fn valid_email(email: &str) -> Result<&str, ApiError> {
     let email = email.trim();
     let ok = email.len() <= MAX_EMAIL
         && email.split_once('@').is_some_and(|(local, domain)| {
@@ -590,6 +741,41 @@ mod tests {
         ] {
             assert!(valid_permissions(&bad).is_err(), "{bad}");
         }
+    }
+
+    fn role(name: &str, builtin: bool, permissions: Value) -> Role {
+        Role {
+            id: Uuid::new_v4(),
+            org_id: Uuid::nil(),
+            name: name.into(),
+            permissions,
+            is_builtin: builtin,
+        }
+    }
+
+    #[test]
+    fn nobody_grants_above_their_own_and_only_owners_grant_owner() {
+        let all = Permissions::all();
+        let owner_role = role("owner", true, all.0.clone());
+        let admin_role = role("admin", true, all.0.clone());
+        let member = Permissions(json!({ "projects": "full", "docks": "read" }));
+        let docks_full = role("Docks", false, json!({ "docks": "full" }));
+        let reader = role("Reader", false, json!({ "docks": "read" }));
+        assert!(
+            check_grantable(&owner_role, &all, false).is_err(),
+            "admin → owner"
+        );
+        assert!(check_grantable(&owner_role, &all, true).is_ok());
+        assert!(check_grantable(&admin_role, &all, false).is_ok());
+        assert!(check_grantable(&admin_role, &member, false).is_err());
+        assert!(check_grantable(&docks_full, &member, false).is_err());
+        assert!(check_grantable(&reader, &member, false).is_ok());
+        // A custom role named "owner" is no owner role (built-in names are reserved anyway).
+        let fake = role("owner", false, json!({}));
+        assert!(check_grantable(&fake, &member, false).is_ok());
+        assert!(Standing::of(None).check(&reader).is_err());
+        assert!(Standing::of(Some(&owner_role)).check(&owner_role).is_ok());
+        assert!(Standing::of(Some(&admin_role)).check(&owner_role).is_err());
     }
 
     #[test]

@@ -8,6 +8,7 @@
 pub mod access;
 pub mod dock;
 pub mod health;
+pub mod invitation;
 pub mod project;
 
 use async_graphql::{Context, MergedObject};
@@ -18,9 +19,9 @@ use crate::auth::Viewer;
 use crate::auth::permissions::{Area, Level};
 use crate::db::models::audit::{self, Actor, Entry};
 use crate::db::tenancy::TxBody;
-use crate::db::{DbError, Pool};
+use crate::db::{DbError, Pool, Scope};
 use crate::error::ApiError;
-use crate::graphql::context::viewer;
+use crate::graphql::context::{caller, viewer};
 
 /// Every mutation.
 #[derive(MergedObject, Default)]
@@ -29,6 +30,7 @@ pub struct Mutation(
     access::AccessMutations,
     dock::DockMutations,
     health::HealthMutations,
+    invitation::InvitationMutations,
 );
 
 /// Where a request came from (for the audit log and per-address rate limits).
@@ -79,7 +81,8 @@ pub async fn pool<'a>(ctx: &Context<'a>) -> Result<&'a Pool, ApiError> {
 
 /// Runs a mutation: permission check, one transaction, audit of its outcome. `allowed` says
 /// whether the viewer may do it (usually `viewer.can(act.area, Level::Full)`); the body returns
-/// its value and, when it created something, the new row's id (the audit target).
+/// its value and, when it created something, the new row's id (the audit target). A
+/// `FORBIDDEN` from the body (a finer rule, such as the role hierarchy) is audited as denied.
 pub async fn audited<R, F>(
     ctx: &Context<'_>,
     act: Act<'_>,
@@ -92,11 +95,31 @@ where
     R: Send,
 {
     permit(ctx, &act, allowed).await?;
-    let viewer = viewer(ctx)?;
-    let actor = actor(ctx, viewer);
+    let org = viewer(ctx)?.organization.id;
+    audited_in(ctx, org, act, body).await
+}
+
+/// [`audited`] after its permission check, in organization `org`: the active one, or for the
+/// few acts whose organization is not the caller's yet (accepting an invitation) that one, which
+/// the caller has checked the act belongs to.
+pub async fn audited_in<R, F>(
+    ctx: &Context<'_>,
+    org: Uuid,
+    act: Act<'_>,
+    body: F,
+) -> Result<R, ApiError>
+where
+    for<'r> F:
+        TxBody<&'r mut AsyncPgConnection, Result<(R, Option<Uuid>), ApiError>, Fut: Send> + Send,
+    R: Send,
+{
+    let viewer = caller(ctx)?;
+    let actor = Actor {
+        org_id: org,
+        ..actor(ctx, viewer)
+    };
     let pool = pool(ctx).await?;
-    let outcome: Result<R, ApiError> = viewer
-        .scope()
+    let outcome: Result<R, ApiError> = Scope::org(org, viewer.user.id)
         .try_transaction(pool, async |conn| {
             let (value, created) = body(conn).await?;
             let entry = entry(&act, created.or(act.target_id), "success", None);
@@ -105,6 +128,9 @@ where
         })
         .await;
     match &outcome {
+        Err(err @ ApiError::Forbidden(_)) => {
+            record_failure(pool, viewer, &actor, &act, "denied", err.message()).await
+        }
         Err(err) => record_failure(pool, viewer, &actor, &act, "error", err.message()).await,
         // Memberships, roles, grants or keys may have changed: resolve viewers afresh.
         Ok(_) => {
@@ -170,7 +196,8 @@ fn entry<'a>(
     }
 }
 
-/// Records a denied or failed act in its own transaction; a failure to record is logged.
+/// Records a denied or failed act in its own transaction, in the actor's organization; a
+/// failure to record is logged.
 async fn record_failure(
     pool: &Pool,
     viewer: &Viewer,
@@ -180,8 +207,7 @@ async fn record_failure(
     message: &str,
 ) {
     let entry = entry(act, act.target_id, result, Some(message));
-    let recorded = viewer
-        .scope()
+    let recorded = Scope::org(actor.org_id, viewer.user.id)
         .transaction(pool, async |conn| audit::record(conn, actor, &entry).await)
         .await;
     if let Err(e) = recorded {

@@ -5,6 +5,7 @@ pub mod audit;
 pub mod directory;
 pub mod dock;
 pub mod events;
+pub mod invitation;
 pub mod organization;
 pub mod project;
 pub mod resource;

@@ -9,13 +9,14 @@ use super::alert::AlertConnection;
 use super::audit::{AuditLogConnection, AuditLogNode};
 use super::directory::{ClientNode, MemberNode, RoleNode, TeamNode};
 use super::dock::{self, DockConnection, DockNode};
+use super::invitation::InvitationNode;
 use super::project::{self, ProjectNode, node_looks};
 use super::resource_list::{ResourceConnection, resource_page};
 use crate::auth::permissions::{Area, Level};
 use crate::db::models::organization::Organization;
 use crate::db::models::resource::{Filter, Kind, Parent};
 use crate::db::models::{
-    audit, directory, dock as dock_model, health_interval, project as project_model,
+    audit, directory, dock as dock_model, health_interval, invitation, project as project_model,
 };
 use crate::graphql::connection::{Window, connection, paginate};
 use crate::graphql::context::{run, viewer, visibility};
@@ -272,6 +273,27 @@ impl OrganizationNode {
         }
         let rows = run(ctx, async |conn| directory::members(conn, org).await).await?;
         Ok(rows.into_iter().map(MemberNode).collect())
+    }
+    /// Pending invitations (not accepted, revoked or expired), newest first, at most 500. Needs
+    /// settings READ; other organizations than the active one list none.
+    async fn invitations(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<InvitationNode>> {
+        let org = self.0.id;
+        if !self.is_active(ctx)? {
+            return Ok(Vec::new());
+        }
+        if !viewer(ctx)?.can(Area::Settings, Level::Read) {
+            return Err(
+                crate::error::ApiError::Forbidden("invitations need settings READ".into()).into(),
+            );
+        }
+        let rows = run(ctx, async |conn| {
+            invitation::of_org(conn, org, None, true).await
+        })
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| InvitationNode(Arc::new(r)))
+            .collect())
     }
     /// Roles by name (the built-in four and custom ones; none for guests).
     async fn roles(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<RoleNode>> {

@@ -1,11 +1,17 @@
 //! `Viewer`: the caller, their active organization, and the organizations they belong to.
 
-use async_graphql::{Object, SimpleObject};
+use std::sync::Arc;
 
+use async_graphql::{Context, Object, SimpleObject};
+
+use super::invitation::InvitationNode;
 use super::organization::OrganizationNode;
 use super::user::UserNode;
 use crate::auth::Viewer;
 use crate::auth::permissions::{Area, Level};
+use crate::db::models::invitation;
+use crate::error::ApiError;
+use crate::graphql::context::run;
 use crate::graphql::enums::AccessLevel;
 
 /// The caller's access level in each area of the active organization.
@@ -28,9 +34,15 @@ impl ViewerNode {
     async fn user(&self) -> UserNode {
         UserNode(self.0.user.clone())
     }
-    /// The organization this request acts in.
-    async fn organization(&self) -> OrganizationNode {
-        OrganizationNode(self.0.organization.clone())
+    /// The organization this request acts in (`FORBIDDEN` for a caller who belongs to none).
+    async fn organization(&self) -> async_graphql::Result<OrganizationNode> {
+        if !self.0.in_organization() {
+            return Err(ApiError::Forbidden(
+                "not a member of any organization: see `viewer { invitations }`".into(),
+            )
+            .into());
+        }
+        Ok(OrganizationNode(self.0.organization.clone()))
     }
     /// The most generous level per area over the caller's org, team and client roles here.
     async fn permissions(&self) -> Permissions {
@@ -49,6 +61,22 @@ impl ViewerNode {
             audit: level(Area::Audit),
             monitoring: level(Area::Monitoring),
         }
+    }
+    /// Pending invitations addressed to the caller's e-mail, from any organization, newest
+    /// first (at most 100). Empty for requests authenticated by an API key: a key acts only in
+    /// its own organization.
+    async fn invitations(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<InvitationNode>> {
+        if self.0.api_key_id.is_some() {
+            return Ok(Vec::new());
+        }
+        let rows = run(ctx, async |conn| {
+            invitation::of_current_user(conn, None).await
+        })
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| InvitationNode(Arc::new(r)))
+            .collect())
     }
     /// Every organization the caller is a member of, by slug.
     async fn organizations(&self) -> Vec<OrganizationNode> {
