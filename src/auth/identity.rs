@@ -6,7 +6,7 @@ use super::permissions::{Area, Level, Permissions};
 use crate::db::models::membership::{self, Membership};
 use crate::db::models::organization::{self, Organization};
 use crate::db::models::user::{self, User};
-use crate::db::models::visibility::{self, IndirectRole, Visibility};
+use crate::db::models::visibility::{self, Grant, IndirectRole, Visibility};
 use crate::db::{Pool, Scope};
 use crate::error::ApiError;
 
@@ -170,46 +170,59 @@ async fn admin_entry(pool: &Pool, user: &User, slug: String) -> Result<Active, A
 }
 
 /// What a viewer reaches through teams and clients in the active organization.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct Reach {
     /// The viewer's team roles here.
     pub teams: Vec<(Uuid, Permissions)>,
     /// The clients the viewer belongs to here.
     pub clients: Vec<Uuid>,
-    /// Visible projects with their team (restricted viewers only).
+    /// Visible projects with their team (through teams and clients).
     pub project_teams: Vec<(Uuid, Option<Uuid>)>,
     pub visibility: Visibility,
 }
 
 /// Computes the reach in `active` (three statements, only for users with team or client roles
-/// there); org-wide read in an area lifts the restriction for that area.
+/// there) and from it what the viewer may read: org-wide READ in an area lifts the restriction
+/// for that area; short of it, only what teams and clients reach.
 pub async fn reach(pool: &Pool, identity: &Identity, active: &Active) -> Result<Reach, ApiError> {
     let here: Vec<&IndirectRole> = identity
         .indirect
         .iter()
         .filter(|r| r.organization.id == active.organization.id)
         .collect();
-    if here.is_empty() {
-        return Ok(Reach::default());
-    }
     let teams: Vec<(Uuid, Permissions)> = here
         .iter()
         .filter_map(|r| Some((r.team_id?, Permissions(r.permissions.clone()))))
         .collect();
     let team_ids: Vec<Uuid> = teams.iter().map(|(t, _)| *t).collect();
     let client_ids: Vec<Uuid> = here.iter().filter_map(|r| r.client_id).collect();
-    let scope = Scope::org(active.organization.id, identity.user.id);
-    let (projects, docks, linked) = scope
-        .transaction(pool, async |conn| {
-            visibility::reach(conn, &team_ids, &client_ids).await
-        })
-        .await?;
+    let (projects, grants, linked) = if here.is_empty() {
+        (Vec::new(), Vec::new(), Vec::new())
+    } else {
+        let scope = Scope::org(active.organization.id, identity.user.id);
+        scope
+            .transaction(pool, async |conn| {
+                visibility::reach(conn, &team_ids, &client_ids).await
+            })
+            .await?
+    };
     let org = &active.permissions;
     let restricted = |area| !org.allows(area, Level::Read);
+    // Guests reach the organization only through teams or clients; callers outside every
+    // organization reach nothing.
+    let guest = matches!(active.role.as_str(), "guest" | "none");
+    let full_via_teams = |area| full_grants(&grants, &teams, area);
     let visibility = Visibility {
         projects: restricted(Area::Projects).then(|| projects.iter().map(|(id, _)| *id).collect()),
-        docks: restricted(Area::Docks).then(|| docks.clone()),
+        docks: restricted(Area::Docks).then(|| grants.iter().map(|g| g.dock).collect()),
         linked_resources: restricted(Area::Resources).then_some(linked),
+        teams: guest.then(|| team_ids.clone()),
+        clients: guest.then(|| client_ids.clone()),
+        me: identity.user.id,
+        members: !guest,
+        key_hints: (!org.allows(Area::Docks, Level::Full)).then(|| full_via_teams(Area::Docks)),
+        api_data: (!org.allows(Area::Resources, Level::Full))
+            .then(|| full_via_teams(Area::Resources)),
     };
     Ok(Reach {
         teams,
@@ -217,4 +230,20 @@ pub async fn reach(pool: &Pool, identity: &Identity, active: &Active) -> Result<
         project_teams: projects,
         visibility,
     })
+}
+
+/// Docks granted at `full` to a team whose role has FULL in `area` (client grants are read-only).
+fn full_grants(grants: &[Grant], teams: &[(Uuid, Permissions)], area: Area) -> Vec<Uuid> {
+    grants
+        .iter()
+        .filter(|g| g.level == "full")
+        .filter(|g| {
+            g.team.is_some_and(|team| {
+                teams
+                    .iter()
+                    .any(|(t, role)| *t == team && role.allows(area, Level::Full))
+            })
+        })
+        .map(|g| g.dock)
+        .collect()
 }

@@ -63,9 +63,7 @@ impl Viewer {
         for (_, team) in &self.reach.teams {
             merged = merged.merge(team);
         }
-        if self.reach.visibility.linked_resources.is_some()
-            || self.reach.visibility.projects.is_some()
-        {
+        if !self.reach.teams.is_empty() || !self.reach.clients.is_empty() {
             merged = merged.merge(&Permissions::read_only(&[Area::Projects, Area::Resources]));
         }
         merged
@@ -96,12 +94,12 @@ impl Viewer {
 
     /// Guests see their own teams; members see every team.
     pub fn sees_team(&self, id: Uuid) -> bool {
-        !self.is_guest() || self.reach.teams.iter().any(|(t, _)| *t == id)
+        self.visibility().sees_team(id)
     }
 
     /// Guests see their own clients; members see every client.
     pub fn sees_client(&self, id: Uuid) -> bool {
-        !self.is_guest() || self.reach.clients.contains(&id)
+        self.visibility().sees_client(id)
     }
 
     /// True when the caller may change project `id` (org role, or its team's role), given it is
@@ -115,7 +113,8 @@ impl Viewer {
                 .any(|(p, team)| *p == id && self.can_write_project(*team))
     }
 
-    /// True when the caller may see organization `id` (one they reach, or the active one).
+    /// True when the caller may see organization `id` (one they reach, or the active one). Of
+    /// any but the active one, only its id, name and slug are shown.
     pub fn sees_organization(&self, id: Uuid) -> Option<&Organization> {
         std::iter::once(&self.organization)
             .chain(&self.organizations)

@@ -24,7 +24,7 @@ use super::{DbError, Pool, Scope};
 pub struct RequestDb {
     pool: Pool,
     scope: Scope,
-    visibility: Visibility,
+    visibility: std::sync::RwLock<Arc<Visibility>>,
     conn: Mutex<Option<Object<AsyncPgConnection>>>,
     statements: Arc<AtomicUsize>,
 }
@@ -34,15 +34,28 @@ impl RequestDb {
         Self {
             pool,
             scope,
-            visibility,
+            visibility: std::sync::RwLock::new(Arc::new(visibility)),
             conn: Mutex::new(None),
             statements: Arc::default(),
         }
     }
 
-    /// What the viewer may read (filters for team- and client-only access).
-    pub fn visibility(&self) -> &Visibility {
-        &self.visibility
+    /// What the viewer may read: the rule every loader and field guard of the operation asks.
+    pub fn visibility(&self) -> Arc<Visibility> {
+        match self.visibility.read() {
+            Ok(current) => current.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Replaces what the viewer may read, for what the operation loads from now on: a
+    /// subscription follows its caller's renewed teams and grants, so each event's nested
+    /// objects meet the same rule as the event filter.
+    pub fn follow(&self, visibility: Visibility) {
+        match self.visibility.write() {
+            Ok(mut current) => *current = Arc::new(visibility),
+            Err(poisoned) => *poisoned.into_inner() = Arc::new(visibility),
+        }
     }
 
     /// The scope this request's statements run in.

@@ -137,6 +137,11 @@ macro_rules! connection {
         }
 
         impl $conn {
+            /// A list with nothing in it (what the viewer may not see).
+            pub fn empty() -> Self {
+                Self::new(Vec::new(), Default::default(), 0)
+            }
+
             /// Builds the connection from `(cursor, node)` pairs.
             pub fn new(
                 edges: Vec<(String, $node)>,

@@ -8,6 +8,7 @@ use async_graphql::dataloader::Loader;
 
 use super::loaders::{DbLoader, LoadError, Loaders};
 use crate::auth::Viewer;
+use crate::db::models::visibility::Visibility;
 use diesel_async::AsyncPgConnection;
 
 use crate::db::tenancy::TxBody;
@@ -45,6 +46,11 @@ pub fn loaders<'a>(ctx: &Context<'a>) -> Result<&'a Loaders, ApiError> {
 pub fn db<'a>(ctx: &Context<'a>) -> Result<&'a Arc<RequestDb>, ApiError> {
     ctx.data::<Arc<RequestDb>>()
         .map_err(|_| ApiError::Unauthenticated("authentication required".into()))
+}
+
+/// What the viewer may read in this operation (for a subscription, as of its latest event).
+pub fn visibility(ctx: &Context<'_>) -> Result<Arc<Visibility>, ApiError> {
+    Ok(db(ctx)?.visibility())
 }
 
 /// Runs `body` on the request's transaction; a database failure is an internal error.

@@ -18,6 +18,7 @@ use crate::db::models::link::{self, LinkFilter, LinkRow};
 use crate::db::models::project::{self, Project};
 use crate::db::models::resource::{self, Kind, PageRow, Parent, Resource};
 use crate::db::models::user::{self, User};
+use crate::db::models::visibility::Visibility;
 use crate::db::{DbError, RequestDb};
 use crate::error::ApiError;
 
@@ -42,6 +43,7 @@ pub fn clear_all(loaders: &Loaders) {
     loaders.clear::<TeamId>();
     loaders.clear::<ProjectId>();
     loaders.clear::<SyncRunId>();
+    loaders.clear::<AlertId>();
     loaders.clear::<MemberId>();
     loaders.clear::<LinksKey>();
     loaders.clear::<HealthKey>();
@@ -139,9 +141,10 @@ impl Loader<ApiDataKey> for DbLoader {
     }
 }
 
-/// Defines a loader of rows by id behind a key newtype.
+/// Defines a loader of rows by id behind a key newtype; `$sees` (visibility, row) is the type's
+/// visibility rule, applied here so every path to a row (`node`, nested fields, events) agrees.
 macro_rules! by_id_loader {
-    ($key:ident, $value:ty, $load:path) => {
+    ($key:ident, $value:ty, $load:path, $sees:expr) => {
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
         pub struct $key(pub Uuid);
 
@@ -156,8 +159,11 @@ macro_rules! by_id_loader {
                     .run(async |conn| $load(conn, &ids).await)
                     .await
                     .map_err(Arc::new)?;
+                let sees: fn(&Visibility, &$value) -> bool = $sees;
+                let visibility = self.db.visibility();
                 Ok(rows
                     .into_iter()
+                    .filter(|row| sees(&visibility, row))
                     .map(|row| ($key(row.id), Arc::new(row)))
                     .collect())
             }
@@ -165,9 +171,12 @@ macro_rules! by_id_loader {
     };
 }
 
-by_id_loader!(DockId, Dock, dock::by_ids);
-by_id_loader!(ClientId, Client, directory::clients_by_ids);
-by_id_loader!(TeamId, Team, directory::teams_by_ids);
+by_id_loader!(DockId, Dock, dock::by_ids, |v, d| d.deleted_at.is_none()
+    && v.sees_dock(d.id));
+by_id_loader!(ClientId, Client, directory::clients_by_ids, |v, c| v
+    .sees_client(c.id));
+by_id_loader!(TeamId, Team, directory::teams_by_ids, |v, t| v
+    .sees_team(t.id));
 
 /// Live projects by id, as far as the viewer may see them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -181,10 +190,11 @@ impl Loader<ProjectId> for DbLoader {
         &self,
         keys: &[ProjectId],
     ) -> Result<HashMap<ProjectId, Arc<Project>>, LoadError> {
+        let visibility = self.db.visibility();
         let ids: Vec<Uuid> = keys
             .iter()
             .map(|k| k.0)
-            .filter(|id| self.db.visibility().sees_project(*id))
+            .filter(|id| visibility.sees_project(*id))
             .collect();
         let rows = self
             .db
@@ -197,10 +207,13 @@ impl Loader<ProjectId> for DbLoader {
             .collect())
     }
 }
-by_id_loader!(SyncRunId, SyncRunRow, dock::sync_runs_by_ids);
-by_id_loader!(AlertId, AlertRow, alert::by_ids);
+by_id_loader!(SyncRunId, SyncRunRow, dock::sync_runs_by_ids, |v, r| v
+    .sees_dock(r.dock_id));
+// An alert is visible with its resource (and monitoring READ): `node` decides, with both loaded.
+by_id_loader!(AlertId, AlertRow, alert::by_ids, |_, _| true);
 
-/// Users by id, among the members of the request's organization.
+/// Users by id, as far as the viewer may see them: themself, and the members of the request's
+/// organization when the viewer is a member too.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct MemberId(pub Uuid);
 
@@ -209,13 +222,26 @@ impl Loader<MemberId> for DbLoader {
     type Error = LoadError;
 
     async fn load(&self, keys: &[MemberId]) -> Result<HashMap<MemberId, Arc<User>>, LoadError> {
-        let ids: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
+        let visibility = self.db.visibility();
         let Some(org_id) = self.db.scope().org_id else {
             return Ok(HashMap::new());
         };
+        let me = visibility.me;
+        let others: Vec<Uuid> = keys
+            .iter()
+            .map(|k| k.0)
+            .filter(|id| visibility.sees_user(*id, true) && *id != me)
+            .collect();
+        let with_me = keys.iter().any(|k| k.0 == me);
         let rows = self
             .db
-            .run(async |conn| user::find_members(conn, org_id, &ids).await)
+            .run(async |conn| {
+                let mut rows = user::find_members(conn, org_id, &others).await?;
+                if with_me {
+                    rows.extend(user::find_by_id(conn, me).await?);
+                }
+                Ok(rows)
+            })
             .await
             .map_err(Arc::new)?;
         Ok(rows
@@ -335,8 +361,9 @@ impl Loader<ProjectsOfKey> for DbLoader {
             .await
             .map_err(Arc::new)?;
         let mut grouped: HashMap<Uuid, Vec<Project>> = HashMap::new();
+        let visibility = self.db.visibility();
         for (resource, project) in rows {
-            if self.db.visibility().sees_project(project.id) {
+            if visibility.sees_project(project.id) {
                 grouped.entry(resource).or_default().push(project);
             }
         }

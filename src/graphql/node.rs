@@ -1,7 +1,9 @@
 //! The `Node` interface and the `node(id:)` / `nodes(ids:)` lookups.
 //!
 //! What the viewer may not see does not exist for them: foreign and unknown ids both give `null`.
-//! Rows are loaded through row-level security and checked against the viewer's organization again.
+//! Rows are loaded through row-level security and the loaders, which apply each type's visibility
+//! rule (the same rule every nested field meets), and checked against the viewer's organization
+//! again. Of an organization other than the active one, only its id, name and slug show.
 
 use std::collections::HashMap;
 
@@ -106,20 +108,11 @@ pub async fn resolve_nodes(
             "Project" => Node::Project(ProjectNode(visible(&projects, ProjectId(id), |p| {
                 p.org_id == org
             })?)),
-            "Dock" => Node::Dock(DockNode(visible(&docks, DockId(id), |d| {
-                d.org_id == org && d.deleted_at.is_none() && viewer.visibility().sees_dock(d.id)
-            })?)),
-            "SyncRun" => {
-                let run = runs
-                    .get(&SyncRunId(id))
-                    .filter(|r| viewer.visibility().sees_dock(r.dock_id))?;
-                Node::SyncRun(SyncRunNode(run.clone()))
-            }
-            "Team" => Node::Team(TeamNode(visible(&teams, TeamId(id), |t| {
-                t.org_id == org && viewer.sees_team(t.id)
-            })?)),
+            "Dock" => Node::Dock(DockNode(visible(&docks, DockId(id), |d| d.org_id == org)?)),
+            "SyncRun" => Node::SyncRun(SyncRunNode(runs.get(&SyncRunId(id))?.clone())),
+            "Team" => Node::Team(TeamNode(visible(&teams, TeamId(id), |t| t.org_id == org)?)),
             "Client" => Node::Client(ClientNode(visible(&clients, ClientId(id), |c| {
-                c.org_id == org && viewer.sees_client(c.id)
+                c.org_id == org
             })?)),
             "Alert" => {
                 let alert = alerts.get(&AlertId(id)).filter(|a| {

@@ -20,9 +20,9 @@ use super::context::viewer;
 use super::ids;
 use super::types::events::{HealthEventNode, ProjectResourceEventNode, SyncEventNode};
 use crate::auth::{Renewal, Standing, Viewer};
-use crate::db::Pool;
 use crate::db::models::resource::{self, Kind};
 use crate::db::models::{dock, link, project};
+use crate::db::{Pool, RequestDb};
 use crate::error::ApiError;
 use crate::events::links::LinkChange;
 use crate::events::{Delivery, Envelope, Event, EventBus};
@@ -214,6 +214,8 @@ fn sync_events(
 pub struct Live {
     viewer: Viewer,
     renewal: Option<Renewal>,
+    /// The operation's database handle: what each event's nested objects are loaded through.
+    db: Option<Arc<RequestDb>>,
 }
 
 impl Live {
@@ -221,6 +223,7 @@ impl Live {
         Self {
             viewer,
             renewal: ctx.data_opt::<Renewal>().cloned(),
+            db: ctx.data_opt::<Arc<RequestDb>>().cloned(),
         }
     }
 
@@ -241,6 +244,9 @@ impl Live {
                     ));
                 }
                 self.viewer = (**renewed).clone();
+                if let Some(db) = &self.db {
+                    db.follow(self.viewer.visibility().clone());
+                }
             }
         }
         Ok(&self.viewer)

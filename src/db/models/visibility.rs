@@ -1,9 +1,11 @@
-//! What a person reaching an organization through teams or clients may see (DESIGN §3).
+//! What a viewer may read of the active organization: one rule per type (docs/security.md).
 //!
-//! Org-wide reads need an org role. Short of one, a team role reaches the team's projects and
-//! the docks granted to the team (and those docks' resources); a client membership reaches, read
-//! only, the client's projects and the resources linked to them. [`Visibility`] holds those sets,
-//! computed once per request; `None` in a field means the whole organization.
+//! Org-wide reads need an org role with READ in the area. Short of one, a team role reaches the
+//! team's projects and the docks granted to the team (and those docks' resources); a client
+//! membership reaches, read only, the client's projects and the resources linked to them.
+//! [`Visibility`] holds those sets, computed once per viewer; every loader, `node`, nested field
+//! and subscription asks it, so an object is visible or hidden whichever path leads to it.
+//! `None` in a set means the whole organization.
 
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
@@ -16,17 +18,47 @@ use crate::db::schema::{
     team_memberships,
 };
 
-/// The sets a restricted viewer may read; `None` = everything in the organization.
-#[derive(Clone, Debug, Default)]
+/// The sets a viewer may read; `None` = everything in the organization.
+#[derive(Clone, Debug)]
 pub struct Visibility {
     pub projects: Option<Vec<Uuid>>,
-    /// Docks granted to the viewer's teams or clients, with the granted level (`read`/`full`).
-    pub docks: Option<Vec<(Uuid, String)>>,
+    /// Docks granted to the viewer's teams or clients.
+    pub docks: Option<Vec<Uuid>>,
     /// Resources: those on `docks`, plus these (linked to a visible project).
     pub linked_resources: Option<Vec<Uuid>>,
+    /// Teams: every team for org members, a guest's own teams otherwise.
+    pub teams: Option<Vec<Uuid>>,
+    /// Clients: every client for org members, a guest's own clients otherwise.
+    pub clients: Option<Vec<Uuid>>,
+    /// The viewer's own user, always visible to them.
+    pub me: Uuid,
+    /// True when the viewer may see the organization's members and roles (org members may;
+    /// guests, reaching the organization through teams or clients, see only themselves).
+    pub members: bool,
+    /// Docks whose key hint the viewer may read: docks FULL org-wide (`None`), else docks granted
+    /// at `full` to a team whose role has docks FULL.
+    pub key_hints: Option<Vec<Uuid>>,
+    /// Docks whose resources' provider data (`fullApiData`) the viewer may read: resources FULL
+    /// org-wide (`None`), else docks granted at `full` to a team whose role has resources FULL.
+    pub api_data: Option<Vec<Uuid>>,
 }
 
 impl Visibility {
+    /// Everything in the organization (an org role with FULL in every area).
+    pub fn everything(me: Uuid) -> Self {
+        Self {
+            projects: None,
+            docks: None,
+            linked_resources: None,
+            teams: None,
+            clients: None,
+            me,
+            members: true,
+            key_hints: None,
+            api_data: None,
+        }
+    }
+
     /// True when nothing is restricted.
     pub fn is_unrestricted(&self) -> bool {
         self.projects.is_none() && self.docks.is_none() && self.linked_resources.is_none()
@@ -36,10 +68,9 @@ impl Visibility {
         self.projects.as_ref().is_none_or(|p| p.contains(&id))
     }
 
+    /// Every dock of the organization, or only those granted to the viewer's teams and clients.
     pub fn sees_dock(&self, id: Uuid) -> bool {
-        self.docks
-            .as_ref()
-            .is_none_or(|d| d.iter().any(|(dock, _)| *dock == id))
+        self.docks.as_ref().is_none_or(|d| d.contains(&id))
     }
 
     /// A resource is visible on a visible dock, or when linked to a visible project.
@@ -47,18 +78,35 @@ impl Visibility {
         let Some(linked) = &self.linked_resources else {
             return true;
         };
-        linked.contains(&id)
-            || self
-                .docks
-                .as_ref()
-                .is_some_and(|d| d.iter().any(|(x, _)| *x == dock))
+        linked.contains(&id) || self.docks.as_ref().is_some_and(|d| d.contains(&dock))
+    }
+
+    pub fn sees_team(&self, id: Uuid) -> bool {
+        self.teams.as_ref().is_none_or(|t| t.contains(&id))
+    }
+
+    pub fn sees_client(&self, id: Uuid) -> bool {
+        self.clients.as_ref().is_none_or(|c| c.contains(&id))
+    }
+
+    /// A user is visible to themself, and to org members when a member of the organization.
+    pub fn sees_user(&self, id: Uuid, member_here: bool) -> bool {
+        id == self.me || (self.members && member_here)
+    }
+
+    /// True when the key hint of visible dock `dock` may be shown.
+    pub fn sees_key_hint(&self, dock: Uuid) -> bool {
+        self.key_hints.as_ref().is_none_or(|d| d.contains(&dock))
+    }
+
+    /// True when the provider data of a visible resource on `dock` may be shown.
+    pub fn sees_api_data(&self, dock: Uuid) -> bool {
+        self.api_data.as_ref().is_none_or(|d| d.contains(&dock))
     }
 
     /// Dock ids for SQL filters (`None` = no filter).
     pub fn dock_ids(&self) -> Option<Vec<Uuid>> {
-        self.docks
-            .as_ref()
-            .map(|d| d.iter().map(|(id, _)| *id).collect())
+        self.docks.clone()
     }
 }
 
@@ -121,13 +169,25 @@ pub async fn indirect_roles(
     Ok(teams.chain(clients).collect())
 }
 
+/// A dock granted to a team or a client, at `read` or `full`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Grant {
+    pub dock: Uuid,
+    /// The team granted (`None` for a client's grant).
+    pub team: Option<Uuid>,
+    pub level: String,
+}
+
+/// What teams and clients reach: projects (with their team), dock grants, linked resources.
+pub type Reached = (Vec<(Uuid, Option<Uuid>)>, Vec<Grant>, Vec<Uuid>);
+
 /// Projects of the teams and clients, docks granted to them, and resources linked to those
 /// projects: three statements, in the organization's scope.
 pub async fn reach(
     conn: &mut AsyncPgConnection,
     teams: &[Uuid],
     clients: &[Uuid],
-) -> Result<(Vec<(Uuid, Option<Uuid>)>, Vec<(Uuid, String)>, Vec<Uuid>), DbError> {
+) -> Result<Reached, DbError> {
     let visible: Vec<(Uuid, Option<Uuid>)> = projects::table
         .filter(projects::deleted_at.is_null())
         .filter(
@@ -138,15 +198,23 @@ pub async fn reach(
         .select((projects::id, projects::team_id))
         .load(conn)
         .await?;
-    let grants: Vec<(Uuid, String)> = dock_permissions::table
+    let grants: Vec<(Uuid, Option<Uuid>, String)> = dock_permissions::table
         .filter(
             dock_permissions::team_id
                 .eq_any(teams)
                 .or(dock_permissions::client_id.eq_any(clients)),
         )
-        .select((dock_permissions::dock_id, dock_permissions::level))
+        .select((
+            dock_permissions::dock_id,
+            dock_permissions::team_id,
+            dock_permissions::level,
+        ))
         .load(conn)
         .await?;
+    let grants = grants
+        .into_iter()
+        .map(|(dock, team, level)| Grant { dock, team, level })
+        .collect();
     let ids: Vec<Uuid> = visible.iter().map(|(id, _)| *id).collect();
     let linked: Vec<Uuid> = project_resources::table
         .filter(project_resources::project_id.eq_any(&ids))

@@ -13,7 +13,7 @@ use crate::db::models::alert::{self, AlertRow};
 use crate::db::models::resource::Kind;
 use crate::error::ApiError;
 use crate::graphql::connection::{Window, connection, paginate};
-use crate::graphql::context::{load_one, run, viewer};
+use crate::graphql::context::{load_one, run, viewer, visibility};
 use crate::graphql::ids;
 use crate::graphql::loaders::ResourceKey;
 
@@ -81,7 +81,7 @@ pub async fn alerts_of(
         return Err(ApiError::Forbidden("alerts need monitoring READ".into()));
     }
     let window = Window::<(DateTime<Utc>, Uuid)>::new(first, after)?;
-    let visibility = viewer.visibility();
+    let visibility = visibility(ctx)?;
     let filter = alert::Filter {
         open,
         visible: visibility

@@ -6,12 +6,11 @@ use async_graphql::{Context, ID, Object};
 use chrono::{DateTime, Utc};
 
 use super::resource_list::{ResourceConnection, prime_pages, resource_page};
-use crate::auth::permissions::{Area, Level};
 use crate::db::models::dock::{Dock, SyncRunRow};
 use crate::db::models::resource::{Filter, Parent};
 use crate::error::ApiError;
 use crate::graphql::connection::{Window, connection, paginate};
-use crate::graphql::context::{load_one, loaders, viewer};
+use crate::graphql::context::{load_one, loaders, visibility};
 use crate::graphql::enums::{ResourceKind, SyncStatus, words};
 use crate::graphql::ids;
 use crate::graphql::loaders::{DockId, SyncRunsKey};
@@ -30,10 +29,11 @@ impl DockNode {
     async fn provider(&self) -> &str {
         &self.0.provider
     }
-    /// The key's last four characters; `null` without docks FULL. The key itself is never shown.
+    /// The key's last four characters; `null` without docks FULL (org-wide, or through a team
+    /// granted this dock at `full`). The key itself is never shown.
     async fn api_key_hint(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<&str>> {
-        Ok(viewer(ctx)?
-            .can(Area::Docks, Level::Full)
+        Ok(visibility(ctx)?
+            .sees_key_hint(self.0.id)
             .then_some(())
             .and(self.0.api_key_hint.as_deref()))
     }
@@ -110,11 +110,9 @@ impl SyncRunNode {
     pub async fn id(&self) -> ID {
         ids::encode("SyncRun", self.0.id)
     }
-    async fn dock(&self, ctx: &Context<'_>) -> async_graphql::Result<DockNode> {
-        let dock = load_one(ctx, DockId(self.0.dock_id)).await?;
-        Ok(DockNode(dock.ok_or_else(|| {
-            ApiError::internal(anyhow::anyhow!("sync run without its dock"))
-        })?))
+    /// The dock synced; `null` once it is deleted.
+    async fn dock(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<DockNode>> {
+        Ok(load_one(ctx, DockId(self.0.dock_id)).await?.map(DockNode))
     }
     /// `schedule` or `manual`.
     async fn trigger(&self) -> &str {

@@ -19,12 +19,21 @@ use crate::db::models::{
     audit, directory, dock as dock_model, health_interval, invitation, project as project_model,
 };
 use crate::graphql::connection::{Window, connection, paginate};
-use crate::graphql::context::{run, viewer};
+use crate::graphql::context::{run, viewer, visibility};
 use crate::graphql::enums::{HealthState, ResourceKind, ResourceStatus, words};
 use crate::graphql::ids;
 
-/// An organization the viewer belongs to.
+/// An organization the viewer belongs to. The request's active organization bounds every read:
+/// of any other (`viewer.organizations`, `node`), only `id`, `name` and `slug` show, and every
+/// list on it is empty.
 pub struct OrganizationNode(pub Organization);
+
+impl OrganizationNode {
+    /// True when this is the organization the request acts in.
+    fn is_active(&self, ctx: &Context<'_>) -> Result<bool, crate::error::ApiError> {
+        Ok(viewer(ctx)?.organization.id == self.0.id)
+    }
+}
 
 connection!(ProjectConnection, ProjectEdge, ProjectNode);
 
@@ -48,11 +57,14 @@ impl OrganizationNode {
         after: Option<String>,
         search: Option<String>,
     ) -> async_graphql::Result<ProjectConnection> {
+        if !self.is_active(ctx)? {
+            return Ok(ProjectConnection::empty());
+        }
         let window = Window::<String>::new(first, after.as_deref())?;
         let look = ctx.look_ahead();
         let (org, search) = (self.0.id, search.as_deref());
         let counted = look.field("totalCount").exists();
-        let visible = viewer(ctx)?.visibility().projects.clone();
+        let visible = visibility(ctx)?.projects.clone();
         let (rows, total) = run(ctx, async |conn| {
             let rows = project_model::page(
                 conn,
@@ -89,10 +101,13 @@ impl OrganizationNode {
         first: Option<i32>,
         after: Option<String>,
     ) -> async_graphql::Result<DockConnection> {
+        if !self.is_active(ctx)? {
+            return Ok(DockConnection::empty());
+        }
         let window = Window::<(String, uuid::Uuid)>::new(first, after.as_deref())?;
         let look = ctx.look_ahead();
         let (org, counted) = (self.0.id, look.field("totalCount").exists());
-        let visible = viewer(ctx)?.visibility().dock_ids();
+        let visible = visibility(ctx)?.dock_ids();
         let (rows, total) = run(ctx, async |conn| {
             let rows = dock_model::page(
                 conn,
@@ -131,6 +146,9 @@ impl OrganizationNode {
         status: Option<Vec<ResourceStatus>>,
         health: Option<Vec<HealthState>>,
     ) -> async_graphql::Result<ResourceConnection> {
+        if !self.is_active(ctx)? {
+            return Ok(ResourceConnection::empty());
+        }
         let filter = Filter {
             kinds: kinds.map(|k| words(&k, |kind| Kind::from(kind).as_str())),
             status: status.map(|s| words(&s, ResourceStatus::as_str)),
@@ -150,6 +168,9 @@ impl OrganizationNode {
         actor_id: Option<ID>,
         since: Option<DateTime<Utc>>,
     ) -> async_graphql::Result<AuditLogConnection> {
+        if !self.is_active(ctx)? {
+            return Ok(AuditLogConnection::empty());
+        }
         if !viewer(ctx)?.can(Area::Audit, Level::Read) {
             return Err(
                 crate::error::ApiError::Forbidden("the audit log needs audit READ".into()).into(),
@@ -188,6 +209,9 @@ impl OrganizationNode {
         after: Option<String>,
         open: Option<bool>,
     ) -> async_graphql::Result<AlertConnection> {
+        if !self.is_active(ctx)? {
+            return Ok(AlertConnection::empty());
+        }
         let page = (first, after.as_deref());
         Ok(super::alert::alerts_of(ctx, self.0.id, page, open).await?)
     }
@@ -197,6 +221,9 @@ impl OrganizationNode {
         &self,
         ctx: &Context<'_>,
     ) -> async_graphql::Result<Vec<HealthCheckInterval>> {
+        if !self.is_active(ctx)? {
+            return Ok(Vec::new());
+        }
         let viewer = viewer(ctx)?;
         if !viewer
             .effective_permissions()
@@ -210,32 +237,38 @@ impl OrganizationNode {
         let rows = run(ctx, async |conn| health_interval::all(conn).await).await?;
         Ok(intervals_of(rows))
     }
-    /// Teams by name.
+    /// Teams by name (a guest's own teams).
     async fn teams(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<TeamNode>> {
+        if !self.is_active(ctx)? {
+            return Ok(Vec::new());
+        }
         let org = self.0.id;
-        let viewer = viewer(ctx)?;
+        let visible = visibility(ctx)?;
         let rows = run(ctx, async |conn| directory::teams(conn, org).await).await?;
         Ok(rows
             .into_iter()
-            .filter(|t| viewer.sees_team(t.id))
+            .filter(|t| visible.sees_team(t.id))
             .map(|t| TeamNode(Arc::new(t)))
             .collect())
     }
-    /// Clients by name.
+    /// Clients by name (a guest's own clients).
     async fn clients(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<ClientNode>> {
+        if !self.is_active(ctx)? {
+            return Ok(Vec::new());
+        }
         let org = self.0.id;
-        let viewer = viewer(ctx)?;
+        let visible = visibility(ctx)?;
         let rows = run(ctx, async |conn| directory::clients(conn, org).await).await?;
         Ok(rows
             .into_iter()
-            .filter(|c| viewer.sees_client(c.id))
+            .filter(|c| visible.sees_client(c.id))
             .map(|c| ClientNode(Arc::new(c)))
             .collect())
     }
-    /// Members by name, with their roles.
+    /// Members by name, with their roles (none for guests).
     async fn members(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<MemberNode>> {
         let org = self.0.id;
-        if viewer(ctx)?.is_guest() {
+        if !self.is_active(ctx)? || !visibility(ctx)?.members {
             return Ok(Vec::new());
         }
         let rows = run(ctx, async |conn| directory::members(conn, org).await).await?;
@@ -245,14 +278,13 @@ impl OrganizationNode {
     /// settings READ; other organizations than the active one list none.
     async fn invitations(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<InvitationNode>> {
         let org = self.0.id;
-        let viewer = viewer(ctx)?;
-        if !viewer.can(Area::Settings, Level::Read) {
+        if !self.is_active(ctx)? {
+            return Ok(Vec::new());
+        }
+        if !viewer(ctx)?.can(Area::Settings, Level::Read) {
             return Err(
                 crate::error::ApiError::Forbidden("invitations need settings READ".into()).into(),
             );
-        }
-        if org != viewer.organization.id {
-            return Ok(Vec::new());
         }
         let rows = run(ctx, async |conn| {
             invitation::of_org(conn, org, None, true).await
@@ -263,10 +295,10 @@ impl OrganizationNode {
             .map(|r| InvitationNode(Arc::new(r)))
             .collect())
     }
-    /// Roles by name (the built-in four and custom ones).
+    /// Roles by name (the built-in four and custom ones; none for guests).
     async fn roles(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<RoleNode>> {
         let org = self.0.id;
-        if viewer(ctx)?.is_guest() {
+        if !self.is_active(ctx)? || !visibility(ctx)?.members {
             return Ok(Vec::new());
         }
         let rows = run(ctx, async |conn| directory::roles(conn, org).await).await?;

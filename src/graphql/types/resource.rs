@@ -9,12 +9,11 @@ use chrono::{DateTime, Utc};
 
 use super::dock::DockNode;
 use super::project::ProjectNode;
-use crate::auth::permissions::{Area, Level};
 use crate::db::models::health::CheckRow;
 use crate::db::models::resource::{Extra, Kind, Resource};
 use crate::error::ApiError;
 use crate::graphql::connection::{Window, connection, paginate};
-use crate::graphql::context::{load_one, loaders, viewer};
+use crate::graphql::context::{load_one, loaders, visibility};
 use crate::graphql::enums::{HealthState, ResourceKind, ResourceStatus};
 use crate::graphql::ids;
 use crate::graphql::loaders::{ApiDataKey, DockId, HealthHistoryKey, ProjectsOfKey, ResourceKey};
@@ -124,7 +123,7 @@ async fn history_of(
         arg(name = "first", ty = "Option<i32>"),
         arg(name = "after", ty = "Option<String>")
     ),
-    field(name = "dock", ty = "DockNode"),
+    field(name = "dock", ty = "Option<DockNode>"),
     field(name = "projects", ty = "Vec<ProjectNode>"),
     field(name = "full_api_data", ty = "Option<Json<serde_json::Value>>"),
     field(name = "last_seen_at", ty = "Option<DateTime<Utc>>"),
@@ -165,11 +164,12 @@ pub fn kind_of_type(name: &str) -> Option<Kind> {
     Kind::ALL.into_iter().find(|k| type_name(*k) == name)
 }
 
-async fn dock_of(ctx: &Context<'_>, row: &Resource) -> async_graphql::Result<DockNode> {
-    let dock = load_one(ctx, DockId(row.common.dock_id)).await?;
-    Ok(DockNode(dock.ok_or_else(|| {
-        ApiError::internal(anyhow::anyhow!("resource without its dock"))
-    })?))
+/// The resource's dock, when the viewer may see it (a client-portal user sees linked resources,
+/// not the docks they came from).
+async fn dock_of(ctx: &Context<'_>, row: &Resource) -> async_graphql::Result<Option<DockNode>> {
+    Ok(load_one(ctx, DockId(row.common.dock_id))
+        .await?
+        .map(DockNode))
 }
 
 async fn projects_of(ctx: &Context<'_>, row: &Resource) -> async_graphql::Result<Vec<ProjectNode>> {
@@ -189,7 +189,7 @@ async fn api_data_of(
     ctx: &Context<'_>,
     row: &Resource,
 ) -> async_graphql::Result<Option<Json<serde_json::Value>>> {
-    if !viewer(ctx)?.can(Area::Resources, Level::Full) {
+    if !visibility(ctx)?.sees_api_data(row.common.dock_id) {
         return Ok(None);
     }
     let data = loaders(ctx)?
@@ -265,15 +265,17 @@ macro_rules! resource_object {
             ) -> async_graphql::Result<HealthCheckConnection> {
                 history_of(ctx, &self.0, first, after).await
             }
-            /// The provider connection the resource was synced from.
-            pub async fn dock(&self, ctx: &Context<'_>) -> async_graphql::Result<DockNode> {
+            /// The provider connection the resource was synced from; `null` when the viewer may
+            /// not see that dock.
+            pub async fn dock(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<DockNode>> {
                 dock_of(ctx, &self.0).await
             }
             /// Live projects the resource is linked to, by slug.
             pub async fn projects(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<ProjectNode>> {
                 projects_of(ctx, &self.0).await
             }
-            /// The provider's full record, secrets stripped; `null` without resources FULL.
+            /// The provider's full record, secrets stripped; `null` without resources FULL (org-wide,
+            /// or through a team granted the resource's dock at `full`).
             pub async fn full_api_data(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Json<serde_json::Value>>> {
                 api_data_of(ctx, &self.0).await
             }
@@ -391,10 +393,12 @@ pub async fn load_and_prime(
         Ok::<_, ApiError>(())
     };
     let api_data = async {
-        if wants("fullApiData") && viewer(ctx)?.can(Area::Resources, Level::Full) {
-            loaders
-                .load_many(rows().map(|r| ApiDataKey(r.kind(), r.common.id)))
-                .await?;
+        if wants("fullApiData") {
+            let visible = visibility(ctx)?;
+            let keys = rows()
+                .filter(|r| visible.sees_api_data(r.common.dock_id))
+                .map(|r| ApiDataKey(r.kind(), r.common.id));
+            loaders.load_many(keys).await?;
         }
         Ok::<_, ApiError>(())
     };
