@@ -10,21 +10,19 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::process::{Command, ExitCode};
+use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow, bail};
 use futures_util::{SinkExt, StreamExt};
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use uuid::Uuid;
 
-use support::{BenchDatabase, ChildGuard, free_port};
-
-const STACKGATE_BIN: &str = env!("CARGO_BIN_EXE_stackgate");
+use support::BenchDatabase;
 
 const USAGE: &str = "\
 usage: cargo bench --bench attack -- [options]
@@ -110,25 +108,8 @@ async fn run(o: Options) -> anyhow::Result<bool> {
     let secret = format!("{}{}", Uuid::new_v4().simple(), Uuid::new_v4().simple());
     let keys = stackgate::auth::jwt::JwtKeys::hs256(&SecretString::from(secret.clone()));
     let token = keys.mint("org-0-owner", Some("org-0"), 3600)?;
-    let port = free_port()?;
-    let mut cmd = Command::new(STACKGATE_BIN);
-    cmd.args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-        .env("DATABASE_URL", url.expose_secret())
-        .env("STACKGATE_JWT_SECRET", &secret)
-        .env("STACKGATE_HEALTH_MONITOR", "false")
-        .env(
-            "RUST_LOG",
-            std::env::var("BENCH_RUST_LOG").unwrap_or_else(|_| "error".into()),
-        );
-    let mut server = ChildGuard::spawn("stackgate", cmd, &logs.join("stackgate.log"))?;
-    let base = format!("127.0.0.1:{port}");
-    server
-        .wait_ready(
-            &format!("http://{base}/readyz"),
-            None,
-            Duration::from_secs(60),
-        )
-        .await?;
+    let (mut server, base) =
+        support::serve(&url, &secret, &logs.join("stackgate.log"), "error").await?;
     let pid = server.pid().ok_or_else(|| anyhow!("no server pid"))?;
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))

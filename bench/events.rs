@@ -12,7 +12,7 @@
 
 mod support;
 
-use std::process::{Command, ExitCode};
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -30,9 +30,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use uuid::Uuid;
 
-use support::{BenchDatabase, CLOCK_TICKS, ChildGuard, CpuSnapshot, free_port, local_postmaster};
-
-const STACKGATE_BIN: &str = env!("CARGO_BIN_EXE_stackgate");
+use support::{BenchDatabase, CLOCK_TICKS, CpuSnapshot, local_postmaster};
 
 const USAGE: &str = "\
 cargo bench --bench events -- [options]
@@ -149,25 +147,8 @@ async fn run(o: Options) -> anyhow::Result<bool> {
         Some("org-0"),
         3600,
     )?;
-    let port = free_port()?;
-    let mut cmd = Command::new(STACKGATE_BIN);
-    cmd.args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-        .env("DATABASE_URL", url.expose_secret())
-        .env("STACKGATE_JWT_SECRET", &secret)
-        .env("STACKGATE_HEALTH_MONITOR", "false")
-        .env(
-            "RUST_LOG",
-            std::env::var("BENCH_RUST_LOG").unwrap_or_else(|_| "warn".into()),
-        );
-    let mut server = ChildGuard::spawn("stackgate", cmd, &logs.join("stackgate.log"))?;
-    let base = format!("127.0.0.1:{port}");
-    server
-        .wait_ready(
-            &format!("http://{base}/readyz"),
-            None,
-            Duration::from_secs(60),
-        )
-        .await?;
+    let (mut server, base) =
+        support::serve(&url, &secret, &logs.join("stackgate.log"), "warn").await?;
 
     // 3. The subscribers: connected, acknowledged and subscribed before anything is measured.
     let opened = Instant::now();

@@ -15,7 +15,7 @@ use anyhow::{Context, anyhow, bail};
 use diesel::QueryableByName;
 use diesel::sql_types::Text;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use stackgate::db::embedded::{Durability, EmbeddedPostgres};
 
 /// The database every bench creates in a private cluster.
@@ -330,6 +330,37 @@ pub fn peak_rss_kb() -> Option<u64> {
         .trim()
         .parse()
         .ok()
+}
+
+/// `stackgate serve` (the bench's own release binary) on a free loopback port over `url`, with
+/// its health monitor off so nothing but the bench writes, waited for until `/readyz` answers.
+/// Returns the server and its `host:port`.
+pub async fn serve(
+    url: &SecretString,
+    jwt_secret: &str,
+    log: &Path,
+    default_log_level: &str,
+) -> anyhow::Result<(ChildGuard, String)> {
+    let port = free_port()?;
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_stackgate"));
+    cmd.args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .env("DATABASE_URL", url.expose_secret())
+        .env("STACKGATE_JWT_SECRET", jwt_secret)
+        .env("STACKGATE_HEALTH_MONITOR", "false")
+        .env(
+            "RUST_LOG",
+            std::env::var("BENCH_RUST_LOG").unwrap_or_else(|_| default_log_level.into()),
+        );
+    let mut server = ChildGuard::spawn("stackgate", cmd, log)?;
+    let base = format!("127.0.0.1:{port}");
+    server
+        .wait_ready(
+            &format!("http://{base}/readyz"),
+            None,
+            Duration::from_secs(60),
+        )
+        .await?;
+    Ok((server, base))
 }
 
 // ---------------------------------------------------------------------------------------------
