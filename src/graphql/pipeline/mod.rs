@@ -145,6 +145,12 @@ impl Pipeline {
         caller: &Caller,
         label: &mut String,
     ) -> Result<Admitted, Response> {
+        let authorization = caller.authorization.as_ref().map(|a| a.expose_secret());
+        let ip = caller.client.ip();
+        // A caller without credentials is counted before its document costs any parsing.
+        if authorization.is_none() {
+            self.0.rates.unauthenticated(ip).map_err(refusal)?;
+        }
         let limits = &self.0.limits.parse;
         limits::check_text(&request.query, limits).map_err(refusal)?;
         let wanted = request.operation_name.clone();
@@ -158,11 +164,6 @@ impl Pipeline {
                 "the document has no operation of that name; pass `operationName`".into(),
             ))
         })?;
-        let authorization = caller.authorization.as_ref().map(|a| a.expose_secret());
-        let ip = caller.client.ip();
-        if authorization.is_none() {
-            self.0.rates.unauthenticated(ip).map_err(refusal)?;
-        }
         let viewer = match self
             .authenticate(authorization, caller.x_org.as_deref())
             .await
