@@ -1,4 +1,4 @@
--- Claiming due docks across organizations (DESIGN §6, §11), and owner maintenance.
+-- Claiming due docks across organizations (docs/sync.md), and owner maintenance.
 --
 -- The server runs as stackgate_app under forced row-level security: a transaction sees only the
 -- docks of the organization named in stackgate.org_id. The scheduler's question, "which docks of

@@ -1,4 +1,4 @@
--- A person may reach an organization through a team or a client membership alone (DESIGN §3:
+-- A person may reach an organization through a team or a client membership alone (docs/security.md:
 -- team roles over the team's projects and granted docks; client roles over the client portal).
 -- Identity resolution runs before an organization is chosen, with only `stackgate.user_id` set,
 -- so the user's own team and client memberships, their organizations and roles must be readable

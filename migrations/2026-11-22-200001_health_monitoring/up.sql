@@ -1,4 +1,4 @@
--- Health monitoring (DESIGN §8, issue 6): probe scheduling on the resource tables, per-org and
+-- Health monitoring (docs/health.md): probe scheduling on the resource tables, per-org and
 -- per-kind intervals, the cross-organization claim of due probes, and the history's retention.
 --
 -- Every resource table gets the probe scheduler's state. It lives on the resource row so that

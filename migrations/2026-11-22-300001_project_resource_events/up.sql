@@ -1,4 +1,4 @@
--- projectResourcesChanged (DESIGN §7): every change to a project's links publishes an event in
+-- projectResourcesChanged (docs/events.md): every change to a project's links publishes an event in
 -- the transaction that makes it, so it is delivered only if that transaction commits.
 --
 -- LINKED on insert, UNLINKED on delete (including cascades), and on an update of the
