@@ -6,12 +6,13 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use serde_json::{Value, json};
 use stackgate::db::models::api_key;
 use stackgate::db::schema::{
-    api_keys, client_memberships, clients, dock_permissions, memberships, organizations, roles,
-    team_memberships, users,
+    api_keys, client_memberships, clients, dock_permissions, memberships, roles, team_memberships,
+    users,
 };
 use stackgate::db::{Scope, build_pool};
 use uuid::Uuid;
 
+use crate::fixtures;
 use crate::harness::{TestApp, error_code};
 
 const DIRECTORY: &str = "{ viewer { user { id } organization { \
@@ -45,10 +46,7 @@ struct Seeded {
 }
 
 async fn seeded() -> Seeded {
-    let app = TestApp::spawn().await;
-    stackgate::seed::seed(&mut app.db.owner().await, 1)
-        .await
-        .expect("seed");
+    let app = fixtures::seeded().await;
     Seeded {
         owner: app.token("org-0-owner", Some("org-0")),
         viewer: app.token("org-0-viewer", Some("org-0")),
@@ -119,15 +117,6 @@ fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
     list.iter()
         .map(|(a, r)| ((*a).to_owned(), (*r).to_owned()))
         .collect()
-}
-
-async fn org_id(conn: &mut AsyncPgConnection, slug: &str) -> Uuid {
-    organizations::table
-        .filter(organizations::slug.eq(slug))
-        .select(organizations::id)
-        .first(conn)
-        .await
-        .expect("org")
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -204,7 +193,7 @@ async fn teams_and_clients_are_created_and_filled() {
     let in_team: i64 = team_memberships::table
         .inner_join(users::table.on(users::id.eq(team_memberships::user_id)))
         .filter(users::email.eq("org-1-member@example.test"))
-        .filter(team_memberships::org_id.eq(org_id(&mut conn, "org-0").await))
+        .filter(team_memberships::org_id.eq(fixtures::find_org(&mut conn, "org-0").await.id))
         .count()
         .get_result(&mut conn)
         .await
@@ -343,7 +332,7 @@ async fn teams_and_clients_are_created_and_filled() {
 async fn the_email_lookup_setting_shows_no_one() {
     let s = seeded().await;
     let pool = build_pool(&s.app.db.url(), 1).expect("pool");
-    let org = org_id(&mut s.db().await, "org-0").await;
+    let org = fixtures::find_org(&mut s.db().await, "org-0").await.id;
     let scope = Scope::org(org, Uuid::nil());
     let seen = |email: &'static str| {
         let scope = scope.clone();
@@ -511,7 +500,7 @@ async fn member_roles_always_keep_an_owner() {
 
     // Two owners demoting each other at once: exactly one succeeds, every round.
     let mut conn = s.db().await;
-    let org_uuid = org_id(&mut conn, "org-0").await;
+    let org_uuid = fixtures::find_org(&mut conn, "org-0").await.id;
     let admin_token = s.token("admin");
     for round in 0..5 {
         let body = s
@@ -617,7 +606,7 @@ async fn dock_grants_are_upserted_and_revoked() {
     let team = id_where(&org["teams"], "name", "Team 1");
     let client = id_where(&org["clients"], "name", "Client 1");
     let mut conn = s.db().await;
-    let org_uuid = org_id(&mut conn, "org-0").await;
+    let org_uuid = fixtures::find_org(&mut conn, "org-0").await.id;
     let before: i64 = dock_permissions::table
         .filter(dock_permissions::org_id.eq(org_uuid))
         .count()

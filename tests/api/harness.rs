@@ -12,6 +12,9 @@ use stackgate::config::Config;
 use stackgate::db::embedded::{Durability, EmbeddedPostgres};
 use stackgate::server::RunningServer;
 
+pub mod wait;
+pub mod ws;
+
 pub const JWT_SECRET: &str = "test-secret-test-secret-test-secret!";
 const TEMPLATE: &str = "stackgate_template";
 
@@ -241,14 +244,29 @@ impl TestApp {
     /// client no acknowledgement; events published before it listens are not its).
     pub async fn wait_subscribed(&self, n: usize) {
         let bus = &self.server.as_ref().expect("running").state.events;
-        let started = std::time::Instant::now();
-        while bus.subscribers() < n {
-            assert!(
-                started.elapsed() < std::time::Duration::from_secs(10),
-                "never subscribed"
-            );
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
+        let what = format!("{n} subscriptions on the event bus");
+        wait::wait_until(&what, wait::PATIENCE, async || bus.subscribers() >= n).await;
+    }
+
+    /// The server's GraphQL WebSocket endpoint (`http://.../graphql/ws`).
+    pub fn ws_url(&self) -> String {
+        self.url("/graphql/ws")
+    }
+
+    /// Waits until the sync run `run` (a global id) has finished, asking as `token`; its
+    /// `status`, `created` and `error`.
+    pub async fn finished_run(&self, token: &str, run: &Value) -> Value {
+        let query = "query($id: ID!) { node(id: $id) { ... on SyncRun { status created error } } }";
+        wait::wait_for("the sync run to finish", wait::PATIENCE, async || {
+            let (_, body) = self.graphql(Some(token), query, json!({ "id": run })).await;
+            let node = &body["data"]["node"];
+            if node["status"] == "SUCCESS" || node["status"] == "ERROR" {
+                Ok(node.clone())
+            } else {
+                Err(body.to_string())
+            }
+        })
+        .await
     }
 
     /// A token for `sub`, optionally pinned to an org, valid for an hour.

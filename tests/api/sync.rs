@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use diesel::QueryableByName;
-use diesel::sql_types::{BigInt, Nullable, Text, Uuid as SqlUuid};
+use diesel::sql_types::{Nullable, Text, Uuid as SqlUuid};
 use diesel_async::{AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 use futures_util::StreamExt;
 use secrecy::SecretString;
@@ -20,8 +20,9 @@ use stackgate::sync::scheduler::{Scheduler, SchedulerConfig, SyncNow};
 use stackgate::sync::{HttpPolicy, Kind, Registry};
 use uuid::Uuid;
 
-use crate::fixtures;
+use crate::fixtures::{self, count};
 use crate::harness::TestDb;
+use crate::harness::wait::{PATIENCE, wait_until};
 
 const KEY: &str = "dop_v1_0123456789abcdef0123456789abcdef";
 
@@ -98,24 +99,9 @@ fn fast() -> EngineConfig {
 }
 
 #[derive(QueryableByName)]
-struct N {
-    #[diesel(sql_type = BigInt)]
-    n: i64,
-}
-
-#[derive(QueryableByName)]
 struct T {
     #[diesel(sql_type = Nullable<Text>)]
     t: Option<String>,
-}
-
-async fn count(conn: &mut AsyncPgConnection, sql: &str, dock: Uuid) -> i64 {
-    diesel::sql_query(sql)
-        .bind::<SqlUuid, _>(dock)
-        .get_result::<N>(conn)
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"))
-        .n
 }
 
 async fn text(conn: &mut AsyncPgConnection, sql: &str, dock: Uuid) -> Option<String> {
@@ -773,27 +759,13 @@ async fn sync_now_starts_a_run_or_returns_the_running_one() {
     );
 
     let conn = &mut env.db.owner().await;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while text(
-        conn,
-        "select status as t from sync_runs where id = $1",
-        first.run().id,
-    )
-    .await
-    .as_deref()
-        == Some("syncing")
-    {
-        assert!(Instant::now() < deadline);
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let status = "select status as t from sync_runs where id = $1";
+    wait_until("the manual run to end", PATIENCE, async || {
+        text(conn, status, first.run().id).await.as_deref() != Some("syncing")
+    })
+    .await;
     assert_eq!(
-        text(
-            conn,
-            "select status as t from sync_runs where id = $1",
-            first.run().id
-        )
-        .await
-        .as_deref(),
+        text(conn, status, first.run().id).await.as_deref(),
         Some("success")
     );
     let third = scheduler.sync_now(env.org, dock).await.expect("sync now");

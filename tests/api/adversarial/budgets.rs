@@ -10,6 +10,8 @@ use tokio_tungstenite::tungstenite::Message;
 
 use super::{BOTH, Ws, ask};
 use crate::fixtures;
+use crate::harness::wait::wait_until;
+use crate::harness::ws::bearer;
 use crate::harness::{TestApp, error_code};
 
 async fn with_alice(app: TestApp) -> (TestApp, String) {
@@ -284,11 +286,8 @@ async fn websocket_connections_and_subscriptions_are_capped() {
     let mut first = Ws::open(&app, &alice).await;
     let _second = Ws::open(&app, &alice).await;
     let mut third = Ws::connect(&app).await;
-    third
-        .send(json!({ "type": "connection_init", "payload": { "authorization": format!("Bearer {alice}") } }))
-        .await;
     assert!(
-        third.message().await.is_none(),
+        third.init(bearer(&alice)).await.is_none(),
         "the third connection is refused"
     );
     // Three at once: whichever is admitted last is refused (they are admitted concurrently).
@@ -301,22 +300,14 @@ async fn websocket_connections_and_subscriptions_are_capped() {
     assert_eq!(error_code(&refused["payload"]), "RATE_LIMITED", "{refused}");
     // Closing a connection gives its place back.
     drop(first);
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
+    wait_until("the place given back", Duration::from_secs(5), async || {
         let mut again = Ws::connect(&app).await;
         again
-            .send(json!({ "type": "connection_init", "payload": { "authorization": format!("Bearer {alice}") } }))
-            .await;
-        if again
-            .message()
+            .init(bearer(&alice))
             .await
             .is_some_and(|m| m["type"] == "connection_ack")
-        {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the place was not given back");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    })
+    .await;
 }
 
 /// Random and mutated documents and variables through the pipeline: never a panic, never a
