@@ -48,6 +48,16 @@ pub async fn member(
     id
 }
 
+/// Builds `acme` with its owner `alice` over `app`; returns it with an (unpinned) token of
+/// alice's.
+pub async fn with_alice(app: TestApp) -> (TestApp, String) {
+    let conn = &mut app.db.owner().await;
+    let acme = org(conn, "acme").await;
+    member(conn, &acme, "alice", "owner").await;
+    let token = app.token("alice", None);
+    (app, token)
+}
+
 /// A project in `org`; its id.
 pub async fn project(conn: &mut AsyncPgConnection, org: &Org, slug: &str) -> Uuid {
     project::ensure(conn, org.id, &format!("Project {slug}"), slug, "")

@@ -300,3 +300,20 @@ pub fn error_code(body: &Value) -> &str {
         .as_str()
         .unwrap_or("<no code>")
 }
+
+/// The `id` of the element of the JSON list `list` whose `key` is `value`.
+pub fn id_where(list: &Value, key: &str, value: &str) -> Value {
+    list.as_array()
+        .and_then(|items| items.iter().find(|i| i[key] == value))
+        .map(|i| i["id"].clone())
+        .unwrap_or_else(|| panic!("no {key} = {value} in {list}"))
+}
+
+/// The user id of the member with `email` of an `Organization` (with `members { user { id email } }`).
+pub fn member_id(org: &Value, email: &str) -> Value {
+    org["members"]
+        .as_array()
+        .and_then(|m| m.iter().find(|m| m["user"]["email"] == email))
+        .map(|m| m["user"]["id"].clone())
+        .unwrap_or_else(|| panic!("no member {email} in {org}"))
+}

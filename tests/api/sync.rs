@@ -113,6 +113,17 @@ async fn text(conn: &mut AsyncPgConnection, sql: &str, dock: Uuid) -> Option<Str
         .t
 }
 
+/// Checks the `provider_status → status` mapping of each table's rows for the dock.
+async fn assert_mappings(
+    conn: &mut AsyncPgConnection,
+    dock: Uuid,
+    expected: &[(&str, &[(&str, &str)])],
+) {
+    for (table, pairs) in expected {
+        assert_eq!(mapping(conn, table, dock).await, map(pairs), "{table}");
+    }
+}
+
 /// `provider_status → status` of every row of `table` for the dock.
 async fn mapping(
     conn: &mut AsyncPgConnection,
@@ -204,27 +215,40 @@ async fn digitalocean_lists_every_page_maps_statuses_and_strips_secrets() {
         .await,
         1_050
     );
-    let expected = map(&[
-        ("active", "active"),
-        ("new", "provisioning"),
-        ("off", "stopped"),
-        ("archive", "stopped"),
-    ]);
-    assert_eq!(mapping(conn, "servers", dock).await, expected);
-    let expected = map(&[
-        ("ACTIVE", "active"),
-        ("DEPLOYING", "provisioning"),
-        ("ERROR", "error"),
-        ("CANCELED", "stopped"),
-    ]);
-    assert_eq!(mapping(conn, "web_services", dock).await, expected);
-    let expected = map(&[
-        ("online", "active"),
-        ("creating", "provisioning"),
-        ("offline", "stopped"),
-        ("resizing", "provisioning"),
-    ]);
-    assert_eq!(mapping(conn, "databases", dock).await, expected);
+    assert_mappings(
+        conn,
+        dock,
+        &[
+            (
+                "servers",
+                &[
+                    ("active", "active"),
+                    ("new", "provisioning"),
+                    ("off", "stopped"),
+                    ("archive", "stopped"),
+                ],
+            ),
+            (
+                "web_services",
+                &[
+                    ("ACTIVE", "active"),
+                    ("DEPLOYING", "provisioning"),
+                    ("ERROR", "error"),
+                    ("CANCELED", "stopped"),
+                ],
+            ),
+            (
+                "databases",
+                &[
+                    ("online", "active"),
+                    ("creating", "provisioning"),
+                    ("offline", "stopped"),
+                    ("resizing", "provisioning"),
+                ],
+            ),
+        ],
+    )
+    .await;
     assert_eq!(
         secrets_stored(conn, dock).await,
         0,
@@ -295,28 +319,41 @@ async fn linode_pages_by_page_size_and_maps_statuses() {
     assert_eq!(report.counts.created, 158);
     assert_eq!(report.counts.pages, 5 + 2 + 1);
     let conn = &mut env.db.owner().await;
-    let expected = map(&[
-        ("running", "active"),
-        ("provisioning", "provisioning"),
-        ("offline", "stopped"),
-        ("deleting", "deleted"),
-        ("booting", "provisioning"),
-    ]);
-    assert_eq!(mapping(conn, "servers", dock).await, expected);
-    let expected = map(&[
-        ("active", "active"),
-        ("disabled", "stopped"),
-        ("has_errors", "error"),
-        ("edit_mode", "provisioning"),
-    ]);
-    assert_eq!(mapping(conn, "domains", dock).await, expected);
-    let expected = map(&[
-        ("active", "active"),
-        ("provisioning", "provisioning"),
-        ("suspended", "stopped"),
-        ("failed", "error"),
-    ]);
-    assert_eq!(mapping(conn, "databases", dock).await, expected);
+    assert_mappings(
+        conn,
+        dock,
+        &[
+            (
+                "servers",
+                &[
+                    ("running", "active"),
+                    ("provisioning", "provisioning"),
+                    ("offline", "stopped"),
+                    ("deleting", "deleted"),
+                    ("booting", "provisioning"),
+                ],
+            ),
+            (
+                "domains",
+                &[
+                    ("active", "active"),
+                    ("disabled", "stopped"),
+                    ("has_errors", "error"),
+                    ("edit_mode", "provisioning"),
+                ],
+            ),
+            (
+                "databases",
+                &[
+                    ("active", "active"),
+                    ("provisioning", "provisioning"),
+                    ("suspended", "stopped"),
+                    ("failed", "error"),
+                ],
+            ),
+        ],
+    )
+    .await;
     assert_eq!(secrets_stored(conn, dock).await, 0);
     let disk = count(
         conn,
@@ -339,15 +376,26 @@ async fn vercel_follows_until_cursors_and_drops_env_values() {
     assert!(report.succeeded(), "{:?}", report.error);
     assert_eq!((report.counts.created, report.counts.pages), (257, 3 + 1));
     let conn = &mut env.db.owner().await;
-    let expected = map(&[
-        ("READY", "active"),
-        ("BUILDING", "provisioning"),
-        ("ERROR", "error"),
-        ("CANCELED", "stopped"),
-    ]);
-    assert_eq!(mapping(conn, "web_services", dock).await, expected);
-    let expected = map(&[("verified", "active"), ("unverified", "provisioning")]);
-    assert_eq!(mapping(conn, "domains", dock).await, expected);
+    assert_mappings(
+        conn,
+        dock,
+        &[
+            (
+                "web_services",
+                &[
+                    ("READY", "active"),
+                    ("BUILDING", "provisioning"),
+                    ("ERROR", "error"),
+                    ("CANCELED", "stopped"),
+                ],
+            ),
+            (
+                "domains",
+                &[("verified", "active"), ("unverified", "provisioning")],
+            ),
+        ],
+    )
+    .await;
     assert_eq!(
         secrets_stored(conn, dock).await,
         0,

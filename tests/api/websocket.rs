@@ -7,12 +7,7 @@ use crate::harness::TestApp;
 use crate::harness::ws::{LEGACY_WS, TRANSPORT_WS, Ws, bearer};
 
 async fn app_with_alice() -> (TestApp, String) {
-    let app = TestApp::spawn().await;
-    let mut conn = app.db.owner().await;
-    let acme = fixtures::org(&mut conn, "acme").await;
-    fixtures::member(&mut conn, &acme, "alice", "owner").await;
-    let token = app.token("alice", None);
-    (app, token)
+    fixtures::with_alice(TestApp::spawn().await).await
 }
 
 const QUERY: &str = "{ viewer { organization { slug } } }";

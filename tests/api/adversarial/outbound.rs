@@ -182,10 +182,7 @@ fn message(body: &Value) -> &str {
 
 /// A server whose org `acme` has the owner `alice`; `adjust` changes its configuration.
 async fn acme(adjust: impl FnOnce(&mut stackgate::config::Config)) -> (TestApp, String) {
-    let app = TestApp::spawn_with(adjust).await;
-    let mut conn = app.db.owner().await;
-    let org = fixtures::org(&mut conn, "acme").await;
-    fixtures::member(&mut conn, &org, "alice", "owner").await;
+    let (app, _) = fixtures::with_alice(TestApp::spawn_with(adjust).await).await;
     let token = app.token("alice", Some("acme"));
     (app, token)
 }

@@ -15,12 +15,10 @@ use crate::harness::{TestApp, error_code};
 
 /// An app with `acme`, its owner `alice` and a member `mallory`; tokens for both.
 async fn acme() -> (TestApp, String, String) {
-    let app = TestApp::spawn().await;
-    let mut conn = app.db.owner().await;
-    let acme = fixtures::org(&mut conn, "acme").await;
-    fixtures::member(&mut conn, &acme, "alice", "owner").await;
-    fixtures::member(&mut conn, &acme, "mallory", "member").await;
-    let (alice, mallory) = (app.token("alice", None), app.token("mallory", None));
+    let (app, alice) = fixtures::with_alice(TestApp::spawn().await).await;
+    let acme = fixtures::find_org(&mut app.db.owner().await, "acme").await;
+    fixtures::member(&mut app.db.owner().await, &acme, "mallory", "member").await;
+    let mallory = app.token("mallory", None);
     (app, alice, mallory)
 }
 

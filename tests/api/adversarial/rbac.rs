@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use crate::fixtures;
 use crate::harness::ws::Ws;
-use crate::harness::{TestApp, error_code};
+use crate::harness::{TestApp, error_code, id_where, member_id};
 
 const MEMBERS: &str = "{ viewer { organization { roles { id name } members { user { id email } role } \
     teams { id name } clients { id name } } } }";
@@ -52,21 +52,6 @@ async fn directory(app: &TestApp) -> Value {
     let body = run(app, &org_0(app, "owner"), MEMBERS, json!({})).await;
     assert!(body.get("errors").is_none(), "{body}");
     body["data"]["viewer"]["organization"].clone()
-}
-
-fn id_where(list: &Value, key: &str, value: &str) -> Value {
-    list.as_array()
-        .and_then(|items| items.iter().find(|i| i[key] == value))
-        .map(|i| i["id"].clone())
-        .unwrap_or_else(|| panic!("no {key} = {value} in {list}"))
-}
-
-fn member_id(org: &Value, email: &str) -> Value {
-    org["members"]
-        .as_array()
-        .and_then(|m| m.iter().find(|m| m["user"]["email"] == email))
-        .map(|m| m["user"]["id"].clone())
-        .unwrap_or_else(|| panic!("no member {email} in {org}"))
 }
 
 fn role_of(org: &Value, email: &str) -> String {
@@ -189,22 +174,13 @@ async fn g_an_admin_cannot_become_owner_nor_demote_or_remove_an_owner() {
 async fn custom_roles_above_their_creators_level_are_refused() {
     let app = fixtures::seeded().await;
     let (token, _) = people_manager(&app).await;
-    let body = run(
-        &app,
-        &token,
-        CREATE_ROLE,
+    for above in [
         json!({ "name": "Dock admin", "p": { "docks": "full" } }),
-    )
-    .await;
-    refused(&body, "FORBIDDEN", "createRole");
-    let body = run(
-        &app,
-        &token,
-        CREATE_ROLE,
         json!({ "name": "Auditor", "p": { "audit": "read" } }),
-    )
-    .await;
-    refused(&body, "FORBIDDEN", "createRole");
+    ] {
+        let body = run(&app, &token, CREATE_ROLE, above).await;
+        refused(&body, "FORBIDDEN", "createRole");
+    }
     let body = run(
         &app,
         &token,

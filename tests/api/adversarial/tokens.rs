@@ -23,11 +23,9 @@ const RSA: &[&str] = &["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"];
 const EC: &[&str] = &["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"];
 
 async fn app_with_alice(adjust: impl FnOnce(&mut Config)) -> TestApp {
-    let app = TestApp::spawn_with(adjust).await;
-    let mut conn = app.db.owner().await;
-    let acme = fixtures::org(&mut conn, "acme").await;
-    fixtures::member(&mut conn, &acme, "alice", "owner").await;
-    app
+    fixtures::with_alice(TestApp::spawn_with(adjust).await)
+        .await
+        .0
 }
 
 fn now() -> i64 {
