@@ -74,17 +74,7 @@ impl Seeded {
 
     /// `(action, result)` of every audit entry of `org-0` with one of `actions`, oldest first.
     async fn audit(&self, actions: &[&str]) -> Vec<(String, String)> {
-        let query = "query($a: [String!]) { viewer { organization { auditLogs(first: 100, actions: $a) { nodes { action result } } } } }";
-        let body = self.run(&self.owner, query, json!({ "a": actions })).await;
-        let nodes = body["data"]["viewer"]["organization"]["auditLogs"]["nodes"]
-            .as_array()
-            .unwrap_or_else(|| panic!("audit log: {body}"))
-            .clone();
-        nodes
-            .iter()
-            .rev()
-            .map(|n| (text(&n["action"]), text(&n["result"])))
-            .collect()
+        self.app.audit(&self.owner, actions).await
     }
 
     async fn db(&self) -> AsyncPgConnection {

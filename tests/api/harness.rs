@@ -269,6 +269,26 @@ impl TestApp {
         .await
     }
 
+    /// `(action, result)` of the newest 100 audit entries with one of `actions` of the
+    /// organization `token` acts in, oldest first.
+    pub async fn audit(&self, token: &str, actions: &[&str]) -> Vec<(String, String)> {
+        let query = "query($a: [String!]) { viewer { organization { \
+            auditLogs(first: 100, actions: $a) { nodes { action result } } } } }";
+        let (_, body) = self
+            .graphql(Some(token), query, json!({ "a": actions }))
+            .await;
+        let nodes = body["data"]["viewer"]["organization"]["auditLogs"]["nodes"]
+            .as_array()
+            .unwrap_or_else(|| panic!("audit log: {body}"))
+            .clone();
+        let text = |v: &Value| v.as_str().unwrap_or_default().to_owned();
+        nodes
+            .iter()
+            .rev()
+            .map(|n| (text(&n["action"]), text(&n["result"])))
+            .collect()
+    }
+
     /// A token for `sub`, optionally pinned to an org, valid for an hour.
     pub fn token(&self, sub: &str, org: Option<&str>) -> String {
         self.jwt.mint(sub, org, 3600).expect("mint")

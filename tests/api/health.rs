@@ -48,6 +48,7 @@ impl Site {
                     UP => (StatusCode::OK, "up"),
                     DOWN => (StatusCode::SERVICE_UNAVAILABLE, "down"),
                     SLOW => {
+                        // A slow answer is what this mode serves.
                         tokio::time::sleep(Duration::from_millis(300)).await;
                         (StatusCode::OK, "slow")
                     }

@@ -65,22 +65,8 @@ fn role_of(org: &Value, email: &str) -> String {
 
 /// `(action, result)` of `org`'s audit entries with one of `actions`, oldest first.
 async fn audit(app: &TestApp, org: &str, actions: &[&str]) -> Vec<(String, String)> {
-    let query = "query($a: [String!]) { viewer { organization { auditLogs(first: 100, actions: $a) { \
-        nodes { action result } } } } }";
     let token = app.token(&format!("{org}-owner"), Some(org));
-    let body = run(app, &token, query, json!({ "a": actions })).await;
-    let nodes = body["data"]["viewer"]["organization"]["auditLogs"]["nodes"]
-        .as_array()
-        .unwrap_or_else(|| panic!("audit log: {body}"))
-        .clone();
-    nodes
-        .iter()
-        .rev()
-        .map(|n| {
-            let text = |v: &Value| v.as_str().unwrap_or_default().to_owned();
-            (text(&n["action"]), text(&n["result"]))
-        })
-        .collect()
+    app.audit(&token, actions).await
 }
 
 fn refused(body: &Value, code: &str, field: &str) {
