@@ -201,6 +201,16 @@ pub async fn grant_dock(conn: &mut AsyncPgConnection, team: &Team, dock: Uuid, l
     .expect("dock grant");
 }
 
+/// Sets the level of every dock grant of `team`.
+pub async fn set_grant_levels(conn: &mut AsyncPgConnection, team: &Team, level: &str) {
+    sql_query("update dock_permissions set level = $2 where team_id = $1")
+        .bind::<SqlUuid, _>(team.id)
+        .bind::<Text, _>(level)
+        .execute(conn)
+        .await
+        .expect("grant levels");
+}
+
 // ---------------------------------------------------------------------------------------------
 // Docks, resources and links
 
@@ -215,6 +225,17 @@ pub async fn dock(conn: &mut AsyncPgConnection, org: &Org) -> Uuid {
     .await
     .expect("dock")
     .id
+}
+
+/// The (first) dock of `org` for `provider` (`linode`, `gridpane`…), as the seed made it.
+pub async fn dock_of(conn: &mut AsyncPgConnection, org: &Org, provider: &str) -> Uuid {
+    sql_query("select id from docks where org_id = $1 and provider = $2 order by name limit 1")
+        .bind::<SqlUuid, _>(org.id)
+        .bind::<Text, _>(provider)
+        .get_result::<Id>(conn)
+        .await
+        .expect("a dock of this provider")
+        .id
 }
 
 /// A resource by what the health monitor probes on it.

@@ -656,23 +656,17 @@ const KEYS: &str = "{ viewer { organization {
 async fn team_grants_at_full_unlock_key_hints_and_provider_data_of_their_docks() {
     let world = world().await;
     let conn = &mut world.app.db.owner().await;
-    conn.batch_execute(
-        "insert into users (external_id, email, name) values ('ops', 'ops@example.test', 'Ops');
-         insert into teams (org_id, name, slug)
-         select id, 'Ops', 'ops' from organizations where slug = 'org-0';
-         insert into team_memberships (org_id, team_id, user_id, role_id)
-         select t.org_id, t.id, u.id, r.id from teams t, users u, roles r
-          where t.slug = 'ops' and u.external_id = 'ops' and r.org_id = t.org_id and r.name = 'admin';
-         insert into dock_permissions (org_id, dock_id, team_id, level)
-         select d.org_id, d.id, t.id, case d.provider when 'linode' then 'full' else 'read' end
-           from docks d join teams t on t.org_id = d.org_id and t.slug = 'ops'
-          where d.provider in ('linode', 'gridpane');
-         update dock_permissions set level = 'full'
-          where team_id = (select id from teams where name = 'Team 0' and org_id =
-                            (select id from organizations where slug = 'org-0'));",
-    )
-    .await
-    .expect("ops team");
+    // `ops`: admin in a team granted Linode FULL and GridPane READ; team 0's grant raised to FULL.
+    let org_0 = fixtures::find_org(conn, "org-0").await;
+    let ops = fixtures::team(conn, &org_0, "Ops").await;
+    let user = fixtures::user(conn, "ops").await;
+    fixtures::join_team(conn, &ops, user, "admin").await;
+    for (provider, level) in [("linode", "full"), ("gridpane", "read")] {
+        let dock = fixtures::dock_of(conn, &org_0, provider).await;
+        fixtures::grant_dock(conn, &ops, dock, level).await;
+    }
+    let team_0 = fixtures::seeded_team(conn, "org-0", "Team 0").await;
+    fixtures::set_grant_levels(conn, &team_0, "full").await;
     let app = &world.app;
     let view = |who: &'static str| {
         let token = app.token(who, Some("org-0"));
