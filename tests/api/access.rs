@@ -6,13 +6,14 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use serde_json::{Value, json};
 use stackgate::db::models::api_key;
 use stackgate::db::schema::{
-    api_keys, client_memberships, clients, dock_permissions, memberships, organizations, roles,
-    team_memberships, users,
+    api_keys, client_memberships, clients, dock_permissions, memberships, roles, team_memberships,
+    users,
 };
 use stackgate::db::{Scope, build_pool};
 use uuid::Uuid;
 
-use crate::harness::{TestApp, error_code};
+use crate::fixtures;
+use crate::harness::{TestApp, error_code, id_where, member_id};
 
 const DIRECTORY: &str = "{ viewer { user { id } organization { \
     teams { id name } clients { id name } roles { id name } members { user { id email } role } \
@@ -45,10 +46,7 @@ struct Seeded {
 }
 
 async fn seeded() -> Seeded {
-    let app = TestApp::spawn().await;
-    stackgate::seed::seed(&mut app.db.owner().await, 1)
-        .await
-        .expect("seed");
+    let app = fixtures::seeded().await;
     Seeded {
         owner: app.token("org-0-owner", Some("org-0")),
         viewer: app.token("org-0-viewer", Some("org-0")),
@@ -76,17 +74,7 @@ impl Seeded {
 
     /// `(action, result)` of every audit entry of `org-0` with one of `actions`, oldest first.
     async fn audit(&self, actions: &[&str]) -> Vec<(String, String)> {
-        let query = "query($a: [String!]) { viewer { organization { auditLogs(first: 100, actions: $a) { nodes { action result } } } } }";
-        let body = self.run(&self.owner, query, json!({ "a": actions })).await;
-        let nodes = body["data"]["viewer"]["organization"]["auditLogs"]["nodes"]
-            .as_array()
-            .unwrap_or_else(|| panic!("audit log: {body}"))
-            .clone();
-        nodes
-            .iter()
-            .rev()
-            .map(|n| (text(&n["action"]), text(&n["result"])))
-            .collect()
+        self.app.audit(&self.owner, actions).await
     }
 
     async fn db(&self) -> AsyncPgConnection {
@@ -98,36 +86,10 @@ fn text(v: &Value) -> String {
     v.as_str().unwrap_or_default().to_owned()
 }
 
-/// The `id` of the element of `list` whose `key` is `value`.
-fn id_where(list: &Value, key: &str, value: &str) -> Value {
-    list.as_array()
-        .and_then(|items| items.iter().find(|i| i[key] == value))
-        .map(|i| i["id"].clone())
-        .unwrap_or_else(|| panic!("no {key} = {value} in {list}"))
-}
-
-/// The user id of the member of `dir` with email `email`.
-fn member_id(dir: &Value, email: &str) -> Value {
-    dir["organization"]["members"]
-        .as_array()
-        .and_then(|m| m.iter().find(|m| m["user"]["email"] == email))
-        .map(|m| m["user"]["id"].clone())
-        .unwrap_or_else(|| panic!("no member {email}"))
-}
-
 fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
     list.iter()
         .map(|(a, r)| ((*a).to_owned(), (*r).to_owned()))
         .collect()
-}
-
-async fn org_id(conn: &mut AsyncPgConnection, slug: &str) -> Uuid {
-    organizations::table
-        .filter(organizations::slug.eq(slug))
-        .select(organizations::id)
-        .first(conn)
-        .await
-        .expect("org")
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -163,7 +125,7 @@ async fn teams_and_clients_are_created_and_filled() {
         .await;
     assert_eq!(error_code(&body), "FORBIDDEN", "{body}");
 
-    let viewer_id = member_id(&dir, "org-0-viewer@example.test");
+    let viewer_id = member_id(&dir["organization"], "org-0-viewer@example.test");
     let add = |user: Value, email: Value| json!({ "team": team["id"], "user": user, "email": email, "role": member_role });
     let body = s
         .run(
@@ -204,14 +166,14 @@ async fn teams_and_clients_are_created_and_filled() {
     let in_team: i64 = team_memberships::table
         .inner_join(users::table.on(users::id.eq(team_memberships::user_id)))
         .filter(users::email.eq("org-1-member@example.test"))
-        .filter(team_memberships::org_id.eq(org_id(&mut conn, "org-0").await))
+        .filter(team_memberships::org_id.eq(fixtures::find_org(&mut conn, "org-0").await.id))
         .count()
         .get_result(&mut conn)
         .await
         .expect("count");
     assert_eq!(in_team, 0, "no one joins without an invitation");
 
-    let foreign_user = member_id(&foreign, "org-1-viewer@example.test");
+    let foreign_user = member_id(&foreign["organization"], "org-1-viewer@example.test");
     let foreign_team = foreign["organization"]["teams"][0]["id"].clone();
     let foreign_role = id_where(&foreign["organization"]["roles"], "name", "member");
     let cases = [
@@ -343,7 +305,7 @@ async fn teams_and_clients_are_created_and_filled() {
 async fn the_email_lookup_setting_shows_no_one() {
     let s = seeded().await;
     let pool = build_pool(&s.app.db.url(), 1).expect("pool");
-    let org = org_id(&mut s.db().await, "org-0").await;
+    let org = fixtures::find_org(&mut s.db().await, "org-0").await.id;
     let scope = Scope::org(org, Uuid::nil());
     let seen = |email: &'static str| {
         let scope = scope.clone();
@@ -443,9 +405,9 @@ async fn member_roles_always_keep_an_owner() {
     let dir = s.directory(&s.owner).await;
     let org = &dir["organization"];
     let role = |name: &str| id_where(&org["roles"], "name", name);
-    let owner = member_id(&dir, "org-0-owner@example.test");
-    let admin = member_id(&dir, "org-0-admin@example.test");
-    let member = member_id(&dir, "org-0-member@example.test");
+    let owner = member_id(&dir["organization"], "org-0-owner@example.test");
+    let admin = member_id(&dir["organization"], "org-0-admin@example.test");
+    let member = member_id(&dir["organization"], "org-0-member@example.test");
 
     let body = s
         .run(
@@ -479,7 +441,7 @@ async fn member_roles_always_keep_an_owner() {
     );
 
     let foreign = s.directory(&s.other).await;
-    let foreign_user = member_id(&foreign, "org-1-member@example.test");
+    let foreign_user = member_id(&foreign["organization"], "org-1-member@example.test");
     let foreign_role = id_where(&foreign["organization"]["roles"], "name", "viewer");
     for (variables, code) in [
         (
@@ -511,7 +473,7 @@ async fn member_roles_always_keep_an_owner() {
 
     // Two owners demoting each other at once: exactly one succeeds, every round.
     let mut conn = s.db().await;
-    let org_uuid = org_id(&mut conn, "org-0").await;
+    let org_uuid = fixtures::find_org(&mut conn, "org-0").await.id;
     let admin_token = s.token("admin");
     for round in 0..5 {
         let body = s
@@ -617,7 +579,7 @@ async fn dock_grants_are_upserted_and_revoked() {
     let team = id_where(&org["teams"], "name", "Team 1");
     let client = id_where(&org["clients"], "name", "Client 1");
     let mut conn = s.db().await;
-    let org_uuid = org_id(&mut conn, "org-0").await;
+    let org_uuid = fixtures::find_org(&mut conn, "org-0").await.id;
     let before: i64 = dock_permissions::table
         .filter(dock_permissions::org_id.eq(org_uuid))
         .count()
@@ -660,33 +622,15 @@ async fn dock_grants_are_upserted_and_revoked() {
         "upserted to full: {levels:?}"
     );
 
-    let body = s
-        .run(
-            &s.owner,
-            REVOKE_GRANT,
-            json!({ "dock": dock, "team": team }),
-        )
-        .await;
-    assert_eq!(body["data"]["revokeDockAccess"], true, "{body}");
-    let body = s
-        .run(
-            &s.owner,
-            REVOKE_GRANT,
-            json!({ "dock": dock, "team": team }),
-        )
-        .await;
-    assert_eq!(
-        body["data"]["revokeDockAccess"], false,
-        "already gone: {body}"
-    );
-    let body = s
-        .run(
-            &s.owner,
-            REVOKE_GRANT,
-            json!({ "dock": dock, "client": client }),
-        )
-        .await;
-    assert_eq!(body["data"]["revokeDockAccess"], true, "{body}");
+    // Revoked once; the second time it is already gone.
+    for (grantee, revoked) in [
+        (json!({ "dock": dock, "team": team }), true),
+        (json!({ "dock": dock, "team": team }), false),
+        (json!({ "dock": dock, "client": client }), true),
+    ] {
+        let body = s.run(&s.owner, REVOKE_GRANT, grantee).await;
+        assert_eq!(body["data"]["revokeDockAccess"], revoked, "{body}");
+    }
 
     let foreign = s.directory(&s.other).await["organization"].clone();
     let foreign_dock = foreign["docks"]["nodes"][0]["id"].clone();
@@ -924,7 +868,7 @@ async fn api_keys_are_revoked_by_their_owner_or_an_admin() {
     let viewer_key = create(&s.viewer, "script").await;
     assert!(viewer_key.is_string());
     let dir = s.directory(&s.owner).await;
-    let viewer_id = member_id(&dir, "org-0-viewer@example.test");
+    let viewer_id = member_id(&dir["organization"], "org-0-viewer@example.test");
     let body = s.run(&s.owner, REMOVE, json!({ "user": viewer_id })).await;
     assert_eq!(body["data"]["removeMember"], true, "{body}");
     let live: i64 = api_keys::table

@@ -1,11 +1,14 @@
 //! Authentication: every failure gets its code, never a 500; the happy path picks the right org.
 
+use std::time::Duration;
+
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::json;
 use stackgate::auth::jwt::JwtKeys;
 
 use crate::fixtures;
+use crate::harness::wait::wait_for;
 use crate::harness::{TestApp, error_code};
 
 const VIEWER: &str = "{ viewer { user { name } organization { slug } } }";
@@ -301,6 +304,7 @@ async fn resolved_viewers_are_reused_until_access_changes_or_the_period_ends() {
             body["data"]["viewer"]["organization"]["slug"], "acme",
             "cached for {ttl}s: {body}"
         );
+        // Waiting out the cache period is the behaviour under test: nothing else clears it.
         tokio::time::sleep(std::time::Duration::from_millis(2200)).await;
         let (_, body) = app.graphql(Some(&token), VIEWER, json!({})).await;
         assert_eq!(error_code(&body), "FORBIDDEN", "expired: {body}");
@@ -343,18 +347,17 @@ async fn an_access_change_clears_cached_viewers_on_every_replica() {
         .await
         .expect("remove membership");
     for url in [app.url("/graphql"), replica_url] {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-        loop {
-            let body = ask(url.clone()).await;
-            if error_code(&body) == "FORBIDDEN" {
-                break;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "still served from a cache of an hour: {body}"
-            );
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        }
+        wait_for(
+            "the membership change to clear the cache",
+            Duration::from_secs(5),
+            async || {
+                let body = ask(url.clone()).await;
+                (error_code(&body) == "FORBIDDEN")
+                    .then_some(())
+                    .ok_or(format!("still served from a cache of an hour: {body}"))
+            },
+        )
+        .await;
     }
 }
 

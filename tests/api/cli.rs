@@ -2,10 +2,12 @@
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use secrecy::SecretString;
 use stackgate::auth::jwt::JwtKeys;
+
+use crate::harness::wait::exit_of;
 
 const BIN: &str = env!("CARGO_BIN_EXE_stackgate");
 
@@ -119,14 +121,7 @@ async fn demo_serves_acme_and_stops_cleanly() {
         nix::sys::signal::Signal::SIGTERM,
     )
     .expect("signal");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "demo did not stop");
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let status = exit_of(&mut child, Duration::from_secs(30));
     assert!(status.success(), "{status:?}");
     assert!(
         !dir.join("pg/data/postmaster.pid").exists(),

@@ -4,16 +4,14 @@
 use serde_json::{Value, json};
 use stackgate::sync::fake::{FakeKind, FakeProvider, Script};
 
-use crate::harness::{TestApp, error_code};
+use crate::fixtures;
+use crate::harness::error_code;
 
 const KEY: &str = "do-good-token-1234";
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_dock_is_checked_created_synced_and_deleted() {
-    let app = TestApp::spawn().await;
-    stackgate::seed::seed(&mut app.db.owner().await, 1)
-        .await
-        .expect("seed");
+    let app = fixtures::seeded().await;
     let owner = app.token("org-0-owner", Some("org-0"));
     let (url, _fake) = FakeProvider::start(FakeKind::DigitalOcean, Script::new(KEY).servers(7))
         .await
@@ -53,23 +51,9 @@ async fn a_dock_is_checked_created_synced_and_deleted() {
         .await;
     let run = body["data"]["syncDock"].clone();
     assert!(run["id"].is_string(), "{body}");
-    let mut status = Value::Null;
-    for _ in 0..100 {
-        let (_, body) = app
-            .graphql(
-                Some(&owner),
-                "query($id: ID!) { node(id: $id) { ... on SyncRun { status created } } }",
-                json!({ "id": run["id"] }),
-            )
-            .await;
-        status = body["data"]["node"]["status"].clone();
-        if status == "SUCCESS" || status == "ERROR" {
-            assert_eq!(body["data"]["node"]["created"], 7, "{body}");
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    assert_eq!(status, "SUCCESS");
+    let finished = app.finished_run(&owner, &run["id"]).await;
+    assert_eq!(finished["status"], "SUCCESS", "{finished}");
+    assert_eq!(finished["created"], 7, "{finished}");
     let (_, body) = app.graphql(Some(&owner), "query($id: ID!) { node(id: $id) { ... on Dock { lastSyncStatus resources { totalCount } } } }", json!({ "id": dock["id"] })).await;
     assert_eq!(
         body["data"]["node"],

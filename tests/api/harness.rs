@@ -12,6 +12,9 @@ use stackgate::config::Config;
 use stackgate::db::embedded::{Durability, EmbeddedPostgres};
 use stackgate::server::RunningServer;
 
+pub mod wait;
+pub mod ws;
+
 pub const JWT_SECRET: &str = "test-secret-test-secret-test-secret!";
 const TEMPLATE: &str = "stackgate_template";
 
@@ -241,14 +244,49 @@ impl TestApp {
     /// client no acknowledgement; events published before it listens are not its).
     pub async fn wait_subscribed(&self, n: usize) {
         let bus = &self.server.as_ref().expect("running").state.events;
-        let started = std::time::Instant::now();
-        while bus.subscribers() < n {
-            assert!(
-                started.elapsed() < std::time::Duration::from_secs(10),
-                "never subscribed"
-            );
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
+        let what = format!("{n} subscriptions on the event bus");
+        wait::wait_until(&what, wait::PATIENCE, async || bus.subscribers() >= n).await;
+    }
+
+    /// The server's GraphQL WebSocket endpoint (`http://.../graphql/ws`).
+    pub fn ws_url(&self) -> String {
+        self.url("/graphql/ws")
+    }
+
+    /// Waits until the sync run `run` (a global id) has finished, asking as `token`; its
+    /// `status`, `created` and `error`.
+    pub async fn finished_run(&self, token: &str, run: &Value) -> Value {
+        let query = "query($id: ID!) { node(id: $id) { ... on SyncRun { status created error } } }";
+        wait::wait_for("the sync run to finish", wait::PATIENCE, async || {
+            let (_, body) = self.graphql(Some(token), query, json!({ "id": run })).await;
+            let node = &body["data"]["node"];
+            if node["status"] == "SUCCESS" || node["status"] == "ERROR" {
+                Ok(node.clone())
+            } else {
+                Err(body.to_string())
+            }
+        })
+        .await
+    }
+
+    /// `(action, result)` of the newest 100 audit entries with one of `actions` of the
+    /// organization `token` acts in, oldest first.
+    pub async fn audit(&self, token: &str, actions: &[&str]) -> Vec<(String, String)> {
+        let query = "query($a: [String!]) { viewer { organization { \
+            auditLogs(first: 100, actions: $a) { nodes { action result } } } } }";
+        let (_, body) = self
+            .graphql(Some(token), query, json!({ "a": actions }))
+            .await;
+        let nodes = body["data"]["viewer"]["organization"]["auditLogs"]["nodes"]
+            .as_array()
+            .unwrap_or_else(|| panic!("audit log: {body}"))
+            .clone();
+        let text = |v: &Value| v.as_str().unwrap_or_default().to_owned();
+        nodes
+            .iter()
+            .rev()
+            .map(|n| (text(&n["action"]), text(&n["result"])))
+            .collect()
     }
 
     /// A token for `sub`, optionally pinned to an org, valid for an hour.
@@ -281,4 +319,21 @@ pub fn error_code(body: &Value) -> &str {
     body["errors"][0]["extensions"]["code"]
         .as_str()
         .unwrap_or("<no code>")
+}
+
+/// The `id` of the element of the JSON list `list` whose `key` is `value`.
+pub fn id_where(list: &Value, key: &str, value: &str) -> Value {
+    list.as_array()
+        .and_then(|items| items.iter().find(|i| i[key] == value))
+        .map(|i| i["id"].clone())
+        .unwrap_or_else(|| panic!("no {key} = {value} in {list}"))
+}
+
+/// The user id of the member with `email` of an `Organization` (with `members { user { id email } }`).
+pub fn member_id(org: &Value, email: &str) -> Value {
+    org["members"]
+        .as_array()
+        .and_then(|m| m.iter().find(|m| m["user"]["email"] == email))
+        .map(|m| m["user"]["id"].clone())
+        .unwrap_or_else(|| panic!("no member {email} in {org}"))
 }

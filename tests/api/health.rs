@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::http::StatusCode;
 use diesel::QueryableByName;
@@ -16,9 +16,11 @@ use stackgate::health::monitor::ProbeReport;
 use stackgate::health::{Monitor, MonitorConfig, ProbeConfig};
 use uuid::Uuid;
 
-use crate::fixtures::{self, Org};
+use crate::fixtures::Target::{Database, Domain, Server, Web};
+use crate::fixtures::{self, Org, count};
+use crate::harness::wait::{PATIENCE, wait_until};
+use crate::harness::ws::Ws;
 use crate::harness::{TestApp, TestDb};
-use crate::subscriptions::Subscriber;
 
 // ---------------------------------------------------------------------------------------------
 // Targets: an HTTP site and TCP listeners, switchable while the test runs
@@ -46,6 +48,7 @@ impl Site {
                     UP => (StatusCode::OK, "up"),
                     DOWN => (StatusCode::SERVICE_UNAVAILABLE, "down"),
                     SLOW => {
+                        // A slow answer is what this mode serves.
                         tokio::time::sleep(Duration::from_millis(300)).await;
                         (StatusCode::OK, "slow")
                     }
@@ -110,60 +113,6 @@ impl Port {
 // ---------------------------------------------------------------------------------------------
 // Fixtures
 
-#[derive(QueryableByName)]
-struct Id {
-    #[diesel(sql_type = SqlUuid)]
-    id: Uuid,
-}
-
-async fn dock(conn: &mut AsyncPgConnection, org: &Org) -> Uuid {
-    diesel::sql_query(
-        "insert into docks (org_id, name, provider, encrypted_api_key) \
-         values ($1, 'do-' || gen_random_uuid(), 'digitalocean', '\\x00') returning id",
-    )
-    .bind::<SqlUuid, _>(org.id)
-    .get_result::<Id>(conn)
-    .await
-    .expect("dock")
-    .id
-}
-
-/// A resource of `table` whose probed column (`column`) is `address`.
-async fn resource(
-    conn: &mut AsyncPgConnection,
-    (org, dock): (&Org, Uuid),
-    table: &str,
-    column: &str,
-    address: &str,
-) -> Uuid {
-    let name = format!("{table}-{}", Uuid::new_v4().simple());
-    let sql = format!(
-        "insert into {table} (org_id, dock_id, provider, provider_resource_id, name, status, {column}) \
-         values ($1, $2, 'vercel', $3, $3, 'active', $4) returning id"
-    );
-    diesel::sql_query(sql)
-        .bind::<SqlUuid, _>(org.id)
-        .bind::<SqlUuid, _>(dock)
-        .bind::<Text, _>(&name)
-        .bind::<Text, _>(address)
-        .get_result::<Id>(conn)
-        .await
-        .expect("resource")
-        .id
-}
-
-/// Makes every resource due now (instead of waiting out the interval).
-pub async fn make_due(conn: &mut AsyncPgConnection) {
-    conn.batch_execute(
-        "update servers set health_next_check_at = '-infinity'; \
-         update web_services set health_next_check_at = '-infinity'; \
-         update domains set health_next_check_at = '-infinity'; \
-         update databases set health_next_check_at = '-infinity';",
-    )
-    .await
-    .expect("make due");
-}
-
 pub fn config(server_port: u16, concurrency: usize) -> MonitorConfig {
     MonitorConfig {
         concurrency,
@@ -182,7 +131,7 @@ pub fn config(server_port: u16, concurrency: usize) -> MonitorConfig {
 
 /// Makes everything due, claims and probes it, and waits for every result.
 pub async fn round(monitor: &Monitor, owner: &mut AsyncPgConnection) -> Vec<ProbeReport> {
-    make_due(owner).await;
+    fixtures::make_due(owner).await;
     let tasks = monitor.run_once().await.expect("claim");
     let mut reports = Vec::new();
     for task in tasks {
@@ -235,21 +184,6 @@ async fn alerts(conn: &mut AsyncPgConnection, id: Uuid) -> Vec<AlertCols> {
     .expect("alerts")
 }
 
-#[derive(QueryableByName)]
-struct N {
-    #[diesel(sql_type = BigInt)]
-    n: i64,
-}
-
-async fn count(conn: &mut AsyncPgConnection, sql: &str, id: Uuid) -> i64 {
-    diesel::sql_query(sql)
-        .bind::<SqlUuid, _>(id)
-        .get_result::<N>(conn)
-        .await
-        .expect(sql)
-        .n
-}
-
 struct Env {
     db: TestDb,
     pool: Pool,
@@ -262,7 +196,7 @@ impl Env {
         let db = TestDb::migrated().await;
         let mut conn = db.owner().await;
         let org = fixtures::org(&mut conn, "acme").await;
-        let dock = dock(&mut conn, &org).await;
+        let dock = fixtures::dock(&mut conn, &org).await;
         let pool = build_pool(&db.url(), 8).expect("pool");
         Self {
             db,
@@ -281,14 +215,7 @@ async fn http_state_changes_only_after_n_agreeing_probes_and_alerts_follow() {
     let env = Env::new().await;
     let owner = &mut env.db.owner().await;
     let site = Site::start(UP).await;
-    let web = resource(
-        owner,
-        (&env.org, env.dock),
-        "web_services",
-        "production_url",
-        &site.url,
-    )
-    .await;
+    let web = fixtures::resource(owner, &env.org, env.dock, Web(&site.url)).await;
     let monitor = Monitor::new(env.pool.clone(), config(1, 8)).expect("monitor");
     let h = health(owner, "web_services", web).await;
     assert_eq!(
@@ -378,28 +305,9 @@ async fn tcp_ports_opening_and_closing_drive_servers_and_databases() {
     let mut server_port = Port::open("127.0.0.2", 0).await;
     let port = server_port.addr.port();
     let mut db_port = Port::open("127.0.0.3", 0).await;
-    let server = resource(
-        owner,
-        (&env.org, env.dock),
-        "servers",
-        "primary_ip_address",
-        "127.0.0.2",
-    )
-    .await;
-    let database = resource(
-        owner,
-        (&env.org, env.dock),
-        "databases",
-        "host",
-        "127.0.0.3",
-    )
-    .await;
-    diesel::sql_query("update databases set port = $2 where id = $1")
-        .bind::<SqlUuid, _>(database)
-        .bind::<diesel::sql_types::Integer, _>(i32::from(db_port.addr.port()))
-        .execute(owner)
-        .await
-        .expect("port");
+    let server = fixtures::resource(owner, &env.org, env.dock, Server("127.0.0.2")).await;
+    let database = fixtures::resource(owner, &env.org, env.dock, Database("127.0.0.3")).await;
+    fixtures::set_database_port(owner, database, db_port.addr.port()).await;
     let monitor = Monitor::new(env.pool.clone(), config(port, 8)).expect("monitor");
 
     round(&monitor, owner).await;
@@ -441,40 +349,21 @@ async fn a_hanging_probe_times_out_and_frees_its_slot() {
     let owner = &mut env.db.owner().await;
     let hanging = Site::start(HANG).await;
     let fine = Site::start(UP).await;
-    let stuck = resource(
-        owner,
-        (&env.org, env.dock),
-        "web_services",
-        "production_url",
-        &hanging.url,
-    )
-    .await;
+    let stuck = fixtures::resource(owner, &env.org, env.dock, Web(&hanging.url)).await;
     let mut others = Vec::new();
     for _ in 0..3 {
-        others.push(
-            resource(
-                owner,
-                (&env.org, env.dock),
-                "web_services",
-                "production_url",
-                &fine.url,
-            )
-            .await,
-        );
+        others.push(fixtures::resource(owner, &env.org, env.dock, Web(&fine.url)).await);
     }
     // One slot: everything else waits behind the hanging probe unless it is cut off.
     let handle = Monitor::new(env.pool.clone(), config(1, 1))
         .expect("monitor")
         .spawn();
-    let started = Instant::now();
     let checked = "select count(*) as n from web_services where last_health_check_at is not null and org_id = $1";
-    while count(owner, checked, env.org.id).await < 4 {
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "probes stalled behind the hanging one"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let what = "every probe, though one hangs";
+    wait_until(what, PATIENCE, async || {
+        fixtures::count(owner, checked, env.org.id).await >= 4
+    })
+    .await;
     handle.stop();
     #[derive(QueryableByName)]
     struct Check {
@@ -503,14 +392,7 @@ async fn each_transition_publishes_the_agreed_payload_on_commit() {
     let env = Env::new().await;
     let owner = &mut env.db.owner().await;
     let site = Site::start(UP).await;
-    let web = resource(
-        owner,
-        (&env.org, env.dock),
-        "web_services",
-        "production_url",
-        &site.url,
-    )
-    .await;
+    let web = fixtures::resource(owner, &env.org, env.dock, Web(&site.url)).await;
     let mut listener = env.db.owner().await;
     listener
         .batch_execute("LISTEN stackgate_events")
@@ -573,46 +455,13 @@ async fn each_transition_publishes_the_agreed_payload_on_commit() {
 async fn domains_are_judged_by_resolution_and_expiry() {
     let env = Env::new().await;
     let owner = &mut env.db.owner().await;
-    let fine = resource(
-        owner,
-        (&env.org, env.dock),
-        "domains",
-        "domain_name",
-        "localhost",
-    )
-    .await;
-    let soon = resource(
-        owner,
-        (&env.org, env.dock),
-        "domains",
-        "domain_name",
-        "localhost",
-    )
-    .await;
-    let expired = resource(
-        owner,
-        (&env.org, env.dock),
-        "domains",
-        "domain_name",
-        "localhost",
-    )
-    .await;
-    let bogus = resource(
-        owner,
-        (&env.org, env.dock),
-        "domains",
-        "domain_name",
-        "no such name!",
-    )
-    .await;
-    owner
-        .batch_execute(&format!(
-            "update domains set expires_at = now() + interval '5 days' where id = '{soon}';
-             update domains set expires_at = now() - interval '1 day' where id = '{expired}';
-             update domains set expires_at = now() + interval '300 days' where id = '{fine}';"
-        ))
-        .await
-        .expect("expiry");
+    let fine = fixtures::resource(owner, &env.org, env.dock, Domain("localhost")).await;
+    let soon = fixtures::resource(owner, &env.org, env.dock, Domain("localhost")).await;
+    let expired = fixtures::resource(owner, &env.org, env.dock, Domain("localhost")).await;
+    let bogus = fixtures::resource(owner, &env.org, env.dock, Domain("no such name!")).await;
+    for (id, days) in [(soon, 5), (expired, -1), (fine, 300)] {
+        fixtures::set_domain_expiry(owner, id, days).await;
+    }
     let monitor = Monitor::new(env.pool.clone(), config(1, 8)).expect("monitor");
     let reports = round(&monitor, owner).await;
     let observed = |id: Uuid| {
@@ -634,29 +483,9 @@ async fn intervals_follow_org_and_kind_overrides_and_leases_keep_replicas_apart(
     let env = Env::new().await;
     let owner = &mut env.db.owner().await;
     let site = Site::start(UP).await;
-    let web = resource(
-        owner,
-        (&env.org, env.dock),
-        "web_services",
-        "production_url",
-        &site.url,
-    )
-    .await;
-    let server = resource(
-        owner,
-        (&env.org, env.dock),
-        "servers",
-        "primary_ip_address",
-        "127.0.0.1",
-    )
-    .await;
-    diesel::sql_query(
-        "insert into health_check_intervals (org_id, resource_kind, interval_seconds) values ($1, 'server', 3600)",
-    )
-    .bind::<SqlUuid, _>(env.org.id)
-    .execute(owner)
-    .await
-    .expect("override");
+    let web = fixtures::resource(owner, &env.org, env.dock, Web(&site.url)).await;
+    let server = fixtures::resource(owner, &env.org, env.dock, Server("127.0.0.1")).await;
+    fixtures::set_health_interval(owner, &env.org, "server", 3600).await;
     let monitor = Monitor::new(env.pool.clone(), config(1, 8)).expect("monitor");
     let other = Monitor::new(
         env.pool.clone(),
@@ -691,15 +520,7 @@ async fn retention_prunes_only_old_history_and_the_app_cannot_delete_it() {
     let env = Env::new().await;
     let owner = &mut env.db.owner().await;
     let id = Uuid::new_v4();
-    diesel::sql_query(
-        "insert into health_checks (org_id, resource_kind, resource_id, checked_at, state) \
-         select $1, 'server', $2, now() - (n || ' hours')::interval, 'healthy' from generate_series(0, 47) n",
-    )
-    .bind::<SqlUuid, _>(env.org.id)
-    .bind::<SqlUuid, _>(id)
-    .execute(owner)
-    .await
-    .expect("history");
+    fixtures::health_history(owner, &env.org, id, 48).await;
     let denied = Scope {
         org_id: Some(env.org.id),
         ..Scope::default()
@@ -744,26 +565,12 @@ async fn alerts_and_health_summaries_over_graphql_stay_in_their_org() {
     let other = fixtures::org(owner, "other").await;
     fixtures::member(owner, &acme, "acme-owner", "owner").await;
     fixtures::member(owner, &other, "other-owner", "owner").await;
-    fixtures::project(owner, &acme, "site").await;
-    let dock = dock(owner, &acme).await;
+    let project = fixtures::project(owner, &acme, "site").await;
+    let dock = fixtures::dock(owner, &acme).await;
     let site = Site::start(DOWN).await;
-    let web = resource(
-        owner,
-        (&acme, dock),
-        "web_services",
-        "production_url",
-        &site.url,
-    )
-    .await;
-    resource(owner, (&acme, dock), "web_services", "production_url", "").await;
-    owner
-        .batch_execute(&format!(
-            "insert into project_resources (org_id, project_id, resource_kind, web_service_id, denormalized_name, denormalized_status) \
-             select org_id, id, 'web_service', '{web}', 'x', 'unknown' from projects where org_id = '{}'",
-            acme.id
-        ))
-        .await
-        .expect("link");
+    let web = fixtures::resource(owner, &acme, dock, Web(&site.url)).await;
+    fixtures::resource(owner, &acme, dock, Web("")).await;
+    fixtures::link(owner, &acme, project, "web_service", web).await;
     let pool = build_pool(&app.db.url(), 4).expect("pool");
     let monitor = Monitor::new(pool, config(1, 4)).expect("monitor");
     round(&monitor, owner).await;
@@ -807,12 +614,7 @@ async fn alerts_and_health_summaries_over_graphql_stay_in_their_org() {
         json!({ "healthy": 0, "degraded": 0, "unhealthy": 1, "unknown": 0 })
     );
     // A resource its provider no longer lists leaves the summary (its link stays, marked deleted).
-    owner
-        .batch_execute(&format!(
-            "update web_services set status = 'deleted' where id = '{web}'"
-        ))
-        .await
-        .expect("delete");
+    fixtures::set_status(owner, "web_services", web, "deleted").await;
     let (_, body) = app.graphql(Some(&token), ALERTS, json!({})).await;
     assert_eq!(
         body["data"]["viewer"]["organization"]["projects"]["nodes"][0]["healthSummary"],
@@ -887,35 +689,41 @@ async fn alerts_and_health_summaries_over_graphql_stay_in_their_org() {
     assert_eq!(history["nodes"][0]["state"], "UNHEALTHY");
 }
 
+/// A server of a project of the team `$team`.
+const REACHED_SERVER: &str = "select s.id from servers s join project_resources pr on pr.server_id = s.id \
+    join projects p on p.id = pr.project_id and p.deleted_at is null \
+    where p.team_id = '$team' limit 1";
+
+/// A server of the team `$team`'s organization on no project of the team, on a dock not granted
+/// to it.
+const UNREACHED_SERVER: &str = "select s.id from servers s join teams t on t.org_id = s.org_id \
+    where t.id = '$team' \
+      and s.id not in (select pr.resource_id from project_resources pr \
+        join projects p on p.id = pr.project_id and p.deleted_at is null where p.team_id = t.id) \
+      and s.dock_id not in (select dp.dock_id from dock_permissions dp where dp.team_id = t.id) \
+    limit 1";
+
 #[tokio::test(flavor = "multi_thread")]
 async fn team_only_viewers_see_only_alerts_of_resources_they_reach() {
-    let app = TestApp::spawn().await;
+    let app = fixtures::seeded().await;
     let owner = &mut app.db.owner().await;
-    stackgate::seed::seed(owner, 1).await.expect("seed");
-    fixtures::user(owner, "team-only").await;
     // `team-only` is in org-0's team-0 as a viewer, and in no org role.
-    let team = "(select t.id from teams t join organizations o on o.id = t.org_id \
-                 where o.slug = 'org-0' order by t.name limit 1)";
-    let reach = format!(
-        "select pr.resource_id from project_resources pr \
-         join projects p on p.id = pr.project_id and p.deleted_at is null where p.team_id = {team}"
-    );
-    let granted = format!("select dp.dock_id from dock_permissions dp where dp.team_id = {team}");
-    owner
-        .batch_execute(&format!(
-            "insert into team_memberships (org_id, team_id, user_id, role_id) \
-             select t.org_id, t.id, u.id, r.id from teams t, users u, roles r \
-              where t.id = {team} and u.external_id = 'team-only' and r.org_id = t.org_id and r.name = 'viewer'; \
-             insert into alerts (org_id, resource_kind, resource_id, severity, message) \
-             select s.org_id, 'server', s.id, 'critical', 'reached' from servers s \
-              where s.id in ({reach}) limit 1; \
-             insert into alerts (org_id, resource_kind, resource_id, severity, message) \
-             select s.org_id, 'server', s.id, 'warning', 'unreached' from servers s \
-              join organizations o on o.id = s.org_id and o.slug = 'org-0' \
-              where s.id not in ({reach}) and s.dock_id not in ({granted}) limit 1;"
-        ))
-        .await
-        .expect("fixtures");
+    let guest = fixtures::user(owner, "team-only").await;
+    let team = fixtures::seeded_team(owner, "org-0", "Team 0").await;
+    fixtures::join_team(owner, &team, guest, "viewer").await;
+    // A server the team reaches through a project, and one it reaches by no path.
+    let reached = fixtures::id_of(
+        owner,
+        &REACHED_SERVER.replace("$team", &team.id.to_string()),
+    )
+    .await;
+    fixtures::alert(owner, reached, "critical", "reached").await;
+    let unreached = fixtures::id_of(
+        owner,
+        &UNREACHED_SERVER.replace("$team", &team.id.to_string()),
+    )
+    .await;
+    fixtures::alert(owner, unreached, "warning", "unreached").await;
     let query = "{ viewer { organization { alerts { totalCount nodes { id message } } } } }";
     let (_, body) = app
         .graphql(
@@ -960,25 +768,16 @@ async fn the_server_runs_the_monitor_when_asked() {
     .await;
     let owner = &mut app.db.owner().await;
     let org = fixtures::org(owner, "acme").await;
-    let dock = dock(owner, &org).await;
+    let dock = fixtures::dock(owner, &org).await;
     let site = Site::start(UP).await;
-    let web = resource(
-        owner,
-        (&org, dock),
-        "web_services",
-        "production_url",
-        &site.url,
-    )
+    let web = fixtures::resource(owner, &org, dock, Web(&site.url)).await;
+    wait_until("a probe by the server's monitor", PATIENCE, async || {
+        let checked = health(owner, "web_services", web)
+            .await
+            .last_health_check_at;
+        checked.is_some()
+    })
     .await;
-    let started = Instant::now();
-    while health(owner, "web_services", web)
-        .await
-        .last_health_check_at
-        .is_none()
-    {
-        assert!(started.elapsed() < Duration::from_secs(10), "never probed");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -989,7 +788,7 @@ const HEALTH_EVENTS: &str = "subscription($project: ID, $ids: [ID!]) {
       previous current at resource { id name } } }";
 
 /// The next `resourceHealth` event as `(resource name, previous, current)`.
-async fn transition(sub: &mut Subscriber) -> (String, String, String) {
+async fn transition(sub: &mut Ws) -> (String, String, String) {
     let e = sub.event("resourceHealth").await;
     let word = |v: &Value| v.as_str().expect("a string").to_owned();
     (
@@ -1026,23 +825,16 @@ async fn subscribers_receive_exactly_the_transitions_they_may_see_in_order() {
     let globex = fixtures::org(owner, "globex").await;
     fixtures::member(owner, &acme, "acme-owner", "owner").await;
     fixtures::member(owner, &globex, "globex-owner", "owner").await;
-    let (granted, other) = (dock(owner, &acme).await, dock(owner, &acme).await);
-    let foreign = dock(owner, &globex).await;
+    let (granted, other) = (
+        fixtures::dock(owner, &acme).await,
+        fixtures::dock(owner, &acme).await,
+    );
+    let foreign = fixtures::dock(owner, &globex).await;
     // `teamer` reaches acme only through a team granted the first dock.
-    fixtures::user(owner, "teamer").await;
-    owner
-        .batch_execute(&format!(
-            "insert into teams (org_id, name) values ('{a}', 'Ops');
-             insert into dock_permissions (org_id, dock_id, team_id, level)
-             select '{a}', '{granted}', id, 'read' from teams where org_id = '{a}' and name = 'Ops';
-             insert into team_memberships (org_id, team_id, user_id, role_id)
-             select t.org_id, t.id, u.id, r.id from teams t, users u, roles r
-              where t.org_id = '{a}' and t.name = 'Ops' and u.external_id = 'teamer'
-                and r.org_id = t.org_id and r.name = 'viewer';",
-            a = acme.id
-        ))
-        .await
-        .expect("team");
+    let teamer = fixtures::user(owner, "teamer").await;
+    let ops = fixtures::team(owner, &acme, "Ops").await;
+    fixtures::grant_dock(owner, &ops, granted, "read").await;
+    fixtures::join_team(owner, &ops, teamer, "viewer").await;
     let sites = [
         Site::start(UP).await,
         Site::start(UP).await,
@@ -1055,48 +847,30 @@ async fn subscribers_receive_exactly_the_transitions_they_may_see_in_order() {
         web(other, &acme, &sites[1]),
         web(foreign, &globex, &sites[2]),
     ] {
-        ids.push(resource(owner, (org, dock), "web_services", "production_url", &url).await);
+        ids.push(fixtures::resource(owner, org, dock, Web(&url)).await);
     }
     let (a, b, c) = (ids[0], ids[1], ids[2]);
     let (a_name, b_name) = (name_of(owner, a).await, name_of(owner, b).await);
-    fixtures::project(owner, &acme, "site").await;
-    let project = "(select id from projects where slug = 'site')";
-    owner
-        .batch_execute(&format!(
-            "insert into project_resources (org_id, project_id, resource_kind, web_service_id)
-             select '{}', {project}, 'web_service', '{b}'",
-            acme.id
-        ))
-        .await
-        .expect("link");
-    #[derive(QueryableByName)]
-    struct ProjectId {
-        #[diesel(sql_type = SqlUuid)]
-        id: Uuid,
-    }
-    let project_id = diesel::sql_query(format!("select id from projects where id = {project}"))
-        .get_result::<ProjectId>(owner)
-        .await
-        .expect("project")
-        .id;
+    let project_id = fixtures::project(owner, &acme, "site").await;
+    fixtures::link(owner, &acme, project_id, "web_service", b).await;
     let project_gid = {
         use base64::Engine;
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("Project:{project_id}"))
     };
 
-    let ws = app.url("/graphql/ws");
+    let ws = app.ws_url();
     let acme_owner = app.token("acme-owner", Some("acme"));
-    let mut everything = Subscriber::open(&ws, &acme_owner, HEALTH_EVENTS, json!({})).await;
+    let mut everything = Ws::subscribed(&ws, &acme_owner, HEALTH_EVENTS, json!({})).await;
     let teamer = app.token("teamer", Some("acme"));
-    let mut team = Subscriber::open(&ws, &teamer, HEALTH_EVENTS, json!({})).await;
-    let mut of_project = Subscriber::open(
+    let mut team = Ws::subscribed(&ws, &teamer, HEALTH_EVENTS, json!({})).await;
+    let mut of_project = Ws::subscribed(
         &ws,
         &acme_owner,
         HEALTH_EVENTS,
         json!({ "project": project_gid }),
     )
     .await;
-    let mut named = Subscriber::open(
+    let mut named = Ws::subscribed(
         &ws,
         &acme_owner,
         HEALTH_EVENTS,
@@ -1107,7 +881,7 @@ async fn subscribers_receive_exactly_the_transitions_they_may_see_in_order() {
     let globex_owner = app.token("globex-owner", Some("globex"));
     for (token, id) in [(&globex_owner, a), (&teamer, b)] {
         let mut refused =
-            Subscriber::open(&ws, token, HEALTH_EVENTS, json!({ "ids": [web_id(id)] })).await;
+            Ws::subscribed(&ws, token, HEALTH_EVENTS, json!({ "ids": [web_id(id)] })).await;
         let result = refused.result().await;
         assert_eq!(crate::harness::error_code(&result), "NOT_FOUND", "{result}");
     }
@@ -1120,14 +894,7 @@ async fn subscribers_receive_exactly_the_transitions_they_may_see_in_order() {
     round(&monitor, owner).await;
     // Then the first site fails, and the project links the first resource too.
     sites[0].set(DOWN);
-    owner
-        .batch_execute(&format!(
-            "insert into project_resources (org_id, project_id, resource_kind, web_service_id)
-             select '{}', {project}, 'web_service', '{a}'",
-            acme.id
-        ))
-        .await
-        .expect("link");
+    fixtures::link(owner, &acme, project_id, "web_service", a).await;
     round(&monitor, owner).await;
     round(&monitor, owner).await;
 
@@ -1176,20 +943,14 @@ async fn private_addresses_are_not_probed_unless_allowed() {
     let port = Port::open("127.0.0.1", 0).await;
     let by_name = site.url.replace("127.0.0.1", "localhost");
     let mut ids = Vec::new();
-    for (table, column, address) in [
-        ("web_services", "production_url", site.url.as_str()),
-        ("web_services", "production_url", by_name.as_str()),
-        (
-            "web_services",
-            "production_url",
-            "http://169.254.169.254/latest/meta-data/",
-        ),
-        ("servers", "primary_ip_address", "127.0.0.1"),
+    for target in [
+        Web(&site.url),
+        Web(&by_name),
+        Web("http://169.254.169.254/latest/meta-data/"),
+        Server("127.0.0.1"),
     ] {
-        ids.push((
-            table,
-            resource(owner, (&env.org, env.dock), table, column, address).await,
-        ));
+        let id = fixtures::resource(owner, &env.org, env.dock, target).await;
+        ids.push((target.table(), id));
     }
     let mut closed = config(port.addr.port(), 8);
     closed.probe.allow_private = false;
@@ -1303,15 +1064,8 @@ async fn organizations_set_their_own_probe_interval_per_kind() {
     let port = Port::open("127.0.0.1", 0).await;
     let mut servers = Vec::new();
     for org in [&acme, &globex] {
-        let dock = dock(owner, org).await;
-        let id = resource(
-            owner,
-            (org, dock),
-            "servers",
-            "primary_ip_address",
-            "127.0.0.1",
-        )
-        .await;
+        let dock = fixtures::dock(owner, org).await;
+        let id = fixtures::resource(owner, org, dock, Server("127.0.0.1")).await;
         servers.push(id);
     }
     let pool = build_pool(&app.db.url(), 4).expect("pool");

@@ -8,12 +8,19 @@ use crate::fixtures;
 use crate::harness::{TestApp, TestDb, error_code};
 
 async fn app_with_alice() -> (TestApp, String) {
-    let app = TestApp::spawn().await;
-    let mut conn = app.db.owner().await;
-    let acme = fixtures::org(&mut conn, "acme").await;
-    fixtures::member(&mut conn, &acme, "alice", "owner").await;
-    let token = app.token("alice", None);
-    (app, token)
+    fixtures::with_alice(TestApp::spawn().await).await
+}
+
+/// POSTs `query` as `token`, accepting only `accept`.
+async fn accepting(app: &TestApp, token: &str, accept: &str, query: &str) -> reqwest::Response {
+    app.client
+        .post(app.url("/graphql"))
+        .bearer_auth(token)
+        .header(ACCEPT, accept)
+        .json(&json!({ "query": query }))
+        .send()
+        .await
+        .expect("sent")
 }
 
 async fn status_and_body(response: reqwest::Response) -> (u16, Value) {
@@ -89,15 +96,7 @@ async fn transport_errors_get_spec_statuses_and_json_bodies() {
     let (status, _) = status_and_body(mutation).await;
     assert_eq!(status, 405, "mutations are refused over GET");
 
-    let wrong_accept = app
-        .client
-        .post(app.url("/graphql"))
-        .bearer_auth(&token)
-        .header(ACCEPT, "text/csv")
-        .json(&json!({"query": "{ viewer { user { name } } }"}))
-        .send()
-        .await
-        .expect("sent");
+    let wrong_accept = accepting(&app, &token, "text/csv", "{ viewer { user { name } } }").await;
     assert_eq!(wrong_accept.status().as_u16(), 406);
 }
 
@@ -142,15 +141,13 @@ async fn get_queries_and_graphql_errors_work() {
         "a variable of the wrong type: {body}"
     );
 
-    let strict = app
-        .client
-        .post(app.url("/graphql"))
-        .bearer_auth(&token)
-        .header(ACCEPT, "application/graphql-response+json")
-        .json(&json!({ "query": "{ viewer { nope } }" }))
-        .send()
-        .await
-        .expect("sent");
+    let strict = accepting(
+        &app,
+        &token,
+        "application/graphql-response+json",
+        "{ viewer { nope } }",
+    )
+    .await;
     assert_eq!(
         strict.headers()[CONTENT_TYPE].to_str().unwrap_or(""),
         "application/graphql-response+json; charset=utf-8"

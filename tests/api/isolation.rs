@@ -9,20 +9,20 @@ use diesel::sql_types::Text;
 use diesel_async::RunQueryDsl;
 use serde_json::{Value, json};
 
+use crate::fixtures;
 use crate::harness::{TestApp, error_code};
 
+/// The seed, with an alert in `org-1`.
 async fn seeded() -> TestApp {
-    let app = TestApp::spawn().await;
-    let mut owner = app.db.owner().await;
-    stackgate::seed::seed(&mut owner, 1).await.expect("seed");
-    diesel_async::SimpleAsyncConnection::batch_execute(
-        &mut owner,
-        "insert into alerts (org_id, resource_kind, resource_id, severity, message) \
-         select org_id, 'server', id, 'critical', 'seeded' from servers \
-         where org_id = (select id from organizations where slug = 'org-1') limit 1",
+    let app = fixtures::seeded().await;
+    let conn = &mut app.db.owner().await;
+    let server = fixtures::id_of(
+        conn,
+        "select s.id from servers s join organizations o on o.id = s.org_id \
+         where o.slug = 'org-1' limit 1",
     )
-    .await
-    .expect("an alert in org-1");
+    .await;
+    fixtures::alert(conn, server, "critical", "seeded").await;
     app
 }
 

@@ -1,4 +1,11 @@
-//! stackgate's integration tests, all against a real PostgreSQL (see `harness`).
+//! stackgate's integration tests, all against a real PostgreSQL.
+//!
+//! - `harness`: the test cluster, a database per test, servers on a free port (`TestApp`);
+//!   `harness::ws`, the one WebSocket client (both subprotocols); `harness::wait`, bounded
+//!   waits on a state. Tests never synchronise with a fixed sleep.
+//! - `fixtures`: builders for the rows a test needs (the seed, orgs, members, teams, grants,
+//!   docks, resources, links, health rows), so that test bodies hold no SQL of their own.
+//! - One module per area; `adversarial` holds what a hostile caller tries.
 
 mod access;
 mod adversarial;

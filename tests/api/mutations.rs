@@ -3,13 +3,11 @@
 use diesel_async::SimpleAsyncConnection;
 use serde_json::{Value, json};
 
+use crate::fixtures;
 use crate::harness::{TestApp, error_code};
 
 async fn seeded() -> (TestApp, String) {
-    let app = TestApp::spawn().await;
-    stackgate::seed::seed(&mut app.db.owner().await, 1)
-        .await
-        .expect("seed");
+    let app = fixtures::seeded().await;
     let token = app.token("org-0-owner", Some("org-0"));
     (app, token)
 }

@@ -5,24 +5,8 @@ use std::collections::HashSet;
 use diesel_async::SimpleAsyncConnection;
 use serde_json::{Value, json};
 
+use crate::fixtures;
 use crate::harness::{TestApp, error_code};
-
-async fn seeded() -> TestApp {
-    let app = TestApp::spawn().await;
-    let mut conn = app.db.owner().await;
-    stackgate::seed::seed(&mut conn, 1).await.expect("seed");
-    // A person who reaches org-0 only through team-0 (role member: projects FULL, resources READ).
-    conn.batch_execute(
-        "insert into users (external_id, email, name) values ('org-0-teamer', 'teamer@example.test', 'Teamer');
-         insert into team_memberships (org_id, team_id, user_id, role_id)
-         select t.org_id, t.id, u.id, r.id from teams t, users u, roles r
-          where t.name = 'Team 0' and u.external_id = 'org-0-teamer' and r.org_id = t.org_id and r.name = 'member'
-            and t.org_id = (select id from organizations where slug = 'org-0');",
-    )
-    .await
-    .expect("teamer");
-    app
-}
 
 const SEEN: &str = "{ viewer { organization {
     projects(first: 100) { nodes { id slug resources(first: 50) { nodes { id } } } }
@@ -76,7 +60,7 @@ fn resources_follow_the_rules(org: &Value, docks: &[&str]) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_client_portal_shows_the_clients_projects_read_only() {
-    let app = seeded().await;
+    let app = fixtures::seeded_with_teamer().await;
     let org = seen(&app, "org-0-client-0").await;
     assert_eq!(
         list(&org["projects"]["nodes"], "slug"),
@@ -153,7 +137,7 @@ async fn the_client_portal_shows_the_clients_projects_read_only() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_team_sees_its_projects_and_granted_dock_only() {
-    let app = seeded().await;
+    let app = fixtures::seeded_with_teamer().await;
     let org = seen(&app, "org-0-teamer").await;
     assert_eq!(
         list(&org["projects"]["nodes"], "slug"),
@@ -210,7 +194,7 @@ async fn a_team_sees_its_projects_and_granted_dock_only() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn org_roles_see_everything_in_the_org() {
-    let app = seeded().await;
+    let app = fixtures::seeded_with_teamer().await;
     for user in ["org-0-owner", "org-0-admin", "org-0-member", "org-0-viewer"] {
         let org = seen(&app, user).await;
         assert_eq!(
@@ -229,7 +213,7 @@ async fn org_roles_see_everything_in_the_org() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn platform_admins_enter_any_org_and_every_act_is_audited() {
-    let app = seeded().await;
+    let app = fixtures::seeded_with_teamer().await;
     app.db
         .owner()
         .await
@@ -290,7 +274,7 @@ enum Outcome {
 #[tokio::test(flavor = "multi_thread")]
 async fn built_in_roles_by_area_and_action() {
     use Outcome::{Allowed, Forbidden, Hidden};
-    let app = seeded().await;
+    let app = fixtures::seeded_with_teamer().await;
     // action → (query, outcome for owner, admin, member, viewer)
     let table: [(&str, &str, [Outcome; 4]); 8] = [
         (
@@ -365,7 +349,7 @@ async fn built_in_roles_by_area_and_action() {
 /// the invitee alone accepts, whatever their role elsewhere.
 #[tokio::test(flavor = "multi_thread")]
 async fn invitations_by_role() {
-    let app = seeded().await;
+    let app = fixtures::seeded_with_teamer().await;
     let owner = app.token("org-0-owner", Some("org-0"));
     let (_, body) = app
         .graphql(

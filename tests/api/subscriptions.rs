@@ -9,7 +9,7 @@ use stackgate::sync::fake::{FakeKind, FakeProvider, Script};
 
 use crate::fixtures;
 use crate::harness::TestApp;
-use crate::websocket::{Socket, connect_to, next, send};
+use crate::harness::ws::Ws;
 
 const KEY: &str = "do-good-token-1234";
 
@@ -19,60 +19,8 @@ const ALL_EVENTS: &str = "subscription { syncEvents { phase dock { name } } }";
 const LINK_EVENTS: &str = "subscription($id: ID!) { projectResourcesChanged(projectId: $id) {
     change status resourceId resource { id name status } project { slug } } }";
 
-/// One subscription on its own socket.
-pub struct Subscriber {
-    socket: Socket,
-}
-
-impl Subscriber {
-    pub async fn open(ws_url: &str, token: &str, query: &str, variables: Value) -> Self {
-        let mut socket = connect_to(ws_url, "graphql-transport-ws").await;
-        let init = json!({ "type": "connection_init", "payload": { "authorization": format!("Bearer {token}") } });
-        send(&mut socket, init).await;
-        assert_eq!(
-            next(&mut socket).await.expect("ack")["type"],
-            "connection_ack"
-        );
-        let subscribe = json!({ "id": "1", "type": "subscribe",
-                                "payload": { "query": query, "variables": variables } });
-        send(&mut socket, subscribe).await;
-        Self { socket }
-    }
-
-    /// The next result (`data` or `errors`) of the subscription.
-    pub async fn result(&mut self) -> Value {
-        let message = next(&mut self.socket).await.expect("a message");
-        assert_eq!(message["type"], "next", "{message}");
-        message["payload"].clone()
-    }
-
-    /// The next event's data, which must carry no error.
-    pub async fn event(&mut self, field: &str) -> Value {
-        let result = self.result().await;
-        assert!(result.get("errors").is_none(), "{result}");
-        result["data"][field].clone()
-    }
-}
-
 fn ws_url(addr: std::net::SocketAddr) -> String {
     format!("http://{addr}/graphql/ws")
-}
-
-async fn seeded() -> TestApp {
-    let app = TestApp::spawn().await;
-    let mut conn = app.db.owner().await;
-    stackgate::seed::seed(&mut conn, 1).await.expect("seed");
-    // Reaches org-0 only through team-0, which may read the seeded DigitalOcean dock.
-    conn.batch_execute(
-        "insert into users (external_id, email, name) values ('org-0-teamer', 'teamer@example.test', 'Teamer');
-         insert into team_memberships (org_id, team_id, user_id, role_id)
-         select t.org_id, t.id, u.id, r.id from teams t, users u, roles r
-          where t.name = 'Team 0' and u.external_id = 'org-0-teamer' and r.org_id = t.org_id and r.name = 'member'
-            and t.org_id = (select id from organizations where slug = 'org-0');",
-    )
-    .await
-    .expect("teamer");
-    app
 }
 
 async fn create_dock(app: &TestApp, token: &str, name: &str, url: &str) -> Value {
@@ -119,7 +67,7 @@ async fn dock_id(app: &TestApp, token: &str, name: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_sync_on_one_replica_reaches_subscribers_on_another_as_far_as_they_may_see() {
-    let app = seeded().await;
+    let app = fixtures::seeded_with_teamer().await;
     let globex = fixtures::org(&mut app.db.owner().await, "globex").await;
     fixtures::member(&mut app.db.owner().await, &globex, "globex-owner", "owner").await;
     let replica = app.replica().await;
@@ -130,11 +78,11 @@ async fn a_sync_on_one_replica_reaches_subscribers_on_another_as_far_as_they_may
     let owner = app.token("org-0-owner", Some("org-0"));
     let hidden = create_dock(&app, &owner, "Hidden from the team", &url).await;
 
-    let mut watcher = Subscriber::open(&on_b, &owner, DOCK_EVENTS, json!({ "id": hidden })).await;
+    let mut watcher = Ws::subscribed(&on_b, &owner, DOCK_EVENTS, json!({ "id": hidden })).await;
     let teamer = app.token("org-0-teamer", Some("org-0"));
-    let mut team = Subscriber::open(&on_b, &teamer, ALL_EVENTS, json!({})).await;
+    let mut team = Ws::subscribed(&on_b, &teamer, ALL_EVENTS, json!({})).await;
     let globex_owner = app.token("globex-owner", Some("globex"));
-    let mut outsider = Subscriber::open(&on_b, &globex_owner, ALL_EVENTS, json!({})).await;
+    let mut outsider = Ws::subscribed(&on_b, &globex_owner, ALL_EVENTS, json!({})).await;
 
     // Started on replica A (the test's app), seen on replica B.
     sync_dock(&app, &owner, &hidden).await;
@@ -177,30 +125,30 @@ async fn a_sync_on_one_replica_reaches_subscribers_on_another_as_far_as_they_may
 
 #[tokio::test(flavor = "multi_thread")]
 async fn subscribing_to_what_the_viewer_cannot_see_is_not_found() {
-    let app = seeded().await;
+    let app = fixtures::seeded_with_teamer().await;
     let globex = fixtures::org(&mut app.db.owner().await, "globex").await;
     fixtures::member(&mut app.db.owner().await, &globex, "globex-owner", "owner").await;
     let owner = app.token("org-0-owner", Some("org-0"));
     let dock = dock_id(&app, &owner, "Linode").await;
-    let ws = app.url("/graphql/ws");
+    let ws = app.ws_url();
 
     let outsider = app.token("globex-owner", Some("globex"));
     let teamer = app.token("org-0-teamer", Some("org-0"));
     for (token, id) in [(&outsider, dock.clone()), (&teamer, dock.clone())] {
-        let mut sub = Subscriber::open(&ws, token, DOCK_EVENTS, json!({ "id": id })).await;
+        let mut sub = Ws::subscribed(&ws, token, DOCK_EVENTS, json!({ "id": id })).await;
         let result = sub.result().await;
         assert_eq!(
             result["errors"][0]["extensions"]["code"], "NOT_FOUND",
             "{result}"
         );
     }
-    let mut sub = Subscriber::open(&ws, &owner, DOCK_EVENTS, json!({ "id": "not-an-id" })).await;
+    let mut sub = Ws::subscribed(&ws, &owner, DOCK_EVENTS, json!({ "id": "not-an-id" })).await;
     let result = sub.result().await;
     assert_eq!(
         result["errors"][0]["extensions"]["code"], "BAD_USER_INPUT",
         "{result}"
     );
-    let mut sub = Subscriber::open(&ws, &outsider, LINK_EVENTS, json!({ "id": dock })).await;
+    let mut sub = Ws::subscribed(&ws, &outsider, LINK_EVENTS, json!({ "id": dock })).await;
     let result = sub.result().await;
     assert_eq!(
         result["errors"][0]["extensions"]["code"], "NOT_FOUND",
@@ -210,24 +158,16 @@ async fn subscribing_to_what_the_viewer_cannot_see_is_not_found() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_lost_listener_tells_subscribers_to_refetch_and_events_flow_again() {
-    let app = seeded().await;
+    let app = fixtures::seeded_with_teamer().await;
     let owner = app.token("org-0-owner", Some("org-0"));
-    let mut sub = Subscriber::open(&app.url("/graphql/ws"), &owner, ALL_EVENTS, json!({})).await;
+    let mut sub = Ws::subscribed(&app.ws_url(), &owner, ALL_EVENTS, json!({})).await;
     // Wait until the subscription is registered: an event must arrive first.
     let linode = dock_id(&app, &owner, "Linode").await;
     sync_dock(&app, &owner, &linode).await;
     assert_eq!(sub.event("syncEvents").await["phase"], "STARTED");
     while sub.event("syncEvents").await["phase"] != "FAILED" {}
 
-    app.db
-        .owner()
-        .await
-        .batch_execute(
-            "select pg_terminate_backend(pid) from pg_stat_activity \
-              where application_name = 'stackgate-events' and datname = current_database()",
-        )
-        .await
-        .expect("terminated");
+    terminate_event_listener(&mut app.db.owner().await).await;
     let result = sub.result().await;
     assert_eq!(
         result["errors"][0]["extensions"]["code"], "EVENTS_MISSED",
@@ -240,6 +180,16 @@ async fn a_lost_listener_tells_subscribers_to_refetch_and_events_flow_again() {
         event,
         json!({ "phase": "STARTED", "dock": { "name": "Linode" } })
     );
+}
+
+/// Ends the server's LISTEN connection (as a database restart or a network fault would).
+async fn terminate_event_listener(conn: &mut AsyncPgConnection) {
+    conn.batch_execute(
+        "select pg_terminate_backend(pid) from pg_stat_activity \
+          where application_name = 'stackgate-events' and datname = current_database()",
+    )
+    .await
+    .expect("terminated");
 }
 
 #[derive(QueryableByName)]
@@ -261,7 +211,7 @@ async fn idle_in_transaction(conn: &mut AsyncPgConnection) -> i64 {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn project_link_changes_are_delivered_for_that_project_only() {
-    let app = seeded().await;
+    let app = fixtures::seeded_with_teamer().await;
     let owner = app.token("org-0-owner", Some("org-0"));
     let (_, body) = app
         .graphql(
@@ -288,8 +238,8 @@ async fn project_link_changes_are_delivered_for_that_project_only() {
         .find(|r| !linked.contains(&&r["id"]))
         .expect("an unlinked server")
         .clone();
-    let mut sub = Subscriber::open(
-        &app.url("/graphql/ws"),
+    let mut sub = Ws::subscribed(
+        &app.ws_url(),
         &owner,
         LINK_EVENTS,
         json!({ "id": project["id"] }),
@@ -322,11 +272,7 @@ async fn project_link_changes_are_delivered_for_that_project_only() {
         "stopped"
     };
     let uuid = decode(server["id"].as_str().expect("id"));
-    conn.batch_execute(&format!(
-        "update servers set status = '{status}' where id = '{uuid}'"
-    ))
-    .await
-    .expect("status");
+    fixtures::set_status(conn, "servers", uuid, status).await;
     let event = sub.event("projectResourcesChanged").await;
     assert_eq!(event["change"], "STATUS_CHANGED");
     assert_eq!(event["status"], status.to_uppercase());
@@ -348,43 +294,35 @@ async fn project_link_changes_are_delivered_for_that_project_only() {
 }
 
 /// The uuid inside a global id.
-fn decode(id: &str) -> String {
+fn decode(id: &str) -> uuid::Uuid {
     use base64::Engine;
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(id)
         .expect("base64");
     let text = String::from_utf8(bytes).expect("utf-8");
-    text.split_once(':').expect("Type:uuid").1.to_owned()
+    let uuid = text.split_once(':').expect("Type:uuid").1;
+    uuid.parse().expect("a uuid")
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_subscriber_who_loses_access_is_told_and_the_subscription_ends() {
-    let app = seeded().await;
+    let app = fixtures::seeded_with_teamer().await;
     let owner = app.token("org-0-owner", Some("org-0"));
     let granted = dock_id(&app, &owner, "DigitalOcean").await;
     let teamer = app.token("org-0-teamer", Some("org-0"));
-    let mut team = Subscriber::open(&app.url("/graphql/ws"), &teamer, ALL_EVENTS, json!({})).await;
-    // Subscribed (the server answers operations in order on a connection) ...
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    // ... then removed from the team that reached org-0: no membership is left.
-    app.db
-        .owner()
-        .await
-        .batch_execute(
-            "delete from team_memberships where user_id =
-               (select id from users where external_id = 'org-0-teamer')",
-        )
-        .await
-        .expect("revoke");
-    // The connection checks its caller again every second ±20% (no viewer cache in tests).
-    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
-    sync_dock(&app, &owner, &granted).await;
+    let mut team = Ws::subscribed(&app.ws_url(), &teamer, ALL_EVENTS, json!({})).await;
+    app.wait_subscribed(1).await;
+    // Removed from the team that reached org-0: no membership is left. The connection checks its
+    // caller again on the access event this publishes, and ends the subscription by itself.
+    fixtures::leave_teams(&mut app.db.owner().await, "org-0-teamer").await;
     let result = team.result().await;
     assert!(
         result["data"].is_null(),
         "no event after the revocation: {result}"
     );
     assert_eq!(crate::harness::error_code(&result), "FORBIDDEN", "{result}");
-    let end = next(&mut team.socket).await.expect("a message");
+    // An event the team could see before: nothing of it reaches the ended subscription.
+    sync_dock(&app, &owner, &granted).await;
+    let end = team.message().await.expect("a message");
     assert_eq!(end["type"], "complete", "{end}");
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use diesel::QueryableByName;
-use diesel::sql_types::{BigInt, Nullable, Text, Uuid as SqlUuid};
+use diesel::sql_types::{Nullable, Text, Uuid as SqlUuid};
 use diesel_async::{AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 use futures_util::StreamExt;
 use secrecy::SecretString;
@@ -20,8 +20,9 @@ use stackgate::sync::scheduler::{Scheduler, SchedulerConfig, SyncNow};
 use stackgate::sync::{HttpPolicy, Kind, Registry};
 use uuid::Uuid;
 
-use crate::fixtures;
+use crate::fixtures::{self, count};
 use crate::harness::TestDb;
+use crate::harness::wait::{PATIENCE, wait_until};
 
 const KEY: &str = "dop_v1_0123456789abcdef0123456789abcdef";
 
@@ -98,24 +99,9 @@ fn fast() -> EngineConfig {
 }
 
 #[derive(QueryableByName)]
-struct N {
-    #[diesel(sql_type = BigInt)]
-    n: i64,
-}
-
-#[derive(QueryableByName)]
 struct T {
     #[diesel(sql_type = Nullable<Text>)]
     t: Option<String>,
-}
-
-async fn count(conn: &mut AsyncPgConnection, sql: &str, dock: Uuid) -> i64 {
-    diesel::sql_query(sql)
-        .bind::<SqlUuid, _>(dock)
-        .get_result::<N>(conn)
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"))
-        .n
 }
 
 async fn text(conn: &mut AsyncPgConnection, sql: &str, dock: Uuid) -> Option<String> {
@@ -125,6 +111,17 @@ async fn text(conn: &mut AsyncPgConnection, sql: &str, dock: Uuid) -> Option<Str
         .await
         .unwrap_or_else(|e| panic!("{sql}: {e}"))
         .t
+}
+
+/// Checks the `provider_status → status` mapping of each table's rows for the dock.
+async fn assert_mappings(
+    conn: &mut AsyncPgConnection,
+    dock: Uuid,
+    expected: &[(&str, &[(&str, &str)])],
+) {
+    for (table, pairs) in expected {
+        assert_eq!(mapping(conn, table, dock).await, map(pairs), "{table}");
+    }
 }
 
 /// `provider_status → status` of every row of `table` for the dock.
@@ -218,27 +215,40 @@ async fn digitalocean_lists_every_page_maps_statuses_and_strips_secrets() {
         .await,
         1_050
     );
-    let expected = map(&[
-        ("active", "active"),
-        ("new", "provisioning"),
-        ("off", "stopped"),
-        ("archive", "stopped"),
-    ]);
-    assert_eq!(mapping(conn, "servers", dock).await, expected);
-    let expected = map(&[
-        ("ACTIVE", "active"),
-        ("DEPLOYING", "provisioning"),
-        ("ERROR", "error"),
-        ("CANCELED", "stopped"),
-    ]);
-    assert_eq!(mapping(conn, "web_services", dock).await, expected);
-    let expected = map(&[
-        ("online", "active"),
-        ("creating", "provisioning"),
-        ("offline", "stopped"),
-        ("resizing", "provisioning"),
-    ]);
-    assert_eq!(mapping(conn, "databases", dock).await, expected);
+    assert_mappings(
+        conn,
+        dock,
+        &[
+            (
+                "servers",
+                &[
+                    ("active", "active"),
+                    ("new", "provisioning"),
+                    ("off", "stopped"),
+                    ("archive", "stopped"),
+                ],
+            ),
+            (
+                "web_services",
+                &[
+                    ("ACTIVE", "active"),
+                    ("DEPLOYING", "provisioning"),
+                    ("ERROR", "error"),
+                    ("CANCELED", "stopped"),
+                ],
+            ),
+            (
+                "databases",
+                &[
+                    ("online", "active"),
+                    ("creating", "provisioning"),
+                    ("offline", "stopped"),
+                    ("resizing", "provisioning"),
+                ],
+            ),
+        ],
+    )
+    .await;
     assert_eq!(
         secrets_stored(conn, dock).await,
         0,
@@ -309,28 +319,41 @@ async fn linode_pages_by_page_size_and_maps_statuses() {
     assert_eq!(report.counts.created, 158);
     assert_eq!(report.counts.pages, 5 + 2 + 1);
     let conn = &mut env.db.owner().await;
-    let expected = map(&[
-        ("running", "active"),
-        ("provisioning", "provisioning"),
-        ("offline", "stopped"),
-        ("deleting", "deleted"),
-        ("booting", "provisioning"),
-    ]);
-    assert_eq!(mapping(conn, "servers", dock).await, expected);
-    let expected = map(&[
-        ("active", "active"),
-        ("disabled", "stopped"),
-        ("has_errors", "error"),
-        ("edit_mode", "provisioning"),
-    ]);
-    assert_eq!(mapping(conn, "domains", dock).await, expected);
-    let expected = map(&[
-        ("active", "active"),
-        ("provisioning", "provisioning"),
-        ("suspended", "stopped"),
-        ("failed", "error"),
-    ]);
-    assert_eq!(mapping(conn, "databases", dock).await, expected);
+    assert_mappings(
+        conn,
+        dock,
+        &[
+            (
+                "servers",
+                &[
+                    ("running", "active"),
+                    ("provisioning", "provisioning"),
+                    ("offline", "stopped"),
+                    ("deleting", "deleted"),
+                    ("booting", "provisioning"),
+                ],
+            ),
+            (
+                "domains",
+                &[
+                    ("active", "active"),
+                    ("disabled", "stopped"),
+                    ("has_errors", "error"),
+                    ("edit_mode", "provisioning"),
+                ],
+            ),
+            (
+                "databases",
+                &[
+                    ("active", "active"),
+                    ("provisioning", "provisioning"),
+                    ("suspended", "stopped"),
+                    ("failed", "error"),
+                ],
+            ),
+        ],
+    )
+    .await;
     assert_eq!(secrets_stored(conn, dock).await, 0);
     let disk = count(
         conn,
@@ -353,15 +376,26 @@ async fn vercel_follows_until_cursors_and_drops_env_values() {
     assert!(report.succeeded(), "{:?}", report.error);
     assert_eq!((report.counts.created, report.counts.pages), (257, 3 + 1));
     let conn = &mut env.db.owner().await;
-    let expected = map(&[
-        ("READY", "active"),
-        ("BUILDING", "provisioning"),
-        ("ERROR", "error"),
-        ("CANCELED", "stopped"),
-    ]);
-    assert_eq!(mapping(conn, "web_services", dock).await, expected);
-    let expected = map(&[("verified", "active"), ("unverified", "provisioning")]);
-    assert_eq!(mapping(conn, "domains", dock).await, expected);
+    assert_mappings(
+        conn,
+        dock,
+        &[
+            (
+                "web_services",
+                &[
+                    ("READY", "active"),
+                    ("BUILDING", "provisioning"),
+                    ("ERROR", "error"),
+                    ("CANCELED", "stopped"),
+                ],
+            ),
+            (
+                "domains",
+                &[("verified", "active"), ("unverified", "provisioning")],
+            ),
+        ],
+    )
+    .await;
     assert_eq!(
         secrets_stored(conn, dock).await,
         0,
@@ -773,27 +807,13 @@ async fn sync_now_starts_a_run_or_returns_the_running_one() {
     );
 
     let conn = &mut env.db.owner().await;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while text(
-        conn,
-        "select status as t from sync_runs where id = $1",
-        first.run().id,
-    )
-    .await
-    .as_deref()
-        == Some("syncing")
-    {
-        assert!(Instant::now() < deadline);
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let status = "select status as t from sync_runs where id = $1";
+    wait_until("the manual run to end", PATIENCE, async || {
+        text(conn, status, first.run().id).await.as_deref() != Some("syncing")
+    })
+    .await;
     assert_eq!(
-        text(
-            conn,
-            "select status as t from sync_runs where id = $1",
-            first.run().id
-        )
-        .await
-        .as_deref(),
+        text(conn, status, first.run().id).await.as_deref(),
         Some("success")
     );
     let third = scheduler.sync_now(env.org, dock).await.expect("sync now");

@@ -10,15 +10,9 @@ use tokio_tungstenite::tungstenite::Message;
 
 use super::{BOTH, Ws, ask};
 use crate::fixtures;
+use crate::harness::wait::wait_until;
+use crate::harness::ws::bearer;
 use crate::harness::{TestApp, error_code};
-
-async fn with_alice(app: TestApp) -> (TestApp, String) {
-    let mut conn = app.db.owner().await;
-    let acme = fixtures::org(&mut conn, "acme").await;
-    fixtures::member(&mut conn, &acme, "alice", "owner").await;
-    let token = app.token("alice", None);
-    (app, token)
-}
 
 /// `levels` fragments, each spreading the next twice: 2^levels selections from ~80 bytes a level.
 fn fragment_bomb(levels: usize) -> String {
@@ -41,7 +35,7 @@ fn fragment_bomb(levels: usize) -> String {
 /// transports, and `/healthz` does not notice.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_fragment_bomb_is_refused_before_validation() {
-    let (app, alice) = with_alice(TestApp::spawn().await).await;
+    let (app, alice) = fixtures::with_alice(TestApp::spawn().await).await;
     let bomb = fragment_bomb(26);
     assert!(bomb.len() < 4096, "{}", bomb.len());
     for transport in BOTH {
@@ -67,7 +61,7 @@ async fn a_fragment_bomb_is_refused_before_validation() {
 /// `nodes` takes at most 100 ids, each counted in the complexity.
 #[tokio::test(flavor = "multi_thread")]
 async fn nodes_is_capped_and_every_id_counts() {
-    let (app, alice) = with_alice(TestApp::spawn().await).await;
+    let (app, alice) = fixtures::with_alice(TestApp::spawn().await).await;
     let (_, body) = app
         .graphql(
             Some(&alice),
@@ -101,7 +95,7 @@ async fn nodes_is_capped_and_every_id_counts() {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_oversized_response_is_refused() {
     let app = TestApp::spawn_with(|c| c.security.response_limit = 2048).await;
-    let (app, alice) = with_alice(app).await;
+    let (app, alice) = fixtures::with_alice(app).await;
     let aliases: String = (0..40)
         .map(|i| {
             format!("a{i}: viewer {{ user {{ id name email }} organization {{ id name slug }} }} ")
@@ -122,7 +116,7 @@ async fn an_oversized_response_is_refused() {
 /// series. Unauthenticated operations never create a series, and authenticated names are capped.
 #[tokio::test(flavor = "multi_thread")]
 async fn metric_labels_stay_bounded() {
-    let (app, alice) = with_alice(TestApp::spawn().await).await;
+    let (app, alice) = fixtures::with_alice(TestApp::spawn().await).await;
     for i in 0..300 {
         let name = format!("Probe{i}x{}", uuid::Uuid::new_v4().simple());
         let query = format!("query {name} {{ __typename }}");
@@ -168,7 +162,7 @@ async fn rate_limits_answer_rate_limited_with_retry_after() {
         }
     })
     .await;
-    let (app, alice) = with_alice(app).await;
+    let (app, alice) = fixtures::with_alice(app).await;
     let query = "{ __typename }";
     let post = |token: Option<String>, query: String| {
         let (client, url) = (app.client.clone(), app.url("/graphql"));
@@ -238,7 +232,7 @@ async fn rate_limits_answer_rate_limited_with_retry_after() {
 #[tokio::test(flavor = "multi_thread")]
 async fn websocket_messages_are_bounded_before_and_after_init() {
     let app = TestApp::spawn_with(|c| c.body_limit = 64 * 1024).await;
-    let (app, alice) = with_alice(app).await;
+    let (app, alice) = fixtures::with_alice(app).await;
     // Over the body limit, before init: the connection closes without an answer.
     let mut ws = Ws::connect(&app).await;
     let huge = format!(
@@ -280,15 +274,12 @@ async fn websocket_connections_and_subscriptions_are_capped() {
         c.security.sockets.subscriptions = 2;
     })
     .await;
-    let (app, alice) = with_alice(app).await;
+    let (app, alice) = fixtures::with_alice(app).await;
     let mut first = Ws::open(&app, &alice).await;
     let _second = Ws::open(&app, &alice).await;
     let mut third = Ws::connect(&app).await;
-    third
-        .send(json!({ "type": "connection_init", "payload": { "authorization": format!("Bearer {alice}") } }))
-        .await;
     assert!(
-        third.message().await.is_none(),
+        third.init(bearer(&alice)).await.is_none(),
         "the third connection is refused"
     );
     // Three at once: whichever is admitted last is refused (they are admitted concurrently).
@@ -301,29 +292,21 @@ async fn websocket_connections_and_subscriptions_are_capped() {
     assert_eq!(error_code(&refused["payload"]), "RATE_LIMITED", "{refused}");
     // Closing a connection gives its place back.
     drop(first);
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
+    wait_until("the place given back", Duration::from_secs(5), async || {
         let mut again = Ws::connect(&app).await;
         again
-            .send(json!({ "type": "connection_init", "payload": { "authorization": format!("Bearer {alice}") } }))
-            .await;
-        if again
-            .message()
+            .init(bearer(&alice))
             .await
             .is_some_and(|m| m["type"] == "connection_ack")
-        {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the place was not given back");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    })
+    .await;
 }
 
 /// Random and mutated documents and variables through the pipeline: never a panic, never a
 /// response without a code on its errors, never an internal error.
 #[tokio::test(flavor = "multi_thread")]
 async fn fuzzed_documents_get_coded_errors() {
-    let (app, alice) = with_alice(TestApp::spawn().await).await;
+    let (app, alice) = fixtures::with_alice(TestApp::spawn().await).await;
     let seeds = [
         "{ viewer { organization { projects(first: 2) { nodes { id resources(first: 3) { nodes { id name } } } } } } }",
         "query($id: ID!) { node(id: $id) { id ... on Project { name } } }",

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use diesel::QueryableByName;
 use diesel::sql_types::{Nullable, Text};
-use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use diesel_async::RunQueryDsl;
 use secrecy::SecretString;
 use serde_json::{Value, json};
 use stackgate::crypto::Keyring;
@@ -23,8 +23,9 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
 use crate::fixtures;
+use crate::harness::wait::{PATIENCE, wait_for};
+use crate::harness::ws::Ws;
 use crate::harness::{TestApp, TestDb, error_code};
-use crate::websocket::{connect_to, next, send};
 
 const CREATE: &str = "mutation($name: String!, $url: String) { createDock(input: { name: $name, \
     provider: \"digitalocean\", apiKey: \"do-key-0000\", endpoint: $url }) { id } }";
@@ -102,15 +103,13 @@ impl Listener {
 
     /// Waits until `n` connections have arrived (at most 10 s).
     async fn wait_for(&self, n: usize) {
-        let started = Instant::now();
-        while self.connections() < n {
-            assert!(
-                started.elapsed() < Duration::from_secs(10),
-                "only {} of {n} connections arrived",
-                self.connections()
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        wait_for(&format!("{n} connections"), PATIENCE, async || {
+            let arrived = self.connections();
+            (arrived >= n)
+                .then_some(())
+                .ok_or(format!("{arrived} arrived"))
+        })
+        .await;
     }
 }
 
@@ -183,10 +182,7 @@ fn message(body: &Value) -> &str {
 
 /// A server whose org `acme` has the owner `alice`; `adjust` changes its configuration.
 async fn acme(adjust: impl FnOnce(&mut stackgate::config::Config)) -> (TestApp, String) {
-    let app = TestApp::spawn_with(adjust).await;
-    let mut conn = app.db.owner().await;
-    let org = fixtures::org(&mut conn, "acme").await;
-    fixtures::member(&mut conn, &org, "alice", "owner").await;
+    let (app, _) = fixtures::with_alice(TestApp::spawn_with(adjust).await).await;
     let token = app.token("alice", Some("acme"));
     (app, token)
 }
@@ -202,10 +198,7 @@ async fn create(app: &TestApp, token: &str, name: &str, url: &str) -> Value {
 /// outbound call or write.
 #[tokio::test(flavor = "multi_thread")]
 async fn guests_are_refused_dock_mutations_before_anything_is_sent() {
-    let app = TestApp::spawn().await;
-    stackgate::seed::seed(&mut app.db.owner().await, 1)
-        .await
-        .expect("seed");
+    let app = fixtures::seeded().await;
     let target = Listener::start(http("200 OK", &[], "{}")).await;
     for (who, url) in [
         ("org-0-viewer", target.url()),
@@ -298,30 +291,13 @@ async fn guests_are_refused_dock_mutations_before_anything_is_sent() {
 /// Row B over WebSocket: the same denial through a `graphql-transport-ws` socket.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_guests_create_dock_over_websocket_is_refused_before_anything_is_sent() {
-    let app = TestApp::spawn().await;
-    stackgate::seed::seed(&mut app.db.owner().await, 1)
-        .await
-        .expect("seed");
+    let app = fixtures::seeded().await;
     let target = Listener::start(http("200 OK", &[], "{}")).await;
     let token = app.token("org-0-viewer", Some("org-0"));
-    let mut socket = connect_to(&app.url("/graphql/ws"), "graphql-transport-ws").await;
-    let init = json!({ "authorization": format!("Bearer {token}") });
-    send(
-        &mut socket,
-        json!({ "type": "connection_init", "payload": init }),
-    )
-    .await;
-    assert_eq!(
-        next(&mut socket).await.expect("ack")["type"],
-        "connection_ack"
-    );
+    let mut socket = Ws::open(&app, &token).await;
     let vars = json!({ "name": "over ws", "url": target.url() });
-    send(
-        &mut socket,
-        json!({ "id": "1", "type": "subscribe", "payload": { "query": CREATE, "variables": vars } }),
-    )
-    .await;
-    let answer = next(&mut socket).await.expect("answer");
+    socket.subscribe(CREATE, vars).await;
+    let answer = socket.message().await.expect("answer");
     assert_eq!(
         answer["payload"]["errors"][0]["extensions"]["code"], "FORBIDDEN",
         "{answer}"
@@ -561,7 +537,9 @@ async fn a_dock_with_a_refused_endpoint_is_not_synced() {
             .map(secrecy::ExposeSecret::expose_secret),
     )
     .expect("keyring");
-    let org_id = org_id(&mut app.db.owner().await, "acme").await;
+    let org_id = fixtures::find_org(&mut app.db.owner().await, "acme")
+        .await
+        .id;
     let key = SecretString::from("do-key-0000".to_owned());
     let url = target.url();
     let dock = NewDock {
@@ -585,40 +563,11 @@ async fn a_dock_with_a_refused_endpoint_is_not_synced() {
         .await;
     let run = body["data"]["syncDock"]["id"].clone();
     assert!(run.is_string(), "{body}");
-    let started = Instant::now();
-    let node = loop {
-        let (_, body) = app
-            .graphql(
-                Some(&token),
-                "query($id: ID!) { node(id: $id) { ... on SyncRun { status error } } }",
-                json!({ "id": run }),
-            )
-            .await;
-        if body["data"]["node"]["status"] == "ERROR" || body["data"]["node"]["status"] == "SUCCESS"
-        {
-            break body["data"]["node"].clone();
-        }
-        assert!(started.elapsed() < Duration::from_secs(10), "{body}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let node = app.finished_run(&token, &run).await;
     assert_eq!(node["status"], "ERROR", "{node}");
     let error = node["error"].as_str().unwrap_or_default();
     assert!(error.contains("is not a public address"), "{error}");
     assert_eq!(target.connections(), 0, "the run sent a request");
-}
-
-async fn org_id(conn: &mut AsyncPgConnection, slug: &str) -> uuid::Uuid {
-    #[derive(QueryableByName)]
-    struct Id {
-        #[diesel(sql_type = diesel::sql_types::Uuid)]
-        id: uuid::Uuid,
-    }
-    diesel::sql_query("select id from organizations where slug = $1")
-        .bind::<Text, _>(slug)
-        .get_result::<Id>(conn)
-        .await
-        .expect("org")
-        .id
 }
 
 /// Item 10: the seed (scale 1), the demo and one sync of every fake provider's default data

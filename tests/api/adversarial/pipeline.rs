@@ -10,16 +10,15 @@ use serde_json::{Value, json};
 
 use super::{BOTH, Transport, Ws, ask};
 use crate::fixtures;
+use crate::harness::wait::{PATIENCE, wait_until};
 use crate::harness::{TestApp, error_code};
 
 /// An app with `acme`, its owner `alice` and a member `mallory`; tokens for both.
 async fn acme() -> (TestApp, String, String) {
-    let app = TestApp::spawn().await;
-    let mut conn = app.db.owner().await;
-    let acme = fixtures::org(&mut conn, "acme").await;
-    fixtures::member(&mut conn, &acme, "alice", "owner").await;
-    fixtures::member(&mut conn, &acme, "mallory", "member").await;
-    let (alice, mallory) = (app.token("alice", None), app.token("mallory", None));
+    let (app, alice) = fixtures::with_alice(TestApp::spawn().await).await;
+    let acme = fixtures::find_org(&mut app.db.owner().await, "acme").await;
+    fixtures::member(&mut app.db.owner().await, &acme, "mallory", "member").await;
+    let mallory = app.token("mallory", None);
     (app, alice, mallory)
 }
 
@@ -274,26 +273,32 @@ async fn an_exhausted_pool_answers_rate_limited_after_its_wait() {
             .await
         }
     };
-    let quick = {
-        let (app, alice) = (&app, alice.clone());
-        async move {
-            tokio::time::sleep(Duration::from_millis(500)).await;
-            let started = Instant::now();
-            let answer = app
-                .graphql(
-                    Some(&alice),
-                    "{ viewer { organization { slug } } }",
-                    json!({}),
-                )
-                .await;
-            (answer, started.elapsed())
-        }
-    };
-    let release = async {
-        tokio::time::sleep(Duration::from_secs(3)).await;
+    // Once the first request waits on the lock with the only connection, a second one asks;
+    // the lock is released once it has its answer.
+    let quick = async {
+        let mut watcher = app.db.owner().await;
+        let waiting = "select count(*) from pg_stat_activity \
+                       where datname = current_database() and wait_event_type = 'Lock'";
+        wait_until("a request waiting on the lock", PATIENCE, async || {
+            count(&mut watcher, waiting).await > 0
+        })
+        .await;
+        let started = Instant::now();
+        let answer = tokio::time::timeout(
+            PATIENCE,
+            app.graphql(
+                Some(&alice),
+                "{ viewer { organization { slug } } }",
+                json!({}),
+            ),
+        )
+        .await
+        .expect("an answer while the pool is exhausted");
+        let waited = started.elapsed();
         conn.batch_execute("rollback").await.expect("unlock");
+        (answer, waited)
     };
-    let (_, ((status, body), waited), ()) = tokio::join!(slow, quick, release);
+    let (_, ((status, body), waited)) = tokio::join!(slow, quick);
     assert_eq!(error_code(&body), "RATE_LIMITED", "{body}");
     assert_eq!(status, 429, "{body}");
     assert!(waited < Duration::from_secs(2), "bounded wait: {waited:?}");

@@ -6,7 +6,7 @@
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use diesel_async::{AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 use secrecy::{ExposeSecret, SecretString};
@@ -14,6 +14,7 @@ use serde_json::json;
 use stackgate::db::{LOGIN_ROLE, build_pool};
 
 use crate::fixtures;
+use crate::harness::wait::{exit_of, wait_for};
 use crate::harness::{JWT_SECRET, TestApp, TestDb};
 
 #[derive(diesel::QueryableByName)]
@@ -125,6 +126,8 @@ async fn the_server_serves_as_the_login_role_only() {
 struct Served {
     child: Child,
     stderr: Arc<Mutex<Vec<String>>>,
+    /// Collects stderr until its end (the process's exit).
+    reader: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Served {
@@ -145,28 +148,36 @@ impl Served {
         let stderr = Arc::new(Mutex::new(Vec::new()));
         let lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
         let collected = stderr.clone();
-        std::thread::spawn(move || {
+        let reader = std::thread::spawn(move || {
             for line in lines.map_while(Result::ok) {
                 collected.lock().expect("lock").push(line);
             }
         });
-        Self { child, stderr }
+        Self {
+            child,
+            stderr,
+            reader: Some(reader),
+        }
     }
 
     /// Waits until a line of stderr contains `text` (true), or the process exits (false).
     async fn wait_for(&mut self, text: &str) -> bool {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
+        let what = format!("`{text}` in the log, or an exit");
+        let exited = wait_for(&what, Duration::from_secs(60), async || {
             if self.log().contains(text) {
-                return true;
+                return Ok(false);
             }
-            if self.child.try_wait().expect("wait").is_some() {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                return self.log().contains(text);
+            match self.child.try_wait().expect("wait") {
+                Some(_) => Ok(true),
+                None => Err(self.log()),
             }
-            assert!(Instant::now() < deadline, "no `{text}` in:\n{}", self.log());
-            tokio::time::sleep(Duration::from_millis(50)).await;
+        })
+        .await;
+        if exited && let Some(reader) = self.reader.take() {
+            // The log is whole once its reader has reached the end of stderr.
+            reader.join().expect("log reader");
         }
+        self.log().contains(text)
     }
 
     fn log(&self) -> String {
@@ -176,11 +187,7 @@ impl Served {
     fn stop(mut self) {
         let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
         let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while self.child.try_wait().expect("wait").is_none() {
-            assert!(Instant::now() < deadline, "stackgate did not stop");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        exit_of(&mut self.child, Duration::from_secs(30));
     }
 }
 

@@ -9,8 +9,8 @@ use diesel_async::SimpleAsyncConnection;
 use serde_json::{Value, json};
 
 use crate::fixtures;
-use crate::harness::{TestApp, error_code};
-use crate::subscriptions::Subscriber;
+use crate::harness::ws::Ws;
+use crate::harness::{TestApp, error_code, id_where, member_id};
 
 const MEMBERS: &str = "{ viewer { organization { roles { id name } members { user { id email } role } \
     teams { id name } clients { id name } } } }";
@@ -32,16 +32,6 @@ const REVOKE: &str = "mutation($id: ID!) { revokeInvitation(id: $id) }";
 const MY_INVITATIONS: &str = "{ viewer { user { email } invitations { id email organizationSlug \
     role { name } team { name } invitedBy { email } } } }";
 
-/// The seed (ten organizations, each with `org-K-owner`, `-admin`, `-member`, `-viewer`,
-/// `-client-0`, `-client-1`) behind a running server.
-async fn seeded() -> TestApp {
-    let app = TestApp::spawn().await;
-    stackgate::seed::seed(&mut app.db.owner().await, 1)
-        .await
-        .expect("seed");
-    app
-}
-
 /// A token of `org-0`'s `who` (owner, admin, ...), pinned to `org-0`.
 fn org_0(app: &TestApp, who: &str) -> String {
     app.token(&format!("org-0-{who}"), Some("org-0"))
@@ -53,7 +43,7 @@ async fn run(app: &TestApp, token: &str, query: &str, variables: Value) -> Value
 
 /// The same operation over `graphql-transport-ws`: its one result.
 async fn run_ws(app: &TestApp, token: &str, query: &str, variables: Value) -> Value {
-    let mut socket = Subscriber::open(&app.url("/graphql/ws"), token, query, variables).await;
+    let mut socket = Ws::subscribed(&app.ws_url(), token, query, variables).await;
     socket.result().await
 }
 
@@ -62,21 +52,6 @@ async fn directory(app: &TestApp) -> Value {
     let body = run(app, &org_0(app, "owner"), MEMBERS, json!({})).await;
     assert!(body.get("errors").is_none(), "{body}");
     body["data"]["viewer"]["organization"].clone()
-}
-
-fn id_where(list: &Value, key: &str, value: &str) -> Value {
-    list.as_array()
-        .and_then(|items| items.iter().find(|i| i[key] == value))
-        .map(|i| i["id"].clone())
-        .unwrap_or_else(|| panic!("no {key} = {value} in {list}"))
-}
-
-fn member_id(org: &Value, email: &str) -> Value {
-    org["members"]
-        .as_array()
-        .and_then(|m| m.iter().find(|m| m["user"]["email"] == email))
-        .map(|m| m["user"]["id"].clone())
-        .unwrap_or_else(|| panic!("no member {email} in {org}"))
 }
 
 fn role_of(org: &Value, email: &str) -> String {
@@ -90,22 +65,8 @@ fn role_of(org: &Value, email: &str) -> String {
 
 /// `(action, result)` of `org`'s audit entries with one of `actions`, oldest first.
 async fn audit(app: &TestApp, org: &str, actions: &[&str]) -> Vec<(String, String)> {
-    let query = "query($a: [String!]) { viewer { organization { auditLogs(first: 100, actions: $a) { \
-        nodes { action result } } } } }";
     let token = app.token(&format!("{org}-owner"), Some(org));
-    let body = run(app, &token, query, json!({ "a": actions })).await;
-    let nodes = body["data"]["viewer"]["organization"]["auditLogs"]["nodes"]
-        .as_array()
-        .unwrap_or_else(|| panic!("audit log: {body}"))
-        .clone();
-    nodes
-        .iter()
-        .rev()
-        .map(|n| {
-            let text = |v: &Value| v.as_str().unwrap_or_default().to_owned();
-            (text(&n["action"]), text(&n["result"]))
-        })
-        .collect()
+    app.audit(&token, actions).await
 }
 
 fn refused(body: &Value, code: &str, field: &str) {
@@ -121,7 +82,7 @@ fn refused(body: &Value, code: &str, field: &str) {
 /// an owner still may do both.
 #[tokio::test(flavor = "multi_thread")]
 async fn g_an_admin_cannot_become_owner_nor_demote_or_remove_an_owner() {
-    let app = seeded().await;
+    let app = fixtures::seeded().await;
     let org = directory(&app).await;
     let owner_role = id_where(&org["roles"], "name", "owner");
     let admin = member_id(&org, "org-0-admin@example.test");
@@ -197,24 +158,15 @@ async fn g_an_admin_cannot_become_owner_nor_demote_or_remove_an_owner() {
 /// (viewer's levels plus settings FULL) may create roles up to their own levels, not above.
 #[tokio::test(flavor = "multi_thread")]
 async fn custom_roles_above_their_creators_level_are_refused() {
-    let app = seeded().await;
+    let app = fixtures::seeded().await;
     let (token, _) = people_manager(&app).await;
-    let body = run(
-        &app,
-        &token,
-        CREATE_ROLE,
+    for above in [
         json!({ "name": "Dock admin", "p": { "docks": "full" } }),
-    )
-    .await;
-    refused(&body, "FORBIDDEN", "createRole");
-    let body = run(
-        &app,
-        &token,
-        CREATE_ROLE,
         json!({ "name": "Auditor", "p": { "audit": "read" } }),
-    )
-    .await;
-    refused(&body, "FORBIDDEN", "createRole");
+    ] {
+        let body = run(&app, &token, CREATE_ROLE, above).await;
+        refused(&body, "FORBIDDEN", "createRole");
+    }
     let body = run(
         &app,
         &token,
@@ -286,7 +238,7 @@ async fn people_manager(app: &TestApp) -> (String, Value) {
 /// docks FULL. Every refusal is audited as denied.
 #[tokio::test(flavor = "multi_thread")]
 async fn roles_above_the_assigners_own_are_not_assigned() {
-    let app = seeded().await;
+    let app = fixtures::seeded().await;
     let (token, _) = people_manager(&app).await;
     let org = directory(&app).await;
     let role = |name: &str| id_where(&org["roles"], "name", name);
@@ -394,7 +346,7 @@ async fn roles_above_the_assigners_own_are_not_assigned() {
 /// is written, and their own tokens keep working.
 #[tokio::test(flavor = "multi_thread")]
 async fn h_strangers_are_not_added_and_known_emails_look_unknown() {
-    let app = seeded().await;
+    let app = fixtures::seeded().await;
     let owner = org_0(&app, "owner");
     let org = directory(&app).await;
     let team = id_where(&org["teams"], "name", "Team 0");
@@ -494,7 +446,7 @@ async fn h_strangers_are_not_added_and_known_emails_look_unknown() {
 /// Row H / item 7: `createInvitation` answers a known and an unknown e-mail alike (no lookup).
 #[tokio::test(flavor = "multi_thread")]
 async fn h_invitations_answer_known_and_unknown_emails_alike() {
-    let app = seeded().await;
+    let app = fixtures::seeded().await;
     let owner = org_0(&app, "owner");
     let at = (chrono::Utc::now() + chrono::Duration::days(2)).to_rfc3339();
     let invite = |email: &str| json!({ "input": { "email": email, "expiresAt": at } });
@@ -516,7 +468,7 @@ async fn h_invitations_answer_known_and_unknown_emails_alike() {
 /// org-0 with its role, once.
 #[tokio::test(flavor = "multi_thread")]
 async fn an_invitation_is_seen_and_accepted_by_its_invitee_only() {
-    let app = seeded().await;
+    let app = fixtures::seeded().await;
     let owner = org_0(&app, "owner");
     let org = directory(&app).await;
     let viewer_role = id_where(&org["roles"], "name", "viewer");
@@ -618,7 +570,7 @@ async fn an_invitation_is_seen_and_accepted_by_its_invitee_only() {
 /// role, cannot be accepted; only owners invite owners; a key cannot accept.
 #[tokio::test(flavor = "multi_thread")]
 async fn closed_invitations_cannot_be_accepted() {
-    let app = seeded().await;
+    let app = fixtures::seeded().await;
     let owner = org_0(&app, "owner");
     let admin = org_0(&app, "admin");
     let org = directory(&app).await;
@@ -725,7 +677,7 @@ fn uuid_of(id: &Value) -> String {
 /// (and do nothing else); a team invitation makes them a guest of that team.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_person_in_no_organization_sees_and_accepts_invitations() {
-    let app = seeded().await;
+    let app = fixtures::seeded().await;
     fixtures::user(&mut app.db.owner().await, "newcomer").await;
     let newcomer = app.token("newcomer", None);
     let mine = run(&app, &newcomer, MY_INVITATIONS, json!({})).await;
@@ -806,7 +758,7 @@ async fn a_person_in_no_organization_sees_and_accepts_invitations() {
 /// audited as denied.
 #[tokio::test(flavor = "multi_thread")]
 async fn api_keys_cannot_mint_keys_or_accept_invitations() {
-    let app = seeded().await;
+    let app = fixtures::seeded().await;
     let owner = org_0(&app, "owner");
     let create = "mutation($n: String!) { createApiKey(name: $n) { secret } }";
     let body = run(&app, &owner, create, json!({ "n": "ci" })).await;

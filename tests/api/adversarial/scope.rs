@@ -9,7 +9,6 @@
 //! org-1.
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
 
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
@@ -18,9 +17,10 @@ use stackgate::db::schema::{client_memberships, memberships, organizations, role
 use stackgate::db::{Scope, build_pool};
 use uuid::Uuid;
 
+use crate::fixtures;
 use crate::harness::TestApp;
-use crate::subscriptions::Subscriber;
-use crate::websocket::{Socket, connect_to, next, send};
+use crate::harness::wait::{PATIENCE, wait_for};
+use crate::harness::ws::Ws;
 
 /// The people whose view is compared.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -52,18 +52,6 @@ struct World {
     ids: HashMap<&'static str, Value>,
 }
 
-const GUESTS: &str = "
-    insert into users (external_id, email, name) values
-        ('org-0-teamer', 'teamer@example.test', 'Teamer'), ('multi', 'multi@example.test', 'Multi');
-    insert into team_memberships (org_id, team_id, user_id, role_id)
-    select t.org_id, t.id, u.id, r.id from teams t, users u, roles r, organizations o
-     where o.slug = 'org-0' and t.org_id = o.id and t.name = 'Team 0'
-       and u.external_id = 'org-0-teamer' and r.org_id = o.id and r.name = 'member';
-    insert into memberships (org_id, user_id, role_id)
-    select o.id, u.id, r.id from organizations o, users u, roles r
-     where u.external_id = 'multi' and r.org_id = o.id
-       and ((o.slug = 'org-0' and r.name = 'viewer') or (o.slug = 'org-1' and r.name = 'owner'));";
-
 const OWNER_VIEW: &str = "query($search: String) { viewer { organization {
     teams { id name } clients { id name } members { user { id email } }
     docks { nodes { id name syncRuns(first: 1) { nodes { id } }
@@ -72,10 +60,13 @@ const OWNER_VIEW: &str = "query($search: String) { viewer { organization {
         resources(first: 20) { nodes { id dock { name } } } } } } } }";
 
 async fn world() -> World {
-    let app = TestApp::spawn().await;
+    // Guests: `org-0-teamer` (through a team), and `multi`, a viewer of org-0 who owns org-1.
+    let app = fixtures::seeded_with_teamer().await;
     let mut conn = app.db.owner().await;
-    stackgate::seed::seed(&mut conn, 1).await.expect("seed");
-    conn.batch_execute(GUESTS).await.expect("guests");
+    for (org, role) in [("org-0", "viewer"), ("org-1", "owner")] {
+        let org = fixtures::find_org(&mut conn, org).await;
+        fixtures::member(&mut conn, &org, "multi", role).await;
+    }
     let owner = app.token("org-0-owner", Some("org-0"));
     let (_, body) = app.graphql(Some(&owner), OWNER_VIEW, json!({})).await;
     assert!(body.get("errors").is_none(), "{body}");
@@ -385,40 +376,6 @@ fn mentions(value: &Value, id: &Value) -> bool {
     }
 }
 
-/// A `graphql-transport-ws` connection running one query at a time.
-struct WsClient {
-    socket: Socket,
-    next_id: u64,
-}
-
-impl WsClient {
-    async fn open(app: &TestApp, token: &str) -> Self {
-        let mut socket = connect_to(&app.url("/graphql/ws"), "graphql-transport-ws").await;
-        let init = json!({ "type": "connection_init",
-                           "payload": { "authorization": format!("Bearer {token}") } });
-        send(&mut socket, init).await;
-        assert_eq!(
-            next(&mut socket).await.expect("ack")["type"],
-            "connection_ack"
-        );
-        Self { socket, next_id: 0 }
-    }
-
-    async fn query(&mut self, query: &str, variables: &Value) -> Value {
-        self.next_id += 1;
-        let id = self.next_id.to_string();
-        let subscribe = json!({ "id": id, "type": "subscribe",
-                                "payload": { "query": query, "variables": variables } });
-        send(&mut self.socket, subscribe).await;
-        let message = next(&mut self.socket).await.expect("a result");
-        assert_eq!(message["type"], "next", "{message}");
-        assert_eq!(message["id"], id.as_str());
-        let done = next(&mut self.socket).await.expect("complete");
-        assert_eq!(done["type"], "complete", "{done}");
-        message["payload"].clone()
-    }
-}
-
 /// Row K: for a client-portal user, a team guest, a member and a multi-org user, each object is
 /// visible on every path to it or on none — `node`, `nodes`, `Organization` lists, and the nested
 /// `Resource.dock`, `Project.team`, `Project.client`, `SyncRun.dock`, `Alert.resource`,
@@ -437,7 +394,7 @@ async fn each_object_is_visible_on_every_path_or_on_none() {
             .await;
         let own = me["data"]["viewer"]["user"]["id"].clone();
         assert!(own.is_string(), "{who:?}: {me}");
-        let mut ws = WsClient::open(&world.app, &token).await;
+        let mut ws = Ws::open(&world.app, &token).await;
         for row in rows().iter().filter(|r| r.who == who) {
             let variables = world.variables(row.target, &own);
             let target = match row.target {
@@ -449,7 +406,7 @@ async fn each_object_is_visible_on_every_path_or_on_none() {
                     .app
                     .graphql(Some(&token), query, variables.clone())
                     .await;
-                let socket = ws.query(query, &variables).await;
+                let socket = ws.query(query, variables.clone()).await;
                 for (transport, body) in [("HTTP", &http), ("WebSocket", &socket)] {
                     let seen = mentions(&body["data"], &target);
                     if body.get("errors").is_some() || seen != row.expect {
@@ -478,12 +435,12 @@ async fn health_events_show_a_dock_only_to_those_who_see_it() {
     let open = |who: &'static str| {
         let token = app.token(who, Some("org-0"));
         let ws = ws.clone();
-        async move { Subscriber::open(&ws, &token, query, json!({})).await }
+        async move { Ws::subscribed(&ws, &token, query, json!({})).await }
     };
     let mut client = open("org-0-client-1").await;
     let mut teamer = open("org-0-teamer").await;
     let mut owner = open("org-0-owner").await;
-    wait_subscribed(app, 3).await;
+    app.wait_subscribed(3).await;
 
     let conn = &mut app.db.owner().await;
     for resource in ["res:linode", "res:do"] {
@@ -514,19 +471,6 @@ async fn health_events_show_a_dock_only_to_those_who_see_it() {
             );
             assert_eq!(dock(&event), expected, "{name}: {event}");
         }
-    }
-}
-
-/// Waits until `n` subscriptions listen on the app's event bus.
-async fn wait_subscribed(app: &TestApp, n: usize) {
-    let bus = &app.server.as_ref().expect("running").state.events;
-    let started = Instant::now();
-    while bus.subscribers() < n {
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "never subscribed"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
@@ -712,23 +656,17 @@ const KEYS: &str = "{ viewer { organization {
 async fn team_grants_at_full_unlock_key_hints_and_provider_data_of_their_docks() {
     let world = world().await;
     let conn = &mut world.app.db.owner().await;
-    conn.batch_execute(
-        "insert into users (external_id, email, name) values ('ops', 'ops@example.test', 'Ops');
-         insert into teams (org_id, name, slug)
-         select id, 'Ops', 'ops' from organizations where slug = 'org-0';
-         insert into team_memberships (org_id, team_id, user_id, role_id)
-         select t.org_id, t.id, u.id, r.id from teams t, users u, roles r
-          where t.slug = 'ops' and u.external_id = 'ops' and r.org_id = t.org_id and r.name = 'admin';
-         insert into dock_permissions (org_id, dock_id, team_id, level)
-         select d.org_id, d.id, t.id, case d.provider when 'linode' then 'full' else 'read' end
-           from docks d join teams t on t.org_id = d.org_id and t.slug = 'ops'
-          where d.provider in ('linode', 'gridpane');
-         update dock_permissions set level = 'full'
-          where team_id = (select id from teams where name = 'Team 0' and org_id =
-                            (select id from organizations where slug = 'org-0'));",
-    )
-    .await
-    .expect("ops team");
+    // `ops`: admin in a team granted Linode FULL and GridPane READ; team 0's grant raised to FULL.
+    let org_0 = fixtures::find_org(conn, "org-0").await;
+    let ops = fixtures::team(conn, &org_0, "Ops").await;
+    let user = fixtures::user(conn, "ops").await;
+    fixtures::join_team(conn, &ops, user, "admin").await;
+    for (provider, level) in [("linode", "full"), ("gridpane", "read")] {
+        let dock = fixtures::dock_of(conn, &org_0, provider).await;
+        fixtures::grant_dock(conn, &ops, dock, level).await;
+    }
+    let team_0 = fixtures::seeded_team(conn, "org-0", "Team 0").await;
+    fixtures::set_grant_levels(conn, &team_0, "full").await;
     let app = &world.app;
     let view = |who: &'static str| {
         let token = app.token(who, Some("org-0"));
@@ -785,8 +723,8 @@ async fn a_revoked_grant_hides_the_dock_from_the_next_events() {
     let app = &world.app;
     let token = app.token("org-0-teamer", Some("org-0"));
     let query = "subscription { resourceHealth { resource { id dock { name } } } }";
-    let mut teamer = Subscriber::open(&app.url("/graphql/ws"), &token, query, json!({})).await;
-    wait_subscribed(app, 1).await;
+    let mut teamer = Ws::subscribed(&app.ws_url(), &token, query, json!({})).await;
+    app.wait_subscribed(1).await;
     let conn = &mut app.db.owner().await;
     let resource = &world.ids["res:do"];
     notify_health(conn, resource).await;
@@ -801,18 +739,16 @@ async fn a_revoked_grant_hides_the_dock_from_the_next_events() {
     .await
     .expect("revoke");
     // The connection re-checks its caller on the access event the revocation publishes.
-    let started = Instant::now();
-    loop {
+    let what = "the revoked dock hidden from the team's events";
+    wait_for(what, PATIENCE, async || {
         notify_health(conn, resource).await;
         let event = teamer.event("resourceHealth").await;
         assert_eq!(&event["resource"]["id"], resource, "{event}");
         if event["resource"]["dock"].is_null() {
-            break;
+            Ok(())
+        } else {
+            Err(event.to_string())
         }
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "the revoked dock still shows: {event}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    })
+    .await;
 }

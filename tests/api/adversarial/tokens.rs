@@ -5,7 +5,6 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 use jsonwebtoken::jwk::Jwk;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
@@ -15,19 +14,18 @@ use stackgate::config::Config;
 
 use crate::auth::keypair;
 use crate::fixtures;
+use crate::harness::wait::{PATIENCE, wait_for};
+use crate::harness::ws::{Ws, bearer};
 use crate::harness::{JWT_SECRET, TestApp};
-use crate::websocket;
 
 const VIEWER: &str = "{ viewer { organization { slug } } }";
 const RSA: &[&str] = &["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"];
 const EC: &[&str] = &["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"];
 
 async fn app_with_alice(adjust: impl FnOnce(&mut Config)) -> TestApp {
-    let app = TestApp::spawn_with(adjust).await;
-    let mut conn = app.db.owner().await;
-    let acme = fixtures::org(&mut conn, "acme").await;
-    fixtures::member(&mut conn, &acme, "alice", "owner").await;
-    app
+    fixtures::with_alice(TestApp::spawn_with(adjust).await)
+        .await
+        .0
 }
 
 fn now() -> i64 {
@@ -92,30 +90,26 @@ async fn refused(app: &TestApp, token: &str, why: &str) {
 /// The viewer query over `graphql-transport-ws` with `token` in `connection_init`: the slug, or
 /// why not (a refused `connection_init` included).
 async fn over_ws(app: &TestApp, token: &str) -> Result<String, String> {
-    let mut socket = websocket::connect_to(&app.url("/graphql/ws"), "graphql-transport-ws").await;
-    let init = json!({ "type": "connection_init",
-                       "payload": { "authorization": format!("Bearer {token}") } });
-    websocket::send(&mut socket, init).await;
-    loop {
-        let message = websocket::next(&mut socket)
-            .await
-            .ok_or("closed at connection_init")?;
-        match message["type"].as_str() {
-            Some("connection_ack") => {
-                let subscribe = json!({ "id": "1", "type": "subscribe",
-                                        "payload": { "query": VIEWER } });
-                websocket::send(&mut socket, subscribe).await;
-            }
-            Some("next") => {
-                let payload = &message["payload"];
-                return payload["data"]["viewer"]["organization"]["slug"]
-                    .as_str()
-                    .map(str::to_owned)
-                    .ok_or_else(|| payload["errors"][0]["extensions"]["code"].to_string());
-            }
-            Some("error") => return Err(message["payload"][0]["extensions"]["code"].to_string()),
-            _ => return Err(message.to_string()),
+    let mut ws = Ws::connect(app).await;
+    let answer = ws
+        .init(bearer(token))
+        .await
+        .ok_or("closed at connection_init")?;
+    if answer["type"] != "connection_ack" {
+        return Err(answer.to_string());
+    }
+    ws.subscribe(VIEWER, json!({})).await;
+    let message = ws.message().await.ok_or("closed at connection_init")?;
+    match message["type"].as_str() {
+        Some("next") => {
+            let payload = &message["payload"];
+            payload["data"]["viewer"]["organization"]["slug"]
+                .as_str()
+                .map(str::to_owned)
+                .ok_or_else(|| payload["errors"][0]["extensions"]["code"].to_string())
         }
+        Some("error") => Err(message["payload"][0]["extensions"]["code"].to_string()),
+        _ => Err(message.to_string()),
     }
 }
 
@@ -324,15 +318,13 @@ impl FakeIdp {
 
     /// Waits for the server's start-up fetch.
     async fn wait_for_fetches(&self, n: usize) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while self.fetches() < n {
-            assert!(
-                Instant::now() < deadline,
-                "{} fetches, not {n}",
-                self.fetches()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        wait_for(&format!("{n} fetches"), PATIENCE, async || {
+            let fetches = self.fetches();
+            (fetches >= n)
+                .then_some(())
+                .ok_or(format!("{fetches} fetches"))
+        })
+        .await;
     }
 
     fn publish(&self, document: String) {
