@@ -312,7 +312,7 @@ mod tests {
         let mut request = Request::new(query);
         request.extensions.insert(
             "persistedQuery".into(),
-            Value::from_json(serde_json::json!({"version": 1, "sha256Hash": hash})).unwrap(),
+            Value::from_json(serde_json::json!({"version": 1, "sha256Hash": hash})).expect("ok"),
         );
         request
     }
@@ -324,7 +324,7 @@ mod tests {
             apq: true,
             apq_cache_bytes: bytes,
         })
-        .unwrap()
+        .expect("ok")
     }
 
     #[test]
@@ -332,7 +332,7 @@ mod tests {
         // echo -n '{ viewer { user { name } } }' | sha256sum
         let text = "{ viewer { user { name } } }";
         let docs = documents(TrustMode::Off, None, 1024);
-        let doc = docs.resolve(&mut Request::new(text)).unwrap();
+        let doc = docs.resolve(&mut Request::new(text)).expect("ok");
         assert_eq!(doc.id, sha256_hex(text));
         assert_eq!(doc.id.len(), 64);
         assert!(!doc.trusted());
@@ -343,12 +343,14 @@ mod tests {
         let text = "{ viewer { user { name } } }";
         let hash = sha256_hex(text);
         let docs = documents(TrustMode::Off, None, 1024);
-        let miss = docs.resolve(&mut persisted("", &hash)).unwrap_err();
+        let miss = docs
+            .resolve(&mut persisted("", &hash))
+            .expect_err("refused");
         assert_eq!(miss.code(), "PERSISTED_QUERY_NOT_FOUND");
         assert_eq!(miss.message(), "PersistedQueryNotFound");
-        docs.resolve(&mut persisted(text, &hash)).unwrap();
+        docs.resolve(&mut persisted(text, &hash)).expect("ok");
         let mut again = persisted("", &hash);
-        docs.resolve(&mut again).unwrap();
+        docs.resolve(&mut again).expect("ok");
         assert_eq!(again.query, text);
     }
 
@@ -356,7 +358,9 @@ mod tests {
     fn a_hash_that_is_not_the_text_s_is_refused_and_not_registered() {
         let hash = sha256_hex("{ a }");
         let docs = documents(TrustMode::Off, None, 1024);
-        let err = docs.resolve(&mut persisted("{ b }", &hash)).unwrap_err();
+        let err = docs
+            .resolve(&mut persisted("{ b }", &hash))
+            .expect_err("refused");
         assert_eq!(err.code(), "BAD_USER_INPUT");
         assert!(docs.resolve(&mut persisted("", &hash)).is_err());
     }
@@ -367,11 +371,11 @@ mod tests {
         let texts: Vec<String> = (0..10).map(|i| format!("{{ f{i:030} }}")).collect();
         for text in &texts {
             docs.resolve(&mut persisted(text, &sha256_hex(text)))
-                .unwrap();
+                .expect("ok");
         }
         assert!(docs.lock_registered().bytes <= 100);
         // The newest survive, the oldest went first.
-        let newest = texts.last().unwrap();
+        let newest = texts.last().expect("ok");
         assert!(
             docs.resolve(&mut persisted("", &sha256_hex(newest)))
                 .is_ok()
@@ -386,7 +390,7 @@ mod tests {
     fn malformed_persisted_query_extensions_are_bad_input() {
         let docs = documents(TrustMode::Off, None, 1024);
         for hash in ["abc", &"z".repeat(64)] {
-            let err = docs.resolve(&mut persisted("", hash)).unwrap_err();
+            let err = docs.resolve(&mut persisted("", hash)).expect_err("refused");
             assert_eq!(err.code(), "BAD_USER_INPUT", "{hash}");
         }
     }
@@ -394,13 +398,13 @@ mod tests {
     #[test]
     fn a_manifest_entry_whose_id_lies_fails_start_up() {
         let dir = std::env::temp_dir().join(format!("sg-manifest-{}", uuid::Uuid::new_v4()));
-        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::create_dir_all(&dir).expect("ok");
         let file = dir.join("m.json");
         std::fs::write(
             &file,
             format!(r#"{{"{}": "{{ b }}"}}"#, sha256_hex("{ a }")),
         )
-        .unwrap();
+        .expect("ok");
         let err = TrustedDocuments::load(&DocumentSettings {
             manifest: Some(file),
             ..DocumentSettings::default()
@@ -408,25 +412,31 @@ mod tests {
         .err()
         .expect("refused");
         assert!(format!("{err:#}").contains("is not the SHA-256"), "{err:#}");
-        std::fs::remove_dir_all(dir).unwrap();
+        std::fs::remove_dir_all(dir).expect("ok");
     }
 
     #[test]
     fn enforce_runs_only_manifest_documents_and_never_registers() {
         let dir = std::env::temp_dir().join(format!("sg-manifest-{}", uuid::Uuid::new_v4()));
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("Me.graphql"), "{ viewer { user { name } } }").unwrap();
+        std::fs::create_dir_all(&dir).expect("ok");
+        std::fs::write(dir.join("Me.graphql"), "{ viewer { user { name } } }").expect("ok");
         let docs = documents(TrustMode::Enforce, Some(dir.clone()), 1024);
         let ok = docs
             .resolve(&mut Request::new("{ viewer { user { name } } }"))
-            .unwrap();
+            .expect("ok");
         assert_eq!(ok.trusted_name.as_deref(), Some("Me"));
         let err = docs.resolve(&mut Request::new("{ viewer { user { id } } }"));
-        assert_eq!(err.unwrap_err().code(), "PERSISTED_QUERY_NOT_IN_LIST");
+        assert_eq!(
+            err.expect_err("refused").code(),
+            "PERSISTED_QUERY_NOT_IN_LIST"
+        );
         let other = "{ viewer { user { email } } }";
         let err = docs.resolve(&mut persisted(other, &sha256_hex(other)));
-        assert_eq!(err.unwrap_err().code(), "PERSISTED_QUERY_NOT_IN_LIST");
+        assert_eq!(
+            err.expect_err("refused").code(),
+            "PERSISTED_QUERY_NOT_IN_LIST"
+        );
         assert_eq!(docs.lock_registered().texts.len(), 0);
-        std::fs::remove_dir_all(dir).unwrap();
+        std::fs::remove_dir_all(dir).expect("ok");
     }
 }
