@@ -10,6 +10,7 @@ use crate::config::Config;
 use crate::crypto::Keyring;
 use crate::db::{self, Pool};
 use crate::events::EventBus;
+use crate::graphql::pipeline::documents::TrustedDocuments;
 use crate::graphql::pipeline::{Parts, Pipeline};
 use crate::graphql::{self};
 use crate::security::rate::RateLimits;
@@ -70,6 +71,7 @@ impl AppState {
             config.jwt_public_key.as_deref(),
             &config.security.jwt,
         )?);
+        let documents = Arc::new(TrustedDocuments::load(&config.security.documents)?);
         let pipeline = Pipeline::new(Parts {
             schema,
             pool: pool.clone(),
@@ -77,6 +79,7 @@ impl AppState {
             viewers: viewers.clone(),
             limits: config.limits,
             rates,
+            documents,
         });
         let sockets = Arc::new(Sockets::new(config.security.sockets));
         let page = crate::http::graphiql::render(

@@ -23,6 +23,11 @@ pub enum ApiError {
     /// the subscriber fell behind): the client should refetch what it shows. The subscription
     /// goes on.
     EventsMissed(String),
+    /// An automatic persisted query named a hash this server does not know: the client should
+    /// send the text with the hash (Apollo clients do this on exactly this message and code).
+    PersistedQueryNotFound,
+    /// A document outside the trusted documents manifest, where only those may run.
+    PersistedQueryNotInList(String),
     Internal(anyhow::Error),
 }
 
@@ -36,10 +41,12 @@ pub mod code {
     pub const RATE_LIMITED: &str = "RATE_LIMITED";
     pub const QUERY_TOO_COMPLEX: &str = "QUERY_TOO_COMPLEX";
     pub const EVENTS_MISSED: &str = "EVENTS_MISSED";
+    pub const PERSISTED_QUERY_NOT_FOUND: &str = "PERSISTED_QUERY_NOT_FOUND";
+    pub const PERSISTED_QUERY_NOT_IN_LIST: &str = "PERSISTED_QUERY_NOT_IN_LIST";
     pub const INTERNAL_SERVER_ERROR: &str = "INTERNAL_SERVER_ERROR";
 
     /// Every code, for bounded metric labels.
-    pub const ALL: [&str; 9] = [
+    pub const ALL: [&str; 11] = [
         UNAUTHENTICATED,
         FORBIDDEN,
         NOT_FOUND,
@@ -48,6 +55,8 @@ pub mod code {
         RATE_LIMITED,
         QUERY_TOO_COMPLEX,
         EVENTS_MISSED,
+        PERSISTED_QUERY_NOT_FOUND,
+        PERSISTED_QUERY_NOT_IN_LIST,
         INTERNAL_SERVER_ERROR,
     ];
 }
@@ -68,7 +77,9 @@ impl ApiError {
             | Self::Conflict(m)
             | Self::RateLimited(m)
             | Self::QueryTooComplex(m)
-            | Self::EventsMissed(m) => m,
+            | Self::EventsMissed(m)
+            | Self::PersistedQueryNotInList(m) => m,
+            Self::PersistedQueryNotFound => "PersistedQueryNotFound",
             Self::Internal(_) => "internal server error",
         }
     }
@@ -84,6 +95,8 @@ impl ApiError {
             Self::RateLimited(_) => code::RATE_LIMITED,
             Self::QueryTooComplex(_) => code::QUERY_TOO_COMPLEX,
             Self::EventsMissed(_) => code::EVENTS_MISSED,
+            Self::PersistedQueryNotFound => code::PERSISTED_QUERY_NOT_FOUND,
+            Self::PersistedQueryNotInList(_) => code::PERSISTED_QUERY_NOT_IN_LIST,
             Self::Internal(_) => code::INTERNAL_SERVER_ERROR,
         }
     }

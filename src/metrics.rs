@@ -62,6 +62,12 @@ impl OperationLabels {
         name
     }
 
+    /// The label of a document of the trusted documents manifest: its manifest name. The manifest
+    /// bounds these, so they do not count against [`MAX_OPERATION_LABELS`].
+    pub fn trusted(&self, manifest_name: &str) -> String {
+        operation_label(Some(manifest_name))
+    }
+
     /// Records one operation: a count by label and outcome (`ok` or an error code), and its
     /// latency.
     pub fn count(&self, label: &str, outcome: &'static str, elapsed: Duration) {

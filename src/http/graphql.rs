@@ -5,6 +5,8 @@
 //! error codes — is the operation pipeline's ([`crate::graphql::pipeline`]), shared with the
 //! WebSocket. This module turns its response into HTTP: status, body size limit, headers.
 
+use std::collections::HashMap;
+
 use async_graphql::parser::types::OperationType;
 use async_graphql::{Executor, Variables};
 use axum::body::Bytes;
@@ -30,6 +32,8 @@ struct HttpRequest {
     query: Option<serde_json::Value>,
     operation_name: Option<String>,
     variables: Option<serde_json::Value>,
+    /// `persistedQuery` (automatic persisted queries) is the one extension read.
+    extensions: Option<serde_json::Value>,
 }
 
 /// `POST /graphql` with an `application/json` body.
@@ -111,7 +115,7 @@ pub async fn get(
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.clone())
     };
-    if param("query").is_none() && wants_html(&headers) {
+    if param("query").is_none() && param("extensions").is_none() && wants_html(&headers) {
         return super::graphiql::page(&app).into_response();
     }
     let Some(format) = Format::negotiate(&headers) else {
@@ -130,10 +134,24 @@ pub async fn get(
             );
         }
     };
+    let url_extensions = match param("extensions")
+        .map(|v| serde_json::from_str(&v))
+        .transpose()
+    {
+        Ok(v) => v,
+        Err(_) => {
+            return request_error(
+                StatusCode::BAD_REQUEST,
+                code::BAD_USER_INPUT,
+                "`extensions` is not JSON",
+            );
+        }
+    };
     let request = HttpRequest {
         query: param("query").map(serde_json::Value::String),
         operation_name: param("operationName"),
         variables,
+        extensions: url_extensions,
     };
     execute(
         app,
@@ -154,12 +172,13 @@ async fn execute(
     format: Format,
     via_get: bool,
 ) -> Response {
-    let (query, variables) = match validate(request.query, request.variables) {
-        Ok(ok) => ok,
-        Err(message) => {
-            return request_error(StatusCode::BAD_REQUEST, code::BAD_USER_INPUT, message);
-        }
-    };
+    let (query, variables, extensions) =
+        match validate(request.query, request.variables, request.extensions) {
+            Ok(ok) => ok,
+            Err(message) => {
+                return request_error(StatusCode::BAD_REQUEST, code::BAD_USER_INPUT, message);
+            }
+        };
     if via_get && selects_mutation(&query, request.operation_name.as_deref()) {
         let mut response = request_error(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -183,12 +202,14 @@ async fn execute(
         x_org: header_str(headers, "x-org").map(str::to_owned),
         client,
         trace: header_str(headers, "x-stackgate-trace").is_some_and(|v| v.contains("statements")),
+        read_only: via_get,
     };
     let mut gql = async_graphql::Request::new(query)
         .variables(variables)
         .data(caller)
         .data(RequestId(request_id.clone()));
     gql.operation_name = request.operation_name;
+    gql.extensions = async_graphql::Extensions(extensions);
     let response = app.pipeline.execute(gql).instrument(span).await;
     respond(
         response,
@@ -247,14 +268,26 @@ fn status_of(response: &async_graphql::Response, format: Format) -> StatusCode {
     }
 }
 
-/// Checks `query` and `variables` have the shapes the spec requires; the error says which not.
+/// Checks `query`, `variables` and `extensions` have the shapes the spec requires; the error
+/// says which not. `query` may be missing when `extensions.persistedQuery` names the document.
 fn validate(
     query: Option<serde_json::Value>,
     variables: Option<serde_json::Value>,
-) -> Result<(String, Variables), &'static str> {
+    extensions: Option<serde_json::Value>,
+) -> Result<(String, Variables, HashMap<String, async_graphql::Value>), &'static str> {
+    let extensions = match extensions {
+        None | Some(serde_json::Value::Null) => HashMap::new(),
+        Some(serde_json::Value::Object(map)) => map
+            .into_iter()
+            .filter(|(k, _)| k == "persistedQuery")
+            .filter_map(|(k, v)| Some((k, async_graphql::Value::from_json(v).ok()?)))
+            .collect(),
+        Some(_) => return Err("`extensions` must be a JSON object"),
+    };
     let query = match query {
         Some(serde_json::Value::String(q)) => q,
         Some(_) => return Err("`query` must be a string"),
+        None if extensions.contains_key("persistedQuery") => String::new(),
         None => return Err("missing `query`"),
     };
     let variables = match variables {
@@ -262,7 +295,7 @@ fn validate(
         Some(v @ serde_json::Value::Object(_)) => Variables::from_json(v),
         Some(_) => return Err("`variables` must be a JSON object"),
     };
-    Ok((query, variables))
+    Ok((query, variables, extensions))
 }
 
 fn is_request_error(response: &async_graphql::Response) -> bool {

@@ -121,6 +121,7 @@ async fn serve(
         x_org: credentials.x_org.clone(),
         client,
         trace: false,
+        read_only: false,
     };
     let expires = credentials.expiry();
     let every = renewal_period(app.config.auth_cache_seconds);

@@ -128,6 +128,42 @@ pub struct SecurityArgs {
     )]
     pub outbound_timeout_seconds: u64,
 
+    /// What happens to a document outside the trusted documents manifest: `off` (it runs),
+    /// `log` (it runs; the first sighting of each is logged), `enforce` (refused with
+    /// `PERSISTED_QUERY_NOT_IN_LIST`).
+    #[arg(
+        long,
+        env = "STACKGATE_TRUSTED_DOCUMENTS",
+        value_enum,
+        default_value_t = TrustMode::Off,
+        global = true
+    )]
+    pub trusted_documents: TrustMode,
+
+    /// The trusted documents manifest: a directory of `.graphql` files, an Apollo persisted-query
+    /// manifest, or a JSON object `{"<sha256>": "<document>"}`.
+    #[arg(long, env = "STACKGATE_TRUSTED_DOCUMENTS_MANIFEST", global = true)]
+    pub trusted_documents_manifest: Option<std::path::PathBuf>,
+
+    /// Whether clients may register documents by SHA-256 (automatic persisted queries).
+    #[arg(
+        long,
+        env = "STACKGATE_APQ",
+        default_value_t = true,
+        action = clap::ArgAction::Set,
+        global = true
+    )]
+    pub apq: bool,
+
+    /// The most bytes of registered documents one replica keeps (least recently used go first).
+    #[arg(
+        long,
+        env = "STACKGATE_APQ_CACHE_BYTES",
+        default_value_t = 16 * 1024 * 1024,
+        global = true
+    )]
+    pub apq_cache_bytes: usize,
+
     /// Which JWTs are accepted: issuer, audience, and published verification keys.
     #[command(flatten)]
     pub jwt: JwtArgs,
@@ -147,6 +183,8 @@ pub struct SecuritySettings {
     pub outbound_timeout: Option<std::time::Duration>,
     /// See [`JwtArgs`].
     pub jwt: JwtSettings,
+    /// Automatic persisted queries and the trusted documents manifest.
+    pub documents: DocumentSettings,
 }
 
 /// How long a provider key check may take when nothing else is set.
@@ -171,6 +209,7 @@ impl Default for SecuritySettings {
             pool_timeout: std::time::Duration::from_secs(5),
             outbound_timeout: None,
             jwt: JwtSettings::default(),
+            documents: DocumentSettings::default(),
         }
     }
 }
@@ -208,7 +247,48 @@ impl SecurityArgs {
                 self.outbound_timeout_seconds.max(1),
             )),
             jwt: self.jwt.settings()?,
+            documents: DocumentSettings {
+                mode: self.trusted_documents,
+                manifest: self.trusted_documents_manifest.clone(),
+                apq: self.apq,
+                apq_cache_bytes: self.apq_cache_bytes,
+            },
         })
+    }
+}
+
+/// What happens to a document outside the manifest.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum TrustMode {
+    /// Nothing: any document runs.
+    #[default]
+    Off,
+    /// It runs, and the first sighting of each is logged.
+    Log,
+    /// It is refused.
+    Enforce,
+}
+
+/// The settings of trusted documents.
+#[derive(Clone, Debug)]
+pub struct DocumentSettings {
+    pub mode: TrustMode,
+    /// Where the manifest is, if anywhere.
+    pub manifest: Option<std::path::PathBuf>,
+    /// Whether clients may register documents by hash (automatic persisted queries).
+    pub apq: bool,
+    /// The most bytes of registered document text a replica keeps (least recently used first out).
+    pub apq_cache_bytes: usize,
+}
+
+impl Default for DocumentSettings {
+    fn default() -> Self {
+        Self {
+            mode: TrustMode::Off,
+            manifest: None,
+            apq: true,
+            apq_cache_bytes: 16 * 1024 * 1024,
+        }
     }
 }
 

@@ -14,6 +14,7 @@ mod browser;
 mod cli;
 mod demo;
 mod docks;
+mod documents;
 mod fixtures;
 mod graph;
 mod harness;

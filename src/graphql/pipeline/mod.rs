@@ -18,6 +18,7 @@
 //! Nothing is done per field: an async-graphql extension would put every field of every response
 //! through its chain, which costs more than all our loaders.
 
+pub mod documents;
 pub mod errors;
 pub mod limits;
 
@@ -44,6 +45,7 @@ use crate::graphql::QueryLimits;
 use crate::graphql::mutations::ClientInfo;
 use crate::metrics::OperationLabels;
 use crate::security::rate::RateLimits;
+use documents::TrustedDocuments;
 
 /// What a transport knows of the caller of an operation: the credentials it presented (the HTTP
 /// headers, or the WebSocket's `connection_init`), where it came from, and whether it asked for
@@ -55,6 +57,9 @@ pub struct Caller {
     pub client: ClientInfo,
     /// `X-Stackgate-Trace: statements`: add `extensions.sqlStatements` to the response.
     pub trace: bool,
+    /// The transport may only read (HTTP GET): a mutation is refused. HTTP refuses the ones it
+    /// can see itself with 405; this catches those named by a persisted-query hash.
+    pub read_only: bool,
 }
 
 impl std::fmt::Debug for Caller {
@@ -85,6 +90,7 @@ struct Inner {
     viewers: Arc<ViewerCache>,
     limits: QueryLimits,
     rates: Arc<RateLimits>,
+    documents: Arc<TrustedDocuments>,
     labels: OperationLabels,
 }
 
@@ -96,6 +102,7 @@ pub struct Parts {
     pub viewers: Arc<ViewerCache>,
     pub limits: QueryLimits,
     pub rates: Arc<RateLimits>,
+    pub documents: Arc<TrustedDocuments>,
 }
 
 /// An operation that passed the first steps: its viewer, document kind and metric label.
@@ -115,6 +122,7 @@ impl Pipeline {
             viewers: parts.viewers,
             limits: parts.limits,
             rates: parts.rates,
+            documents: parts.documents,
             labels: OperationLabels::default(),
         }))
     }
@@ -151,6 +159,7 @@ impl Pipeline {
         if authorization.is_none() {
             self.0.rates.unauthenticated(ip).map_err(refusal)?;
         }
+        let known = self.0.documents.resolve(&mut request).map_err(refusal)?;
         let limits = &self.0.limits.parse;
         limits::check_text(&request.query, limits).map_err(refusal)?;
         let wanted = request.operation_name.clone();
@@ -164,6 +173,11 @@ impl Pipeline {
                 "the document has no operation of that name; pass `operationName`".into(),
             ))
         })?;
+        if caller.read_only && kind == OperationType::Mutation {
+            return Err(refusal(ApiError::BadUserInput(
+                "mutations must be sent with POST".into(),
+            )));
+        }
         let viewer = match self
             .authenticate(authorization, caller.x_org.as_deref())
             .await
@@ -177,7 +191,10 @@ impl Pipeline {
                 return Err(refusal(err));
             }
         };
-        *label = self.0.labels.label(name.as_deref());
+        *label = match &known.trusted_name {
+            Some(trusted) => self.0.labels.trusted(trusted),
+            None => self.0.labels.label(name.as_deref()),
+        };
         self.0.rates.principal(&viewer).map_err(refusal)?;
         if kind == OperationType::Mutation {
             self.0.rates.mutation(&viewer).map_err(refusal)?;
