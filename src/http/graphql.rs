@@ -43,7 +43,8 @@ pub async fn post(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let Some(format) = Format::negotiate(&headers) else {
+    let stream = wants_event_stream(&headers);
+    let Some(format) = Format::negotiate(&headers).or(stream.then_some(Format::Json)) else {
         return not_acceptable();
     };
     if !is_json(&headers) {
@@ -85,8 +86,11 @@ pub async fn post(
         &headers,
         client_info(&extensions, &headers),
         request,
-        format,
-        false,
+        Transport {
+            format,
+            via_get: false,
+            stream,
+        },
     )
     .await
 }
@@ -118,7 +122,8 @@ pub async fn get(
     if param("query").is_none() && param("extensions").is_none() && wants_html(&headers) {
         return super::graphiql::page(&app).into_response();
     }
-    let Some(format) = Format::negotiate(&headers) else {
+    let stream = wants_event_stream(&headers);
+    let Some(format) = Format::negotiate(&headers).or(stream.then_some(Format::Json)) else {
         return not_acceptable();
     };
     let variables = match param("variables")
@@ -158,10 +163,22 @@ pub async fn get(
         &headers,
         client_info(&extensions, &headers),
         request,
-        format,
-        true,
+        Transport {
+            format,
+            via_get: true,
+            stream,
+        },
     )
     .await
+}
+
+/// How an operation came and how it wants its answer.
+struct Transport {
+    format: Format,
+    /// A GET, which may only read.
+    via_get: bool,
+    /// `Accept: text/event-stream`: answer as Server-Sent Events ([`super::sse`]).
+    stream: bool,
 }
 
 async fn execute(
@@ -169,9 +186,13 @@ async fn execute(
     headers: &HeaderMap,
     client: ClientInfo,
     request: HttpRequest,
-    format: Format,
-    via_get: bool,
+    transport: Transport,
 ) -> Response {
+    let Transport {
+        format,
+        via_get,
+        stream,
+    } = transport;
     let (query, variables, extensions) =
         match validate(request.query, request.variables, request.extensions) {
             Ok(ok) => ok,
@@ -206,10 +227,15 @@ async fn execute(
     };
     let mut gql = async_graphql::Request::new(query)
         .variables(variables)
-        .data(caller)
+        .data(caller.clone())
         .data(RequestId(request_id.clone()));
     gql.operation_name = request.operation_name;
     gql.extensions = async_graphql::Extensions(extensions);
+    if stream {
+        return super::sse::respond(app, caller, gql, request_id)
+            .instrument(span)
+            .await;
+    }
     let response = app.pipeline.execute(gql).instrument(span).await;
     respond(
         response,
@@ -228,16 +254,7 @@ fn respond(
     limit: usize,
 ) -> Response {
     let status = status_of(&response, format);
-    let mut body = serde_json::to_vec(&response).unwrap_or_default();
-    if body.len() > limit {
-        let mut errors = vec![errors::server_error(ApiError::QueryTooComplex(format!(
-            "the response would be {} bytes; the limit is {limit}: ask for less (smaller `first`, fewer ids or fields)",
-            body.len()
-        )))];
-        errors::classify(&mut errors, request_id);
-        body = serde_json::to_vec(&serde_json::json!({ "data": null, "errors": errors }))
-            .unwrap_or_default();
-    }
+    let body = capped_body(&response, request_id, limit);
     let mut http = (status, body).into_response();
     for (name, value) in &response.http_headers {
         http.headers_mut().insert(name.clone(), value.clone());
@@ -248,6 +265,37 @@ fn respond(
         http.headers_mut().insert("x-request-id", value);
     }
     http
+}
+
+/// The JSON of a response, or of a `QUERY_TOO_COMPLEX` error in its place when it is over
+/// `limit` bytes.
+pub(super) fn capped_body(
+    response: &async_graphql::Response,
+    request_id: &str,
+    limit: usize,
+) -> Vec<u8> {
+    let body = serde_json::to_vec(response).unwrap_or_default();
+    if body.len() <= limit {
+        return body;
+    }
+    let mut errors = vec![errors::server_error(ApiError::QueryTooComplex(format!(
+        "the response would be {} bytes; the limit is {limit}: ask for less (smaller `first`, fewer ids or fields)",
+        body.len()
+    )))];
+    errors::classify(&mut errors, request_id);
+    serde_json::to_vec(&serde_json::json!({ "data": null, "errors": errors })).unwrap_or_default()
+}
+
+/// Whether the client asks for Server-Sent Events.
+fn wants_event_stream(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|accept| {
+            accept
+                .split(',')
+                .any(|t| t.split(';').next().unwrap_or("").trim() == "text/event-stream")
+        })
 }
 
 /// 429 for a rate limit whatever the media type; for `application/graphql-response+json`, request

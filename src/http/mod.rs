@@ -4,4 +4,6 @@ pub mod graphiql;
 pub mod graphql;
 pub mod health;
 pub mod response;
+pub mod session;
+pub mod sse;
 pub mod ws;

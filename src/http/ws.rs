@@ -6,7 +6,7 @@
 //! legacy protocol, a `connection_error`), before async-graphql sees anything; an accepted one is
 //! replayed to it. Every operation on the socket then runs through the same
 //! [`Pipeline`] as HTTP, which authenticates the connection's credentials again for each one;
-//! a background [`Renewal`] ends subscriptions when the caller loses access (on an access event,
+//! a background [`crate::auth::Renewal`] ends subscriptions when the caller loses access (on an access event,
 //! at the token's expiry, or at the latest every six viewer-cache periods).
 //!
 //! Budgets: connections waiting for `connection_init`, connections per principal, subscriptions
@@ -16,7 +16,6 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use async_graphql::Data;
 use async_graphql::http::{ALL_WEBSOCKET_PROTOCOLS, WebSocketProtocols, WsMessage};
 use async_graphql_axum::GraphQLProtocol;
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
@@ -24,22 +23,14 @@ use axum::extract::{State, WebSocketUpgrade};
 use axum::http::{Extensions, HeaderMap, StatusCode};
 use axum::response::Response;
 use futures_util::{SinkExt, StreamExt};
-use secrecy::{ExposeSecret, SecretString};
 
 use crate::app::AppState;
-use crate::auth::{Reauthenticate, Renewal, Viewer};
-use crate::error::{ApiError, code};
+use crate::error::code;
 use crate::graphql::mutations::ClientInfo;
-use crate::graphql::pipeline::{Caller, Pipeline};
+use crate::graphql::pipeline::Pipeline;
 use crate::security::sockets::PendingSlot;
 
-/// How often a connection's caller is authenticated again: six viewer-cache periods (30 s by
-/// default), at least a second. A check per period per connection is cheap, but not free: at
-/// 1,000 connections each cache period it raised the server's CPU per event delivery by about
-/// half (bench/events).
-fn renewal_period(auth_cache_seconds: u64) -> Duration {
-    Duration::from_secs((auth_cache_seconds * 6).max(1))
-}
+use super::session::{self, Credentials};
 
 /// How long a client has to send `connection_init`.
 const INIT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -104,33 +95,14 @@ async fn serve(
         return close(&mut sink, 4401, "Unauthorized").await;
     }
     let credentials = Credentials::of(&app, &init["payload"]);
-    let viewer = match credentials.viewer().await {
-        Ok(viewer) => viewer,
+    let session = match session::open(&app, credentials, client).await {
+        Ok(session) => session,
+        Err(e) if e.code() == code::RATE_LIMITED => {
+            return refuse_with(&mut sink, legacy, 4429, e.message()).await;
+        }
         Err(e) => return refuse(&mut sink, legacy, e.message()).await,
     };
-    let budget = match app
-        .sockets
-        .connect(viewer.api_key_id.unwrap_or(viewer.user.id))
-    {
-        Ok(budget) => budget,
-        Err(e) => return refuse_with(&mut sink, legacy, 4429, e.message()).await,
-    };
     drop(pending);
-    let caller = Caller {
-        authorization: credentials.authorization.clone(),
-        x_org: credentials.x_org.clone(),
-        client,
-        trace: false,
-        read_only: false,
-    };
-    let expires = credentials.expiry();
-    let every = renewal_period(app.config.auth_cache_seconds);
-    let access = Some(app.events.subscribe_access());
-    let renewal = Renewal::start(viewer, every, Arc::new(credentials), access, expires);
-    let mut session = Data::default();
-    session.insert(caller);
-    session.insert(renewal);
-    session.insert(budget);
     let replayed =
         futures_util::stream::once(async move { Ok(Message::Text(first)) }).chain(stream);
     let protocol = if legacy {
@@ -146,7 +118,7 @@ async fn serve(
 async fn run<Si, St>(
     pipeline: Pipeline,
     protocol: WebSocketProtocols,
-    session: Data,
+    session: async_graphql::Data,
     sink: Si,
     stream: St,
 ) where
@@ -190,62 +162,6 @@ async fn run<Si, St>(
         if sink.send(message).await.is_err() {
             break;
         }
-    }
-}
-
-/// What a `connection_init` payload authenticates with, kept to authenticate again while the
-/// connection lasts (see [`Renewal`]).
-struct Credentials {
-    app: AppState,
-    authorization: Option<SecretString>,
-    x_org: Option<String>,
-}
-
-impl Credentials {
-    fn of(app: &AppState, payload: &serde_json::Value) -> Self {
-        let find = |names: &[&str]| {
-            names
-                .iter()
-                .find_map(|n| {
-                    payload
-                        .get(*n)
-                        .or_else(|| payload.get("headers").and_then(|h| h.get(*n)))
-                })
-                .and_then(|v| v.as_str())
-        };
-        Self {
-            app: app.clone(),
-            authorization: find(&["authorization", "Authorization"])
-                .map(|a| SecretString::from(a.to_owned())),
-            x_org: find(&["x-org", "X-Org"]).map(str::to_owned),
-        }
-    }
-}
-
-impl Credentials {
-    /// When a JWT's `exp` says it expires (read from its payload, which was verified when the
-    /// connection authenticated); `None` for API keys and tokens without one.
-    fn expiry(&self) -> Option<std::time::SystemTime> {
-        use base64::Engine;
-        let authorization = self.authorization.as_ref()?.expose_secret();
-        let token = authorization.trim().split_once(' ')?.1.trim();
-        let payload = token.split('.').nth(1)?;
-        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(payload.trim_end_matches('='))
-            .ok()?;
-        let exp = serde_json::from_slice::<serde_json::Value>(&bytes).ok()?["exp"].as_u64()?;
-        Some(std::time::UNIX_EPOCH + Duration::from_secs(exp))
-    }
-}
-
-#[async_trait::async_trait]
-impl Reauthenticate for Credentials {
-    async fn viewer(&self) -> Result<Viewer, ApiError> {
-        let authorization = self.authorization.as_ref().map(|a| a.expose_secret());
-        self.app
-            .pipeline
-            .authenticate(authorization, self.x_org.as_deref())
-            .await
     }
 }
 

@@ -26,6 +26,7 @@ mod mutations;
 mod rbac;
 mod rls;
 mod seed;
+mod sse;
 mod subscriptions;
 mod sync;
 mod viewer;

@@ -217,7 +217,7 @@ impl Pipeline {
             Ok(admitted) if admitted.kind == OperationType::Subscription => {
                 drop(admitted);
                 refusal(ApiError::BadUserInput(
-                    "subscriptions need a WebSocket (`/graphql/ws`)".into(),
+                    "subscriptions need a WebSocket (`/graphql/ws`) or an event stream (`Accept: text/event-stream`)".into(),
                 ))
             }
             Ok(admitted) => self.execute_admitted(admitted, caller, session).await,
@@ -321,20 +321,17 @@ impl Pipeline {
                 Item::Event(response)
             }
         });
-        // Events until the caller loses access: then that error, and the end.
+        // Events until the caller loses access: then that error, and the end at once (not at
+        // the next event, which may never come).
         stream::select(delivered, revoked)
-            .scan(false, |ended, item| {
-                if *ended {
-                    return std::future::ready(None);
-                }
-                std::future::ready(Some(match item {
-                    Item::Event(response) => response,
-                    Item::Revoked(response) => {
-                        *ended = true;
-                        response
-                    }
-                }))
+            .flat_map(|item| {
+                stream::iter(match item {
+                    Item::Event(response) => vec![Some(response)],
+                    Item::Revoked(response) => vec![Some(response), None],
+                })
             })
+            .take_while(|item| std::future::ready(item.is_some()))
+            .filter_map(std::future::ready)
             .boxed()
     }
 
@@ -490,7 +487,7 @@ fn session_slot(session: &Data) -> Result<crate::security::sockets::Subscription
     match session_data::<crate::security::sockets::SocketBudget>(session) {
         Some(budget) => budget.subscription(),
         None => Err(ApiError::BadUserInput(
-            "subscriptions need a WebSocket (`/graphql/ws`)".into(),
+            "subscriptions need a WebSocket (`/graphql/ws`) or an event stream (`Accept: text/event-stream`)".into(),
         )),
     }
 }
