@@ -12,6 +12,7 @@ use async_graphql::{Context, ID, InputObject, Object};
 use secrecy::SecretString;
 use uuid::Uuid;
 
+use super::validate::{not_found, valid_name};
 use super::{Act, audited, failed, org_full, permit, refusal};
 use crate::auth::permissions::Area;
 use crate::db::models::credentials::{self, NewDock};
@@ -24,6 +25,9 @@ use crate::net::guard::{self, Blocked};
 use crate::security::rate::RateLimits;
 use crate::sync::scheduler::{Scheduler, SyncNowError};
 use crate::sync::verify::VerifyError;
+
+/// Longest dock name.
+const MAX_DOCK_NAME: usize = 100;
 
 #[derive(InputObject)]
 pub struct CreateDockInput {
@@ -62,7 +66,7 @@ impl DockMutations {
         let checked = async {
             dock_rate(ctx, org_id, None)?;
             let scheduler = scheduler(ctx)?;
-            let name = valid_name(&input.name)?;
+            let name = valid_name(&input.name, MAX_DOCK_NAME)?;
             let interval = valid_interval(input.sync_interval_seconds)?;
             let endpoint = input.endpoint.as_deref().map(valid_endpoint).transpose()?;
             check_key(scheduler, &input.provider, endpoint, &key).await?;
@@ -87,7 +91,7 @@ impl DockMutations {
             let row = dock::by_ids(conn, &[id])
                 .await?
                 .pop()
-                .ok_or_else(|| ApiError::NotFound("no such dock".into()))?;
+                .ok_or_else(|| not_found("dock"))?;
             Ok((row, Some(id)))
         })
         .await?;
@@ -123,12 +127,12 @@ impl DockMutations {
         let keyring = scheduler.engine().keyring();
         let row = audited(ctx, act, org_full(ctx, Area::Docks)?, async |conn| {
             if !credentials::update_dock_key(conn, keyring, org_id, dock_id, &key).await? {
-                return Err(ApiError::NotFound("no such dock".into()));
+                return Err(not_found("dock"));
             }
             let row = dock::by_ids(conn, &[dock_id])
                 .await?
                 .pop()
-                .ok_or_else(|| ApiError::NotFound("no such dock".into()))?;
+                .ok_or_else(|| not_found("dock"))?;
             Ok((row, None))
         })
         .await?;
@@ -146,7 +150,7 @@ impl DockMutations {
         };
         audited(ctx, act, org_full(ctx, Area::Docks)?, async |conn| {
             if !credentials::delete_dock(conn, dock_id).await? {
-                return Err(ApiError::NotFound("no such dock".into()));
+                return Err(not_found("dock"));
             }
             Ok(((), None))
         })
@@ -174,7 +178,7 @@ impl DockMutations {
             .sync_now(org_id, dock_id)
             .await
             .map_err(|e| match e {
-                SyncNowError::NotFound => ApiError::NotFound("no such dock".into()),
+                SyncNowError::NotFound => not_found("dock"),
                 SyncNowError::Busy => ApiError::Conflict(
                     "the dock is being claimed by another replica; try again".into(),
                 ),
@@ -205,7 +209,7 @@ fn scheduler<'a>(ctx: &Context<'a>) -> Result<&'a Scheduler, ApiError> {
 fn visible_dock(ctx: &Context<'_>, id: &ID) -> Result<Uuid, ApiError> {
     let dock_id = ids::decode_as(id, "Dock")?;
     if !viewer(ctx)?.visibility().sees_dock(dock_id) {
-        return Err(ApiError::NotFound("no such dock".into()));
+        return Err(not_found("dock"));
     }
     Ok(dock_id)
 }
@@ -219,7 +223,7 @@ async fn load_dock(ctx: &Context<'_>, dock_id: Uuid) -> Result<dock::Dock, ApiEr
         .await?;
     row.into_iter()
         .find(|d| d.org_id == viewer.organization.id && d.deleted_at.is_none())
-        .ok_or_else(|| ApiError::NotFound("no such dock".into()))
+        .ok_or_else(|| not_found("dock"))
 }
 
 /// A failure after the permission check and before the write, audited as `error`.
@@ -253,16 +257,6 @@ async fn check_key(
         .verify(adapter.as_ref(), endpoint, key)
         .await
         .map_err(|e: VerifyError| ApiError::BadUserInput(e.to_string()))
-}
-
-fn valid_name(name: &str) -> Result<&str, ApiError> {
-    let name = name.trim();
-    if name.is_empty() || name.chars().count() > 100 {
-        return Err(ApiError::BadUserInput(
-            "`name` must be 1 to 100 characters".into(),
-        ));
-    }
-    Ok(name)
 }
 
 fn valid_interval(seconds: Option<i32>) -> Result<i32, ApiError> {

@@ -14,8 +14,9 @@ use chrono::{DateTime, Duration, Utc};
 use diesel_async::AsyncPgConnection;
 use uuid::Uuid;
 
-use super::access::{Grantor, Standing, not_found, org_role, settings_act, valid_email};
-use super::{Act, audited, audited_in, org_full, pool, refusal};
+use super::roles::{Grantor, Standing, org_role};
+use super::validate::{not_found, optional_id, valid_email};
+use super::{Act, audited, audited_in, org_full, pool, refusal, settings_act};
 use crate::auth::permissions::Area;
 use crate::db::Scope;
 use crate::db::models::access;
@@ -74,11 +75,7 @@ impl InvitationMutations {
         let (org, grantor) = (viewer.organization.id, Grantor::of(viewer));
         let email = valid_email(&input.email)?.to_lowercase();
         let target = target(input.team_id, input.client_id)?;
-        let role = input
-            .role_id
-            .as_deref()
-            .map(|id| ids::decode_as(id, "Role"))
-            .transpose()?;
+        let role = optional_id(input.role_id.as_ref(), "Role")?;
         let expires_at = expiry(input.expires_at, Utc::now())?;
         let act = settings_act("invitation.create", "Invitation", None);
         let view = audited(ctx, act, org_full(ctx, Area::Settings)?, async |conn| {

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use async_graphql::{Context, ID, InputObject, MaybeUndefined, Object};
 use uuid::Uuid;
 
+use super::validate::{MAX_NAME, not_found, optional_id, valid_name};
 use super::{Act, audited, refusal};
 use crate::auth::permissions::Area;
 use crate::db::models::directory;
@@ -17,7 +18,7 @@ use crate::graphql::ids;
 use crate::graphql::types::project::{ProjectNode, ProjectResourceEdge};
 use crate::graphql::types::resource::ResourceInterface;
 
-const MAX_NAME: usize = 200;
+/// Longest project description.
 const MAX_DESCRIPTION: usize = 4000;
 
 #[derive(InputObject)]
@@ -53,23 +54,15 @@ impl ProjectMutations {
         input: CreateProjectInput,
     ) -> async_graphql::Result<ProjectNode> {
         let viewer = viewer(ctx)?;
-        let name = valid_name(&input.name)?;
+        let name = valid_name(&input.name, MAX_NAME)?;
         let slug = valid_slug(&input.slug)?;
         let description = input
             .description
             .as_deref()
             .map(valid_description)
             .transpose()?;
-        let client_id = input
-            .client_id
-            .as_deref()
-            .map(|id| ids::decode_as(id, "Client"))
-            .transpose()?;
-        let team_id = input
-            .team_id
-            .as_deref()
-            .map(|id| ids::decode_as(id, "Team"))
-            .transpose()?;
+        let client_id = optional_id(input.client_id.as_ref(), "Client")?;
+        let team_id = optional_id(input.team_id.as_ref(), "Team")?;
         let new = NewProject {
             org_id: viewer.organization.id,
             name,
@@ -110,7 +103,7 @@ impl ProjectMutations {
             name: input
                 .name
                 .as_deref()
-                .map(valid_name)
+                .map(|name| valid_name(name, MAX_NAME))
                 .transpose()?
                 .map(str::to_owned),
             slug: input
@@ -137,7 +130,7 @@ impl ProjectMutations {
                 .map_err(|e| {
                     refusal(e, "another project has that slug", "no such client or team")
                 })?;
-            Ok((updated.ok_or_else(|| not_found(&id))?, None))
+            Ok((updated.ok_or_else(|| no_project(&id))?, None))
         })
         .await?;
         Ok(ProjectNode(Arc::new(updated)))
@@ -154,7 +147,7 @@ impl ProjectMutations {
         };
         audited(ctx, act, may_write(ctx, project_id, None)?, async |conn| {
             if !project::soft_delete(conn, project_id).await? {
-                return Err(not_found(&id));
+                return Err(no_project(&id));
             }
             Ok(((), None))
         })
@@ -182,12 +175,12 @@ impl ProjectMutations {
         };
         let (link, row) = audited(ctx, act, may_write(ctx, project, None)?, async |conn| {
             if project::by_ids(conn, &[project]).await?.is_empty() {
-                return Err(ApiError::NotFound("no such project".into()));
+                return Err(not_found("project"));
             }
             let row = resource::by_ids(conn, kind, &[resource]).await?.pop();
             let Some(row) = row.filter(|r| visibility.sees_resource(r.common.id, r.common.dock_id))
             else {
-                return Err(ApiError::NotFound("no such resource".into()));
+                return Err(not_found("resource"));
             };
             if link::link(conn, org, project, kind, resource, user)
                 .await?
@@ -199,7 +192,7 @@ impl ProjectMutations {
             }
             let link = link::find(conn, project, resource)
                 .await?
-                .ok_or_else(|| ApiError::NotFound("no such link".into()))?;
+                .ok_or_else(|| not_found("link"))?;
             Ok(((link, row), None))
         })
         .await?;
@@ -230,10 +223,10 @@ impl ProjectMutations {
         Ok(
             audited(ctx, act, may_write(ctx, project, None)?, async |conn| {
                 if project::by_ids(conn, &[project]).await?.is_empty() {
-                    return Err(ApiError::NotFound("no such project".into()));
+                    return Err(not_found("project"));
                 }
                 if !resource::exists(conn, kind, resource).await? {
-                    return Err(ApiError::NotFound("no such resource".into()));
+                    return Err(not_found("resource"));
                 }
                 Ok((link::unlink(conn, project, resource).await?, None))
             })
@@ -247,13 +240,14 @@ impl ProjectMutations {
 fn may_write(ctx: &Context<'_>, id: Uuid, new_team: Option<Uuid>) -> Result<bool, ApiError> {
     let viewer = viewer(ctx)?;
     if !viewer.visibility().sees_project(id) {
-        return Err(ApiError::NotFound("no such project".into()));
+        return Err(not_found("project"));
     }
     let moves_ok = new_team.is_none_or(|team| viewer.can_write_project(Some(team)));
     Ok(viewer.can_write_project_id(id) && moves_ok)
 }
 
-fn not_found(id: &ID) -> ApiError {
+/// `NOT_FOUND` for a project named by the caller's id (shortened).
+fn no_project(id: &ID) -> ApiError {
     ApiError::NotFound(format!(
         "no project with id `{}`",
         id.get(..64).unwrap_or(id)
@@ -269,12 +263,12 @@ async fn check_owners(
     if let Some(client) = client
         && directory::clients_by_ids(conn, &[client]).await?.is_empty()
     {
-        return Err(ApiError::NotFound("no such client".into()));
+        return Err(not_found("client"));
     }
     if let Some(team) = team
         && directory::teams_by_ids(conn, &[team]).await?.is_empty()
     {
-        return Err(ApiError::NotFound("no such team".into()));
+        return Err(not_found("team"));
     }
     Ok(())
 }
@@ -289,16 +283,6 @@ fn optional<T, U>(
         MaybeUndefined::Null => Ok(Some(None)),
         MaybeUndefined::Value(v) => Ok(Some(Some(check(v)?))),
     }
-}
-
-fn valid_name(name: &str) -> Result<&str, ApiError> {
-    let name = name.trim();
-    if name.is_empty() || name.chars().count() > MAX_NAME {
-        return Err(ApiError::BadUserInput(format!(
-            "`name` must be 1 to {MAX_NAME} characters"
-        )));
-    }
-    Ok(name)
 }
 
 /// The slug rule of the database's check constraint, checked first for a clear message.
@@ -339,12 +323,5 @@ mod tests {
         for bad in ["", "-a", "Web", "a_b", "a b", "é", &"a".repeat(64)] {
             assert!(valid_slug(bad).is_err(), "{bad}");
         }
-    }
-
-    #[test]
-    fn names_are_trimmed_and_bounded() {
-        assert_eq!(valid_name("  Site ").ok(), Some("Site"));
-        assert!(valid_name("   ").is_err());
-        assert!(valid_name(&"x".repeat(201)).is_err());
     }
 }
