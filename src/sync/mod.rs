@@ -137,6 +137,125 @@ pub trait Provider: Send + Sync {
     async fn verify(&self, session: &mut Session) -> Result<(), FetchError>;
 }
 
+/// One collection of a provider's API: where it is listed, the envelope key holding a page's
+/// items, and the kind of resource they become.
+#[derive(Clone, Copy, Debug)]
+pub struct Collection {
+    pub path: &'static str,
+    pub key: &'static str,
+    pub kind: Kind,
+}
+
+/// A [`Collection`] (a `const fn`, for adapters' tables).
+pub const fn collection(path: &'static str, key: &'static str, kind: Kind) -> Collection {
+    Collection { path, key, kind }
+}
+
+/// How a provider's API pages its collections: the page size asked for, and how the envelope
+/// tells where the next page is. [`list_pages`] walks any of them.
+#[derive(Clone, Copy, Debug)]
+pub struct Paging {
+    /// The page-size parameter and the size asked for (the provider's largest).
+    pub size: (&'static str, u32),
+    pub next: NextPage,
+}
+
+/// Where the envelope says the next page is (each field a JSON pointer into the envelope).
+#[derive(Clone, Copy, Debug)]
+pub enum NextPage {
+    /// Numbered pages (`page=1, 2, …`) while the envelope has a link (a string) at the pointer:
+    /// DigitalOcean's `/links/pages/next`.
+    Linked(&'static str),
+    /// Numbered pages up to the page count at the pointer, which every page must carry:
+    /// Linode's `/pages`, or Cloudflare's `/result_info/total_pages`.
+    Counted(&'static str),
+    /// A cursor at `at` (a string or a number), sent back as the `param` query parameter, until
+    /// a page brings none or no items: Vercel's `/pagination/next` as `until`.
+    Cursor {
+        at: &'static str,
+        param: &'static str,
+    },
+}
+
+/// Where the listing of one collection has got to: the page number (from 1) and, for an API
+/// paged by cursor, the cursor of the next page.
+struct Position {
+    page: u64,
+    cursor: Option<String>,
+}
+
+impl Paging {
+    /// The query asking for the page at `at`.
+    fn query(&self, at: &Position) -> Vec<(&'static str, String)> {
+        let size = (self.size.0, self.size.1.to_string());
+        match self.next {
+            NextPage::Linked(_) | NextPage::Counted(_) => vec![("page", at.page.to_string()), size],
+            NextPage::Cursor { param, .. } => {
+                let cursor = at.cursor.clone().map(|c| (param, c));
+                std::iter::once(size).chain(cursor).collect()
+            }
+        }
+    }
+
+    /// Moves `at` to the page after it, as `body` (with `items` items) says; false after the
+    /// last page, an error for an envelope without the page count it must carry.
+    fn advance(&self, at: &mut Position, body: &Value, items: usize) -> Result<bool, String> {
+        let more = match self.next {
+            NextPage::Linked(link) => body.pointer(link).and_then(Value::as_str).is_some(),
+            NextPage::Counted(count) => {
+                let pages = body.pointer(count).and_then(Value::as_u64);
+                at.page < pages.ok_or_else(|| format!("no `{}`", &count[1..]))?
+            }
+            NextPage::Cursor { at: next, .. } => {
+                at.cursor = body.pointer(next).and_then(id_string);
+                at.cursor.is_some() && items > 0
+            }
+        };
+        at.page += 1;
+        Ok(more)
+    }
+}
+
+/// Lists every collection, following every page as `paging` says, and turns each item into a
+/// [`Record`] with `record` (`None`: the item has no id). Any failure fails the whole listing:
+/// a request's (after its retries), a page without its items array or page count, an item
+/// without an id. The session refuses more than [`HttpPolicy::max_pages`] pages.
+pub async fn list_pages(
+    session: &mut Session,
+    paging: &Paging,
+    collections: &[Collection],
+    record: fn(Kind, Value) -> Option<Record>,
+    on_page: PageObserver<'_>,
+) -> Result<Listing, FetchError> {
+    let mut listing = Listing::default();
+    for &Collection { path, key, kind } in collections {
+        let malformed = |what: String| FetchError::new(path, FetchErrorKind::Malformed(what));
+        let mut at = Position {
+            page: 1,
+            cursor: None,
+        };
+        loop {
+            let body = session.get_json(path, &paging.query(&at)).await?;
+            let items = body[key]
+                .as_array()
+                .ok_or_else(|| malformed(format!("no `{key}` array in the envelope")))?;
+            for item in items {
+                let row = record(kind, item.clone());
+                let row = row.ok_or_else(|| malformed(format!("a `{key}` item has no id")))?;
+                listing.records.push(row);
+            }
+            on_page(kind, listing.records.len());
+            if !paging
+                .advance(&mut at, &body, items.len())
+                .map_err(malformed)?
+            {
+                break;
+            }
+        }
+    }
+    Ok(listing)
+}
+
 /// The providers this build knows, by name.
 #[derive(Clone)]
 pub struct Registry {
