@@ -16,15 +16,18 @@ use crate::error::ApiError;
 use crate::graphql::context::viewer;
 use crate::graphql::ids;
 
-/// An API key: a token acting as its user in this organization. The secret is never shown
-/// again after `createApiKey`.
+/// An API key's row, served as the `ApiKey` object.
 pub struct ApiKeyNode(pub ApiKey);
 
+/// An API key: a token acting as its user, with that user's current roles, in one
+/// organization. Its secret is shown once, by `createApiKey`, and never again.
 #[Object(name = "ApiKey")]
 impl ApiKeyNode {
+    /// The key's global id (for `revokeApiKey`).
     async fn id(&self) -> ID {
         ids::encode("ApiKey", self.0.id)
     }
+    /// The name given at creation, to tell keys apart (1–200 characters).
     async fn name(&self) -> &str {
         &self.0.name
     }
@@ -32,6 +35,7 @@ impl ApiKeyNode {
     async fn prefix(&self) -> &str {
         &self.0.prefix
     }
+    /// When the key was created.
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
     }
@@ -39,9 +43,11 @@ impl ApiKeyNode {
     async fn last_used_at(&self) -> Option<DateTime<Utc>> {
         self.0.last_used_at
     }
+    /// When the key stops working; null: never.
     async fn expires_at(&self) -> Option<DateTime<Utc>> {
         self.0.expires_at
     }
+    /// When the key was revoked (it no longer works); null: it was not.
     async fn revoked_at(&self) -> Option<DateTime<Utc>> {
         self.0.revoked_at
     }
@@ -50,6 +56,7 @@ impl ApiKeyNode {
 /// A new API key and its token, which is shown this once only.
 #[derive(SimpleObject)]
 pub struct CreatedApiKey {
+    /// The key, as later lists and audits name it.
     pub api_key: ApiKeyNode,
     /// The whole token, `sg_<prefix>_<secret>`, to send as `Authorization: Bearer <token>`.
     /// Only its hash is stored: it cannot be shown again.
@@ -65,11 +72,14 @@ impl ApiKeyMutations {
     /// characters; `expiresAt`, when given, in the future). The token is in `secret`, this
     /// once. Any member may create their own; a key acts with its user's current roles, so it
     /// never exceeds them. Refused (`FORBIDDEN`, audited) for requests authenticated by an API
-    /// key (a key cannot mint keys) and for platform admins outside their own organizations.
+    /// key (a key cannot mint keys) and for platform admins outside their own organizations;
+    /// `BAD_USER_INPUT` for a bad name or a past `expiresAt`.
     async fn create_api_key(
         &self,
         ctx: &Context<'_>,
+        #[graphql(desc = "What the key is for, to tell keys apart: 1–200 characters, trimmed.")]
         name: String,
+        #[graphql(desc = "When the key stops working; in the future. Null: it never expires.")]
         expires_at: Option<DateTime<Utc>>,
     ) -> async_graphql::Result<CreatedApiKey> {
         let viewer = viewer(ctx)?;
@@ -111,9 +121,14 @@ impl ApiKeyMutations {
         })
     }
 
-    /// Revokes an API key: the viewer's own, or any of the organization's with settings FULL
-    /// (others' keys do not exist for anyone else). False when it was already revoked.
-    async fn revoke_api_key(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<bool> {
+    /// Revokes an API key at once: the viewer's own, or any of the organization's with settings
+    /// FULL (others' keys do not exist for anyone else: `NOT_FOUND`). True when it was revoked
+    /// now, false when it already was.
+    async fn revoke_api_key(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The `ApiKey`'s id.")] id: ID,
+    ) -> async_graphql::Result<bool> {
         let viewer = viewer(ctx)?;
         let (org, me) = (viewer.organization.id, viewer.user.id);
         let any_key = viewer.can(Area::Settings, Level::Full);

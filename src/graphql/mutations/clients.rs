@@ -26,11 +26,12 @@ pub struct ClientMutations;
 
 #[Object]
 impl ClientMutations {
-    /// Creates a client (names 1–200 characters, unique in the organization). Needs settings
-    /// FULL.
+    /// Creates a client and returns it. Needs settings FULL. `CONFLICT` when the organization
+    /// has a client of that name; `BAD_USER_INPUT` for a bad name.
     async fn create_client(
         &self,
         ctx: &Context<'_>,
+        #[graphql(desc = "1–200 characters (trimmed), unique among the organization's clients.")]
         name: String,
     ) -> async_graphql::Result<ClientNode> {
         let org = viewer(ctx)?.organization.id;
@@ -51,13 +52,18 @@ impl ClientMutations {
     /// Adds a person, named by exactly one of `userId` and `email`, to a client's portal. They
     /// must already reach the organization, as for `addTeamMember`. Client access is read-only
     /// whatever the role says; `roleId` defaults to the built-in `viewer` and may not exceed the
-    /// caller's own role. Needs settings FULL.
+    /// caller's own role (`FORBIDDEN`, audited). Returns the client. Needs settings FULL.
+    /// `NOT_FOUND` for an unknown client or role, `CONFLICT` when the person is in the client
+    /// already.
     async fn add_client_member(
         &self,
         ctx: &Context<'_>,
-        client_id: ID,
+        #[graphql(desc = "The client's id.")] client_id: ID,
+        #[graphql(desc = "The person's `User` id; give this or `email`, not both.")]
         user_id: Option<ID>,
+        #[graphql(desc = "The person's e-mail (case-insensitive); give this or `userId`.")]
         email: Option<String>,
+        #[graphql(desc = "A `Role` of the organization; null: the built-in `viewer`.")]
         role_id: Option<ID>,
     ) -> async_graphql::Result<ClientNode> {
         let org = viewer(ctx)?.organization.id;

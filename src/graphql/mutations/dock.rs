@@ -29,17 +29,20 @@ use crate::sync::verify::VerifyError;
 /// Longest dock name.
 const MAX_DOCK_NAME: usize = 100;
 
+/// What `createDock` takes: a provider account to connect.
 #[derive(InputObject)]
 pub struct CreateDockInput {
-    /// 1–100 characters, unique among the organization's docks.
+    /// 1–100 characters (trimmed), unique among the organization's docks.
     pub name: String,
-    /// `digitalocean`, `linode` or `vercel`.
+    /// Which provider's API the key is for: `digitalocean`, `linode` or `vercel`.
     pub provider: String,
     /// The provider's API token; checked against the provider, stored encrypted, never shown.
     pub api_key: String,
     /// Seconds between scheduled syncs (60 to 604800; default 3600).
     pub sync_interval_seconds: Option<i32>,
-    /// Base URL overriding the provider's (self-hosted or proxied APIs).
+    /// Base URL overriding the provider's (self-hosted or proxied APIs): `http(s)`, at most
+    /// 300 characters, no user name, query or fragment. Private and loopback addresses are
+    /// refused unless the server allows them.
     pub endpoint: Option<String>,
 }
 
@@ -48,11 +51,16 @@ pub struct DockMutations;
 
 #[Object]
 impl DockMutations {
-    /// Connects a provider account. Needs docks FULL.
+    /// Connects a provider account and returns the new dock, which then syncs every
+    /// `syncIntervalSeconds` (`syncDock` syncs it at once). The key is checked with the provider
+    /// first (one request within a short deadline): a refusal, an unknown provider or a bad
+    /// field is `BAD_USER_INPUT`;
+    /// `CONFLICT` for a name in use; `RATE_LIMITED` past the organization's provider calls.
+    /// Needs docks FULL.
     async fn create_dock(
         &self,
         ctx: &Context<'_>,
-        input: CreateDockInput,
+        #[graphql(desc = "The account to connect.")] input: CreateDockInput,
     ) -> async_graphql::Result<DockNode> {
         let act = Act {
             area: Area::Docks,
@@ -98,12 +106,14 @@ impl DockMutations {
         Ok(DockNode(Arc::new(row)))
     }
 
-    /// Replaces a dock's API key (checked against the provider first). Needs docks FULL.
+    /// Replaces a dock's API key, checked with the provider first (a refusal is
+    /// `BAD_USER_INPUT`), and returns the dock. `NOT_FOUND` for a dock the caller cannot see;
+    /// `RATE_LIMITED` past the organization's provider calls. Needs docks FULL.
     async fn update_dock_credentials(
         &self,
         ctx: &Context<'_>,
-        id: ID,
-        api_key: String,
+        #[graphql(desc = "The dock's id.")] id: ID,
+        #[graphql(desc = "The new API token; stored encrypted, never shown.")] api_key: String,
     ) -> async_graphql::Result<DockNode> {
         let (org_id, dock_id) = (viewer(ctx)?.organization.id, visible_dock(ctx, &id)?);
         let act = Act {
@@ -139,8 +149,13 @@ impl DockMutations {
         Ok(DockNode(Arc::new(row)))
     }
 
-    /// Soft-deletes a dock: it stops syncing and vanishes from lists. Needs docks FULL.
-    async fn delete_dock(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<ID> {
+    /// Soft-deletes a dock: it stops syncing and vanishes from lists. Returns its id;
+    /// `NOT_FOUND` for a dock the caller cannot see. Needs docks FULL.
+    async fn delete_dock(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The dock's id.")] id: ID,
+    ) -> async_graphql::Result<ID> {
         let dock_id = visible_dock(ctx, &id)?;
         let act = Act {
             area: Area::Docks,
@@ -159,8 +174,14 @@ impl DockMutations {
     }
 
     /// Starts a sync now and returns its run at once (the running one, if a sync is under way).
-    /// Needs docks FULL.
-    async fn sync_dock(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<SyncRunNode> {
+    /// Follow it with the `dockSyncStatus` subscription. `NOT_FOUND` for a dock the caller cannot
+    /// see; `CONFLICT` while another replica claims the dock; `RATE_LIMITED` past the syncs
+    /// of this dock or the organization's provider calls. Needs docks FULL.
+    async fn sync_dock(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The dock's id.")] id: ID,
+    ) -> async_graphql::Result<SyncRunNode> {
         let scheduler = scheduler(ctx)?;
         let (org_id, dock_id) = (viewer(ctx)?.organization.id, visible_dock(ctx, &id)?);
         let act = Act {

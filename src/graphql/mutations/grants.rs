@@ -23,13 +23,17 @@ pub struct GrantMutations;
 #[Object]
 impl GrantMutations {
     /// Grants a team or a client (exactly one) `READ` or `FULL` on a dock, replacing any level
-    /// it had; `NONE` is refused (use `revokeDockAccess`). Needs docks FULL.
+    /// it had; `NONE` is refused (`BAD_USER_INPUT`: use `revokeDockAccess`). True once
+    /// granted; `NOT_FOUND` for an unknown or deleted dock, team or client. Needs docks FULL.
     async fn grant_dock_access(
         &self,
         ctx: &Context<'_>,
-        dock_id: ID,
+        #[graphql(desc = "The dock's id (a live dock of the organization).")] dock_id: ID,
+        #[graphql(desc = "The team to grant to; give this or `clientId`, not both.")]
         team_id: Option<ID>,
+        #[graphql(desc = "The client to grant to; give this or `teamId`, not both.")]
         client_id: Option<ID>,
+        #[graphql(desc = "`READ` or `FULL` on the dock and the resources synced from it.")]
         level: AccessLevel,
     ) -> async_graphql::Result<bool> {
         let org = viewer(ctx)?.organization.id;
@@ -58,13 +62,16 @@ impl GrantMutations {
         )
     }
 
-    /// Takes a team's or a client's (exactly one) grant on a dock away; false when it had none.
+    /// Takes a team's or a client's (exactly one) grant on a dock away; true when it had one,
+    /// false when it had none. `NOT_FOUND` for an unknown or deleted dock, team or client.
     /// Needs docks FULL.
     async fn revoke_dock_access(
         &self,
         ctx: &Context<'_>,
-        dock_id: ID,
+        #[graphql(desc = "The dock's id.")] dock_id: ID,
+        #[graphql(desc = "The team whose grant goes; give this or `clientId`, not both.")]
         team_id: Option<ID>,
+        #[graphql(desc = "The client whose grant goes; give this or `teamId`, not both.")]
         client_id: Option<ID>,
     ) -> async_graphql::Result<bool> {
         let org = viewer(ctx)?.organization.id;

@@ -65,10 +65,13 @@ impl InvitationMutations {
     /// Invites someone by e-mail into the organization, or into one of its teams or clients,
     /// with a role. The answer is the same whether anyone has that e-mail or not. Needs
     /// settings FULL; refused (`FORBIDDEN`, audited) for a role above the caller's own, an owner
-    /// role from a non-owner, and platform admins outside their own organizations.
+    /// role from a non-owner, and platform admins outside their own organizations. Returns the
+    /// invitation; `NOT_FOUND` for an unknown team, client or role, `CONFLICT` when the same
+    /// invitation is pending, `BAD_USER_INPUT` for a bad field.
     async fn create_invitation(
         &self,
         ctx: &Context<'_>,
+        #[graphql(desc = "Whom to invite, where, and with which role.")]
         input: CreateInvitationInput,
     ) -> async_graphql::Result<InvitationNode> {
         let viewer = viewer(ctx)?;
@@ -114,8 +117,13 @@ impl InvitationMutations {
     }
 
     /// Revokes a pending invitation of the organization; false when it was already revoked,
-    /// `BAD_USER_INPUT` once accepted. Needs settings FULL and the right to grant its role.
-    async fn revoke_invitation(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<bool> {
+    /// `BAD_USER_INPUT` once accepted, `NOT_FOUND` for an unknown one; true when revoked now.
+    /// Needs settings FULL and the right to grant its role (`FORBIDDEN`, audited).
+    async fn revoke_invitation(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The invitation's id.")] id: ID,
+    ) -> async_graphql::Result<bool> {
         let viewer = viewer(ctx)?;
         let (org, grantor) = (viewer.organization.id, Grantor::of(viewer));
         let id = ids::decode_as(&id, "Invitation")?;
@@ -151,7 +159,7 @@ impl InvitationMutations {
     async fn accept_invitation(
         &self,
         ctx: &Context<'_>,
-        id: ID,
+        #[graphql(desc = "The invitation's id, as `viewer { invitations }` lists it.")] id: ID,
     ) -> async_graphql::Result<InvitationNode> {
         let caller = caller(ctx)?;
         let (me, email, by_key) = (

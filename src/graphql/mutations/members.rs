@@ -33,8 +33,13 @@ impl MemberMutations {
     /// Removes a person from the organization: their membership, their team and client
     /// memberships there, and their API keys there (revoked). The last owner cannot be removed
     /// (`CONFLICT`); only owners remove owners, and nobody removes a member whose role is above
-    /// their own (`FORBIDDEN`, audited as denied). Needs settings FULL.
-    async fn remove_member(&self, ctx: &Context<'_>, user_id: ID) -> async_graphql::Result<bool> {
+    /// their own (`FORBIDDEN`, audited as denied). True once removed; `NOT_FOUND` for someone
+    /// who is not a member. Needs settings FULL.
+    async fn remove_member(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The member's `User` id.")] user_id: ID,
+    ) -> async_graphql::Result<bool> {
         let org = viewer(ctx)?.organization.id;
         let user = ids::decode_as(&user_id, "User")?;
         let grantor = Grantor::of(viewer(ctx)?);

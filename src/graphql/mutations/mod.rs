@@ -41,7 +41,9 @@ use crate::db::{DbError, Pool, Scope};
 use crate::error::ApiError;
 use crate::graphql::context::{caller, viewer};
 
-/// Every mutation.
+/// Every change. Each mutation checks its permission before anything else (a denial is
+/// `FORBIDDEN` and recorded), runs in a transaction of its own and is recorded in the audit
+/// log; the mutations of one request run one after another, in order.
 #[derive(MergedObject, Default)]
 pub struct Mutation(
     project::ProjectMutations,

@@ -1,4 +1,9 @@
-//! `createProject`, `updateProject`, `deleteProject`, `linkResource`, `unlinkResource`.
+//! Projects: `createProject`, `updateProject`, `deleteProject`, `linkResource`,
+//! `unlinkResource`.
+//!
+//! Each needs projects FULL: from the caller's org role, or from their role in the project's
+//! team (a team-scoped writer may only create, move or keep projects in such a team). A
+//! project the caller cannot see is `NOT_FOUND`, never `FORBIDDEN`.
 
 use std::sync::Arc;
 
@@ -21,24 +26,34 @@ use crate::graphql::types::resource::ResourceInterface;
 /// Longest project description.
 const MAX_DESCRIPTION: usize = 4000;
 
+/// What `createProject` takes.
 #[derive(InputObject)]
 pub struct CreateProjectInput {
-    /// 1–200 characters.
+    /// 1–200 characters (trimmed).
     pub name: String,
-    /// Lowercase letters, digits and dashes, starting with a letter or digit, at most 63.
+    /// Lowercase letters, digits and dashes, starting with a letter or digit, at most 63;
+    /// unique among the organization's projects.
     pub slug: String,
+    /// Free text, at most 4000 characters.
     pub description: Option<String>,
+    /// The client the project is for, if any.
     pub client_id: Option<ID>,
+    /// The team that owns the project, if any: its members with projects FULL may change it.
     pub team_id: Option<ID>,
 }
 
 /// Fields left out stay as they are; `null` clears `description`, `clientId` or `teamId`.
 #[derive(InputObject)]
 pub struct UpdateProjectInput {
+    /// A new name, 1–200 characters (trimmed); `null` or left out: unchanged.
     pub name: Option<String>,
+    /// A new slug, as for `createProject`; `null` or left out: unchanged.
     pub slug: Option<String>,
+    /// A new description (at most 4000 characters); `null` clears it.
     pub description: MaybeUndefined<String>,
+    /// Another client; `null`: for no client.
     pub client_id: MaybeUndefined<ID>,
+    /// Another owning team (the caller needs projects FULL there too); `null`: no team.
     pub team_id: MaybeUndefined<ID>,
 }
 
@@ -47,11 +62,13 @@ pub struct ProjectMutations;
 
 #[Object]
 impl ProjectMutations {
-    /// Creates a project. Needs projects FULL.
+    /// Creates a project and returns it. Needs projects FULL (or FULL in `teamId`'s team).
+    /// `CONFLICT` for a slug in use; `NOT_FOUND` for an unknown client or team;
+    /// `BAD_USER_INPUT` for a bad field.
     async fn create_project(
         &self,
         ctx: &Context<'_>,
-        input: CreateProjectInput,
+        #[graphql(desc = "The new project.")] input: CreateProjectInput,
     ) -> async_graphql::Result<ProjectNode> {
         let viewer = viewer(ctx)?;
         let name = valid_name(&input.name, MAX_NAME)?;
@@ -91,11 +108,14 @@ impl ProjectMutations {
         Ok(ProjectNode(Arc::new(created)))
     }
 
-    /// Changes a project. Needs projects FULL.
+    /// Changes a project and returns it. Needs projects FULL (in the organization, or in the
+    /// project's team and in any team it moves to). `NOT_FOUND` for a project the caller cannot
+    /// see or an unknown client or team; `CONFLICT` for a slug in use.
     async fn update_project(
         &self,
         ctx: &Context<'_>,
-        id: ID,
+        #[graphql(desc = "The project's id.")] id: ID,
+        #[graphql(desc = "The changes; fields left out stay as they are.")]
         input: UpdateProjectInput,
     ) -> async_graphql::Result<ProjectNode> {
         let project_id = ids::decode_as(&id, "Project")?;
@@ -136,8 +156,13 @@ impl ProjectMutations {
         Ok(ProjectNode(Arc::new(updated)))
     }
 
-    /// Soft-deletes a project: it vanishes from every read. Needs projects FULL.
-    async fn delete_project(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<ID> {
+    /// Soft-deletes a project: it vanishes from every read. Returns its id; `NOT_FOUND` for a
+    /// project the caller cannot see. Needs projects FULL.
+    async fn delete_project(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The project's id.")] id: ID,
+    ) -> async_graphql::Result<ID> {
         let project_id = ids::decode_as(&id, "Project")?;
         let act = Act {
             area: Area::Projects,
@@ -155,11 +180,14 @@ impl ProjectMutations {
         Ok(id)
     }
 
-    /// Links a resource to a project. Needs projects FULL.
+    /// Links a resource to a project and returns the new edge of `Project.resources`.
+    /// `NOT_FOUND` for a project or resource the caller cannot see; `CONFLICT` when they are
+    /// linked already. Needs projects FULL.
     async fn link_resource(
         &self,
         ctx: &Context<'_>,
-        project_id: ID,
+        #[graphql(desc = "The project's id.")] project_id: ID,
+        #[graphql(desc = "The resource's id (a server, web service, domain or database).")]
         resource_id: ID,
     ) -> async_graphql::Result<ProjectResourceEdge> {
         let viewer = viewer(ctx)?;
@@ -205,12 +233,13 @@ impl ProjectMutations {
         })
     }
 
-    /// Unlinks a resource from a project; false when they were not linked. Needs projects FULL.
+    /// Unlinks a resource from a project; true when they were linked, false when they were
+    /// not. `NOT_FOUND` for an unknown project or resource. Needs projects FULL.
     async fn unlink_resource(
         &self,
         ctx: &Context<'_>,
-        project_id: ID,
-        resource_id: ID,
+        #[graphql(desc = "The project's id.")] project_id: ID,
+        #[graphql(desc = "The resource's id.")] resource_id: ID,
     ) -> async_graphql::Result<bool> {
         let project = ids::decode_as(&project_id, "Project")?;
         let (kind, resource) = ids::decode_resource(&resource_id)?;

@@ -33,12 +33,17 @@ impl RoleMutations {
     /// Creates a role. `permissions` is an object from areas (`projects`, `resources`, `docks`,
     /// `operations`, `settings`, `audit`, `monitoring`) to `"read"` or `"full"`; a missing
     /// area is none. Names are 1–64 characters, unique in the organization (built-in names
-    /// included). No area may exceed the caller's own org role (`FORBIDDEN`). Needs settings
-    /// FULL.
+    /// included). No area may exceed the caller's own org role (`FORBIDDEN`). Returns the
+    /// role. Needs settings FULL. `CONFLICT` for a name in use; `BAD_USER_INPUT` for a bad name
+    /// or document.
     async fn create_role(
         &self,
         ctx: &Context<'_>,
+        #[graphql(desc = "1–64 characters (trimmed), unique among the organization's roles.")]
         name: String,
+        #[graphql(
+            desc = "An object from area names to `\"read\"` or `\"full\"`, e.g. `{\"projects\": \"full\", \"audit\": \"read\"}`; an area left out is none."
+        )]
         permissions: Json<Value>,
     ) -> async_graphql::Result<RoleNode> {
         let org = viewer(ctx)?.organization.id;
@@ -62,12 +67,13 @@ impl RoleMutations {
     /// Gives a member of the organization another role of it. The last owner cannot be
     /// demoted (`CONFLICT`); only owners grant or take the owner role, and nobody grants a role
     /// above their own or changes the role of someone above them (`FORBIDDEN`, audited as
-    /// denied). Needs settings FULL.
+    /// denied). Returns the member with the new role. Needs settings FULL. `NOT_FOUND` for
+    /// someone who is not a member, or an unknown role.
     async fn set_member_role(
         &self,
         ctx: &Context<'_>,
-        user_id: ID,
-        role_id: ID,
+        #[graphql(desc = "The member's `User` id.")] user_id: ID,
+        #[graphql(desc = "A `Role` of the organization, built-in or custom.")] role_id: ID,
     ) -> async_graphql::Result<MemberNode> {
         let org = viewer(ctx)?.organization.id;
         let user = ids::decode_as(&user_id, "User")?;

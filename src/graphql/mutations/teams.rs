@@ -24,10 +24,12 @@ pub struct TeamMutations;
 
 #[Object]
 impl TeamMutations {
-    /// Creates a team (names 1–200 characters, unique in the organization). Needs settings FULL.
+    /// Creates a team and returns it. Needs settings FULL. `CONFLICT` when the organization
+    /// has a team of that name; `BAD_USER_INPUT` for a bad name.
     async fn create_team(
         &self,
         ctx: &Context<'_>,
+        #[graphql(desc = "1–200 characters (trimmed), unique among the organization's teams.")]
         name: String,
     ) -> async_graphql::Result<TeamNode> {
         let org = viewer(ctx)?.organization.id;
@@ -49,14 +51,17 @@ impl TeamMutations {
     /// the organization. They must already reach the organization (as a member, or through a
     /// team or client); anyone else is invited with `createInvitation`, and is answered the same
     /// `NOT_FOUND` whether their e-mail is known or not. The role may not exceed the caller's
-    /// own. Needs settings FULL.
+    /// own (`FORBIDDEN`, audited). Returns the team. Needs settings FULL. `NOT_FOUND` for an
+    /// unknown team or role, `CONFLICT` when the person is in the team already.
     async fn add_team_member(
         &self,
         ctx: &Context<'_>,
-        team_id: ID,
+        #[graphql(desc = "The team's id.")] team_id: ID,
+        #[graphql(desc = "The person's `User` id; give this or `email`, not both.")]
         user_id: Option<ID>,
+        #[graphql(desc = "The person's e-mail (case-insensitive); give this or `userId`.")]
         email: Option<String>,
-        role_id: ID,
+        #[graphql(desc = "A `Role` of the organization, held within the team only.")] role_id: ID,
     ) -> async_graphql::Result<TeamNode> {
         let org = viewer(ctx)?.organization.id;
         let team = ids::decode_as(&team_id, "Team")?;
