@@ -1,8 +1,11 @@
-//! Syncing provider accounts ("docks") into the universal resource tables (DESIGN §6).
+//! Syncing provider accounts ("docks") into the universal resource tables (docs/sync.md).
 //!
 //! - [`Provider`]: one implementation per provider ([`digitalocean`], [`linode`], [`vercel`]) lists
 //!   every resource of an account, page by page, as [`Record`]s. Adding a provider is one module
 //!   plus one line in [`Registry::default`].
+//! - [`list_pages`]: the one pagination loop. An adapter names its [`Collection`]s and its
+//!   [`Paging`] (numbered pages while linked or up to a count, or a cursor) and maps items to
+//!   records; the loop fetches, checks each page and stops.
 //! - [`http`]: the shared client (timeouts, retries of 429/5xx with a wait budget, rate limits).
 //! - [`engine`]: one run: fetch everything, then apply it in one transaction.
 //! - [`scheduler`]: which replica syncs which dock, through leases.
@@ -29,7 +32,7 @@ use serde_json::Value;
 pub use crate::db::models::resource::Kind;
 pub use http::{FetchError, FetchErrorKind, HttpPolicy, Session};
 
-/// The normalized status words of DESIGN §1 (`resources.status`).
+/// The normalized status words of `resources.status` (docs/architecture.md).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Status {
     Active,
@@ -349,6 +352,59 @@ mod tests {
             serde_json::json!({"name": "db", "connection": {"host": "h"},
                                "users": [{"name": "u"}], "env": [{}]})
         );
+    }
+
+    #[test]
+    fn each_paging_style_finds_its_next_page() {
+        use serde_json::json;
+        let first = || Position {
+            page: 1,
+            cursor: None,
+        };
+        let linked = Paging {
+            size: ("per_page", 200),
+            next: NextPage::Linked("/links/pages/next"),
+        };
+        let mut at = first();
+        let q = |k: &'static str, v: &str| (k, v.to_owned());
+        assert_eq!(linked.query(&at), [q("page", "1"), q("per_page", "200")]);
+        let more = json!({"links": {"pages": {"next": "https://x/?page=2"}}});
+        assert_eq!(linked.advance(&mut at, &more, 1), Ok(true));
+        assert_eq!(linked.query(&at), [q("page", "2"), q("per_page", "200")]);
+        assert_eq!(linked.advance(&mut at, &json!({"links": {}}), 1), Ok(false));
+
+        let counted = Paging {
+            size: ("page_size", 500),
+            next: NextPage::Counted("/pages"),
+        };
+        let mut at = first();
+        assert_eq!(counted.advance(&mut at, &json!({"pages": 2}), 0), Ok(true));
+        assert_eq!(counted.advance(&mut at, &json!({"pages": 2}), 0), Ok(false));
+        let no_count = counted.advance(&mut first(), &json!({}), 0);
+        assert_eq!(no_count, Err("no `pages`".to_owned()));
+
+        let cursor = Paging {
+            size: ("limit", 100),
+            next: NextPage::Cursor {
+                at: "/pagination/next",
+                param: "until",
+            },
+        };
+        let mut at = first();
+        assert_eq!(cursor.query(&at), [q("limit", "100")]);
+        let next = json!({"pagination": {"next": 1700000000000u64}});
+        assert_eq!(cursor.advance(&mut at, &next, 3), Ok(true));
+        assert_eq!(
+            cursor.query(&at),
+            [q("limit", "100"), q("until", "1700000000000")]
+        );
+        assert_eq!(
+            cursor.advance(&mut at, &next, 0),
+            Ok(false),
+            "an empty page ends it"
+        );
+        let last = json!({"pagination": {"next": null}});
+        assert_eq!(cursor.advance(&mut first(), &last, 3), Ok(false));
     }
 
     #[test]
