@@ -1,4 +1,4 @@
-//! Areas and levels of access (DESIGN §3): `none < read < full` per area.
+//! Areas and levels of access (docs/security.md): `none < read < full` per area.
 
 use serde_json::Value;
 
@@ -54,18 +54,20 @@ pub struct Permissions(pub Value);
 impl Permissions {
     /// Every area at full (platform admins).
     pub fn all() -> Self {
-        Self(serde_json::json!({
-            "projects": "full", "resources": "full", "docks": "full", "operations": "full",
-            "settings": "full", "audit": "full", "monitoring": "full"
-        }))
+        Self::at(&Area::ALL, "full")
     }
 
     /// Read (only) in the given areas.
     pub fn read_only(areas: &[Area]) -> Self {
+        Self::at(areas, "read")
+    }
+
+    /// `level` (`"read"` or `"full"`) in each of `areas`, none elsewhere.
+    fn at(areas: &[Area], level: &str) -> Self {
         Self(Value::Object(
             areas
                 .iter()
-                .map(|a| (a.as_str().to_owned(), Value::from("read")))
+                .map(|a| (a.as_str().to_owned(), Value::from(level)))
                 .collect(),
         ))
     }
@@ -77,16 +79,7 @@ impl Permissions {
             Level::Read => Some("read"),
             Level::None => None,
         };
-        let areas = [
-            Area::Projects,
-            Area::Resources,
-            Area::Docks,
-            Area::Operations,
-            Area::Settings,
-            Area::Audit,
-            Area::Monitoring,
-        ];
-        let merged = areas
+        let merged = Area::ALL
             .iter()
             .filter_map(|a| {
                 Some((

@@ -9,8 +9,8 @@
 use serde_json::Value;
 
 use super::{
-    Details, FetchError, FetchErrorKind, Kind, Listing, PageObserver, Provider, Record, Session,
-    Status, id_string, int_at, str_at, strip_secret_keys,
+    Collection, Details, FetchError, Kind, Listing, NextPage, PageObserver, Paging, Provider,
+    Record, Session, Status, collection, id_string, int_at, list_pages, str_at, strip_secret_keys,
 };
 
 pub struct DigitalOcean;
@@ -18,12 +18,18 @@ pub struct DigitalOcean;
 /// The largest page DigitalOcean serves.
 pub const PER_PAGE: u32 = 200;
 
+/// Numbered pages while the envelope links a next one.
+const PAGING: Paging = Paging {
+    size: ("per_page", PER_PAGE),
+    next: NextPage::Linked("/links/pages/next"),
+};
+
 /// The collections listed, with the envelope key of each and its kind.
-const COLLECTIONS: [(&str, &str, Kind); 4] = [
-    ("/v2/droplets", "droplets", Kind::Server),
-    ("/v2/apps", "apps", Kind::WebService),
-    ("/v2/domains", "domains", Kind::Domain),
-    ("/v2/databases", "databases", Kind::Database),
+const COLLECTIONS: [Collection; 4] = [
+    collection("/v2/droplets", "droplets", Kind::Server),
+    collection("/v2/apps", "apps", Kind::WebService),
+    collection("/v2/domains", "domains", Kind::Domain),
+    collection("/v2/databases", "databases", Kind::Database),
 ];
 
 #[async_trait::async_trait]
@@ -41,50 +47,12 @@ impl Provider for DigitalOcean {
         session: &mut Session,
         on_page: PageObserver<'_>,
     ) -> Result<Listing, FetchError> {
-        let mut listing = Listing::default();
-        for (path, key, kind) in COLLECTIONS {
-            for page in 1.. {
-                let query = [
-                    ("page", page.to_string()),
-                    ("per_page", PER_PAGE.to_string()),
-                ];
-                let body = session.get_json(path, &query).await?;
-                let items = items(&body, key, path)?;
-                for item in items {
-                    listing
-                        .records
-                        .push(record(kind, item.clone()).ok_or_else(|| {
-                            FetchError::new(
-                                path,
-                                FetchErrorKind::Malformed(format!("a {key} item has no id")),
-                            )
-                        })?);
-                }
-                on_page(kind, listing.records.len());
-                if body
-                    .pointer("/links/pages/next")
-                    .and_then(Value::as_str)
-                    .is_none()
-                {
-                    break;
-                }
-            }
-        }
-        Ok(listing)
+        list_pages(session, &PAGING, &COLLECTIONS, record, on_page).await
     }
 
     async fn verify(&self, session: &mut Session) -> Result<(), FetchError> {
         session.get_json("/v2/account", &[]).await.map(drop)
     }
-}
-
-fn items<'v>(body: &'v Value, key: &str, path: &str) -> Result<&'v Vec<Value>, FetchError> {
-    body.get(key).and_then(Value::as_array).ok_or_else(|| {
-        FetchError::new(
-            path,
-            FetchErrorKind::Malformed(format!("no `{key}` array in the envelope")),
-        )
-    })
 }
 
 fn record(kind: Kind, mut raw: Value) -> Option<Record> {

@@ -8,8 +8,8 @@
 use serde_json::Value;
 
 use super::{
-    Details, FetchError, FetchErrorKind, Kind, Listing, PageObserver, Provider, Record, Session,
-    Status, id_string, int_at, str_at, strip_secret_keys,
+    Collection, Details, FetchError, Kind, Listing, NextPage, PageObserver, Paging, Provider,
+    Record, Session, Status, collection, id_string, int_at, list_pages, str_at, strip_secret_keys,
 };
 
 pub struct Linode;
@@ -17,10 +17,17 @@ pub struct Linode;
 /// The largest page Linode serves.
 pub const PAGE_SIZE: u32 = 500;
 
-const COLLECTIONS: [(&str, Kind); 3] = [
-    ("/linode/instances", Kind::Server),
-    ("/domains", Kind::Domain),
-    ("/databases/instances", Kind::Database),
+/// Numbered pages up to the count every envelope carries.
+const PAGING: Paging = Paging {
+    size: ("page_size", PAGE_SIZE),
+    next: NextPage::Counted("/pages"),
+};
+
+/// Every collection's items are in `data`.
+const COLLECTIONS: [Collection; 3] = [
+    collection("/linode/instances", "data", Kind::Server),
+    collection("/domains", "data", Kind::Domain),
+    collection("/databases/instances", "data", Kind::Database),
 ];
 
 #[async_trait::async_trait]
@@ -38,36 +45,7 @@ impl Provider for Linode {
         session: &mut Session,
         on_page: PageObserver<'_>,
     ) -> Result<Listing, FetchError> {
-        let mut listing = Listing::default();
-        for (path, kind) in COLLECTIONS {
-            let mut page = 1u64;
-            loop {
-                let query = [
-                    ("page", page.to_string()),
-                    ("page_size", PAGE_SIZE.to_string()),
-                ];
-                let body = session.get_json(path, &query).await?;
-                let malformed =
-                    |what: &str| FetchError::new(path, FetchErrorKind::Malformed(what.to_owned()));
-                let items = body["data"]
-                    .as_array()
-                    .ok_or_else(|| malformed("no `data` array"))?;
-                for item in items {
-                    listing.records.push(
-                        record(kind, item.clone()).ok_or_else(|| malformed("an item has no id"))?,
-                    );
-                }
-                on_page(kind, listing.records.len());
-                let pages = body["pages"]
-                    .as_u64()
-                    .ok_or_else(|| malformed("no `pages`"))?;
-                if page >= pages {
-                    break;
-                }
-                page += 1;
-            }
-        }
-        Ok(listing)
+        list_pages(session, &PAGING, &COLLECTIONS, record, on_page).await
     }
 
     async fn verify(&self, session: &mut Session) -> Result<(), FetchError> {

@@ -1,8 +1,11 @@
-//! Syncing provider accounts ("docks") into the universal resource tables (DESIGN §6).
+//! Syncing provider accounts ("docks") into the universal resource tables (docs/sync.md).
 //!
 //! - [`Provider`]: one implementation per provider ([`digitalocean`], [`linode`], [`vercel`]) lists
 //!   every resource of an account, page by page, as [`Record`]s. Adding a provider is one module
 //!   plus one line in [`Registry::default`].
+//! - [`list_pages`]: the one pagination loop. An adapter names its [`Collection`]s and its
+//!   [`Paging`] (numbered pages while linked or up to a count, or a cursor) and maps items to
+//!   records; the loop fetches, checks each page and stops.
 //! - [`http`]: the shared client (timeouts, retries of 429/5xx with a wait budget, rate limits).
 //! - [`engine`]: one run: fetch everything, then apply it in one transaction.
 //! - [`scheduler`]: which replica syncs which dock, through leases.
@@ -29,7 +32,7 @@ use serde_json::Value;
 pub use crate::db::models::resource::Kind;
 pub use http::{FetchError, FetchErrorKind, HttpPolicy, Session};
 
-/// The normalized status words of DESIGN §1 (`resources.status`).
+/// The normalized status words of `resources.status` (docs/architecture.md).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Status {
     Active,
@@ -137,6 +140,125 @@ pub trait Provider: Send + Sync {
     async fn verify(&self, session: &mut Session) -> Result<(), FetchError>;
 }
 
+/// One collection of a provider's API: where it is listed, the envelope key holding a page's
+/// items, and the kind of resource they become.
+#[derive(Clone, Copy, Debug)]
+pub struct Collection {
+    pub path: &'static str,
+    pub key: &'static str,
+    pub kind: Kind,
+}
+
+/// A [`Collection`] (a `const fn`, for adapters' tables).
+pub const fn collection(path: &'static str, key: &'static str, kind: Kind) -> Collection {
+    Collection { path, key, kind }
+}
+
+/// How a provider's API pages its collections: the page size asked for, and how the envelope
+/// tells where the next page is. [`list_pages`] walks any of them.
+#[derive(Clone, Copy, Debug)]
+pub struct Paging {
+    /// The page-size parameter and the size asked for (the provider's largest).
+    pub size: (&'static str, u32),
+    pub next: NextPage,
+}
+
+/// Where the envelope says the next page is (each field a JSON pointer into the envelope).
+#[derive(Clone, Copy, Debug)]
+pub enum NextPage {
+    /// Numbered pages (`page=1, 2, …`) while the envelope has a link (a string) at the pointer:
+    /// DigitalOcean's `/links/pages/next`.
+    Linked(&'static str),
+    /// Numbered pages up to the page count at the pointer, which every page must carry:
+    /// Linode's `/pages`, or Cloudflare's `/result_info/total_pages`.
+    Counted(&'static str),
+    /// A cursor at `at` (a string or a number), sent back as the `param` query parameter, until
+    /// a page brings none or no items: Vercel's `/pagination/next` as `until`.
+    Cursor {
+        at: &'static str,
+        param: &'static str,
+    },
+}
+
+/// Where the listing of one collection has got to: the page number (from 1) and, for an API
+/// paged by cursor, the cursor of the next page.
+struct Position {
+    page: u64,
+    cursor: Option<String>,
+}
+
+impl Paging {
+    /// The query asking for the page at `at`.
+    fn query(&self, at: &Position) -> Vec<(&'static str, String)> {
+        let size = (self.size.0, self.size.1.to_string());
+        match self.next {
+            NextPage::Linked(_) | NextPage::Counted(_) => vec![("page", at.page.to_string()), size],
+            NextPage::Cursor { param, .. } => {
+                let cursor = at.cursor.clone().map(|c| (param, c));
+                std::iter::once(size).chain(cursor).collect()
+            }
+        }
+    }
+
+    /// Moves `at` to the page after it, as `body` (with `items` items) says; false after the
+    /// last page, an error for an envelope without the page count it must carry.
+    fn advance(&self, at: &mut Position, body: &Value, items: usize) -> Result<bool, String> {
+        let more = match self.next {
+            NextPage::Linked(link) => body.pointer(link).and_then(Value::as_str).is_some(),
+            NextPage::Counted(count) => {
+                let pages = body.pointer(count).and_then(Value::as_u64);
+                at.page < pages.ok_or_else(|| format!("no `{}`", &count[1..]))?
+            }
+            NextPage::Cursor { at: next, .. } => {
+                at.cursor = body.pointer(next).and_then(id_string);
+                at.cursor.is_some() && items > 0
+            }
+        };
+        at.page += 1;
+        Ok(more)
+    }
+}
+
+/// Lists every collection, following every page as `paging` says, and turns each item into a
+/// [`Record`] with `record` (`None`: the item has no id). Any failure fails the whole listing:
+/// a request's (after its retries), a page without its items array or page count, an item
+/// without an id. The session refuses more than [`HttpPolicy::max_pages`] pages.
+pub async fn list_pages(
+    session: &mut Session,
+    paging: &Paging,
+    collections: &[Collection],
+    record: fn(Kind, Value) -> Option<Record>,
+    on_page: PageObserver<'_>,
+) -> Result<Listing, FetchError> {
+    let mut listing = Listing::default();
+    for &Collection { path, key, kind } in collections {
+        let malformed = |what: String| FetchError::new(path, FetchErrorKind::Malformed(what));
+        let mut at = Position {
+            page: 1,
+            cursor: None,
+        };
+        loop {
+            let body = session.get_json(path, &paging.query(&at)).await?;
+            let items = body[key]
+                .as_array()
+                .ok_or_else(|| malformed(format!("no `{key}` array in the envelope")))?;
+            for item in items {
+                let row = record(kind, item.clone());
+                let row = row.ok_or_else(|| malformed(format!("a `{key}` item has no id")))?;
+                listing.records.push(row);
+            }
+            on_page(kind, listing.records.len());
+            if !paging
+                .advance(&mut at, &body, items.len())
+                .map_err(malformed)?
+            {
+                break;
+            }
+        }
+    }
+    Ok(listing)
+}
+
 /// The providers this build knows, by name.
 #[derive(Clone)]
 pub struct Registry {
@@ -230,6 +352,59 @@ mod tests {
             serde_json::json!({"name": "db", "connection": {"host": "h"},
                                "users": [{"name": "u"}], "env": [{}]})
         );
+    }
+
+    #[test]
+    fn each_paging_style_finds_its_next_page() {
+        use serde_json::json;
+        let first = || Position {
+            page: 1,
+            cursor: None,
+        };
+        let linked = Paging {
+            size: ("per_page", 200),
+            next: NextPage::Linked("/links/pages/next"),
+        };
+        let mut at = first();
+        let q = |k: &'static str, v: &str| (k, v.to_owned());
+        assert_eq!(linked.query(&at), [q("page", "1"), q("per_page", "200")]);
+        let more = json!({"links": {"pages": {"next": "https://x/?page=2"}}});
+        assert_eq!(linked.advance(&mut at, &more, 1), Ok(true));
+        assert_eq!(linked.query(&at), [q("page", "2"), q("per_page", "200")]);
+        assert_eq!(linked.advance(&mut at, &json!({"links": {}}), 1), Ok(false));
+
+        let counted = Paging {
+            size: ("page_size", 500),
+            next: NextPage::Counted("/pages"),
+        };
+        let mut at = first();
+        assert_eq!(counted.advance(&mut at, &json!({"pages": 2}), 0), Ok(true));
+        assert_eq!(counted.advance(&mut at, &json!({"pages": 2}), 0), Ok(false));
+        let no_count = counted.advance(&mut first(), &json!({}), 0);
+        assert_eq!(no_count, Err("no `pages`".to_owned()));
+
+        let cursor = Paging {
+            size: ("limit", 100),
+            next: NextPage::Cursor {
+                at: "/pagination/next",
+                param: "until",
+            },
+        };
+        let mut at = first();
+        assert_eq!(cursor.query(&at), [q("limit", "100")]);
+        let next = json!({"pagination": {"next": 1700000000000u64}});
+        assert_eq!(cursor.advance(&mut at, &next, 3), Ok(true));
+        assert_eq!(
+            cursor.query(&at),
+            [q("limit", "100"), q("until", "1700000000000")]
+        );
+        assert_eq!(
+            cursor.advance(&mut at, &next, 0),
+            Ok(false),
+            "an empty page ends it"
+        );
+        let last = json!({"pagination": {"next": null}});
+        assert_eq!(cursor.advance(&mut first(), &last, 3), Ok(false));
     }
 
     #[test]

@@ -9,8 +9,8 @@ use chrono::DateTime;
 use serde_json::Value;
 
 use super::{
-    Details, FetchError, FetchErrorKind, Kind, Listing, PageObserver, Provider, Record, Session,
-    Status, id_string, str_at, strip_secret_keys,
+    Collection, Details, FetchError, Kind, Listing, NextPage, PageObserver, Paging, Provider,
+    Record, Session, Status, collection, id_string, list_pages, str_at, strip_secret_keys,
 };
 
 pub struct Vercel;
@@ -18,9 +18,18 @@ pub struct Vercel;
 /// The largest page Vercel serves.
 pub const LIMIT: u32 = 100;
 
-const COLLECTIONS: [(&str, &str, Kind); 2] = [
-    ("/v9/projects", "projects", Kind::WebService),
-    ("/v5/domains", "domains", Kind::Domain),
+/// A timestamp cursor in `pagination.next`, passed back as `until`.
+const PAGING: Paging = Paging {
+    size: ("limit", LIMIT),
+    next: NextPage::Cursor {
+        at: "/pagination/next",
+        param: "until",
+    },
+};
+
+const COLLECTIONS: [Collection; 2] = [
+    collection("/v9/projects", "projects", Kind::WebService),
+    collection("/v5/domains", "domains", Kind::Domain),
 ];
 
 #[async_trait::async_trait]
@@ -38,32 +47,7 @@ impl Provider for Vercel {
         session: &mut Session,
         on_page: PageObserver<'_>,
     ) -> Result<Listing, FetchError> {
-        let mut listing = Listing::default();
-        for (path, key, kind) in COLLECTIONS {
-            let mut until: Option<String> = None;
-            loop {
-                let mut query = vec![("limit", LIMIT.to_string())];
-                query.extend(until.take().map(|u| ("until", u)));
-                let body = session.get_json(path, &query).await?;
-                let malformed =
-                    |what: String| FetchError::new(path, FetchErrorKind::Malformed(what));
-                let items = body[key]
-                    .as_array()
-                    .ok_or_else(|| malformed(format!("no `{key}` array")))?;
-                for item in items {
-                    let record = record(kind, item.clone());
-                    listing
-                        .records
-                        .push(record.ok_or_else(|| malformed("an item has no id".into()))?);
-                }
-                on_page(kind, listing.records.len());
-                match body.pointer("/pagination/next").and_then(id_string) {
-                    Some(next) if !items.is_empty() => until = Some(next),
-                    _ => break,
-                }
-            }
-        }
-        Ok(listing)
+        list_pages(session, &PAGING, &COLLECTIONS, record, on_page).await
     }
 
     async fn verify(&self, session: &mut Session) -> Result<(), FetchError> {

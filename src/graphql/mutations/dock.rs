@@ -12,6 +12,7 @@ use async_graphql::{Context, ID, InputObject, Object};
 use secrecy::SecretString;
 use uuid::Uuid;
 
+use super::validate::{not_found, valid_name};
 use super::{Act, audited, failed, org_full, permit, refusal};
 use crate::auth::permissions::Area;
 use crate::db::models::credentials::{self, NewDock};
@@ -25,17 +26,23 @@ use crate::security::rate::RateLimits;
 use crate::sync::scheduler::{Scheduler, SyncNowError};
 use crate::sync::verify::VerifyError;
 
+/// Longest dock name.
+const MAX_DOCK_NAME: usize = 100;
+
+/// What `createDock` takes: a provider account to connect.
 #[derive(InputObject)]
 pub struct CreateDockInput {
-    /// 1–100 characters, unique among the organization's docks.
+    /// 1–100 characters (trimmed), unique among the organization's docks.
     pub name: String,
-    /// `digitalocean`, `linode` or `vercel`.
+    /// Which provider's API the key is for: `digitalocean`, `linode` or `vercel`.
     pub provider: String,
     /// The provider's API token; checked against the provider, stored encrypted, never shown.
     pub api_key: String,
     /// Seconds between scheduled syncs (60 to 604800; default 3600).
     pub sync_interval_seconds: Option<i32>,
-    /// Base URL overriding the provider's (self-hosted or proxied APIs).
+    /// Base URL overriding the provider's (self-hosted or proxied APIs): `http(s)`, at most
+    /// 300 characters, no user name, query or fragment. Private and loopback addresses are
+    /// refused unless the server allows them.
     pub endpoint: Option<String>,
 }
 
@@ -44,11 +51,16 @@ pub struct DockMutations;
 
 #[Object]
 impl DockMutations {
-    /// Connects a provider account. Needs docks FULL.
+    /// Connects a provider account and returns the new dock, which then syncs every
+    /// `syncIntervalSeconds` (`syncDock` syncs it at once). The key is checked with the provider
+    /// first (one request within a short deadline): a refusal, an unknown provider or a bad
+    /// field is `BAD_USER_INPUT`;
+    /// `CONFLICT` for a name in use; `RATE_LIMITED` past the organization's provider calls.
+    /// Needs docks FULL.
     async fn create_dock(
         &self,
         ctx: &Context<'_>,
-        input: CreateDockInput,
+        #[graphql(desc = "The account to connect.")] input: CreateDockInput,
     ) -> async_graphql::Result<DockNode> {
         let act = Act {
             area: Area::Docks,
@@ -62,7 +74,7 @@ impl DockMutations {
         let checked = async {
             dock_rate(ctx, org_id, None)?;
             let scheduler = scheduler(ctx)?;
-            let name = valid_name(&input.name)?;
+            let name = valid_name(&input.name, MAX_DOCK_NAME)?;
             let interval = valid_interval(input.sync_interval_seconds)?;
             let endpoint = input.endpoint.as_deref().map(valid_endpoint).transpose()?;
             check_key(scheduler, &input.provider, endpoint, &key).await?;
@@ -87,19 +99,21 @@ impl DockMutations {
             let row = dock::by_ids(conn, &[id])
                 .await?
                 .pop()
-                .ok_or_else(|| ApiError::NotFound("no such dock".into()))?;
+                .ok_or_else(|| not_found("dock"))?;
             Ok((row, Some(id)))
         })
         .await?;
         Ok(DockNode(Arc::new(row)))
     }
 
-    /// Replaces a dock's API key (checked against the provider first). Needs docks FULL.
+    /// Replaces a dock's API key, checked with the provider first (a refusal is
+    /// `BAD_USER_INPUT`), and returns the dock. `NOT_FOUND` for a dock the caller cannot see;
+    /// `RATE_LIMITED` past the organization's provider calls. Needs docks FULL.
     async fn update_dock_credentials(
         &self,
         ctx: &Context<'_>,
-        id: ID,
-        api_key: String,
+        #[graphql(desc = "The dock's id.")] id: ID,
+        #[graphql(desc = "The new API token; stored encrypted, never shown.")] api_key: String,
     ) -> async_graphql::Result<DockNode> {
         let (org_id, dock_id) = (viewer(ctx)?.organization.id, visible_dock(ctx, &id)?);
         let act = Act {
@@ -123,20 +137,25 @@ impl DockMutations {
         let keyring = scheduler.engine().keyring();
         let row = audited(ctx, act, org_full(ctx, Area::Docks)?, async |conn| {
             if !credentials::update_dock_key(conn, keyring, org_id, dock_id, &key).await? {
-                return Err(ApiError::NotFound("no such dock".into()));
+                return Err(not_found("dock"));
             }
             let row = dock::by_ids(conn, &[dock_id])
                 .await?
                 .pop()
-                .ok_or_else(|| ApiError::NotFound("no such dock".into()))?;
+                .ok_or_else(|| not_found("dock"))?;
             Ok((row, None))
         })
         .await?;
         Ok(DockNode(Arc::new(row)))
     }
 
-    /// Soft-deletes a dock: it stops syncing and vanishes from lists. Needs docks FULL.
-    async fn delete_dock(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<ID> {
+    /// Soft-deletes a dock: it stops syncing and vanishes from lists. Returns its id;
+    /// `NOT_FOUND` for a dock the caller cannot see. Needs docks FULL.
+    async fn delete_dock(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The dock's id.")] id: ID,
+    ) -> async_graphql::Result<ID> {
         let dock_id = visible_dock(ctx, &id)?;
         let act = Act {
             area: Area::Docks,
@@ -146,7 +165,7 @@ impl DockMutations {
         };
         audited(ctx, act, org_full(ctx, Area::Docks)?, async |conn| {
             if !credentials::delete_dock(conn, dock_id).await? {
-                return Err(ApiError::NotFound("no such dock".into()));
+                return Err(not_found("dock"));
             }
             Ok(((), None))
         })
@@ -155,8 +174,14 @@ impl DockMutations {
     }
 
     /// Starts a sync now and returns its run at once (the running one, if a sync is under way).
-    /// Needs docks FULL.
-    async fn sync_dock(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<SyncRunNode> {
+    /// Follow it with the `dockSyncStatus` subscription. `NOT_FOUND` for a dock the caller cannot
+    /// see; `CONFLICT` while another replica claims the dock; `RATE_LIMITED` past the syncs
+    /// of this dock or the organization's provider calls. Needs docks FULL.
+    async fn sync_dock(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The dock's id.")] id: ID,
+    ) -> async_graphql::Result<SyncRunNode> {
         let scheduler = scheduler(ctx)?;
         let (org_id, dock_id) = (viewer(ctx)?.organization.id, visible_dock(ctx, &id)?);
         let act = Act {
@@ -174,7 +199,7 @@ impl DockMutations {
             .sync_now(org_id, dock_id)
             .await
             .map_err(|e| match e {
-                SyncNowError::NotFound => ApiError::NotFound("no such dock".into()),
+                SyncNowError::NotFound => not_found("dock"),
                 SyncNowError::Busy => ApiError::Conflict(
                     "the dock is being claimed by another replica; try again".into(),
                 ),
@@ -205,7 +230,7 @@ fn scheduler<'a>(ctx: &Context<'a>) -> Result<&'a Scheduler, ApiError> {
 fn visible_dock(ctx: &Context<'_>, id: &ID) -> Result<Uuid, ApiError> {
     let dock_id = ids::decode_as(id, "Dock")?;
     if !viewer(ctx)?.visibility().sees_dock(dock_id) {
-        return Err(ApiError::NotFound("no such dock".into()));
+        return Err(not_found("dock"));
     }
     Ok(dock_id)
 }
@@ -219,7 +244,7 @@ async fn load_dock(ctx: &Context<'_>, dock_id: Uuid) -> Result<dock::Dock, ApiEr
         .await?;
     row.into_iter()
         .find(|d| d.org_id == viewer.organization.id && d.deleted_at.is_none())
-        .ok_or_else(|| ApiError::NotFound("no such dock".into()))
+        .ok_or_else(|| not_found("dock"))
 }
 
 /// A failure after the permission check and before the write, audited as `error`.
@@ -253,16 +278,6 @@ async fn check_key(
         .verify(adapter.as_ref(), endpoint, key)
         .await
         .map_err(|e: VerifyError| ApiError::BadUserInput(e.to_string()))
-}
-
-fn valid_name(name: &str) -> Result<&str, ApiError> {
-    let name = name.trim();
-    if name.is_empty() || name.chars().count() > 100 {
-        return Err(ApiError::BadUserInput(
-            "`name` must be 1 to 100 characters".into(),
-        ));
-    }
-    Ok(name)
 }
 
 fn valid_interval(seconds: Option<i32>) -> Result<i32, ApiError> {

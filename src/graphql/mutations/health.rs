@@ -1,4 +1,5 @@
-//! `setHealthCheckInterval`: an organization's probe interval per resource kind.
+//! `setHealthCheckInterval`: an organization's probe interval per resource kind. Needs
+//! monitoring FULL.
 
 use async_graphql::{Context, Object};
 
@@ -20,11 +21,13 @@ pub struct HealthMutations;
 impl HealthMutations {
     /// Sets how often this organization's resources of `kind` are probed (1 to 604800 seconds),
     /// or with `intervalSeconds: null` returns them to the server's default. Applies from each
-    /// resource's next check. Returns every override of the organization. Needs monitoring FULL.
+    /// resource's next check. Returns every override of the organization. Needs monitoring FULL;
+    /// `BAD_USER_INPUT` for an interval out of range.
     async fn set_health_check_interval(
         &self,
         ctx: &Context<'_>,
-        kind: ResourceKind,
+        #[graphql(desc = "The kind of resource whose probes are paced.")] kind: ResourceKind,
+        #[graphql(desc = "Seconds between checks, 1 to 604800; null: the server's default.")]
         interval_seconds: Option<i32>,
     ) -> async_graphql::Result<Vec<HealthCheckInterval>> {
         if let Some(seconds) = interval_seconds

@@ -14,8 +14,9 @@ use chrono::{DateTime, Duration, Utc};
 use diesel_async::AsyncPgConnection;
 use uuid::Uuid;
 
-use super::access::{Grantor, Standing, not_found, org_role, settings_act, valid_email};
-use super::{Act, audited, audited_in, org_full, pool, refusal};
+use super::roles::{Grantor, Standing, org_role};
+use super::validate::{not_found, optional_id, valid_email};
+use super::{Act, audited, audited_in, org_full, pool, refusal, settings_act};
 use crate::auth::permissions::Area;
 use crate::db::Scope;
 use crate::db::models::access;
@@ -64,21 +65,20 @@ impl InvitationMutations {
     /// Invites someone by e-mail into the organization, or into one of its teams or clients,
     /// with a role. The answer is the same whether anyone has that e-mail or not. Needs
     /// settings FULL; refused (`FORBIDDEN`, audited) for a role above the caller's own, an owner
-    /// role from a non-owner, and platform admins outside their own organizations.
+    /// role from a non-owner, and platform admins outside their own organizations. Returns the
+    /// invitation; `NOT_FOUND` for an unknown team, client or role, `CONFLICT` when the same
+    /// invitation is pending, `BAD_USER_INPUT` for a bad field.
     async fn create_invitation(
         &self,
         ctx: &Context<'_>,
+        #[graphql(desc = "Whom to invite, where, and with which role.")]
         input: CreateInvitationInput,
     ) -> async_graphql::Result<InvitationNode> {
         let viewer = viewer(ctx)?;
         let (org, grantor) = (viewer.organization.id, Grantor::of(viewer));
         let email = valid_email(&input.email)?.to_lowercase();
         let target = target(input.team_id, input.client_id)?;
-        let role = input
-            .role_id
-            .as_deref()
-            .map(|id| ids::decode_as(id, "Role"))
-            .transpose()?;
+        let role = optional_id(input.role_id.as_ref(), "Role")?;
         let expires_at = expiry(input.expires_at, Utc::now())?;
         let act = settings_act("invitation.create", "Invitation", None);
         let view = audited(ctx, act, org_full(ctx, Area::Settings)?, async |conn| {
@@ -117,8 +117,13 @@ impl InvitationMutations {
     }
 
     /// Revokes a pending invitation of the organization; false when it was already revoked,
-    /// `BAD_USER_INPUT` once accepted. Needs settings FULL and the right to grant its role.
-    async fn revoke_invitation(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<bool> {
+    /// `BAD_USER_INPUT` once accepted, `NOT_FOUND` for an unknown one; true when revoked now.
+    /// Needs settings FULL and the right to grant its role (`FORBIDDEN`, audited).
+    async fn revoke_invitation(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The invitation's id.")] id: ID,
+    ) -> async_graphql::Result<bool> {
         let viewer = viewer(ctx)?;
         let (org, grantor) = (viewer.organization.id, Grantor::of(viewer));
         let id = ids::decode_as(&id, "Invitation")?;
@@ -154,7 +159,7 @@ impl InvitationMutations {
     async fn accept_invitation(
         &self,
         ctx: &Context<'_>,
-        id: ID,
+        #[graphql(desc = "The invitation's id, as `viewer { invitations }` lists it.")] id: ID,
     ) -> async_graphql::Result<InvitationNode> {
         let caller = caller(ctx)?;
         let (me, email, by_key) = (

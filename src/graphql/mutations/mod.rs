@@ -1,15 +1,33 @@
-//! The mutation roots, one module per area, merged into `Mutation`.
+//! The mutation roots, one module per concern, merged into `Mutation`:
+//!
+//! - [`project`]: projects and their links to resources (projects FULL).
+//! - [`teams`], [`clients`], [`roles`], [`members`]: the people of an organization and what
+//!   they may do (settings FULL, and the role hierarchy of [`roles`]).
+//! - [`grants`]: team and client grants on docks (docks FULL).
+//! - [`api_keys`]: API keys (one's own: anyone; others': settings FULL).
+//! - [`dock`]: provider connections (docks FULL).
+//! - [`health`]: probe intervals (monitoring FULL).
+//! - [`invitation`]: invitations, sent with settings FULL and accepted by the invitee.
+//! - [`validate`]: the input checks they share.
+//!
+//! The order of [`Mutation`]'s parts is the order of its fields in `schema.graphql`.
 //!
 //! Every mutation goes through [`audited`]: it checks FULL on its area (a denial is `FORBIDDEN`
 //! and audited), runs in its own transaction in the viewer's scope, records its success in that
 //! same transaction, and records a failure in a transaction of its own. Database refusals map to
 //! stable codes through [`refusal`] (unique → `CONFLICT`, missing reference → `NOT_FOUND`).
 
-pub mod access;
+pub mod api_keys;
+pub mod clients;
 pub mod dock;
+pub mod grants;
 pub mod health;
 pub mod invitation;
+pub mod members;
 pub mod project;
+pub mod roles;
+pub mod teams;
+pub mod validate;
 
 use async_graphql::{Context, MergedObject};
 use diesel_async::AsyncPgConnection;
@@ -23,11 +41,18 @@ use crate::db::{DbError, Pool, Scope};
 use crate::error::ApiError;
 use crate::graphql::context::{caller, viewer};
 
-/// Every mutation.
+/// Every change. Each mutation checks its permission before anything else (a denial is
+/// `FORBIDDEN` and recorded), runs in a transaction of its own and is recorded in the audit
+/// log; the mutations of one request run one after another, in order.
 #[derive(MergedObject, Default)]
 pub struct Mutation(
     project::ProjectMutations,
-    access::AccessMutations,
+    teams::TeamMutations,
+    clients::ClientMutations,
+    roles::RoleMutations,
+    members::MemberMutations,
+    grants::GrantMutations,
+    api_keys::ApiKeyMutations,
     dock::DockMutations,
     health::HealthMutations,
     invitation::InvitationMutations,
@@ -173,6 +198,16 @@ pub async fn failed(ctx: &Context<'_>, act: &Act<'_>, err: ApiError) -> ApiError
         _ => tracing::error!(action = act.action, "no viewer or pool to audit a failure"),
     }
     err
+}
+
+/// An act in the settings area (people, teams, clients, roles, keys, invitations).
+pub fn settings_act<'a>(action: &'a str, target_type: &'a str, target_id: Option<Uuid>) -> Act<'a> {
+    Act {
+        area: Area::Settings,
+        action,
+        target_type,
+        target_id,
+    }
 }
 
 /// True when the viewer's org role grants FULL in the act's area.

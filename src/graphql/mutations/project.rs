@@ -1,10 +1,16 @@
-//! `createProject`, `updateProject`, `deleteProject`, `linkResource`, `unlinkResource`.
+//! Projects: `createProject`, `updateProject`, `deleteProject`, `linkResource`,
+//! `unlinkResource`.
+//!
+//! Each needs projects FULL: from the caller's org role, or from their role in the project's
+//! team (a team-scoped writer may only create, move or keep projects in such a team). A
+//! project the caller cannot see is `NOT_FOUND`, never `FORBIDDEN`.
 
 use std::sync::Arc;
 
 use async_graphql::{Context, ID, InputObject, MaybeUndefined, Object};
 use uuid::Uuid;
 
+use super::validate::{MAX_NAME, not_found, optional_id, valid_name};
 use super::{Act, audited, refusal};
 use crate::auth::permissions::Area;
 use crate::db::models::directory;
@@ -17,27 +23,37 @@ use crate::graphql::ids;
 use crate::graphql::types::project::{ProjectNode, ProjectResourceEdge};
 use crate::graphql::types::resource::ResourceInterface;
 
-const MAX_NAME: usize = 200;
+/// Longest project description.
 const MAX_DESCRIPTION: usize = 4000;
 
+/// What `createProject` takes.
 #[derive(InputObject)]
 pub struct CreateProjectInput {
-    /// 1–200 characters.
+    /// 1–200 characters (trimmed).
     pub name: String,
-    /// Lowercase letters, digits and dashes, starting with a letter or digit, at most 63.
+    /// Lowercase letters, digits and dashes, starting with a letter or digit, at most 63;
+    /// unique among the organization's projects.
     pub slug: String,
+    /// Free text, at most 4000 characters.
     pub description: Option<String>,
+    /// The client the project is for, if any.
     pub client_id: Option<ID>,
+    /// The team that owns the project, if any: its members with projects FULL may change it.
     pub team_id: Option<ID>,
 }
 
 /// Fields left out stay as they are; `null` clears `description`, `clientId` or `teamId`.
 #[derive(InputObject)]
 pub struct UpdateProjectInput {
+    /// A new name, 1–200 characters (trimmed); `null` or left out: unchanged.
     pub name: Option<String>,
+    /// A new slug, as for `createProject`; `null` or left out: unchanged.
     pub slug: Option<String>,
+    /// A new description (at most 4000 characters); `null` clears it.
     pub description: MaybeUndefined<String>,
+    /// Another client; `null`: for no client.
     pub client_id: MaybeUndefined<ID>,
+    /// Another owning team (the caller needs projects FULL there too); `null`: no team.
     pub team_id: MaybeUndefined<ID>,
 }
 
@@ -46,30 +62,24 @@ pub struct ProjectMutations;
 
 #[Object]
 impl ProjectMutations {
-    /// Creates a project. Needs projects FULL.
+    /// Creates a project and returns it. Needs projects FULL (or FULL in `teamId`'s team).
+    /// `CONFLICT` for a slug in use; `NOT_FOUND` for an unknown client or team;
+    /// `BAD_USER_INPUT` for a bad field.
     async fn create_project(
         &self,
         ctx: &Context<'_>,
-        input: CreateProjectInput,
+        #[graphql(desc = "The new project.")] input: CreateProjectInput,
     ) -> async_graphql::Result<ProjectNode> {
         let viewer = viewer(ctx)?;
-        let name = valid_name(&input.name)?;
+        let name = valid_name(&input.name, MAX_NAME)?;
         let slug = valid_slug(&input.slug)?;
         let description = input
             .description
             .as_deref()
             .map(valid_description)
             .transpose()?;
-        let client_id = input
-            .client_id
-            .as_deref()
-            .map(|id| ids::decode_as(id, "Client"))
-            .transpose()?;
-        let team_id = input
-            .team_id
-            .as_deref()
-            .map(|id| ids::decode_as(id, "Team"))
-            .transpose()?;
+        let client_id = optional_id(input.client_id.as_ref(), "Client")?;
+        let team_id = optional_id(input.team_id.as_ref(), "Team")?;
         let new = NewProject {
             org_id: viewer.organization.id,
             name,
@@ -98,11 +108,14 @@ impl ProjectMutations {
         Ok(ProjectNode(Arc::new(created)))
     }
 
-    /// Changes a project. Needs projects FULL.
+    /// Changes a project and returns it. Needs projects FULL (in the organization, or in the
+    /// project's team and in any team it moves to). `NOT_FOUND` for a project the caller cannot
+    /// see or an unknown client or team; `CONFLICT` for a slug in use.
     async fn update_project(
         &self,
         ctx: &Context<'_>,
-        id: ID,
+        #[graphql(desc = "The project's id.")] id: ID,
+        #[graphql(desc = "The changes; fields left out stay as they are.")]
         input: UpdateProjectInput,
     ) -> async_graphql::Result<ProjectNode> {
         let project_id = ids::decode_as(&id, "Project")?;
@@ -110,7 +123,7 @@ impl ProjectMutations {
             name: input
                 .name
                 .as_deref()
-                .map(valid_name)
+                .map(|name| valid_name(name, MAX_NAME))
                 .transpose()?
                 .map(str::to_owned),
             slug: input
@@ -137,14 +150,19 @@ impl ProjectMutations {
                 .map_err(|e| {
                     refusal(e, "another project has that slug", "no such client or team")
                 })?;
-            Ok((updated.ok_or_else(|| not_found(&id))?, None))
+            Ok((updated.ok_or_else(|| no_project(&id))?, None))
         })
         .await?;
         Ok(ProjectNode(Arc::new(updated)))
     }
 
-    /// Soft-deletes a project: it vanishes from every read. Needs projects FULL.
-    async fn delete_project(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<ID> {
+    /// Soft-deletes a project: it vanishes from every read. Returns its id; `NOT_FOUND` for a
+    /// project the caller cannot see. Needs projects FULL.
+    async fn delete_project(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The project's id.")] id: ID,
+    ) -> async_graphql::Result<ID> {
         let project_id = ids::decode_as(&id, "Project")?;
         let act = Act {
             area: Area::Projects,
@@ -154,7 +172,7 @@ impl ProjectMutations {
         };
         audited(ctx, act, may_write(ctx, project_id, None)?, async |conn| {
             if !project::soft_delete(conn, project_id).await? {
-                return Err(not_found(&id));
+                return Err(no_project(&id));
             }
             Ok(((), None))
         })
@@ -162,11 +180,14 @@ impl ProjectMutations {
         Ok(id)
     }
 
-    /// Links a resource to a project. Needs projects FULL.
+    /// Links a resource to a project and returns the new edge of `Project.resources`.
+    /// `NOT_FOUND` for a project or resource the caller cannot see; `CONFLICT` when they are
+    /// linked already. Needs projects FULL.
     async fn link_resource(
         &self,
         ctx: &Context<'_>,
-        project_id: ID,
+        #[graphql(desc = "The project's id.")] project_id: ID,
+        #[graphql(desc = "The resource's id (a server, web service, domain or database).")]
         resource_id: ID,
     ) -> async_graphql::Result<ProjectResourceEdge> {
         let viewer = viewer(ctx)?;
@@ -182,12 +203,12 @@ impl ProjectMutations {
         };
         let (link, row) = audited(ctx, act, may_write(ctx, project, None)?, async |conn| {
             if project::by_ids(conn, &[project]).await?.is_empty() {
-                return Err(ApiError::NotFound("no such project".into()));
+                return Err(not_found("project"));
             }
             let row = resource::by_ids(conn, kind, &[resource]).await?.pop();
             let Some(row) = row.filter(|r| visibility.sees_resource(r.common.id, r.common.dock_id))
             else {
-                return Err(ApiError::NotFound("no such resource".into()));
+                return Err(not_found("resource"));
             };
             if link::link(conn, org, project, kind, resource, user)
                 .await?
@@ -199,7 +220,7 @@ impl ProjectMutations {
             }
             let link = link::find(conn, project, resource)
                 .await?
-                .ok_or_else(|| ApiError::NotFound("no such link".into()))?;
+                .ok_or_else(|| not_found("link"))?;
             Ok(((link, row), None))
         })
         .await?;
@@ -212,12 +233,13 @@ impl ProjectMutations {
         })
     }
 
-    /// Unlinks a resource from a project; false when they were not linked. Needs projects FULL.
+    /// Unlinks a resource from a project; true when they were linked, false when they were
+    /// not. `NOT_FOUND` for an unknown project or resource. Needs projects FULL.
     async fn unlink_resource(
         &self,
         ctx: &Context<'_>,
-        project_id: ID,
-        resource_id: ID,
+        #[graphql(desc = "The project's id.")] project_id: ID,
+        #[graphql(desc = "The resource's id.")] resource_id: ID,
     ) -> async_graphql::Result<bool> {
         let project = ids::decode_as(&project_id, "Project")?;
         let (kind, resource) = ids::decode_resource(&resource_id)?;
@@ -230,10 +252,10 @@ impl ProjectMutations {
         Ok(
             audited(ctx, act, may_write(ctx, project, None)?, async |conn| {
                 if project::by_ids(conn, &[project]).await?.is_empty() {
-                    return Err(ApiError::NotFound("no such project".into()));
+                    return Err(not_found("project"));
                 }
                 if !resource::exists(conn, kind, resource).await? {
-                    return Err(ApiError::NotFound("no such resource".into()));
+                    return Err(not_found("resource"));
                 }
                 Ok((link::unlink(conn, project, resource).await?, None))
             })
@@ -247,13 +269,14 @@ impl ProjectMutations {
 fn may_write(ctx: &Context<'_>, id: Uuid, new_team: Option<Uuid>) -> Result<bool, ApiError> {
     let viewer = viewer(ctx)?;
     if !viewer.visibility().sees_project(id) {
-        return Err(ApiError::NotFound("no such project".into()));
+        return Err(not_found("project"));
     }
     let moves_ok = new_team.is_none_or(|team| viewer.can_write_project(Some(team)));
     Ok(viewer.can_write_project_id(id) && moves_ok)
 }
 
-fn not_found(id: &ID) -> ApiError {
+/// `NOT_FOUND` for a project named by the caller's id (shortened).
+fn no_project(id: &ID) -> ApiError {
     ApiError::NotFound(format!(
         "no project with id `{}`",
         id.get(..64).unwrap_or(id)
@@ -269,12 +292,12 @@ async fn check_owners(
     if let Some(client) = client
         && directory::clients_by_ids(conn, &[client]).await?.is_empty()
     {
-        return Err(ApiError::NotFound("no such client".into()));
+        return Err(not_found("client"));
     }
     if let Some(team) = team
         && directory::teams_by_ids(conn, &[team]).await?.is_empty()
     {
-        return Err(ApiError::NotFound("no such team".into()));
+        return Err(not_found("team"));
     }
     Ok(())
 }
@@ -289,16 +312,6 @@ fn optional<T, U>(
         MaybeUndefined::Null => Ok(Some(None)),
         MaybeUndefined::Value(v) => Ok(Some(Some(check(v)?))),
     }
-}
-
-fn valid_name(name: &str) -> Result<&str, ApiError> {
-    let name = name.trim();
-    if name.is_empty() || name.chars().count() > MAX_NAME {
-        return Err(ApiError::BadUserInput(format!(
-            "`name` must be 1 to {MAX_NAME} characters"
-        )));
-    }
-    Ok(name)
 }
 
 /// The slug rule of the database's check constraint, checked first for a clear message.
@@ -339,12 +352,5 @@ mod tests {
         for bad in ["", "-a", "Web", "a_b", "a b", "é", &"a".repeat(64)] {
             assert!(valid_slug(bad).is_err(), "{bad}");
         }
-    }
-
-    #[test]
-    fn names_are_trimmed_and_bounded() {
-        assert_eq!(valid_name("  Site ").ok(), Some("Site"));
-        assert!(valid_name("   ").is_err());
-        assert!(valid_name(&"x".repeat(201)).is_err());
     }
 }
