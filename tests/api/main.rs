@@ -17,6 +17,7 @@ mod migrations;
 mod mutations;
 mod rbac;
 mod rls;
+mod schema_docs;
 mod seed;
 mod subscriptions;
 mod sync;
