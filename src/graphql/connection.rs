@@ -4,7 +4,7 @@
 //! base64 of JSON). `first` defaults to 50 and may not exceed 500; only forward paging
 //! (`first`/`after`) is offered.
 
-use async_graphql::SimpleObject;
+use async_graphql::{Lookahead, SimpleObject};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Serialize;
@@ -62,12 +62,17 @@ pub fn decode_cursor<K: DeserializeOwned>(cursor: &str) -> Result<K, ApiError> {
         })
 }
 
-/// Relay's page information.
+/// Relay's page information: where this page sits in its list. Page forward by passing
+/// `endCursor` as the next call's `after`, while `hasNextPage` is true.
 #[derive(SimpleObject, Clone, Debug, Default)]
 pub struct PageInfo {
+    /// True when more items follow this page.
     pub has_next_page: bool,
+    /// True when this page was asked for with `after` (items precede it).
     pub has_previous_page: bool,
+    /// The cursor of the page's first item; `null` for an empty page.
     pub start_cursor: Option<String>,
+    /// The cursor of the page's last item (the next page's `after`); `null` for an empty page.
     pub end_cursor: Option<String>,
 }
 
@@ -93,20 +98,33 @@ pub fn paginate<T, K: Serialize>(
     (edges, info)
 }
 
-/// Defines a connection type and its edge type over a node type.
+/// The selections that apply to each node of a connection (`edges.node` and `nodes`).
+pub fn node_looks<'a>(connection: &Lookahead<'a>) -> Vec<Lookahead<'a>> {
+    vec![
+        connection.field("edges").field("node"),
+        connection.field("nodes"),
+    ]
+}
+
+/// Defines a connection type and its edge type over a node type (`$name`: the node's GraphQL
+/// type, for the descriptions).
 macro_rules! connection {
-    ($conn:ident, $edge:ident, $node:ty) => {
+    ($conn:ident, $edge:ident, $node:ty, $name:literal) => {
         /// An edge of the list: a node and its cursor.
         pub struct $edge {
             pub cursor: String,
             pub node: $node,
         }
 
+        #[doc = concat!("One `", $name, "` of a list, with its cursor.")]
         #[async_graphql::Object]
         impl $edge {
+            /// Opaque position of this item in the list: pass it as `after` to get the items
+            /// that follow it.
             async fn cursor(&self) -> &str {
                 &self.cursor
             }
+            #[doc = concat!("The `", $name, "`.")]
             async fn node(&self) -> &$node {
                 &self.node
             }
@@ -119,18 +137,26 @@ macro_rules! connection {
             pub total_count: i64,
         }
 
+        #[doc = concat!(
+                    "A page of a list of `", $name, "` (Relay connection), in the list's order. ",
+                    "Ask for `first` items (default 50, at most 500) `after` a cursor."
+                )]
         #[async_graphql::Object]
         impl $conn {
+            /// The page's items with their cursors, in order.
             async fn edges(&self) -> &[$edge] {
                 &self.edges
             }
+            /// The page's items, in order (`edges` without cursors).
             async fn nodes(&self) -> Vec<&$node> {
                 self.edges.iter().map(|e| &e.node).collect()
             }
+            /// Whether more items follow, and the cursors to page on.
             async fn page_info(&self) -> &$crate::graphql::connection::PageInfo {
                 &self.page_info
             }
-            /// How many items the whole list has (all pages).
+            /// How many items the whole list has (all pages). Some lists count only when this
+            /// field is asked for.
             async fn total_count(&self) -> i64 {
                 self.total_count
             }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use async_graphql::Context;
 use async_graphql::dataloader::Loader;
 
-use super::loaders::{DbLoader, LoadError, Loaders};
+use super::loaders::{DbLoader, LoadError, LoaderSlot, Loaders};
 use crate::auth::Viewer;
 use crate::db::models::visibility::Visibility;
 use diesel_async::AsyncPgConnection;
@@ -35,10 +35,10 @@ pub fn caller<'a>(ctx: &Context<'a>) -> Result<&'a Viewer, ApiError> {
         .map_err(|_| ApiError::Unauthenticated("authentication required".into()))
 }
 
-/// The request's loaders.
-pub fn loaders<'a>(ctx: &Context<'a>) -> Result<&'a Loaders, ApiError> {
-    ctx.data::<Arc<Loaders>>()
-        .map(|l| &**l)
+/// The request's loaders (for a subscription, those of its current event).
+pub fn loaders(ctx: &Context<'_>) -> Result<Arc<Loaders>, ApiError> {
+    ctx.data::<Arc<LoaderSlot>>()
+        .map(|slot| slot.current())
         .map_err(|_| ApiError::Unauthenticated("authentication required".into()))
 }
 
@@ -71,5 +71,5 @@ where
     K: Send + Sync + Hash + Eq + Clone + 'static,
     DbLoader: Loader<K, Error = LoadError>,
 {
-    Ok(loaders(ctx)?.load_one(key).await?)
+    loaders(ctx)?.load_one(key).await
 }

@@ -4,11 +4,16 @@ use async_graphql::Enum;
 
 use crate::db::models::resource::Kind;
 
+/// What kind of thing a resource is; each kind is an object type implementing `Resource`.
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
 pub enum ResourceKind {
+    /// A virtual machine (`Server`).
     Server,
+    /// A hosted application or site (`WebService`).
     WebService,
+    /// A registered domain name (`Domain`).
     Domain,
+    /// A managed database (`Database`).
     Database,
 }
 
@@ -50,13 +55,21 @@ macro_rules! stored_words {
     };
 }
 
+/// A resource's lifecycle status, normalized from the provider's own word (which
+/// `providerStatus` keeps).
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
 pub enum ResourceStatus {
+    /// Running or available.
     Active,
+    /// Being created or changed by the provider.
     Provisioning,
+    /// Switched off or paused; it still exists at the provider.
     Stopped,
+    /// The provider reports it failed.
     Error,
+    /// Missing from the provider's complete listing at a sync (the row is kept).
     Deleted,
+    /// The provider's word maps to none of the others.
     Unknown,
 }
 
@@ -65,11 +78,16 @@ stored_words!(ResourceStatus {
     Error => "error", Deleted => "deleted", Unknown => "unknown",
 } else Unknown);
 
+/// What the health monitor's probes of a resource concluded.
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
 pub enum HealthState {
+    /// Probes succeed in time.
     Healthy,
+    /// Slow, or a warning sign (an HTTP 4xx, a domain expiring within 14 days).
     Degraded,
+    /// Probes fail (an error, a timeout, an HTTP 5xx, an expired or unresolvable domain).
     Unhealthy,
+    /// Not probed yet, or nothing to probe.
     Unknown,
 }
 
@@ -77,11 +95,16 @@ stored_words!(HealthState {
     Healthy => "healthy", Degraded => "degraded", Unhealthy => "unhealthy", Unknown => "unknown",
 } else Unknown);
 
+/// Where a dock's sync stands (for a dock: its latest run; for a run: that run).
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
 pub enum SyncStatus {
+    /// Not synced yet.
     Pending,
+    /// A sync is running.
     Syncing,
+    /// The sync finished and its listing was written.
     Success,
+    /// The sync failed and wrote nothing (see `lastSyncError` / `error`).
     Error,
 }
 
@@ -89,10 +112,14 @@ stored_words!(SyncStatus {
     Pending => "pending", Syncing => "syncing", Success => "success", Error => "error",
 } else Pending);
 
+/// How far a role reaches into one area of an organization.
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
 pub enum AccessLevel {
+    /// Nothing in the area is shown.
     None,
+    /// The area can be read.
     Read,
+    /// The area can be read and changed.
     Full,
 }
 

@@ -9,7 +9,6 @@ use uuid::Uuid;
 
 use crate::db::models::resource::Kind;
 use crate::error::ApiError;
-use crate::graphql::types::resource::kind_of_type;
 
 /// Encodes the id of row `id` of GraphQL type `type_name`.
 pub fn encode(type_name: &str, id: Uuid) -> async_graphql::ID {
@@ -44,6 +43,21 @@ pub fn decode_resource(id: &str) -> Result<(Kind, Uuid), ApiError> {
     let kind = kind_of_type(&type_name)
         .ok_or_else(|| ApiError::NotFound(format!("no resource with id `{}`", truncate(id))))?;
     Ok((kind, uuid))
+}
+
+/// The GraphQL type name of a resource kind (and of its global ids).
+pub fn type_name(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Server => "Server",
+        Kind::WebService => "WebService",
+        Kind::Domain => "Domain",
+        Kind::Database => "Database",
+    }
+}
+
+/// The kind whose GraphQL type is `name`.
+pub fn kind_of_type(name: &str) -> Option<Kind> {
+    Kind::ALL.into_iter().find(|k| type_name(*k) == name)
 }
 
 fn truncate(id: &str) -> &str {

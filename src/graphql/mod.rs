@@ -1,9 +1,11 @@
 //! The GraphQL schema: where every query field starts.
 //!
-//! `Query` holds the roots; each type lives in [`types`]. The schema is built once at start-up
-//! with the pool as data. Every operation, from HTTP or WebSocket, runs through
-//! [`pipeline::Pipeline`], which authenticates its caller and attaches the per-request
-//! [`crate::auth::Viewer`], transaction and loaders.
+//! `Query` holds the roots; each type lives in [`types`], mutations in [`mutations`], live events
+//! in [`subscription`]. The schema is built once at start-up with the pool as data. Every
+//! operation, from HTTP or WebSocket, runs through [`pipeline::Pipeline`], which authenticates its
+//! caller and attaches the per-request [`crate::auth::Viewer`], transaction and loaders
+//! ([`loaders::LoaderSlot`]). Resolvers read those through [`context`], and rows by key only
+//! through the loaders. [`ids`], [`enums`] and [`connection`] are leaves every type uses.
 
 pub mod connection;
 pub mod context;
@@ -36,6 +38,7 @@ pub type AppSchema = Schema<Query, Mutation, Subscription>;
 /// The query roots.
 pub struct Query;
 
+/// Where every read starts: the caller (`viewer`), and objects by global id (`node`, `nodes`).
 #[Object]
 impl Query {
     /// The caller and their active organization (a caller who belongs to no organization yet
@@ -45,18 +48,23 @@ impl Query {
     }
 
     /// Any object by its global id; `null` when it does not exist or is not visible.
-    async fn node(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Option<Node>> {
+    async fn node(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "A global id, as any object's `id` field gives it.")] id: ID,
+    ) -> async_graphql::Result<Option<Node>> {
         let mut found = node::resolve_nodes(ctx, std::slice::from_ref(&id)).await?;
         Ok(found.pop().flatten())
     }
 
-    /// Many objects by global id, in the order given (at most `STACKGATE_MAX_NODE_IDS` ids; each
-    /// id counts toward the query's complexity as a field of its own).
+    /// Many objects by global id, in the order given, `null` for each that does not exist or is
+    /// not visible (at most `STACKGATE_MAX_NODE_IDS` ids, 100 by default; each id counts toward
+    /// the query's complexity as a field of its own).
     #[graphql(complexity = "ids.len().max(1) * child_complexity")]
     async fn nodes(
         &self,
         ctx: &Context<'_>,
-        ids: Vec<ID>,
+        #[graphql(desc = "Global ids; the same id may appear more than once.")] ids: Vec<ID>,
     ) -> async_graphql::Result<Vec<Option<Node>>> {
         let max = ctx.data_opt::<NodeIdLimit>().map_or(100, |l| l.0);
         if ids.len() > max {

@@ -12,26 +12,32 @@ use uuid::Uuid;
 
 use super::context::{loaders, run, viewer};
 use super::ids;
-use super::loaders::{
-    AlertId, ClientId, DockId, MemberId, ProjectId, ResourceKey, SyncRunId, TeamId,
-};
-use super::types::alert::AlertNode;
-use super::types::directory::{ClientNode, TeamNode};
-use super::types::dock::{DockNode, SyncRunNode};
+use super::types::alert::{AlertId, AlertNode};
+use super::types::directory::{ClientId, ClientNode, TeamId, TeamNode};
+use super::types::dock::SyncRunNode;
+use super::types::dock::load::{DockId, DockNode, SyncRunId};
 use super::types::invitation::InvitationNode;
 use super::types::organization::OrganizationNode;
-use super::types::project::ProjectNode;
+use super::types::project::load::{ProjectId, ProjectNode};
+use super::types::resource::load::ResourceKey;
 use super::types::resource::{
-    DatabaseNode, DomainNode, ResourceInterface, ServerNode, WebServiceNode, kind_of_type,
+    DatabaseNode, DomainNode, ResourceInterface, ServerNode, WebServiceNode,
 };
-use super::types::user::UserNode;
+use super::types::user::{MemberId, UserNode};
 use crate::auth::permissions::{Area, Level};
 use crate::db::models::invitation;
 use crate::error::ApiError;
 
-/// Anything with a global id.
+/// Anything with a global id (Relay's `Node`): fetch it again with `node(id:)`.
 #[derive(Interface)]
-#[graphql(name = "Node", field(name = "id", ty = "ID"))]
+#[graphql(
+    name = "Node",
+    field(
+        name = "id",
+        ty = "ID",
+        desc = "The object's global id: opaque, stable, and unique across all types."
+    )
+)]
 pub enum Node {
     Organization(OrganizationNode),
     User(UserNode),
@@ -91,7 +97,7 @@ pub async fn resolve_nodes(
     let invitations = invitations(ctx, &of_type("Invitation")).await?;
     let resource_keys: Vec<ResourceKey> = decoded
         .iter()
-        .filter_map(|(t, id)| Some(ResourceKey(kind_of_type(t)?, *id)))
+        .filter_map(|(t, id)| Some(ResourceKey(ids::kind_of_type(t)?, *id)))
         .chain(alerts.values().filter_map(|a| AlertNode::resource_key(a)))
         .collect();
     let resources = loaders.load_many(resource_keys).await?;
@@ -124,7 +130,7 @@ pub async fn resolve_nodes(
             }
             "Invitation" => Node::Invitation(invitations.get(&id)?.clone()),
             other => {
-                let key = ResourceKey(kind_of_type(other)?, id);
+                let key = ResourceKey(ids::kind_of_type(other)?, id);
                 let row = visible(&resources, key, |r| r.common.org_id == org)?;
                 match ResourceInterface::from_row(row) {
                     ResourceInterface::Server(n) => Node::Server(n),

@@ -1,4 +1,4 @@
-//! The subscription roots (DESIGN §7): live events from this replica's [`EventBus`].
+//! The subscription roots (`docs/events.md`): live events from this replica's [`EventBus`].
 //!
 //! Each subscription subscribes to the bus first, then checks that what it names exists for the
 //! viewer (so no event between the check and the first delivery is lost), and filters every event
@@ -33,12 +33,17 @@ const MAX_RESOURCE_IDS: usize = 500;
 /// The subscription roots.
 pub struct Subscription;
 
+/// Live events, over the WebSocket (`/graphql/ws`, `graphql-transport-ws`) only. Each event is
+/// resolved with the caller's permissions at the time it happens; a subscription ends with an
+/// error when the caller loses access. An `EVENTS_MISSED` error means events were lost (the
+/// subscription goes on): refetch what you show.
 #[SubscriptionRoot]
 impl Subscription {
     /// Sync events of one dock: every phase of every run, from now on.
     async fn dock_sync_status(
         &self,
         ctx: &Context<'_>,
+        #[graphql(desc = "The dock's global id; `NOT_FOUND` unless the caller may see it.")]
         dock_id: ID,
     ) -> async_graphql::Result<impl Stream<Item = async_graphql::Result<SyncEventNode>> + use<>>
     {
@@ -69,6 +74,7 @@ impl Subscription {
     async fn project_resources_changed(
         &self,
         ctx: &Context<'_>,
+        #[graphql(desc = "The project's global id; `NOT_FOUND` unless the caller may see it.")]
         project_id: ID,
     ) -> async_graphql::Result<
         impl Stream<Item = async_graphql::Result<ProjectResourceEventNode>> + use<>,
@@ -104,7 +110,11 @@ impl Subscription {
     async fn resource_health(
         &self,
         ctx: &Context<'_>,
+        #[graphql(desc = "Only resources linked to this project (`NOT_FOUND` unless visible).")]
         project_id: Option<ID>,
+        #[graphql(
+            desc = "Only these resources (at most 500; `NOT_FOUND` unless each is visible)."
+        )]
         resource_ids: Option<Vec<ID>>,
     ) -> async_graphql::Result<impl Stream<Item = async_graphql::Result<HealthEventNode>> + use<>>
     {
@@ -349,7 +359,7 @@ async fn check_resources(
     match named.iter().find(|(_, id)| !found.contains(id)) {
         Some((kind, id)) => Err(ApiError::NotFound(format!(
             "no resource with id `{}`",
-            ids::encode(super::types::resource::type_name(*kind), *id).0
+            ids::encode(ids::type_name(*kind), *id).0
         ))),
         None => Ok(()),
     }

@@ -25,6 +25,7 @@ mod migrations;
 mod mutations;
 mod rbac;
 mod rls;
+mod schema_docs;
 mod seed;
 mod sse;
 mod subscriptions;

@@ -34,7 +34,7 @@ use futures_util::stream::{self, BoxStream};
 use secrecy::{ExposeSecret, SecretString};
 
 use super::AppSchema;
-use super::loaders::{self, Loaders, loaders};
+use super::loaders::LoaderSlot;
 use crate::auth::cache::ViewerCache;
 use crate::auth::jwt::JwtKeys;
 use crate::auth::{Authenticator, Renewal, Viewer};
@@ -316,7 +316,7 @@ impl Pipeline {
             let _held = &slot;
             async move {
                 let mut response = this.finish(&db, &viewer, &caller, None, response).await;
-                loaders::clear_all(&loaders);
+                loaders.renew();
                 errors::classify(&mut response.errors, &request_id);
                 Item::Event(response)
             }
@@ -341,13 +341,13 @@ impl Pipeline {
         request: Request,
         viewer: &Viewer,
         caller: &Caller,
-    ) -> (Request, Arc<RequestDb>, Arc<Loaders>) {
+    ) -> (Request, Arc<RequestDb>, Arc<LoaderSlot>) {
         let db = Arc::new(RequestDb::new(
             self.0.pool.clone(),
             viewer.scope(),
             viewer.visibility().clone(),
         ));
-        let loaders = loaders(db.clone());
+        let loaders = LoaderSlot::new(db.clone());
         let request = request
             .data(loaders.clone())
             .data(db.clone())

@@ -6,21 +6,30 @@ use async_graphql::{Context, ID, Object};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::project::node_looks;
-use super::resource::{ResourceInterface, load_and_prime};
+use super::resource::ResourceInterface;
+use super::resource::load::{ResourceKey, load_and_prime};
 use crate::auth::permissions::{Area, Level};
 use crate::db::models::alert::{self, AlertRow};
 use crate::db::models::resource::Kind;
 use crate::error::ApiError;
-use crate::graphql::connection::{Window, connection, paginate};
+use crate::graphql::connection::{Window, connection, node_looks, paginate};
 use crate::graphql::context::{load_one, run, viewer, visibility};
 use crate::graphql::ids;
-use crate::graphql::loaders::ResourceKey;
+use crate::graphql::loaders::by_id_loader;
+
+// An alert is visible with its resource (and monitoring READ): `node` decides, with both loaded.
+by_id_loader!(
+    /// Alerts by id.
+    AlertId,
+    AlertRow,
+    alert::by_ids,
+    |_, _| true
+);
 
 /// An alert on a resource.
 pub struct AlertNode(pub Arc<AlertRow>);
 
-connection!(AlertConnection, AlertEdge, AlertNode);
+connection!(AlertConnection, AlertEdge, AlertNode, "Alert");
 
 impl AlertNode {
     /// The key of the alert's resource.
@@ -32,8 +41,11 @@ impl AlertNode {
     }
 }
 
+/// An alert: a resource's confirmed health went bad (`UNHEALTHY` or `DEGRADED`), and, once it
+/// changed again, resolved. Visible with monitoring READ, with its resource.
 #[Object(name = "Alert")]
 impl AlertNode {
+    /// The alert's global id.
     pub async fn id(&self) -> ID {
         ids::encode("Alert", self.0.id)
     }
@@ -55,6 +67,7 @@ impl AlertNode {
     async fn message(&self) -> &str {
         &self.0.message
     }
+    /// When the bad state was confirmed.
     async fn opened_at(&self) -> DateTime<Utc> {
         self.0.opened_at
     }

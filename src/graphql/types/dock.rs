@@ -1,31 +1,38 @@
 //! `Dock` (a provider connection) and `SyncRun`.
 
+pub mod load;
+
 use std::sync::Arc;
 
 use async_graphql::{Context, ID, Object};
 use chrono::{DateTime, Utc};
 
 use super::resource_list::{ResourceConnection, prime_pages, resource_page};
-use crate::db::models::dock::{Dock, SyncRunRow};
+use crate::db::models::dock::SyncRunRow;
 use crate::db::models::resource::{Filter, Parent};
 use crate::error::ApiError;
 use crate::graphql::connection::{Window, connection, paginate};
 use crate::graphql::context::{load_one, loaders, visibility};
 use crate::graphql::enums::{ResourceKind, SyncStatus, words};
 use crate::graphql::ids;
-use crate::graphql::loaders::{DockId, SyncRunsKey};
+use load::{DockId, SyncRunsKey};
 
-/// A provider account connected to the organization.
-pub struct DockNode(pub Arc<Dock>);
+pub use load::DockNode;
 
+/// A provider account connected to the organization (a "dock"): its resources are synced from
+/// the provider on a schedule. Visible with docks READ in the organization, or when granted to
+/// one of the viewer's teams or clients.
 #[Object(name = "Dock")]
 impl DockNode {
+    /// The dock's global id.
     pub async fn id(&self) -> ID {
         ids::encode("Dock", self.0.id)
     }
+    /// The dock's name, unique in the organization.
     async fn name(&self) -> &str {
         &self.0.name
     }
+    /// The provider: `digitalocean`, `linode` or `vercel`.
     async fn provider(&self) -> &str {
         &self.0.provider
     }
@@ -37,12 +44,15 @@ impl DockNode {
             .then_some(())
             .and(self.0.api_key_hint.as_deref()))
     }
+    /// When the latest sync finished; `null` before the first.
     async fn last_sync_at(&self) -> Option<DateTime<Utc>> {
         self.0.last_sync_at
     }
+    /// How the latest sync went (`PENDING` before the first).
     async fn last_sync_status(&self) -> SyncStatus {
         SyncStatus::from_word(&self.0.last_sync_status)
     }
+    /// Why the latest sync failed (never a secret); `null` unless it did.
     async fn last_sync_error(&self) -> Option<&str> {
         self.0.last_sync_error.as_deref()
     }
@@ -50,6 +60,7 @@ impl DockNode {
     async fn sync_in_progress(&self) -> bool {
         self.0.lease_expires_at.is_some_and(|at| at > Utc::now())
     }
+    /// Seconds between scheduled syncs.
     async fn sync_interval_seconds(&self) -> i32 {
         self.0.sync_interval_seconds
     }
@@ -58,9 +69,11 @@ impl DockNode {
     async fn resources(
         &self,
         ctx: &Context<'_>,
-        first: Option<i32>,
-        after: Option<String>,
-        kinds: Option<Vec<ResourceKind>>,
+        #[graphql(desc = "How many resources (default 50, at most 500).")] first: Option<i32>,
+        #[graphql(desc = "A cursor of this list: the resources after it.")] after: Option<String>,
+        #[graphql(desc = "Only resources of these kinds; all kinds when omitted.")] kinds: Option<
+            Vec<ResourceKind>,
+        >,
     ) -> async_graphql::Result<ResourceConnection> {
         Ok(resource_page(
             ctx,
@@ -77,8 +90,8 @@ impl DockNode {
     async fn sync_runs(
         &self,
         ctx: &Context<'_>,
-        first: Option<i32>,
-        after: Option<String>,
+        #[graphql(desc = "How many runs (default 50, at most 500).")] first: Option<i32>,
+        #[graphql(desc = "A cursor of this list: the runs after it.")] after: Option<String>,
     ) -> async_graphql::Result<SyncRunConnection> {
         let window = Window::<(DateTime<Utc>, uuid::Uuid)>::new(first, after.as_deref())?;
         let key = SyncRunsKey {
@@ -100,13 +113,15 @@ impl DockNode {
     }
 }
 
-connection!(DockConnection, DockEdge, DockNode);
+connection!(DockConnection, DockEdge, DockNode, "Dock");
 
 /// One sync of a dock.
 pub struct SyncRunNode(pub Arc<SyncRunRow>);
 
+/// One sync of a dock: when it ran, how it ended, and what it changed.
 #[Object(name = "SyncRun")]
 impl SyncRunNode {
+    /// The run's global id.
     pub async fn id(&self) -> ID {
         ids::encode("SyncRun", self.0.id)
     }
@@ -118,33 +133,41 @@ impl SyncRunNode {
     async fn trigger(&self) -> &str {
         &self.0.trigger
     }
+    /// How the run went (`SYNCING` while it runs).
     async fn status(&self) -> SyncStatus {
         SyncStatus::from_word(&self.0.status)
     }
+    /// When the run began.
     async fn started_at(&self) -> DateTime<Utc> {
         self.0.started_at
     }
+    /// When the run ended; `null` while it runs.
     async fn finished_at(&self) -> Option<DateTime<Utc>> {
         self.0.finished_at
     }
+    /// Resources the run found for the first time.
     async fn created(&self) -> i32 {
         self.0.created
     }
+    /// Resources whose provider record changed.
     async fn updated(&self) -> i32 {
         self.0.updated
     }
+    /// Resources missing from the provider's listing, marked `DELETED`.
     async fn deleted(&self) -> i32 {
         self.0.deleted
     }
+    /// Resources the listing showed unchanged.
     async fn unchanged(&self) -> i32 {
         self.0.unchanged
     }
+    /// Why the run failed (never a secret); `null` unless it did.
     async fn error(&self) -> Option<&str> {
         self.0.error.as_deref()
     }
 }
 
-connection!(SyncRunConnection, SyncRunEdge, SyncRunNode);
+connection!(SyncRunConnection, SyncRunEdge, SyncRunNode, "SyncRun");
 
 fn kinds_filter(kinds: Option<&[ResourceKind]>) -> Filter {
     Filter {

@@ -6,8 +6,9 @@ use async_graphql::{Context, Enum, ID, Object};
 use chrono::{DateTime, Utc};
 
 use super::dock::{DockNode, SyncRunNode};
-use super::project::ProjectNode;
-use super::resource::{ResourceInterface, type_name};
+use super::project::load::{ProjectId, ProjectNode};
+use super::resource::ResourceInterface;
+use super::resource::load::ResourceKey;
 use crate::db::Pool;
 use crate::db::models::resource::{Kind, Resource};
 use crate::error::ApiError;
@@ -16,7 +17,6 @@ use crate::events::links::LinkEvent;
 use crate::graphql::context::load_one;
 use crate::graphql::enums::{HealthState, ResourceStatus};
 use crate::graphql::ids;
-use crate::graphql::loaders::{ProjectId, ResourceKey};
 use crate::health::events::HealthEvent;
 use crate::sync::events::SyncEvent;
 
@@ -43,8 +43,10 @@ pub struct SyncEventNode {
     pub dock: Arc<crate::db::models::dock::Dock>,
 }
 
+/// One step of a dock's sync, live (`dockSyncStatus`, `syncEvents`).
 #[Object(name = "SyncEvent")]
 impl SyncEventNode {
+    /// The dock being synced, as it is now.
     async fn dock(&self) -> DockNode {
         DockNode(self.dock.clone())
     }
@@ -60,6 +62,7 @@ impl SyncEventNode {
             .map_err(ApiError::from)?;
         Ok(run.map(SyncRunNode))
     }
+    /// Which step this is.
     async fn phase(&self) -> SyncPhase {
         self.event.phase.into()
     }
@@ -73,6 +76,7 @@ impl SyncEventNode {
     async fn message(&self) -> Option<&str> {
         self.event.message.as_deref()
     }
+    /// When the step happened.
     async fn at(&self) -> DateTime<Utc> {
         self.event.at
     }
@@ -95,6 +99,7 @@ pub enum ProjectResourceChange {
 /// A change to a project's resources, live.
 pub struct ProjectResourceEventNode(pub LinkEvent);
 
+/// A change to a project's resources, live (`projectResourcesChanged`).
 #[Object(name = "ProjectResourceEvent")]
 impl ProjectResourceEventNode {
     /// The project (`null` if it was deleted since).
@@ -103,13 +108,14 @@ impl ProjectResourceEventNode {
             .await?
             .map(ProjectNode))
     }
+    /// What changed.
     async fn change(&self) -> ProjectResourceChange {
         self.0.change.into()
     }
     /// The resource's global id (also when it can no longer be loaded).
     async fn resource_id(&self) -> ID {
         let kind = Kind::parse(&self.0.kind).unwrap_or(Kind::Server);
-        ids::encode(type_name(kind), self.0.resource_id)
+        ids::encode(ids::type_name(kind), self.0.resource_id)
     }
     /// The resource now (`null` when it is gone, or the viewer may no longer see it).
     async fn resource(
@@ -127,6 +133,7 @@ impl ProjectResourceEventNode {
     async fn status(&self) -> ResourceStatus {
         ResourceStatus::from_word(&self.0.status)
     }
+    /// When the change was committed.
     async fn at(&self) -> DateTime<Utc> {
         self.0.at
     }
@@ -138,17 +145,23 @@ pub struct HealthEventNode {
     pub resource: Arc<Resource>,
 }
 
+/// A confirmed change of a resource's health, live (`resourceHealth`): the monitor reports a
+/// state only once consecutive probes agree on it.
 #[Object(name = "HealthEvent")]
 impl HealthEventNode {
+    /// The resource, as it is after the change.
     async fn resource(&self) -> ResourceInterface {
         ResourceInterface::from_row(self.resource.clone())
     }
+    /// The state before.
     async fn previous(&self) -> HealthState {
         HealthState::from_word(&self.event.previous)
     }
+    /// The state now.
     async fn current(&self) -> HealthState {
         HealthState::from_word(&self.event.current)
     }
+    /// When the change was confirmed.
     async fn at(&self) -> DateTime<Utc> {
         self.event.at
     }

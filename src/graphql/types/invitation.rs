@@ -15,8 +15,12 @@ use crate::graphql::ids;
 #[derive(Clone)]
 pub struct InvitationNode(pub Arc<InvitationView>);
 
+/// An invitation to an organization, or to one of its teams or clients, with a role there. The
+/// person whose e-mail it names accepts it (`acceptInvitation`); until then it grants nothing.
+/// Listed to its invitee (`viewer.invitations`) and, with settings READ, in its organization.
 #[Object(name = "Invitation")]
 impl InvitationNode {
+    /// The invitation's global id.
     pub async fn id(&self) -> ID {
         ids::encode("Invitation", self.0.invitation_id)
     }
@@ -49,15 +53,19 @@ impl InvitationNode {
     async fn invited_by(&self) -> Option<UserNode> {
         self.0.inviter().map(UserNode)
     }
+    /// When it lapses unaccepted.
     async fn expires_at(&self) -> DateTime<Utc> {
         self.0.expires_at
     }
+    /// When it was accepted; `null` until it is.
     async fn accepted_at(&self) -> Option<DateTime<Utc>> {
         self.0.accepted_at
     }
+    /// When it was revoked; `null` unless it was.
     async fn revoked_at(&self) -> Option<DateTime<Utc>> {
         self.0.revoked_at
     }
+    /// When it was sent.
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
     }

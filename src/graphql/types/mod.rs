@@ -1,4 +1,11 @@
 //! GraphQL object types, one module each.
+//!
+//! A type's module holds its fields (the `#[Object]` impl) and the batch loaders of what it
+//! loads (key types with their `Loader` impls, see [`crate::graphql::loaders`]). The three types
+//! that refer back to each other — a resource names its dock and projects, and docks and projects
+//! list resources — keep their loaded value (`DockNode`, `ProjectNode`), loaders and `prime` in a
+//! `load` child (`dock/load.rs`, `project/load.rs`, `resource/load.rs`) that imports no object
+//! module, so the module graph has no circle.
 
 pub mod alert;
 pub mod audit;

@@ -10,7 +10,7 @@ use super::audit::{AuditLogConnection, AuditLogNode};
 use super::directory::{ClientNode, MemberNode, RoleNode, TeamNode};
 use super::dock::{self, DockConnection, DockNode};
 use super::invitation::InvitationNode;
-use super::project::{self, ProjectNode, node_looks};
+use super::project::{self, ProjectNode};
 use super::resource_list::{ResourceConnection, resource_page};
 use crate::auth::permissions::{Area, Level};
 use crate::db::models::organization::Organization;
@@ -18,7 +18,7 @@ use crate::db::models::resource::{Filter, Kind, Parent};
 use crate::db::models::{
     audit, directory, dock as dock_model, health_interval, invitation, project as project_model,
 };
-use crate::graphql::connection::{Window, connection, paginate};
+use crate::graphql::connection::{Window, connection, node_looks, paginate};
 use crate::graphql::context::{run, viewer, visibility};
 use crate::graphql::enums::{HealthState, ResourceKind, ResourceStatus, words};
 use crate::graphql::ids;
@@ -35,16 +35,22 @@ impl OrganizationNode {
     }
 }
 
-connection!(ProjectConnection, ProjectEdge, ProjectNode);
+connection!(ProjectConnection, ProjectEdge, ProjectNode, "Project");
 
+/// A tenant: the projects, docks, resources, people and settings of one organization. Of an
+/// organization other than the request's active one, only `id`, `name` and `slug` show and every
+/// list is empty; pick the active one with the token's `org` claim or `X-Org`.
 #[Object(name = "Organization")]
 impl OrganizationNode {
+    /// The organization's global id.
     pub async fn id(&self) -> ID {
         ids::encode("Organization", self.0.id)
     }
+    /// The organization's name.
     async fn name(&self) -> &str {
         &self.0.name
     }
+    /// The organization's short name, unique on the server (what `X-Org` takes).
     async fn slug(&self) -> &str {
         &self.0.slug
     }
@@ -53,8 +59,9 @@ impl OrganizationNode {
     async fn projects(
         &self,
         ctx: &Context<'_>,
-        first: Option<i32>,
-        after: Option<String>,
+        #[graphql(desc = "How many projects (default 50, at most 500).")] first: Option<i32>,
+        #[graphql(desc = "A cursor of this list: the projects after it.")] after: Option<String>,
+        #[graphql(desc = "Only projects whose name or slug contains this, in any case.")]
         search: Option<String>,
     ) -> async_graphql::Result<ProjectConnection> {
         if !self.is_active(ctx)? {
@@ -89,7 +96,7 @@ impl OrganizationNode {
         });
         let listed: Vec<ProjectNode> = edges.iter().map(|(_, p)| p.clone()).collect();
         for node_look in node_looks(&look) {
-            project::prime(ctx, &listed, &node_look).await?;
+            project::load::prime(ctx, &listed, &node_look).await?;
         }
         Ok(ProjectConnection::new(edges, info, total))
     }
@@ -98,8 +105,8 @@ impl OrganizationNode {
     async fn docks(
         &self,
         ctx: &Context<'_>,
-        first: Option<i32>,
-        after: Option<String>,
+        #[graphql(desc = "How many docks (default 50, at most 500).")] first: Option<i32>,
+        #[graphql(desc = "A cursor of this list: the docks after it.")] after: Option<String>,
     ) -> async_graphql::Result<DockConnection> {
         if !self.is_active(ctx)? {
             return Ok(DockConnection::empty());
@@ -140,10 +147,14 @@ impl OrganizationNode {
     async fn resources(
         &self,
         ctx: &Context<'_>,
-        first: Option<i32>,
-        after: Option<String>,
-        kinds: Option<Vec<ResourceKind>>,
+        #[graphql(desc = "How many resources (default 50, at most 500).")] first: Option<i32>,
+        #[graphql(desc = "A cursor of this list: the resources after it.")] after: Option<String>,
+        #[graphql(desc = "Only resources of these kinds; all kinds when omitted.")] kinds: Option<
+            Vec<ResourceKind>,
+        >,
+        #[graphql(desc = "Only resources in one of these statuses; any when omitted.")]
         status: Option<Vec<ResourceStatus>>,
+        #[graphql(desc = "Only resources in one of these health states; any when omitted.")]
         health: Option<Vec<HealthState>>,
     ) -> async_graphql::Result<ResourceConnection> {
         if !self.is_active(ctx)? {
@@ -162,11 +173,12 @@ impl OrganizationNode {
     async fn audit_logs(
         &self,
         ctx: &Context<'_>,
-        first: Option<i32>,
-        after: Option<String>,
+        #[graphql(desc = "How many entries (default 50, at most 500).")] first: Option<i32>,
+        #[graphql(desc = "A cursor of this list: the entries after it.")] after: Option<String>,
+        #[graphql(desc = "Only these actions (e.g. `project.create`); all when omitted.")]
         actions: Option<Vec<String>>,
-        actor_id: Option<ID>,
-        since: Option<DateTime<Utc>>,
+        #[graphql(desc = "Only acts of this user (a `User` id).")] actor_id: Option<ID>,
+        #[graphql(desc = "Only entries from this time on.")] since: Option<DateTime<Utc>>,
     ) -> async_graphql::Result<AuditLogConnection> {
         if !self.is_active(ctx)? {
             return Ok(AuditLogConnection::empty());
@@ -205,8 +217,11 @@ impl OrganizationNode {
     async fn alerts(
         &self,
         ctx: &Context<'_>,
-        first: Option<i32>,
-        after: Option<String>,
+        #[graphql(desc = "How many alerts (default 50, at most 500).")] first: Option<i32>,
+        #[graphql(desc = "A cursor of this list: the alerts after it.")] after: Option<String>,
+        #[graphql(
+            desc = "`true`: only open alerts; `false`: only resolved ones; both when omitted."
+        )]
         open: Option<bool>,
     ) -> async_graphql::Result<AlertConnection> {
         if !self.is_active(ctx)? {
@@ -304,9 +319,11 @@ impl OrganizationNode {
         let rows = run(ctx, async |conn| directory::roles(conn, org).await).await?;
         Ok(rows.into_iter().map(RoleNode).collect())
     }
+    /// When the organization was created.
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
     }
+    /// When the organization was last changed.
     async fn updated_at(&self) -> DateTime<Utc> {
         self.0.updated_at
     }
@@ -315,7 +332,9 @@ impl OrganizationNode {
 /// An organization's probe interval for one kind of resource.
 #[derive(SimpleObject, Clone, Debug, PartialEq, Eq)]
 pub struct HealthCheckInterval {
+    /// The kind of resource the interval applies to.
     pub kind: ResourceKind,
+    /// Seconds between probes of each resource of that kind.
     pub interval_seconds: i32,
 }
 

@@ -1,32 +1,32 @@
 //! `Project` and its resource connection (`ProjectResourceConnection`).
 
-use std::sync::Arc;
+pub mod load;
 
-use async_graphql::{Context, ID, Lookahead, Object, SimpleObject};
+use async_graphql::{Context, ID, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 
-use super::directory::{ClientNode, TeamNode};
-use super::resource::{ResourceInterface, load_and_prime};
-use crate::db::models::link::{LinkFilter, LinkRow};
-use crate::db::models::project::Project;
-use crate::db::models::resource::Kind;
-use crate::error::ApiError;
-use crate::graphql::connection::{PageInfo, Window, paginate};
-use crate::graphql::context::{load_one, loaders};
-use crate::graphql::enums::{ResourceKind, ResourceStatus, words};
+use super::directory::{ClientId, ClientNode, TeamId, TeamNode};
+use super::resource::ResourceInterface;
+use super::resource::load::load_and_prime;
+use crate::db::models::link::LinkRow;
+use crate::graphql::connection::{PageInfo, Window, node_looks, paginate};
+use crate::graphql::context::load_one;
+use crate::graphql::enums::{ResourceKind, ResourceStatus};
 use crate::graphql::ids;
-use crate::graphql::loaders::{ClientId, HealthCounts, HealthKey, LinksKey, ResourceKey, TeamId};
+use load::{HealthCounts, HealthKey, links_key, resource_key};
 
-/// Client work that resources are linked to.
-#[derive(Clone)]
-pub struct ProjectNode(pub Arc<Project>);
+pub use load::ProjectNode;
 
 /// How many of a project's linked resources are in each health state.
 #[derive(SimpleObject, Clone, Copy, Debug)]
 pub struct HealthSummary {
+    /// Linked resources whose health is `HEALTHY`.
     pub healthy: i64,
+    /// Linked resources whose health is `DEGRADED`.
     pub degraded: i64,
+    /// Linked resources whose health is `UNHEALTHY`.
     pub unhealthy: i64,
+    /// Linked resources whose health is `UNKNOWN` (not probed yet).
     pub unknown: i64,
 }
 
@@ -41,26 +41,34 @@ impl From<HealthCounts> for HealthSummary {
     }
 }
 
+/// Client work that resources are linked to. Visible with projects READ in the organization, or
+/// as a project of one of the viewer's teams or clients.
 #[Object(name = "Project")]
 impl ProjectNode {
+    /// The project's global id.
     pub async fn id(&self) -> ID {
         ids::encode("Project", self.0.id)
     }
+    /// The project's name.
     async fn name(&self) -> &str {
         &self.0.name
     }
+    /// The project's short name, unique in the organization (lowercase letters, digits, dashes).
     async fn slug(&self) -> &str {
         &self.0.slug
     }
+    /// Free text about the project; `null` when none was given.
     async fn description(&self) -> Option<&str> {
         self.0.description.as_deref()
     }
+    /// The client the work is for; `null` when none is set or the viewer may not see it.
     async fn client(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<ClientNode>> {
         let Some(id) = self.0.client_id else {
             return Ok(None);
         };
         Ok(load_one(ctx, ClientId(id)).await?.map(ClientNode))
     }
+    /// The team that works on it; `null` when none is set or the viewer may not see it.
     async fn team(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<TeamNode>> {
         let Some(id) = self.0.team_id else {
             return Ok(None);
@@ -72,9 +80,11 @@ impl ProjectNode {
     async fn resources(
         &self,
         ctx: &Context<'_>,
-        first: Option<i32>,
-        after: Option<String>,
-        kinds: Option<Vec<ResourceKind>>,
+        #[graphql(desc = "How many resources (default 50, at most 500).")] first: Option<i32>,
+        #[graphql(desc = "A cursor of this list: the resources after it.")] after: Option<String>,
+        #[graphql(desc = "Only resources of these kinds; all kinds when omitted.")] kinds: Option<
+            Vec<ResourceKind>,
+        >,
     ) -> async_graphql::Result<ProjectResourceConnection> {
         let window = Window::<(String, uuid::Uuid)>::new(first, after.as_deref())?;
         let key = links_key(self.0.id, &window, kinds.as_deref());
@@ -112,43 +122,14 @@ impl ProjectNode {
             .unwrap_or_default()
             .into())
     }
+    /// When the project was created.
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
     }
+    /// When the project was last changed.
     async fn updated_at(&self) -> DateTime<Utc> {
         self.0.updated_at
     }
-}
-
-fn links_key(
-    project: uuid::Uuid,
-    window: &Window<(String, uuid::Uuid)>,
-    kinds: Option<&[ResourceKind]>,
-) -> LinksKey {
-    let kinds = kinds.map(|k| words(k, |kind| Kind::from(kind).as_str()));
-    LinksKey {
-        project,
-        filter: LinkFilter {
-            kinds,
-            after: window.after.clone(),
-            limit: window.limit(),
-        },
-    }
-}
-
-fn resource_key(link: &LinkRow) -> Option<ResourceKey> {
-    Some(ResourceKey(
-        Kind::parse(&link.resource_kind)?,
-        link.resource_id,
-    ))
-}
-
-/// The selections that apply to each node of a connection (`edges.node` and `nodes`).
-pub fn node_looks<'a>(connection: &Lookahead<'a>) -> Vec<Lookahead<'a>> {
-    vec![
-        connection.field("edges").field("node"),
-        connection.field("nodes"),
-    ]
 }
 
 /// A linked resource, with the link's own data.
@@ -158,14 +139,19 @@ pub struct ProjectResourceEdge {
     pub node: ResourceInterface,
 }
 
+/// A resource linked to a project, with the link's own data.
 #[Object]
 impl ProjectResourceEdge {
+    /// Opaque position of this item in the list: pass it as `after` to get the items that
+    /// follow it.
     async fn cursor(&self) -> &str {
         &self.cursor
     }
+    /// The linked resource.
     async fn node(&self) -> &ResourceInterface {
         &self.node
     }
+    /// When the resource was linked to the project.
     async fn linked_at(&self) -> DateTime<Utc> {
         self.link.linked_at
     }
@@ -186,105 +172,24 @@ pub struct ProjectResourceConnection {
     pub total_count: i64,
 }
 
+/// A page of a project's linked resources (Relay connection), by name (`denormalizedName`, then
+/// link id). Ask for `first` items (default 50, at most 500) `after` a cursor.
 #[Object]
 impl ProjectResourceConnection {
+    /// The page's links with their cursors, in order.
     async fn edges(&self) -> &[ProjectResourceEdge] {
         &self.edges
     }
+    /// The page's resources, in order (`edges` without cursors and link data).
     async fn nodes(&self) -> Vec<&ResourceInterface> {
         self.edges.iter().map(|e| &e.node).collect()
     }
+    /// Whether more items follow, and the cursors to page on.
     async fn page_info(&self) -> &PageInfo {
         &self.page_info
     }
+    /// How many resources are linked in all (all pages).
     async fn total_count(&self) -> i64 {
         self.total_count
     }
-}
-
-/// Loads, for every project of a list at once, what `look` (the selection on each project) asks
-/// for: clients, teams, health summaries, and each `resources` page with its resources, so the
-/// per-project resolvers find everything cached.
-pub async fn prime(
-    ctx: &Context<'_>,
-    projects: &[ProjectNode],
-    look: &Lookahead<'_>,
-) -> Result<(), ApiError> {
-    if projects.is_empty() {
-        return Ok(());
-    }
-    let loaders = loaders(ctx)?;
-    let clients = async {
-        if look.field("client").exists() {
-            loaders
-                .load_many(projects.iter().filter_map(|p| p.0.client_id.map(ClientId)))
-                .await?;
-        }
-        Ok::<_, ApiError>(())
-    };
-    let teams = async {
-        if look.field("team").exists() {
-            loaders
-                .load_many(projects.iter().filter_map(|p| p.0.team_id.map(TeamId)))
-                .await?;
-        }
-        Ok::<_, ApiError>(())
-    };
-    let health = async {
-        if look.field("healthSummary").exists() {
-            loaders
-                .load_many(projects.iter().map(|p| HealthKey(p.0.id)))
-                .await?;
-        }
-        Ok::<_, ApiError>(())
-    };
-    let resources = prime_resources(ctx, projects, look);
-    futures_util::try_join!(clients, teams, health, resources)?;
-    Ok(())
-}
-
-async fn prime_resources(
-    ctx: &Context<'_>,
-    projects: &[ProjectNode],
-    look: &Lookahead<'_>,
-) -> Result<(), ApiError> {
-    let loaders = loaders(ctx)?;
-    let field = look.field("resources");
-    for selection in field.selection_fields() {
-        let Some(args) = resource_args(&selection) else {
-            continue;
-        };
-        let Ok(window) = Window::<(String, uuid::Uuid)>::new(args.0, args.1.as_deref()) else {
-            continue;
-        };
-        let keys = projects
-            .iter()
-            .map(|p| links_key(p.0.id, &window, args.2.as_deref()));
-        let pages = loaders.load_many(keys).await?;
-        let resource_keys = pages
-            .values()
-            .flat_map(|page| page.rows.iter().filter_map(resource_key))
-            .collect();
-        load_and_prime(ctx, resource_keys, &node_looks(&field)).await?;
-    }
-    Ok(())
-}
-
-/// `first`, `after` and `kinds` of a `resources` field.
-type ResourceArgs = (Option<i32>, Option<String>, Option<Vec<ResourceKind>>);
-
-/// `first`, `after` and `kinds` of a `resources` selection, as its resolver will read them.
-fn resource_args(selection: &async_graphql::SelectionField<'_>) -> Option<ResourceArgs> {
-    use async_graphql::{InputType, Value};
-    let mut args = (None, None, None);
-    for (name, value) in selection.arguments().ok()? {
-        match (name.as_str(), value) {
-            (_, Value::Null) => {}
-            ("first", value) => args.0 = Some(i32::parse(Some(value)).ok()?),
-            ("after", value) => args.1 = Some(String::parse(Some(value)).ok()?),
-            ("kinds", value) => args.2 = Some(Vec::<ResourceKind>::parse(Some(value)).ok()?),
-            _ => {}
-        }
-    }
-    Some(args)
 }

@@ -2,21 +2,23 @@
 //!
 //! The four object types share every `Resource` field through one macro; each adds its kind's own.
 
+pub mod load;
+
 use std::sync::Arc;
 
 use async_graphql::{Context, ID, Interface, Json, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 
-use super::dock::DockNode;
-use super::project::ProjectNode;
+use super::dock::load::{DockId, DockNode};
+use super::project::load::{self as project_load, ProjectNode};
 use crate::db::models::health::CheckRow;
 use crate::db::models::resource::{Extra, Kind, Resource};
 use crate::error::ApiError;
 use crate::graphql::connection::{Window, connection, paginate};
-use crate::graphql::context::{load_one, loaders, visibility};
+use crate::graphql::context::{load_one, visibility};
 use crate::graphql::enums::{HealthState, ResourceKind, ResourceStatus};
 use crate::graphql::ids;
-use crate::graphql::loaders::{ApiDataKey, DockId, HealthHistoryKey, ProjectsOfKey, ResourceKey};
+use load::{ApiDataKey, HealthHistoryKey, ProjectsOfKey};
 
 /// A resource's latest health.
 pub struct Health {
@@ -25,22 +27,26 @@ pub struct Health {
     checked_at: Option<DateTime<Utc>>,
 }
 
+/// A resource's health as the monitor last confirmed it, and its latest probe.
 #[Object]
 impl Health {
-    /// `UNKNOWN` until the resource is first probed.
+    /// The confirmed state (it changes only once consecutive probes agree); `UNKNOWN` until the
+    /// resource is first probed.
     async fn state(&self) -> HealthState {
         self.state
     }
+    /// When the resource was last probed; `null` until it is.
     async fn checked_at(&self) -> Option<DateTime<Utc>> {
         self.checked_at
     }
-    /// Latency of the latest check.
+    /// Latency of the latest check, in milliseconds; `null` when it measured none (a timeout, a
+    /// failed lookup) or there is no check yet.
     async fn latency_ms(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<i32>> {
         Ok(latest_check(ctx, self.resource)
             .await?
             .and_then(|c| c.latency_ms))
     }
-    /// What the latest check said.
+    /// What the latest check said (an error, a status code...); `null` when it said nothing.
     async fn message(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<String>> {
         Ok(latest_check(ctx, self.resource)
             .await?
@@ -58,16 +64,25 @@ async fn latest_check(
     Ok(page.0.first().cloned())
 }
 
-/// One recorded health check.
+/// One recorded health check: what a single probe observed.
 #[derive(SimpleObject, Clone, Debug)]
 pub struct HealthCheck {
+    /// What this probe observed (before any confirmation over consecutive probes).
     pub state: HealthState,
+    /// When the probe ran.
     pub checked_at: DateTime<Utc>,
+    /// How long the probe took, in milliseconds; `null` when it measured none.
     pub latency_ms: Option<i32>,
+    /// What the probe said (an error, a status code...); `null` when it said nothing.
     pub message: Option<String>,
 }
 
-connection!(HealthCheckConnection, HealthCheckEdge, HealthCheck);
+connection!(
+    HealthCheckConnection,
+    HealthCheckEdge,
+    HealthCheck,
+    "HealthCheck"
+);
 
 async fn history_of(
     ctx: &Context<'_>,
@@ -100,7 +115,8 @@ async fn history_of(
     Ok(HealthCheckConnection::new(edges, info, page.1))
 }
 
-/// Any synced resource.
+/// Any synced resource: something a dock's provider account holds (a server, a web service, a
+/// domain, a database), listed by syncs and probed by the health monitor.
 #[expect(
     clippy::duplicated_attributes,
     reason = "each `field(...)` of the derive repeats `ty`"
@@ -108,27 +124,84 @@ async fn history_of(
 #[derive(Interface)]
 #[graphql(
     name = "Resource",
-    field(name = "id", ty = "ID"),
-    field(name = "kind", ty = "ResourceKind"),
-    field(name = "name", ty = "&str"),
-    field(name = "provider", ty = "&str"),
-    field(name = "provider_resource_id", ty = "&str"),
-    field(name = "status", ty = "ResourceStatus"),
-    field(name = "provider_status", ty = "Option<&str>"),
-    field(name = "region", ty = "Option<&str>"),
-    field(name = "health", ty = "Health"),
+    field(name = "id", ty = "ID", desc = "The resource's global id."),
+    field(
+        name = "kind",
+        ty = "ResourceKind",
+        desc = "Which kind of resource (and object type) this is."
+    ),
+    field(name = "name", ty = "&str", desc = "The name the provider gives it."),
+    field(
+        name = "provider",
+        ty = "&str",
+        desc = "The provider of its dock: `digitalocean`, `linode` or `vercel`."
+    ),
+    field(
+        name = "provider_resource_id",
+        ty = "&str",
+        desc = "The provider's own id for the resource."
+    ),
+    field(name = "status", ty = "ResourceStatus", desc = "Normalized status."),
+    field(
+        name = "provider_status",
+        ty = "Option<&str>",
+        desc = "The provider's own word for the status; `null` when it gives none."
+    ),
+    field(
+        name = "region",
+        ty = "Option<&str>",
+        desc = "The provider's region slug; `null` when the resource has none."
+    ),
+    field(
+        name = "health",
+        ty = "Health",
+        desc = "Latest health; `UNKNOWN` until first probed."
+    ),
     field(
         name = "health_history",
         ty = "HealthCheckConnection",
-        arg(name = "first", ty = "Option<i32>"),
-        arg(name = "after", ty = "Option<String>")
+        desc = "Recorded health checks, newest first.",
+        arg(
+            name = "first",
+            ty = "Option<i32>",
+            desc = "How many checks (default 50, at most 500)."
+        ),
+        arg(
+            name = "after",
+            ty = "Option<String>",
+            desc = "A cursor of this list: the checks after it."
+        )
     ),
-    field(name = "dock", ty = "Option<DockNode>"),
-    field(name = "projects", ty = "Vec<ProjectNode>"),
-    field(name = "full_api_data", ty = "Option<Json<serde_json::Value>>"),
-    field(name = "last_seen_at", ty = "Option<DateTime<Utc>>"),
-    field(name = "created_at", ty = "DateTime<Utc>"),
-    field(name = "updated_at", ty = "DateTime<Utc>")
+    field(
+        name = "dock",
+        ty = "Option<DockNode>",
+        desc = "The dock the resource was synced from; `null` when the viewer may not see that dock."
+    ),
+    field(
+        name = "projects",
+        ty = "Vec<ProjectNode>",
+        desc = "Live projects the resource is linked to (those the viewer may see), by slug."
+    ),
+    field(
+        name = "full_api_data",
+        ty = "Option<Json<serde_json::Value>>",
+        desc = "The provider's full record, secrets stripped; `null` without resources FULL."
+    ),
+    field(
+        name = "last_seen_at",
+        ty = "Option<DateTime<Utc>>",
+        desc = "When a sync last wrote the provider's record of it (an unchanged listing leaves this as it was)."
+    ),
+    field(
+        name = "created_at",
+        ty = "DateTime<Utc>",
+        desc = "When the resource was first recorded here."
+    ),
+    field(
+        name = "updated_at",
+        ty = "DateTime<Utc>",
+        desc = "When the resource's record here last changed."
+    )
 )]
 pub enum ResourceInterface {
     Server(ServerNode),
@@ -149,21 +222,6 @@ impl ResourceInterface {
     }
 }
 
-/// The GraphQL type name of a kind (and of its global ids).
-pub fn type_name(kind: Kind) -> &'static str {
-    match kind {
-        Kind::Server => "Server",
-        Kind::WebService => "WebService",
-        Kind::Domain => "Domain",
-        Kind::Database => "Database",
-    }
-}
-
-/// The kind whose GraphQL type is `name`.
-pub fn kind_of_type(name: &str) -> Option<Kind> {
-    Kind::ALL.into_iter().find(|k| type_name(*k) == name)
-}
-
 /// The resource's dock, when the viewer may see it (a client-portal user sees linked resources,
 /// not the docks they came from).
 async fn dock_of(ctx: &Context<'_>, row: &Resource) -> async_graphql::Result<Option<DockNode>> {
@@ -181,7 +239,7 @@ async fn projects_of(ctx: &Context<'_>, row: &Resource) -> async_graphql::Result
         .cloned()
         .map(|p| ProjectNode(Arc::new(p)))
         .collect();
-    super::project::prime(ctx, &nodes, &ctx.look_ahead()).await?;
+    project_load::prime(ctx, &nodes, &ctx.look_ahead()).await?;
     Ok(nodes)
 }
 
@@ -192,10 +250,7 @@ async fn api_data_of(
     if !visibility(ctx)?.sees_api_data(row.common.dock_id) {
         return Ok(None);
     }
-    let data = loaders(ctx)?
-        .load_one(ApiDataKey(row.kind(), row.common.id))
-        .await
-        .map_err(ApiError::from)?;
+    let data = load_one(ctx, ApiDataKey(row.kind(), row.common.id)).await?;
     Ok(data.and_then(|d| d.as_ref().clone()).map(Json))
 }
 
@@ -209,8 +264,8 @@ fn health_of(row: &Resource) -> Health {
 
 /// Defines a resource object type: the shared `Resource` fields, then the kind's own.
 macro_rules! resource_object {
-    ($node:ident, $gql:literal, $variant:ident, $extra:ident => { $($fields:tt)* }) => {
-        #[doc = concat!("A ", $gql, " resource.")]
+    ($node:ident, $gql:literal, $variant:ident, $extra:ident, $desc:literal => { $($fields:tt)* }) => {
+        #[doc = concat!("A loaded resource row, served as the `", $gql, "` object type.")]
         pub struct $node(pub Arc<Resource>);
 
         impl $node {
@@ -222,17 +277,22 @@ macro_rules! resource_object {
             }
         }
 
+        #[doc = $desc]
         #[Object(name = $gql)]
         impl $node {
+            /// The resource's global id.
             pub async fn id(&self) -> ID {
                 ids::encode($gql, self.0.common.id)
             }
+            /// Which kind of resource this is.
             pub async fn kind(&self) -> ResourceKind {
                 self.0.kind().into()
             }
+            /// The name the provider gives it.
             pub async fn name(&self) -> &str {
                 &self.0.common.name
             }
+            /// The provider of its dock: `digitalocean`, `linode` or `vercel`.
             pub async fn provider(&self) -> &str {
                 &self.0.common.provider
             }
@@ -244,10 +304,11 @@ macro_rules! resource_object {
             pub async fn status(&self) -> ResourceStatus {
                 ResourceStatus::from_word(&self.0.common.status)
             }
-            /// The provider's own word for the status.
+            /// The provider's own word for the status; `null` when it gives none.
             pub async fn provider_status(&self) -> Option<&str> {
                 self.0.common.provider_status.as_deref()
             }
+            /// The provider's region slug; `null` when the resource has none.
             pub async fn region(&self) -> Option<&str> {
                 self.0.common.region.as_deref()
             }
@@ -260,8 +321,8 @@ macro_rules! resource_object {
             pub async fn health_history(
                 &self,
                 ctx: &Context<'_>,
-                first: Option<i32>,
-                after: Option<String>,
+                #[graphql(desc = "How many checks (default 50, at most 500).")] first: Option<i32>,
+                #[graphql(desc = "A cursor of this list: the checks after it.")] after: Option<String>,
             ) -> async_graphql::Result<HealthCheckConnection> {
                 history_of(ctx, &self.0, first, after).await
             }
@@ -270,7 +331,7 @@ macro_rules! resource_object {
             pub async fn dock(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<DockNode>> {
                 dock_of(ctx, &self.0).await
             }
-            /// Live projects the resource is linked to, by slug.
+            /// Live projects the resource is linked to (those the viewer may see), by slug.
             pub async fn projects(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<ProjectNode>> {
                 projects_of(ctx, &self.0).await
             }
@@ -279,12 +340,16 @@ macro_rules! resource_object {
             pub async fn full_api_data(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Json<serde_json::Value>>> {
                 api_data_of(ctx, &self.0).await
             }
+            /// When a sync last wrote the provider's record of it (an unchanged listing leaves this
+            /// as it was).
             pub async fn last_seen_at(&self) -> Option<DateTime<Utc>> {
                 self.0.common.last_seen_at
             }
+            /// When the resource was first recorded here.
             pub async fn created_at(&self) -> DateTime<Utc> {
                 self.0.common.created_at
             }
+            /// When the resource's record here last changed.
             pub async fn updated_at(&self) -> DateTime<Utc> {
                 self.0.common.updated_at
             }
@@ -293,115 +358,79 @@ macro_rules! resource_object {
     };
 }
 
-resource_object!(ServerNode, "Server", Server, ServerColumns => {
+resource_object!(ServerNode, "Server", Server, ServerColumns, "A virtual machine (a droplet, a linode). Probed by a TCP connect to its address." => {
+    /// Its public IPv4 address; `null` when it has none (yet).
     async fn primary_ip_address(&self) -> Option<&str> {
         self.extra().and_then(|e| e.primary_ip_address.as_deref())
     }
+    /// Its public IPv6 address; `null` when it has none.
     async fn ipv6(&self) -> Option<&str> {
         self.extra().and_then(|e| e.ipv6.as_deref())
     }
+    /// Virtual CPUs; `null` when the provider does not say.
     async fn vcpus(&self) -> Option<i32> {
         self.extra().and_then(|e| e.vcpus)
     }
+    /// Memory, in MiB; `null` when the provider does not say.
     async fn memory_mb(&self) -> Option<i32> {
         self.extra().and_then(|e| e.memory_mb)
     }
+    /// Disk size, in GB; `null` when the provider does not say.
     async fn disk_gb(&self) -> Option<i32> {
         self.extra().and_then(|e| e.disk_gb)
     }
+    /// The image (operating system) it was built from; `null` when the provider does not say.
     async fn image(&self) -> Option<&str> {
         self.extra().and_then(|e| e.image.as_deref())
     }
 });
 
-resource_object!(WebServiceNode, "WebService", WebService, WebServiceColumns => {
+resource_object!(WebServiceNode, "WebService", WebService, WebServiceColumns, "A hosted application or site (a DigitalOcean app, a Vercel project). Probed by an HTTP GET of its `productionUrl`." => {
+    /// The URL it serves production at; `null` when it has none (then it is not probed).
     async fn production_url(&self) -> Option<&str> {
         self.extra().and_then(|e| e.production_url.as_deref())
     }
+    /// The provider's name for the deployment environment; `null` when it gives none.
     async fn environment(&self) -> Option<&str> {
         self.extra().and_then(|e| e.environment.as_deref())
     }
+    /// The framework the provider detected; `null` when it names none.
     async fn framework(&self) -> Option<&str> {
         self.extra().and_then(|e| e.framework.as_deref())
     }
 });
 
-resource_object!(DomainNode, "Domain", Domain, DomainColumns => {
+resource_object!(DomainNode, "Domain", Domain, DomainColumns, "A registered domain name. Probed by resolving it and by its expiry date." => {
+    /// The domain name itself, e.g. `example.com`.
     async fn domain_name(&self) -> &str {
         self.extra().map_or("", |e| e.domain_name.as_str())
     }
+    /// When the registration lapses; `null` when the provider does not say.
     async fn expires_at(&self) -> Option<DateTime<Utc>> {
         self.extra().and_then(|e| e.expires_at)
     }
+    /// Whether the registration renews itself; `null` when the provider does not say.
     async fn auto_renew(&self) -> Option<bool> {
         self.extra().and_then(|e| e.auto_renew)
     }
 });
 
-resource_object!(DatabaseNode, "Database", Database, DatabaseColumns => {
+resource_object!(DatabaseNode, "Database", Database, DatabaseColumns, "A managed database cluster. Probed by a TCP connect to its host and port." => {
+    /// The engine, e.g. `pg`, `mysql`, `redis`; `null` when the provider does not say.
     async fn engine(&self) -> Option<&str> {
         self.extra().and_then(|e| e.engine.as_deref())
     }
+    /// The engine's version; `null` when the provider does not say.
     async fn version(&self) -> Option<&str> {
         self.extra().and_then(|e| e.version.as_deref())
     }
+    /// The host it accepts connections at; `null` when the provider does not say.
     async fn host(&self) -> Option<&str> {
         self.extra().and_then(|e| e.host.as_deref())
     }
+    /// The port it accepts connections at; `null` when the provider does not say (the
+    /// engine's usual port is probed).
     async fn port(&self) -> Option<i32> {
         self.extra().and_then(|e| e.port)
     }
 });
-
-/// Loads resources by key in one batch (per kind), and primes what the selection `look` under
-/// each of them asks for: docks, projects, provider data.
-pub async fn load_and_prime(
-    ctx: &Context<'_>,
-    keys: Vec<ResourceKey>,
-    looks: &[async_graphql::Lookahead<'_>],
-) -> Result<std::collections::HashMap<ResourceKey, Arc<Resource>>, ApiError> {
-    let loaders = loaders(ctx)?;
-    let found = loaders.load_many(keys).await?;
-    let wants = |field: &str| looks.iter().any(|l| l.field(field).exists());
-    let rows = || found.values();
-    let docks = async {
-        if wants("dock") {
-            loaders
-                .load_many(rows().map(|r| DockId(r.common.dock_id)))
-                .await?;
-        }
-        Ok::<_, ApiError>(())
-    };
-    let projects = async {
-        if wants("projects") {
-            loaders
-                .load_many(rows().map(|r| ProjectsOfKey(r.common.id)))
-                .await?;
-        }
-        Ok::<_, ApiError>(())
-    };
-    let health = async {
-        let latest = looks.iter().any(|l| {
-            let health = l.field("health");
-            health.field("latencyMs").exists() || health.field("message").exists()
-        });
-        if latest {
-            loaders
-                .load_many(rows().map(|r| HealthHistoryKey::latest(r.common.id)))
-                .await?;
-        }
-        Ok::<_, ApiError>(())
-    };
-    let api_data = async {
-        if wants("fullApiData") {
-            let visible = visibility(ctx)?;
-            let keys = rows()
-                .filter(|r| visible.sees_api_data(r.common.dock_id))
-                .map(|r| ApiDataKey(r.kind(), r.common.id));
-            loaders.load_many(keys).await?;
-        }
-        Ok::<_, ApiError>(())
-    };
-    futures_util::try_join!(docks, projects, health, api_data)?;
-    Ok(found)
-}

@@ -1,19 +1,90 @@
 //! `ResourceConnection`: resources under an organization or a dock, filtered and paged.
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_graphql::dataloader::Loader;
 use async_graphql::{Context, Lookahead};
 use uuid::Uuid;
 
-use super::project::node_looks;
-use super::resource::{ResourceInterface, load_and_prime};
-use crate::db::models::resource::{Filter, Kind, PageRow, Parent};
+use super::resource::ResourceInterface;
+use super::resource::load::{ResourceKey, load_and_prime};
+use crate::db::models::resource::{self, Filter, Kind, PageRow, Parent};
 use crate::error::ApiError;
-use crate::graphql::connection::{Window, connection, paginate};
+use crate::graphql::connection::{Window, connection, node_looks, paginate};
 use crate::graphql::context::{load_one, loaders};
-use crate::graphql::loaders::{ResourceKey, ResourcePageKey};
+use crate::graphql::loaders::{DbLoader, LoadError, group_by};
 
-connection!(ResourceConnection, ResourceEdge, ResourceInterface);
+connection!(
+    ResourceConnection,
+    ResourceEdge,
+    ResourceInterface,
+    "Resource"
+);
 
 type Cursor = (String, String, Uuid);
+
+/// A page of resources under one parent (org or dock).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ResourcePageKey {
+    pub parent: Parent,
+    pub id: Uuid,
+    pub filter: resource::Filter,
+}
+
+/// Ids of one page of resources, and how many match in all.
+#[derive(Clone, Debug, Default)]
+pub struct ResourcePage {
+    pub rows: Vec<PageRow>,
+    pub total: i64,
+}
+
+impl Loader<ResourcePageKey> for DbLoader {
+    type Value = Arc<ResourcePage>;
+    type Error = LoadError;
+
+    async fn load(
+        &self,
+        keys: &[ResourcePageKey],
+    ) -> Result<HashMap<ResourcePageKey, Self::Value>, LoadError> {
+        let groups = group_by(keys, |k| (k.parent, k.filter.clone()));
+        self.db()
+            .run(async |conn| {
+                let mut found = HashMap::new();
+                for ((parent, filter), members) in groups {
+                    let ids: Vec<Uuid> = members.iter().map(|k| k.id).collect();
+                    let mut pages: HashMap<Uuid, ResourcePage> = HashMap::new();
+                    let visibility = self.db().visibility();
+                    let restricted = resource::Filter {
+                        visible: visibility
+                            .linked_resources
+                            .clone()
+                            .map(|linked| (visibility.dock_ids().unwrap_or_default(), linked)),
+                        ..filter.clone()
+                    };
+                    for row in resource::page_ids(conn, parent, &ids, &restricted).await? {
+                        let page = pages.entry(row.parent).or_default();
+                        page.total = row.total;
+                        page.rows.push(row);
+                    }
+                    for id in ids {
+                        let page = pages.remove(&id).unwrap_or_default();
+                        found.insert(
+                            ResourcePageKey {
+                                parent,
+                                id,
+                                filter: filter.clone(),
+                            },
+                            Arc::new(page),
+                        );
+                    }
+                }
+                Ok(found)
+            })
+            .await
+            .map_err(Arc::new)
+    }
+}
 
 fn page_key(
     parent: Parent,

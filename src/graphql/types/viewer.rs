@@ -17,20 +17,29 @@ use crate::graphql::enums::AccessLevel;
 /// The caller's access level in each area of the active organization.
 #[derive(SimpleObject)]
 pub struct Permissions {
+    /// Projects and their links.
     pub projects: AccessLevel,
+    /// Resources (FULL shows `fullApiData`).
     pub resources: AccessLevel,
+    /// Docks (FULL shows `apiKeyHint` and allows connecting and changing docks).
     pub docks: AccessLevel,
+    /// Operations (a permission area roles carry; no field or mutation checks it yet).
     pub operations: AccessLevel,
+    /// Members, teams, clients, roles, invitations and API keys.
     pub settings: AccessLevel,
+    /// The audit log.
     pub audit: AccessLevel,
+    /// Alerts and health check intervals.
     pub monitoring: AccessLevel,
 }
 
 /// The authenticated caller.
 pub struct ViewerNode(pub Viewer);
 
+/// The authenticated caller (a user's token, or an API key acting for its organization).
 #[Object(name = "Viewer")]
 impl ViewerNode {
+    /// The person calling (for an API key, the user it acts as).
     async fn user(&self) -> UserNode {
         UserNode(self.0.user.clone())
     }

@@ -1,0 +1,70 @@
+//! How docks are loaded: the `Dock` object's value ([`DockNode`]), docks and sync runs by id, and
+//! pages of a dock's sync runs. Apart from the dock's fields (`types/dock.rs`) so that resources,
+//! which name their dock, need not import the module that lists resources.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_graphql::dataloader::Loader;
+use uuid::Uuid;
+
+use crate::db::models::dock::{self, Dock, SyncRunRow};
+use crate::graphql::loaders::{DbLoader, LoadError, by_id_loader, group_by};
+
+/// A loaded dock: the value of the `Dock` object type (its fields are in `types/dock.rs`).
+pub struct DockNode(pub Arc<Dock>);
+
+by_id_loader!(
+    /// Live docks by id, as far as the viewer may see them.
+    DockId,
+    Dock,
+    dock::by_ids,
+    |v, d| d.deleted_at.is_none() && v.sees_dock(d.id)
+);
+by_id_loader!(
+    /// Sync runs by id, of the docks the viewer may see.
+    SyncRunId,
+    SyncRunRow,
+    dock::sync_runs_by_ids,
+    |v, r| v.sees_dock(r.dock_id)
+);
+
+/// A page of one dock's sync runs, newest first.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct SyncRunsKey {
+    pub dock: Uuid,
+    pub after: Option<(chrono::DateTime<chrono::Utc>, Uuid)>,
+    pub limit: i64,
+}
+
+impl Loader<SyncRunsKey> for DbLoader {
+    type Value = Arc<(Vec<SyncRunRow>, i64)>;
+    type Error = LoadError;
+
+    async fn load(
+        &self,
+        keys: &[SyncRunsKey],
+    ) -> Result<HashMap<SyncRunsKey, Self::Value>, LoadError> {
+        let groups = group_by(keys, |k| (k.after, k.limit));
+        self.db()
+            .run(async |conn| {
+                let mut found = HashMap::new();
+                for ((after, limit), members) in groups {
+                    let docks: Vec<Uuid> = members.iter().map(|k| k.dock).collect();
+                    let mut pages: HashMap<Uuid, (Vec<SyncRunRow>, i64)> = HashMap::new();
+                    for row in dock::sync_runs_page(conn, &docks, after, limit).await? {
+                        let page = pages.entry(row.dock_id).or_default();
+                        page.1 = row.total;
+                        page.0.push(row);
+                    }
+                    for dock in docks {
+                        let page = pages.remove(&dock).unwrap_or_default();
+                        found.insert(SyncRunsKey { dock, after, limit }, Arc::new(page));
+                    }
+                }
+                Ok(found)
+            })
+            .await
+            .map_err(Arc::new)
+    }
+}
