@@ -34,6 +34,8 @@ pub struct Viewer {
     pub reach: Reach,
     /// The API key the request authenticated with, if any.
     pub api_key_id: Option<Uuid>,
+    /// The API key may run only documents of the trusted documents manifest.
+    pub trusted_documents_only: bool,
     /// True for a platform admin acting in an organization they do not belong to (audited).
     pub as_platform_admin: bool,
     /// Every organization the caller reaches.
@@ -196,7 +198,8 @@ async fn authenticate_key(
             "an API key acts only in its own organization".into(),
         ));
     }
-    let viewer = viewer_in(auth.pool, identity, Some(org.slug), Some(key.id)).await?;
+    let mut viewer = viewer_in(auth.pool, identity, Some(org.slug), Some(key.id)).await?;
+    viewer.trusted_documents_only = key.trusted_documents_only;
     let touched = viewer
         .scope()
         .transaction(auth.pool, async |conn| api_key::touch(conn, key.id).await)
@@ -225,6 +228,7 @@ async fn viewer_in(
         permissions: active.permissions,
         reach,
         api_key_id,
+        trusted_documents_only: false,
         as_platform_admin: active.as_platform_admin,
     })
 }

@@ -28,6 +28,7 @@ diesel::table! {
         revoked_at -> Nullable<Timestamptz>,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        trusted_documents_only -> Bool,
     }
 }
 

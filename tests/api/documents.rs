@@ -238,3 +238,49 @@ async fn log_mode_runs_documents_outside_the_manifest() {
     }
     std::fs::remove_dir_all(dir).ok();
 }
+
+/// An API key created `trustedDocumentsOnly` runs only manifest documents even where the server
+/// runs anything (`off`), over both transports; the user's own sign-in is not limited.
+#[tokio::test]
+async fn a_key_limited_to_the_manifest_runs_nothing_else() {
+    let dir = manifest(&[("OrgName", ORG_NAME)]);
+    let path = dir.clone();
+    let (app, token) = acme(move |config| config.security.documents.manifest = Some(path)).await;
+    let (_, created) = app
+        .graphql(
+            Some(&token),
+            r#"mutation { createApiKey(name: "dashboard", trustedDocumentsOnly: true) {
+                secret apiKey { trustedDocumentsOnly } } }"#,
+            json!({}),
+        )
+        .await;
+    let created = &created["data"]["createApiKey"];
+    assert_eq!(created["apiKey"]["trustedDocumentsOnly"], true, "{created}");
+    let key = created["secret"].as_str().expect("secret");
+    for transport in BOTH {
+        let listed = send(&app, transport, key, "", persisted(ORG_NAME)).await;
+        assert_eq!(
+            listed["data"]["viewer"]["organization"]["name"], "Org acme",
+            "{listed}"
+        );
+        let other = send(
+            &app,
+            transport,
+            key,
+            "{ viewer { user { name } } }",
+            json!({}),
+        )
+        .await;
+        assert_eq!(error_code(&other), "PERSISTED_QUERY_NOT_IN_LIST", "{other}");
+        let own = send(
+            &app,
+            transport,
+            &token,
+            "{ viewer { user { name } } }",
+            json!({}),
+        )
+        .await;
+        assert!(own["errors"].is_null(), "{own}");
+    }
+    std::fs::remove_dir_all(dir).ok();
+}

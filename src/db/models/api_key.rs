@@ -37,6 +37,8 @@ pub struct ApiKey {
     pub expires_at: Option<DateTime<Utc>>,
     pub revoked_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
+    /// The key runs only documents of the trusted documents manifest.
+    pub trusted_documents_only: bool,
 }
 
 /// What authentication needs to verify a presented key and act as its user.
@@ -50,6 +52,7 @@ pub struct ApiKeyAuth {
     pub expires_at: Option<DateTime<Utc>>,
     pub revoked_at: Option<DateTime<Utc>>,
     pub last_used_at: Option<DateTime<Utc>>,
+    pub trusted_documents_only: bool,
 }
 
 /// A freshly generated key: the token to hand out once, and what is stored of it.
@@ -70,6 +73,7 @@ pub struct NewApiKey<'a> {
     pub prefix: &'a str,
     pub secret_hash: &'a [u8],
     pub expires_at: Option<DateTime<Utc>>,
+    pub trusted_documents_only: bool,
 }
 
 /// A random prefix and secret from the thread's CSPRNG (ChaCha, seeded by the OS).

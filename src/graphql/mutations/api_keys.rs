@@ -51,6 +51,10 @@ impl ApiKeyNode {
     async fn revoked_at(&self) -> Option<DateTime<Utc>> {
         self.0.revoked_at
     }
+    /// True when the key runs only documents of the server's trusted documents manifest.
+    async fn trusted_documents_only(&self) -> bool {
+        self.0.trusted_documents_only
+    }
 }
 
 /// A new API key and its token, which is shown this once only.
@@ -81,6 +85,11 @@ impl ApiKeyMutations {
         name: String,
         #[graphql(desc = "When the key stops working; in the future. Null: it never expires.")]
         expires_at: Option<DateTime<Utc>>,
+        #[graphql(
+            desc = "True: the key runs only documents of the server's trusted documents manifest (by text or by hash), whatever mode the server runs in; anything else is `PERSISTED_QUERY_NOT_IN_LIST`.",
+            default = false
+        )]
+        trusted_documents_only: bool,
     ) -> async_graphql::Result<CreatedApiKey> {
         let viewer = viewer(ctx)?;
         let name = valid_name(&name, MAX_NAME)?;
@@ -95,6 +104,7 @@ impl ApiKeyMutations {
             prefix: &key.prefix,
             secret_hash: &key.secret_hash,
             expires_at,
+            trusted_documents_only,
         };
         let (by_key, as_admin) = (viewer.api_key_id.is_some(), viewer.as_platform_admin);
         let act = settings_act("api_key.create", "ApiKey", None);

@@ -195,6 +195,9 @@ impl Pipeline {
             Some(trusted) => self.0.labels.trusted(trusted),
             None => self.0.labels.label(name.as_deref()),
         };
+        if viewer.trusted_documents_only {
+            self.0.documents.check_limited(&known).map_err(refusal)?;
+        }
         self.0.rates.principal(&viewer).map_err(refusal)?;
         if kind == OperationType::Mutation {
             self.0.rates.mutation(&viewer).map_err(refusal)?;
