@@ -23,7 +23,7 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncC
 use futures_util::{SinkExt, StreamExt};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
-use stackgate::sync::events::{CHANNEL, Phase, SyncEvent};
+use stackgate::events::{CHANNEL, Phase, SyncEvent};
 use tokio::sync::{Barrier, mpsc};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;

@@ -1,4 +1,4 @@
-//! One sync run of one dock (DESIGN §6).
+//! One sync run of one dock (`docs/sync.md`).
 //!
 //! 1. Load the dock in its organization's scope and decrypt its key ([`Keyring`]).
 //! 2. Create the run row (`syncing`) and publish `STARTED` (unless [`RunRequest::run_id`] names a
@@ -19,12 +19,12 @@ use std::time::{Duration, Instant};
 use secrecy::{ExposeSecret, SecretString};
 use uuid::Uuid;
 
-use super::events::{CHANNEL, Phase, SyncEvent};
 use super::verify::VerifyError;
 use super::{HttpPolicy, Kind, Listing, Record, Registry, Session};
 use crate::crypto::{self, Binding, Keyring};
 use crate::db::models::sync::{self as q, RateState, RunCounts};
 use crate::db::{DbError, Pool, Scope};
+use crate::events::{self, Phase, SyncEvent};
 
 /// Tunables of runs.
 #[derive(Clone, Debug)]
@@ -224,7 +224,7 @@ impl Engine {
     ) -> Result<Uuid, DbError> {
         let run_id = q::start_run(conn, org_id, dock_id, trigger.as_str()).await?;
         let event = SyncEvent::new(org_id, dock_id, Some(run_id), Phase::Started);
-        q::notify(conn, CHANNEL, &event.to_payload()).await?;
+        events::publish(conn, &event.into()).await?;
         Ok(run_id)
     }
 
@@ -306,9 +306,9 @@ impl Engine {
         let publisher = tokio::spawn(async move {
             while let Some(items) = rx.recv().await {
                 let event = SyncEvent::new(org_id, dock_id, Some(run_id), Phase::Page).items(items);
-                let payload = event.to_payload();
+                let event = event.into();
                 let sent = org_scope(org_id)
-                    .transaction(&pool, async |conn| q::notify(conn, CHANNEL, &payload).await)
+                    .transaction(&pool, async |conn| events::publish(conn, &event).await)
                     .await;
                 if let Err(e) = sent {
                     tracing::debug!(error = %e, "PAGE event not published");
@@ -364,11 +364,11 @@ impl Engine {
                 counts.unchanged = i64::try_from(unique_count(&by_kind)).unwrap_or(0) - written;
                 let applied =
                     SyncEvent::new(org_id, dock_id, Some(run_id), Phase::Applied).items(total);
-                q::notify(conn, CHANNEL, &applied.to_payload()).await?;
+                events::publish(conn, &applied.into()).await?;
                 q::finish_run(conn, (run_id, dock_id), counts, None, None, rate).await?;
                 let done =
                     SyncEvent::new(org_id, dock_id, Some(run_id), Phase::Succeeded).items(total);
-                q::notify(conn, CHANNEL, &done.to_payload()).await?;
+                events::publish(conn, &done.into()).await?;
                 Ok(Some(counts))
             })
             .await;
@@ -433,7 +433,7 @@ impl Engine {
                 .await?;
                 let event =
                     SyncEvent::new(org_id, dock_id, Some(run_id), Phase::Failed).message(&message);
-                q::notify(conn, CHANNEL, &event.to_payload()).await
+                events::publish(conn, &event.into()).await
             })
             .await?;
         Ok(RunReport {

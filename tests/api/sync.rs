@@ -14,7 +14,7 @@ use stackgate::crypto::Keyring;
 use stackgate::db::models::credentials::{self, NewDock};
 use stackgate::db::{Pool, build_pool};
 use stackgate::sync::engine::{Engine, EngineConfig, RunReport, RunRequest};
-use stackgate::sync::events::{Phase, SyncEvent};
+use stackgate::events::{Phase, SyncEvent};
 use stackgate::sync::fake::{FakeKind, FakeProvider, Fault, FaultAction, SECRET_MARKER, Script};
 use stackgate::sync::scheduler::{Scheduler, SchedulerConfig, SyncNow};
 use stackgate::sync::{HttpPolicy, Kind, Registry};

@@ -1,5 +1,5 @@
 //! The sync engine's statements: a run's row, the set-based upsert and deletion sweep of
-//! resources, the dock's sync state, leases, and `pg_notify`.
+//! resources, the dock's sync state, and leases.
 //!
 //! Everything but [`claim_due`] runs inside the dock's organization scope (row-level security
 //! applies); [`claim_due`] goes through the `stackgate_claim_due_docks` function (see its
@@ -438,20 +438,6 @@ pub async fn failures_since_success(
     .get_result(conn)
     .await?;
     Ok(count.n)
-}
-
-/// `pg_notify` on `channel` (delivered when the transaction commits).
-pub async fn notify(
-    conn: &mut AsyncPgConnection,
-    channel: &str,
-    payload: &str,
-) -> Result<(), DbError> {
-    diesel::sql_query("select pg_notify($1, $2)")
-        .bind::<Text, _>(channel)
-        .bind::<Text, _>(payload)
-        .execute(conn)
-        .await?;
-    Ok(())
 }
 
 /// A claimed dock.
