@@ -17,10 +17,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use secrecy::{ExposeSecret, SecretString};
+use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
 use super::verify::VerifyError;
-use super::{HttpPolicy, Kind, Listing, Record, Registry, Session};
+use super::{Details, HttpPolicy, Kind, Listing, Record, Registry, Session};
 use crate::crypto::{self, Binding, Keyring};
 use crate::db::models::sync::{self as q, RateState, RunCounts};
 use crate::db::{DbError, Pool, Scope};
@@ -350,8 +351,8 @@ impl Engine {
                 let mut counts = base;
                 for kind in Kind::ALL {
                     let records = by_kind.get(&kind).map(Vec::as_slice).unwrap_or_default();
-                    let done =
-                        q::upsert(conn, (org_id, dock_id, provider), kind, records, chunk).await?;
+                    let dock = (org_id, dock_id, provider);
+                    let done = q::upsert(conn, dock, kind, records, record_row, chunk).await?;
                     counts.created += done.created;
                     counts.updated += done.updated;
                     let seen: Vec<&str> = records
@@ -477,6 +478,52 @@ fn group(records: &[Record]) -> HashMap<Kind, Vec<&Record>> {
         by_kind.entry(kind).or_default().push(r);
     }
     by_kind
+}
+
+/// A record's columns, as [`q::upsert`] writes them into its kind's table.
+fn record_row(r: &&Record) -> Value {
+    let mut m = Map::new();
+    m.insert("provider_resource_id".into(), json!(r.provider_resource_id));
+    m.insert("name".into(), json!(r.name));
+    m.insert("status".into(), json!(r.status.as_str()));
+    m.insert("provider_status".into(), json!(r.provider_status));
+    m.insert("region".into(), json!(r.region));
+    m.insert("full_api_data".into(), r.full_api_data.clone());
+    let own = match &r.details {
+        Details::Server {
+            primary_ip_address,
+            ipv6,
+            vcpus,
+            memory_mb,
+            disk_gb,
+            image,
+        } => json!({
+            "primary_ip_address": primary_ip_address, "ipv6": ipv6, "vcpus": vcpus,
+            "memory_mb": memory_mb, "disk_gb": disk_gb, "image": image }),
+        Details::WebService {
+            production_url,
+            environment,
+            framework,
+        } => json!({
+            "production_url": production_url, "environment": environment, "framework": framework }),
+        Details::Domain {
+            domain_name,
+            expires_at,
+            auto_renew,
+        } => json!({
+            "domain_name": domain_name, "expires_at": expires_at, "auto_renew": auto_renew }),
+        Details::Database {
+            engine,
+            version,
+            host,
+            port,
+        } => json!({
+            "engine": engine, "version": version, "host": host, "port": port }),
+    };
+    if let Value::Object(own) = own {
+        m.extend(own);
+    }
+    Value::Object(m)
 }
 
 fn unique_count(by_kind: &HashMap<Kind, Vec<&Record>>) -> usize {
