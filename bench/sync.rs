@@ -35,7 +35,7 @@ use secrecy::SecretString;
 use stackgate::crypto::Keyring;
 use stackgate::db::models::credentials::{self, NewDock};
 use stackgate::sync::engine::{Engine, EngineConfig, RunReport};
-use stackgate::sync::fake::{FakeKind, FakeProvider, Script};
+use stackgate::devkit::fake::{FakeKind, FakeProvider, Script};
 use stackgate::sync::scheduler::{Scheduler, SchedulerConfig};
 use stackgate::sync::{Kind, Registry};
 use uuid::Uuid;

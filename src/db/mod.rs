@@ -1,9 +1,8 @@
-//! PostgreSQL access: the pool, migrations, the private cluster, and per-transaction tenancy.
+//! PostgreSQL access: the pool, migrations, roles, and per-transaction tenancy.
 //!
 //! Query functions live in [`models`], take a connection explicitly, and are the only place that
 //! imports `diesel_async::RunQueryDsl` (it clashes with async-graphql's `execute`).
 
-pub mod embedded;
 pub mod models;
 pub mod request;
 pub mod schema;

@@ -7,11 +7,9 @@
 //! - [`engine`]: one run: fetch everything, then apply it in one transaction.
 //! - [`scheduler`]: which replica syncs which dock, through leases.
 //! - [`verify`]: a key checked with its provider before it is stored, as callers are told.
-//! - [`fake`]: fake provider servers speaking the real shapes (tests, benchmarks, demo).
 
 pub mod digitalocean;
 pub mod engine;
-pub mod fake;
 pub mod http;
 pub mod linode;
 pub mod scheduler;

@@ -46,7 +46,7 @@ struct Seeded {
 
 async fn seeded() -> Seeded {
     let app = TestApp::spawn().await;
-    stackgate::seed::seed(&mut app.db.owner().await, 1)
+    stackgate::devkit::seed::seed(&mut app.db.owner().await, 1)
         .await
         .expect("seed");
     Seeded {

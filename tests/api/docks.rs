@@ -2,7 +2,7 @@
 //! a sync started on demand; deletion.
 
 use serde_json::{Value, json};
-use stackgate::sync::fake::{FakeKind, FakeProvider, Script};
+use stackgate::devkit::fake::{FakeKind, FakeProvider, Script};
 
 use crate::harness::{TestApp, error_code};
 
@@ -11,7 +11,7 @@ const KEY: &str = "do-good-token-1234";
 #[tokio::test(flavor = "multi_thread")]
 async fn a_dock_is_checked_created_synced_and_deleted() {
     let app = TestApp::spawn().await;
-    stackgate::seed::seed(&mut app.db.owner().await, 1)
+    stackgate::devkit::seed::seed(&mut app.db.owner().await, 1)
         .await
         .expect("seed");
     let owner = app.token("org-0-owner", Some("org-0"));

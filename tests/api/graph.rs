@@ -9,7 +9,7 @@ const DASHBOARD: &str = include_str!("../../bench/dashboard.graphql");
 /// A server over a database seeded at `scale`, and a token for `org-0`'s owner.
 async fn seeded(scale: u32) -> (TestApp, String) {
     let app = TestApp::spawn().await;
-    stackgate::seed::seed(&mut app.db.owner().await, scale)
+    stackgate::devkit::seed::seed(&mut app.db.owner().await, scale)
         .await
         .expect("seed");
     let token = app.token("org-0-owner", Some("org-0"));

@@ -891,7 +891,7 @@ async fn alerts_and_health_summaries_over_graphql_stay_in_their_org() {
 async fn team_only_viewers_see_only_alerts_of_resources_they_reach() {
     let app = TestApp::spawn().await;
     let owner = &mut app.db.owner().await;
-    stackgate::seed::seed(owner, 1).await.expect("seed");
+    stackgate::devkit::seed::seed(owner, 1).await.expect("seed");
     fixtures::user(owner, "team-only").await;
     // `team-only` is in org-0's team-0 as a viewer, and in no org role.
     let team = "(select t.id from teams t join organizations o on o.id = t.org_id \

@@ -7,7 +7,7 @@ use crate::harness::{TestApp, error_code};
 
 async fn seeded() -> (TestApp, String) {
     let app = TestApp::spawn().await;
-    stackgate::seed::seed(&mut app.db.owner().await, 1)
+    stackgate::devkit::seed::seed(&mut app.db.owner().await, 1)
         .await
         .expect("seed");
     let token = app.token("org-0-owner", Some("org-0"));

@@ -101,7 +101,7 @@ async fn seed_writes_the_documented_data_set_once() {
     let db = TestDb::migrated().await;
     let mut conn = db.owner().await;
 
-    let first = stackgate::seed::seed(&mut conn, 1).await.expect("seed");
+    let first = stackgate::devkit::seed::seed(&mut conn, 1).await.expect("seed");
     assert_eq!(first.organizations, 10);
     assert_eq!(first.users, 60, "4 members and 2 client users per org");
     assert_eq!(first.memberships, 40);
@@ -132,7 +132,7 @@ async fn seed_writes_the_documented_data_set_once() {
     ];
     let mut wanted: Vec<String> = expected.iter().map(|l| (*l).to_owned()).collect();
     for k in 0..10 {
-        for role in stackgate::seed::ROLES {
+        for role in stackgate::devkit::seed::ROLES {
             wanted.push(format!("member org-{k}-{role} -> {role} x1"));
         }
         for c in 0..2 {
@@ -148,10 +148,10 @@ async fn seed_writes_the_documented_data_set_once() {
     );
 
     let stamps_before = sample_updated_at(&mut conn).await;
-    let second = stackgate::seed::seed(&mut conn, 1).await.expect("reseed");
+    let second = stackgate::devkit::seed::seed(&mut conn, 1).await.expect("reseed");
     assert_eq!(second.inserted, 0, "{second}");
     assert_eq!(
-        stackgate::seed::Summary {
+        stackgate::devkit::seed::Summary {
             inserted: first.inserted,
             ..second
         },

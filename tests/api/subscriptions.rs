@@ -5,7 +5,7 @@ use diesel::QueryableByName;
 use diesel::sql_types::BigInt;
 use diesel_async::{AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 use serde_json::{Value, json};
-use stackgate::sync::fake::{FakeKind, FakeProvider, Script};
+use stackgate::devkit::fake::{FakeKind, FakeProvider, Script};
 
 use crate::fixtures;
 use crate::harness::TestApp;
@@ -61,7 +61,7 @@ fn ws_url(addr: std::net::SocketAddr) -> String {
 async fn seeded() -> TestApp {
     let app = TestApp::spawn().await;
     let mut conn = app.db.owner().await;
-    stackgate::seed::seed(&mut conn, 1).await.expect("seed");
+    stackgate::devkit::seed::seed(&mut conn, 1).await.expect("seed");
     // Reaches org-0 only through team-0, which may read the seeded DigitalOcean dock.
     conn.batch_execute(
         "insert into users (external_id, email, name) values ('org-0-teamer', 'teamer@example.test', 'Teamer');

@@ -15,7 +15,7 @@ use stackgate::db::models::credentials::{self, NewDock};
 use stackgate::db::{Pool, build_pool};
 use stackgate::sync::engine::{Engine, EngineConfig, RunReport, RunRequest};
 use stackgate::events::{Phase, SyncEvent};
-use stackgate::sync::fake::{FakeKind, FakeProvider, Fault, FaultAction, SECRET_MARKER, Script};
+use stackgate::devkit::fake::{FakeKind, FakeProvider, Fault, FaultAction, SECRET_MARKER, Script};
 use stackgate::sync::scheduler::{Scheduler, SchedulerConfig, SyncNow};
 use stackgate::sync::{HttpPolicy, Kind, Registry};
 use uuid::Uuid;

@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use stackgate::crypto::Keyring;
 use stackgate::db::models::credentials::{self, NewDock};
 use stackgate::sync::engine::{Engine, EngineConfig, RunRequest};
-use stackgate::sync::fake::{FakeKind, FakeProvider, Script};
+use stackgate::devkit::fake::{FakeKind, FakeProvider, Script};
 use stackgate::sync::{Kind, Registry};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -203,7 +203,7 @@ async fn create(app: &TestApp, token: &str, name: &str, url: &str) -> Value {
 #[tokio::test(flavor = "multi_thread")]
 async fn guests_are_refused_dock_mutations_before_anything_is_sent() {
     let app = TestApp::spawn().await;
-    stackgate::seed::seed(&mut app.db.owner().await, 1)
+    stackgate::devkit::seed::seed(&mut app.db.owner().await, 1)
         .await
         .expect("seed");
     let target = Listener::start(http("200 OK", &[], "{}")).await;
@@ -299,7 +299,7 @@ async fn guests_are_refused_dock_mutations_before_anything_is_sent() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_guests_create_dock_over_websocket_is_refused_before_anything_is_sent() {
     let app = TestApp::spawn().await;
-    stackgate::seed::seed(&mut app.db.owner().await, 1)
+    stackgate::devkit::seed::seed(&mut app.db.owner().await, 1)
         .await
         .expect("seed");
     let target = Listener::start(http("200 OK", &[], "{}")).await;
@@ -629,9 +629,9 @@ async fn org_id(conn: &mut AsyncPgConnection, slug: &str) -> uuid::Uuid {
 async fn fakes_seed_and_demo_carry_only_loopback_addresses() {
     let db = TestDb::migrated().await;
     let conn = &mut db.owner().await;
-    stackgate::seed::seed(conn, 1).await.expect("seed");
+    stackgate::devkit::seed::seed(conn, 1).await.expect("seed");
     let keyring = Arc::new(Keyring::for_testing());
-    let demo = stackgate::demo::prepare(&db.url(), keyring.clone())
+    let demo = stackgate::devkit::demo::prepare(&db.url(), keyring.clone())
         .await
         .expect("demo");
     let org = fixtures::org(conn, "fakes").await;

@@ -36,7 +36,7 @@ const MY_INVITATIONS: &str = "{ viewer { user { email } invitations { id email o
 /// `-client-0`, `-client-1`) behind a running server.
 async fn seeded() -> TestApp {
     let app = TestApp::spawn().await;
-    stackgate::seed::seed(&mut app.db.owner().await, 1)
+    stackgate::devkit::seed::seed(&mut app.db.owner().await, 1)
         .await
         .expect("seed");
     app
