@@ -160,3 +160,19 @@ async fn seed_writes_the_documented_data_set_once() {
     assert_eq!(shape(&mut conn).await, shape_before);
     assert_eq!(sample_updated_at(&mut conn).await, stamps_before);
 }
+
+/// Seeded docks hold placeholder keys for accounts that do not exist: a scheduler over seeded
+/// data must claim none of them (each claim would be a failed sync, logged every few seconds).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_scheduler_claims_no_seeded_dock() {
+    let db = TestDb::migrated().await;
+    let mut conn = db.owner().await;
+    stackgate::devkit::seed::seed(&mut conn, 1)
+        .await
+        .expect("seed");
+    let lease = std::time::Duration::from_secs(60);
+    let claimed = stackgate::db::models::sync::claim_due(&mut conn, "seed-test", lease, 100)
+        .await
+        .expect("claim");
+    assert!(claimed.is_empty(), "seeded docks were due: {claimed:?}");
+}
