@@ -216,8 +216,8 @@ type SyncWrapper =
     diesel_async::async_connection_wrapper::AsyncConnectionWrapper<AsyncPgConnection>;
 type MigrationResult<T> = diesel::migration::Result<T>;
 
-/// Runs diesel's synchronous migration harness on a blocking thread (it must not run on a
-/// current-thread runtime, see NOTES).
+/// Runs diesel's synchronous migration harness on a blocking thread (diesel-async's own harness
+/// calls `block_in_place`, which panics on a current-thread runtime such as `#[tokio::test]`'s).
 async fn with_harness<T: Send + 'static>(
     url: &SecretString,
     f: impl FnOnce(&mut SyncWrapper) -> MigrationResult<T> + Send + 'static,
