@@ -143,7 +143,10 @@ fn parse_args() -> anyhow::Result<Options> {
         }
     }
     if !(1..=stackgate::devkit::seed::MAX_SCALE).contains(&o.scale) {
-        bail!("--scale must be from 1 to {}", stackgate::devkit::seed::MAX_SCALE);
+        bail!(
+            "--scale must be from 1 to {}",
+            stackgate::devkit::seed::MAX_SCALE
+        );
     }
     if o.clients == 0 || o.clients > 1024 {
         bail!("--clients must be from 1 to 1024");

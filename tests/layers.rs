@@ -66,7 +66,16 @@ fn the_checker_sees_paths_in_use_trees_code_and_relative_forms() {
         .collect();
     assert_eq!(
         found,
-        ["a::b", "a::b::C", "a::d", "x::e::F", "h::i::j", "x::y::k::l", "x::y", "m"]
+        [
+            "a::b",
+            "a::b::C",
+            "a::d",
+            "x::e::F",
+            "h::i::j",
+            "x::y::k::l",
+            "x::y",
+            "m"
+        ]
     );
 }
 
@@ -85,7 +94,8 @@ impl Graph {
             .collect();
         let mut edges = BTreeMap::new();
         for (module, file) in &modules {
-            let text = fs::read_to_string(src.join(file.trim_start_matches("src/"))).expect("readable source");
+            let text = fs::read_to_string(src.join(file.trim_start_matches("src/")))
+                .expect("readable source");
             let children: BTreeSet<String> = modules
                 .keys()
                 .filter(|m| m.len() == module.len() + 1 && m.starts_with(module))

@@ -391,4 +391,3 @@ pub async fn ensure_database(cluster: &EmbeddedPostgres, name: &str) -> anyhow::
         _ => Ok(()),
     }
 }
-

@@ -113,12 +113,7 @@ impl Event {
     pub fn changes_access(&self) -> Option<Option<Uuid>> {
         match self {
             Event::Access(e) => Some(e.org_id),
-            Event::Link(e)
-                if matches!(
-                    e.change,
-                    LinkChange::Linked | LinkChange::Unlinked
-                ) =>
-            {
+            Event::Link(e) if matches!(e.change, LinkChange::Linked | LinkChange::Unlinked) => {
                 Some(Some(e.org_id))
             }
             _ => None,

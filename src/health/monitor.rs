@@ -26,9 +26,9 @@ use uuid::Uuid;
 
 use super::hysteresis::{self, State, Streak};
 use super::probe::{self, Observation, Plan, ProbeConfig, Prober, RowTarget};
+use crate::db::models::alert;
 use crate::db::models::probe::{self as q, Claim, Recorded, TargetRow};
 use crate::db::models::resource::Kind;
-use crate::db::models::alert;
 use crate::db::{DbError, Pool, Scope};
 use crate::events::{self, HealthEvent};
 

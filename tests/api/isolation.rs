@@ -14,7 +14,9 @@ use crate::harness::{TestApp, error_code};
 async fn seeded() -> TestApp {
     let app = TestApp::spawn().await;
     let mut owner = app.db.owner().await;
-    stackgate::devkit::seed::seed(&mut owner, 1).await.expect("seed");
+    stackgate::devkit::seed::seed(&mut owner, 1)
+        .await
+        .expect("seed");
     diesel_async::SimpleAsyncConnection::batch_execute(
         &mut owner,
         "insert into alerts (org_id, resource_kind, resource_id, severity, message) \

@@ -10,7 +10,9 @@ use crate::harness::{TestApp, error_code};
 async fn seeded() -> TestApp {
     let app = TestApp::spawn().await;
     let mut conn = app.db.owner().await;
-    stackgate::devkit::seed::seed(&mut conn, 1).await.expect("seed");
+    stackgate::devkit::seed::seed(&mut conn, 1)
+        .await
+        .expect("seed");
     // A person who reaches org-0 only through team-0 (role member: projects FULL, resources READ).
     conn.batch_execute(
         "insert into users (external_id, email, name) values ('org-0-teamer', 'teamer@example.test', 'Teamer');

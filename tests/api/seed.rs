@@ -101,7 +101,9 @@ async fn seed_writes_the_documented_data_set_once() {
     let db = TestDb::migrated().await;
     let mut conn = db.owner().await;
 
-    let first = stackgate::devkit::seed::seed(&mut conn, 1).await.expect("seed");
+    let first = stackgate::devkit::seed::seed(&mut conn, 1)
+        .await
+        .expect("seed");
     assert_eq!(first.organizations, 10);
     assert_eq!(first.users, 60, "4 members and 2 client users per org");
     assert_eq!(first.memberships, 40);
@@ -148,7 +150,9 @@ async fn seed_writes_the_documented_data_set_once() {
     );
 
     let stamps_before = sample_updated_at(&mut conn).await;
-    let second = stackgate::devkit::seed::seed(&mut conn, 1).await.expect("reseed");
+    let second = stackgate::devkit::seed::seed(&mut conn, 1)
+        .await
+        .expect("reseed");
     assert_eq!(second.inserted, 0, "{second}");
     assert_eq!(
         stackgate::devkit::seed::Summary {

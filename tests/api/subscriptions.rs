@@ -61,7 +61,9 @@ fn ws_url(addr: std::net::SocketAddr) -> String {
 async fn seeded() -> TestApp {
     let app = TestApp::spawn().await;
     let mut conn = app.db.owner().await;
-    stackgate::devkit::seed::seed(&mut conn, 1).await.expect("seed");
+    stackgate::devkit::seed::seed(&mut conn, 1)
+        .await
+        .expect("seed");
     // Reaches org-0 only through team-0, which may read the seeded DigitalOcean dock.
     conn.batch_execute(
         "insert into users (external_id, email, name) values ('org-0-teamer', 'teamer@example.test', 'Teamer');

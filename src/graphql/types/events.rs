@@ -12,13 +12,13 @@ use crate::db::Pool;
 use crate::db::models::resource::{Kind, Resource};
 use crate::error::ApiError;
 use crate::events::Envelope;
+use crate::events::health::HealthEvent;
 use crate::events::link::LinkEvent;
+use crate::events::sync::SyncEvent;
 use crate::graphql::context::load_one;
 use crate::graphql::enums::{HealthState, ResourceStatus};
 use crate::graphql::ids;
 use crate::graphql::loaders::{ProjectId, ResourceKey};
-use crate::events::health::HealthEvent;
-use crate::events::sync::SyncEvent;
 
 /// Where a sync run is.
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]

@@ -74,7 +74,9 @@ const OWNER_VIEW: &str = "query($search: String) { viewer { organization {
 async fn world() -> World {
     let app = TestApp::spawn().await;
     let mut conn = app.db.owner().await;
-    stackgate::devkit::seed::seed(&mut conn, 1).await.expect("seed");
+    stackgate::devkit::seed::seed(&mut conn, 1)
+        .await
+        .expect("seed");
     conn.batch_execute(GUESTS).await.expect("guests");
     let owner = app.token("org-0-owner", Some("org-0"));
     let (_, body) = app.graphql(Some(&owner), OWNER_VIEW, json!({})).await;
