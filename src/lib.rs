@@ -2,6 +2,14 @@
 //!
 //! A request enters through [`router`], is authenticated by [`auth`], executed by the schema in
 //! [`graphql`], whose resolvers read and write through [`db`] inside per-tenant transactions.
+//! Writers publish live events through [`events`]. Scaffolding (fake providers, demo, seed, a
+//! private PostgreSQL) lives in [`devkit`], which only [`cli`], tests and benchmarks use.
+//!
+//! Modules form layers, lowest first; a module imports only its own layer or lower ones, and no
+//! two files import each other, directly or round a circle (`tests/layers.rs` checks both):
+//! `crypto`, `telemetry`, `metrics` → `db` → `error` → `events` → `auth`, `security`, `net` →
+//! `sync`, `health` → `graphql` → `config` → `app` → `http` → `router`, `server` → `devkit` →
+//! `cli`.
 
 pub mod app;
 pub mod auth;
