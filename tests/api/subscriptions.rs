@@ -215,7 +215,7 @@ async fn a_lost_listener_tells_subscribers_to_refetch_and_events_flow_again() {
     let app = seeded().await;
     let owner = app.token("org-0-owner", Some("org-0"));
     let mut sub = Subscriber::open(&app.url("/graphql/ws"), &owner, ALL_EVENTS, json!({})).await;
-    // Wait until the subscription is registered: an event must arrive first.
+    app.wait_subscribed(1).await;
     let linode = dock_id(&app, &owner, "Linode").await;
     sync_dock(&app, &owner, &linode).await;
     assert_eq!(sub.event("syncEvents").await["phase"], "STARTED");
