@@ -101,7 +101,7 @@ async fn run(o: Options) -> anyhow::Result<bool> {
     let url = db.url.clone();
     stackgate::db::run_migrations(&url).await?;
     let mut conn = stackgate::db::connect_owner(&url).await?;
-    stackgate::seed::seed(&mut conn, 1).await?;
+    stackgate::devkit::seed::seed(&mut conn, 1).await?;
     drop(conn);
     println!("database: {}; seeded scale 1", db.describe);
 

@@ -142,8 +142,11 @@ fn parse_args() -> anyhow::Result<Options> {
             other => bail!("unknown argument `{other}`\n\n{USAGE}"),
         }
     }
-    if !(1..=stackgate::seed::MAX_SCALE).contains(&o.scale) {
-        bail!("--scale must be from 1 to {}", stackgate::seed::MAX_SCALE);
+    if !(1..=stackgate::devkit::seed::MAX_SCALE).contains(&o.scale) {
+        bail!(
+            "--scale must be from 1 to {}",
+            stackgate::devkit::seed::MAX_SCALE
+        );
     }
     if o.clients == 0 || o.clients > 1024 {
         bail!("--clients must be from 1 to 1024");
@@ -192,7 +195,7 @@ async fn run(o: Options) -> anyhow::Result<bool> {
         None => local_postmaster(&mut conn).await,
     };
     let seeded_at = Instant::now();
-    let summary = stackgate::seed::seed(&mut conn, o.scale).await?;
+    let summary = stackgate::devkit::seed::seed(&mut conn, o.scale).await?;
     let seed_secs = seeded_at.elapsed().as_secs_f64();
     conn.batch_execute("ANALYZE").await?;
     let org = org0(&mut conn).await?;
@@ -1062,7 +1065,7 @@ fn cross_check(columns: &[Column]) -> bool {
 // ---------------------------------------------------------------------------------------------
 // The table
 
-fn print_table(o: &Options, columns: &[Column], summary: &stackgate::seed::Summary) {
+fn print_table(o: &Options, columns: &[Column], summary: &stackgate::devkit::seed::Summary) {
     let mut out = String::new();
     let _ = writeln!(
         out,

@@ -23,7 +23,7 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncC
 use futures_util::{SinkExt, StreamExt};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
-use stackgate::sync::events::{CHANNEL, Phase, SyncEvent};
+use stackgate::events::{CHANNEL, Phase, SyncEvent};
 use tokio::sync::{Barrier, mpsc};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -124,7 +124,7 @@ async fn run(o: Options) -> anyhow::Result<bool> {
     let url = db.url.clone();
     stackgate::db::run_migrations(&url).await?;
     let mut conn = stackgate::db::connect_owner(&url).await?;
-    stackgate::seed::seed(&mut conn, 1).await?;
+    stackgate::devkit::seed::seed(&mut conn, 1).await?;
     conn.batch_execute("update docks set last_sync_at = now(), sync_interval_seconds = 86400")
         .await?;
     let dock: DockRow = diesel::sql_query(

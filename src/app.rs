@@ -31,7 +31,6 @@ pub struct AppState {
     pub jwt: Arc<JwtKeys>,
     pub viewers: Arc<ViewerCache>,
     pub metrics: PrometheusHandle,
-    pub graphiql_page: Arc<String>,
     /// Runs syncs; present when credential keys are configured.
     pub scheduler: Option<Scheduler>,
     /// This replica's LISTEN connection, fanned out to its subscribers.
@@ -39,7 +38,7 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// Builds the pool (connections open lazily), the schema and the rendered GraphiQL page.
+    /// Builds the pool (connections open lazily), the schema and the background parts.
     pub fn new(config: Config) -> anyhow::Result<Self> {
         let pool = db::build_pool_with_wait(
             &config.database_url,
@@ -82,10 +81,6 @@ impl AppState {
             documents,
         });
         let sockets = Arc::new(Sockets::new(config.security.sockets));
-        let page = crate::http::graphiql::render(
-            config.graphiql_assets.is_some(),
-            config.graphiql_headers.as_deref(),
-        );
         Ok(Self {
             config: Arc::new(config),
             pool,
@@ -96,7 +91,6 @@ impl AppState {
             jwt,
             viewers,
             metrics: crate::metrics::install(),
-            graphiql_page: Arc::new(page),
         })
     }
 }

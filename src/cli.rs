@@ -6,8 +6,9 @@ use clap::{Parser, Subcommand};
 use secrecy::SecretString;
 
 use crate::config::{self, Config, ConfigArgs};
-use crate::db::embedded::{Durability, EmbeddedPostgres};
-use crate::{db, demo, server};
+use crate::devkit::embedded::{self, Durability, EmbeddedPostgres};
+use crate::devkit::{demo, seed};
+use crate::{db, server};
 
 /// stackgate: a multi-tenant GraphQL gateway for an infrastructure control plane.
 #[derive(Parser)]
@@ -85,7 +86,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let database = Database::open(&cli.config).await?;
             db::run_migrations(&database.url).await?;
             let mut conn = db::connect_owner(&database.url).await?;
-            let summary = crate::seed::seed(&mut conn, scale).await?;
+            let summary = seed::seed(&mut conn, scale).await?;
             say(&format!(
                 "seeded {summary} in {:.2} s",
                 started.elapsed().as_secs_f64()
@@ -239,7 +240,7 @@ impl Database {
         })
         .await??;
         tracing::info!(port = cluster.port(), data_dir = %args.data_dir().display(), "private PostgreSQL started");
-        ensure_database(&cluster, "stackgate").await?;
+        embedded::ensure_database(&cluster, "stackgate").await?;
         Ok(Self {
             url: cluster.url("stackgate"),
             app_url: Some(cluster.serving_url("stackgate").await?),
@@ -271,19 +272,6 @@ impl Database {
             }
         }
         Ok(url.clone())
-    }
-}
-
-/// Creates database `name` in the private cluster unless it exists.
-pub async fn ensure_database(cluster: &EmbeddedPostgres, name: &str) -> anyhow::Result<()> {
-    use diesel_async::SimpleAsyncConnection;
-    let mut conn = db::connect_owner(&cluster.url("postgres")).await?;
-    match conn
-        .batch_execute(&format!("CREATE DATABASE \"{name}\""))
-        .await
-    {
-        Err(e) if !e.to_string().contains("already exists") => Err(e.into()),
-        _ => Ok(()),
     }
 }
 
@@ -339,13 +327,13 @@ fn jwt_secret(args: &ConfigArgs) -> anyhow::Result<SecretString> {
     Ok(SecretString::from(secret))
 }
 
-/// Parses a seed scale: 1 to [`crate::seed::MAX_SCALE`].
+/// Parses a seed scale: 1 to [`seed::MAX_SCALE`].
 fn parse_scale(s: &str) -> Result<u32, String> {
     match s.trim().parse::<u32>() {
-        Ok(n) if (1..=crate::seed::MAX_SCALE).contains(&n) => Ok(n),
+        Ok(n) if (1..=seed::MAX_SCALE).contains(&n) => Ok(n),
         _ => Err(format!(
             "`{s}` is not a scale from 1 to {}",
-            crate::seed::MAX_SCALE
+            seed::MAX_SCALE
         )),
     }
 }

@@ -69,8 +69,8 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     })
 }
 
-/// Starts probing resources' health in the background (DESIGN §8), on a small pool of its own so
-/// that a burst of probe results never queues GraphQL requests behind it.
+/// Starts probing resources' health in the background (`docs/health.md`), on a small pool of its
+/// own so that a burst of probe results never queues GraphQL requests behind it.
 fn spawn_monitor(state: &AppState) -> anyhow::Result<crate::health::MonitorHandle> {
     let pool = crate::db::build_pool(&state.config.database_url, MONITOR_POOL_SIZE)?;
     let monitor = crate::health::Monitor::new(pool, state.config.health.clone())

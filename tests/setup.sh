@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Idempotent set-up for the test suite (run as root on a fresh machine):
+#   0. PostgreSQL's server binaries (Debian's postgresql-15, or postgresql), which the tests and
+#      `stackgate demo` start a private cluster from,
 #   1. Debian's chromium for the headless-browser test,
 #   2. tests/browser/node_modules (playwright-core),
 #   3. the local GraphiQL assets (default target/graphiql-assets, or $1).
+# STACKGATE_SETUP_PG_BIN (default /usr/lib/postgresql/*/bin) is where initdb is looked for.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -17,14 +20,49 @@ GRAPHIQL_VERSION=4.1.2
 REACT_VERSION=18.3.1
 GRAPHQL_WS_VERSION=5.16.2
 
+# Debian packages, non-interactively (the package lists are updated once per run).
+APT_UPDATED=0
+apt_install() {
+  if ! command -v apt-get >/dev/null; then
+    echo "setup: cannot install $* here (no apt-get): install it by hand" >&2
+    return 1
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  if [ "$APT_UPDATED" = 0 ]; then
+    apt-get update -q >/dev/null
+    APT_UPDATED=1
+  fi
+  apt-get install -y -q --no-install-recommends "$@" >/dev/null
+}
+
+# 0. PostgreSQL server binaries
+PG_BIN="${STACKGATE_SETUP_PG_BIN:-/usr/lib/postgresql/*/bin}"
+pg_initdb() {
+  local f
+  for f in $PG_BIN/initdb; do [ -x "$f" ] && { echo "$f"; return 0; }; done
+  return 1
+}
+if INITDB="$(pg_initdb)"; then
+  echo "setup: PostgreSQL server binaries already installed ($INITDB)"
+else
+  echo "setup: PostgreSQL's server binaries (initdb in $PG_BIN) are missing; installing them (apt-get)"
+  if apt_install postgresql-15 2>/dev/null || apt_install postgresql; then :; else
+    echo "setup: could not install PostgreSQL's server binaries: install postgresql-15 (or postgresql) by hand, or set DATABASE_URL for the demo" >&2
+    exit 1
+  fi
+  if ! INITDB="$(pg_initdb)"; then
+    echo "setup: apt-get installed PostgreSQL, but no initdb is in $PG_BIN" >&2
+    exit 1
+  fi
+  echo "setup: PostgreSQL server binaries installed ($INITDB)"
+fi
+
 # 1. chromium
 if [ -x /usr/bin/chromium ]; then
   echo "setup: chromium already installed ($(/usr/bin/chromium --version 2>/dev/null || echo '?'))"
 else
   echo "setup: installing chromium (apt-get)"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -q >/dev/null
-  apt-get install -y -q --no-install-recommends chromium >/dev/null
+  apt_install chromium
 fi
 
 # 2. node modules of tests/browser

@@ -16,7 +16,7 @@ use diesel::QueryableByName;
 use diesel::sql_types::Text;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use secrecy::{ExposeSecret, SecretString};
-use stackgate::db::embedded::{Durability, EmbeddedPostgres};
+use stackgate::devkit::embedded::{Durability, EmbeddedPostgres};
 
 /// The database every bench creates in a private cluster.
 pub const BENCH_DB: &str = "stackgate_bench";
@@ -58,7 +58,7 @@ impl BenchDatabase {
         .await??;
         // Stopped and removed once this process exits, however it exits (also on Ctrl-C).
         cluster.stop_and_remove_when_process_exits(std::process::id(), &dir)?;
-        stackgate::cli::ensure_database(&cluster, BENCH_DB).await?;
+        stackgate::devkit::embedded::ensure_database(&cluster, BENCH_DB).await?;
         let postmaster = postmaster_pid(&dir.join("pg/data"));
         Ok(Self {
             url: cluster.url(BENCH_DB),

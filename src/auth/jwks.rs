@@ -17,7 +17,20 @@ use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey};
 use tokio::sync::Mutex;
 
-use super::jwt::{RSA_ALGORITHMS, VerifyingKey};
+/// A key and the algorithms it may verify.
+pub struct VerifyingKey {
+    pub key: DecodingKey,
+    pub algorithms: Vec<Algorithm>,
+}
+
+pub(crate) const RSA_ALGORITHMS: &[Algorithm] = &[
+    Algorithm::RS256,
+    Algorithm::RS384,
+    Algorithm::RS512,
+    Algorithm::PS256,
+    Algorithm::PS384,
+    Algorithm::PS512,
+];
 
 /// The shortest time between two reloads triggered by unknown `kid`s.
 pub const MIN_REFRESH: Duration = Duration::from_secs(30);

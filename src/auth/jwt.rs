@@ -9,7 +9,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, erro
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
-use super::jwks::{self, Jwks};
+use super::jwks::{self, Jwks, RSA_ALGORITHMS, VerifyingKey};
 use crate::error::ApiError;
 use crate::security::settings::JwtSettings;
 
@@ -67,20 +67,6 @@ pub struct JwtKeys {
     audience: Vec<String>,
 }
 
-/// A key and the algorithms it may verify.
-pub struct VerifyingKey {
-    pub key: DecodingKey,
-    pub algorithms: Vec<Algorithm>,
-}
-
-pub(crate) const RSA_ALGORITHMS: &[Algorithm] = &[
-    Algorithm::RS256,
-    Algorithm::RS384,
-    Algorithm::RS512,
-    Algorithm::PS256,
-    Algorithm::PS384,
-    Algorithm::PS512,
-];
 const EC_ALGORITHMS: &[Algorithm] = &[Algorithm::ES256, Algorithm::ES384];
 
 impl std::fmt::Debug for JwtKeys {

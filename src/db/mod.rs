@@ -1,9 +1,8 @@
-//! PostgreSQL access: the pool, migrations, the private cluster, and per-transaction tenancy.
+//! PostgreSQL access: the pool, migrations, roles, and per-transaction tenancy.
 //!
 //! Query functions live in [`models`], take a connection explicitly, and are the only place that
 //! imports `diesel_async::RunQueryDsl` (it clashes with async-graphql's `execute`).
 
-pub mod embedded;
 pub mod models;
 pub mod request;
 pub mod schema;
@@ -217,8 +216,8 @@ type SyncWrapper =
     diesel_async::async_connection_wrapper::AsyncConnectionWrapper<AsyncPgConnection>;
 type MigrationResult<T> = diesel::migration::Result<T>;
 
-/// Runs diesel's synchronous migration harness on a blocking thread (it must not run on a
-/// current-thread runtime, see NOTES).
+/// Runs diesel's synchronous migration harness on a blocking thread (diesel-async's own harness
+/// calls `block_in_place`, which panics on a current-thread runtime such as `#[tokio::test]`'s).
 async fn with_harness<T: Send + 'static>(
     url: &SecretString,
     f: impl FnOnce(&mut SyncWrapper) -> MigrationResult<T> + Send + 'static,

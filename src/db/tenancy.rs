@@ -1,4 +1,4 @@
-//! Tenant identity per transaction (DESIGN §4).
+//! Tenant identity per transaction (`docs/security.md`).
 //!
 //! Every statement a request runs goes through [`Scope::transaction`], which opens a transaction,
 //! sets the `stackgate.*` settings row-level security reads — for that transaction only — and then

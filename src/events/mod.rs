@@ -1,28 +1,34 @@
-//! Live events (DESIGN §7): what writers publish with `pg_notify`, and the [`EventBus`] that
-//! brings it to this replica's subscribers.
+//! Live events (`docs/events.md`): every payload type, the one [`publish`] function writers
+//! call, and the [`EventBus`] that brings events to this replica's subscribers.
 //!
-//! Writers publish on [`CHANNEL`] inside the transaction that writes what the event reports, so
-//! an event is delivered only if that transaction commits, on every replica (each LISTENs). The
-//! payloads are JSON with a `type` and an `org_id`, and carry ids and states only:
-//! - `sync`: [`crate::sync::events::SyncEvent`], from the sync engine;
-//! - `link`: [`links::LinkEvent`], from a trigger on `project_resources`;
-//! - `health`: [`crate::health::events::HealthEvent`], from the health monitor;
+//! Writers publish inside the transaction that writes what the event reports, so an event is
+//! delivered only if that transaction commits, on every replica (each LISTENs on [`CHANNEL`]).
+//! The payloads are JSON with a `type` and an `org_id`, and carry ids and states only:
+//! - `sync`: [`SyncEvent`], from the sync engine;
+//! - `link`: [`LinkEvent`], from a trigger on `project_resources`;
+//! - `health`: [`HealthEvent`], from the health monitor;
 //! - `access`: [`AccessEvent`], from triggers on every table that decides who may do what
 //!   (memberships, roles, teams, clients, grants, keys): replicas forget cached viewers on it.
 //!
 //! Subscribers filter every event by tenant and permission when it reaches them, and resolve
 //! what they show with their own permissions.
 
+pub mod access;
 pub mod bus;
-pub mod links;
+pub mod health;
+pub mod link;
+mod publish;
+pub mod sync;
 
+use serde::Serialize;
 use uuid::Uuid;
 
+pub use access::AccessEvent;
 pub use bus::{Delivery, Envelope, EventBus};
-
-use crate::health::events::HealthEvent;
-use crate::sync::events::SyncEvent;
-use links::LinkEvent;
+pub use health::HealthEvent;
+pub use link::{LinkChange, LinkEvent};
+pub use publish::publish;
+pub use sync::{Phase, SyncEvent};
 
 /// The NOTIFY channel of every stackgate event.
 pub const CHANNEL: &str = "stackgate_events";
@@ -36,21 +42,45 @@ pub enum Event {
     Access(AccessEvent),
 }
 
-/// Who may do what changed in an organization (`org_id`), or for a user in every organization
-/// (`org_id` null): published by the `access_events` migration's triggers.
-#[derive(Clone, Debug, PartialEq, serde::Deserialize)]
-pub struct AccessEvent {
-    pub org_id: Option<Uuid>,
+impl From<SyncEvent> for Event {
+    fn from(event: SyncEvent) -> Self {
+        Event::Sync(event)
+    }
 }
 
-impl AccessEvent {
-    /// True when the change may concern a viewer acting in `org`.
-    pub fn concerns(&self, org: Uuid) -> bool {
-        self.org_id.is_none_or(|o| o == org)
+impl From<HealthEvent> for Event {
+    fn from(event: HealthEvent) -> Self {
+        Event::Health(event)
     }
 }
 
 impl Event {
+    /// The payload [`publish`] sends: what [`Event::parse`] reads back.
+    pub fn to_payload(&self) -> String {
+        /// A payload whose struct has no `type` field of its own.
+        #[derive(Serialize)]
+        struct Tagged<'a, T> {
+            #[serde(rename = "type")]
+            event_type: &'static str,
+            #[serde(flatten)]
+            event: &'a T,
+        }
+        match self {
+            Event::Sync(e) => e.to_payload(),
+            Event::Health(e) => e.to_payload(),
+            Event::Link(event) => serde_json::to_string(&Tagged {
+                event_type: "link",
+                event,
+            })
+            .unwrap_or_default(),
+            Event::Access(event) => serde_json::to_string(&Tagged {
+                event_type: "access",
+                event,
+            })
+            .unwrap_or_default(),
+        }
+    }
+
     /// Parses a payload of [`CHANNEL`]; `None` for types this build does not know.
     pub fn parse(payload: &str) -> Option<Self> {
         #[derive(serde::Deserialize)]
@@ -83,15 +113,68 @@ impl Event {
     pub fn changes_access(&self) -> Option<Option<Uuid>> {
         match self {
             Event::Access(e) => Some(e.org_id),
-            Event::Link(e)
-                if matches!(
-                    e.change,
-                    links::LinkChange::Linked | links::LinkChange::Unlinked
-                ) =>
-            {
+            Event::Link(e) if matches!(e.change, LinkChange::Linked | LinkChange::Unlinked) => {
                 Some(Some(e.org_id))
             }
             _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trigger_payloads_parse() {
+        let payload = r#"{"type":"link","org_id":"00000000-0000-0000-0000-000000000001",
+            "project_id":"00000000-0000-0000-0000-000000000002",
+            "resource_id":"00000000-0000-0000-0000-000000000003","kind":"web_service",
+            "change":"STATUS_CHANGED","status":"stopped","at":"2026-11-22T10:00:00.123456Z"}"#;
+        let Some(Event::Link(event)) = Event::parse(payload) else {
+            panic!("not a link event");
+        };
+        assert_eq!(event.change, LinkChange::StatusChanged);
+        assert_eq!(event.kind, "web_service");
+        assert_eq!(event.org_id, Uuid::from_u128(1));
+        let access = r#"{"type" : "access", "org_id" : null}"#;
+        assert_eq!(
+            Event::parse(access),
+            Some(Event::Access(AccessEvent { org_id: None }))
+        );
+        assert_eq!(Event::parse(r#"{"type":"other","org_id":"x"}"#), None);
+        assert_eq!(Event::parse("not json"), None);
+    }
+
+    #[test]
+    fn every_event_round_trips_through_its_payload() {
+        let (org, dock, id) = (Uuid::from_u128(1), Uuid::from_u128(2), Uuid::from_u128(3));
+        let at = chrono::DateTime::parse_from_rfc3339("2026-11-22T10:00:00.123Z")
+            .expect("time")
+            .with_timezone(&chrono::Utc);
+        let events = [
+            Event::from(SyncEvent::new(org, dock, None, Phase::Page).items(3)),
+            Event::from(HealthEvent::new(
+                (org, dock, id),
+                "server",
+                ("healthy", "degraded"),
+                at,
+            )),
+            Event::Link(LinkEvent {
+                org_id: org,
+                project_id: dock,
+                resource_id: id,
+                kind: "server".into(),
+                change: LinkChange::Linked,
+                status: "active".into(),
+                at,
+            }),
+            Event::Access(AccessEvent { org_id: Some(org) }),
+        ];
+        for event in events {
+            let payload = event.to_payload();
+            assert!(payload.starts_with(r#"{"type":""#), "{payload}");
+            assert_eq!(Event::parse(&payload), Some(event), "{payload}");
         }
     }
 }

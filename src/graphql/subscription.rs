@@ -24,7 +24,7 @@ use crate::db::models::resource::{self, Kind};
 use crate::db::models::{dock, link, project};
 use crate::db::{Pool, RequestDb};
 use crate::error::ApiError;
-use crate::events::links::LinkChange;
+use crate::events::link::LinkChange;
 use crate::events::{Delivery, Envelope, Event, EventBus};
 
 /// The most resources one `resourceHealth` subscription may name.

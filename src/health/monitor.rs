@@ -1,4 +1,4 @@
-//! The probe scheduler: which replica probes which resource, and when (DESIGN §8, §11).
+//! The probe scheduler: which replica probes which resource, and when (`docs/health.md`, `docs/architecture.md`).
 //!
 //! Like the sync [`crate::sync::scheduler`], every replica runs a [`Monitor`]. It claims as many
 //! due probes as it has free slots through `stackgate_claim_due_health_checks` (`FOR UPDATE SKIP
@@ -24,13 +24,13 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
-use super::events::{CHANNEL, HealthEvent};
 use super::hysteresis::{self, State, Streak};
 use super::probe::{self, Observation, Plan, ProbeConfig, Prober, RowTarget};
+use crate::db::models::alert;
 use crate::db::models::probe::{self as q, Claim, Recorded, TargetRow};
 use crate::db::models::resource::Kind;
-use crate::db::models::{alert, sync as notify};
 use crate::db::{DbError, Pool, Scope};
+use crate::events::{self, HealthEvent};
 
 /// Monitoring settings.
 #[derive(Clone, Debug)]
@@ -357,7 +357,7 @@ async fn transition(
         (previous.as_str(), current.as_str()),
         at,
     );
-    notify::notify(conn, CHANNEL, &event.to_payload()).await
+    events::publish(conn, &event.into()).await
 }
 
 fn kind_label(kind: Kind) -> &'static str {

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-/// Health monitoring settings (DESIGN §8). Durations are `500ms`, `30s`, `5m`, `2h`, `7d` or
+/// Health monitoring settings (`docs/health.md`). Durations are `500ms`, `30s`, `5m`, `2h`, `7d` or
 /// plain seconds.
 #[derive(clap::Args, Clone, Debug)]
 pub struct HealthArgs {

@@ -40,7 +40,7 @@ const TEMPLATE: &str = include_str!("graphiql.html");
 const DEFAULT_QUERY: &str =
     "{\n  viewer {\n    user { name email }\n    organization { name slug }\n  }\n}\n";
 
-/// Renders the page once at start-up: local assets when configured, else the CDN.
+/// Renders the page: local assets when configured, else the CDN.
 pub fn render(local_assets: bool, headers_token: Option<&str>) -> String {
     let asset = |i: usize| {
         let (file, cdn) = ASSETS[i];
@@ -75,9 +75,15 @@ fn script_safe(json: &str) -> String {
     json.replace('<', "\\u003c")
 }
 
-/// The page response.
+/// The page response, rendered from the configuration (a few string replacements, for the rare
+/// browser that asks).
 pub fn page(app: &AppState) -> Response {
-    let mut response = Html(app.graphiql_page.as_str().to_owned()).into_response();
+    let config = &app.config;
+    let page = render(
+        config.graphiql_assets.is_some(),
+        config.graphiql_headers.as_deref(),
+    );
+    let mut response = Html(page).into_response();
     response.headers_mut().insert(
         header::CACHE_CONTROL,
         header::HeaderValue::from_static("no-store"),

@@ -1,4 +1,4 @@
-//! One sync run of one dock (DESIGN §6).
+//! One sync run of one dock (`docs/sync.md`).
 //!
 //! 1. Load the dock in its organization's scope and decrypt its key ([`Keyring`]).
 //! 2. Create the run row (`syncing`) and publish `STARTED` (unless [`RunRequest::run_id`] names a
@@ -17,14 +17,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use secrecy::{ExposeSecret, SecretString};
+use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
-use super::events::{CHANNEL, Phase, SyncEvent};
 use super::verify::VerifyError;
-use super::{HttpPolicy, Kind, Listing, Record, Registry, Session};
+use super::{Details, HttpPolicy, Kind, Listing, Record, Registry, Session};
 use crate::crypto::{self, Binding, Keyring};
 use crate::db::models::sync::{self as q, RateState, RunCounts};
 use crate::db::{DbError, Pool, Scope};
+use crate::events::{self, Phase, SyncEvent};
 
 /// Tunables of runs.
 #[derive(Clone, Debug)]
@@ -224,7 +225,7 @@ impl Engine {
     ) -> Result<Uuid, DbError> {
         let run_id = q::start_run(conn, org_id, dock_id, trigger.as_str()).await?;
         let event = SyncEvent::new(org_id, dock_id, Some(run_id), Phase::Started);
-        q::notify(conn, CHANNEL, &event.to_payload()).await?;
+        events::publish(conn, &event.into()).await?;
         Ok(run_id)
     }
 
@@ -306,9 +307,9 @@ impl Engine {
         let publisher = tokio::spawn(async move {
             while let Some(items) = rx.recv().await {
                 let event = SyncEvent::new(org_id, dock_id, Some(run_id), Phase::Page).items(items);
-                let payload = event.to_payload();
+                let event = event.into();
                 let sent = org_scope(org_id)
-                    .transaction(&pool, async |conn| q::notify(conn, CHANNEL, &payload).await)
+                    .transaction(&pool, async |conn| events::publish(conn, &event).await)
                     .await;
                 if let Err(e) = sent {
                     tracing::debug!(error = %e, "PAGE event not published");
@@ -350,8 +351,8 @@ impl Engine {
                 let mut counts = base;
                 for kind in Kind::ALL {
                     let records = by_kind.get(&kind).map(Vec::as_slice).unwrap_or_default();
-                    let done =
-                        q::upsert(conn, (org_id, dock_id, provider), kind, records, chunk).await?;
+                    let dock = (org_id, dock_id, provider);
+                    let done = q::upsert(conn, dock, kind, records, record_row, chunk).await?;
                     counts.created += done.created;
                     counts.updated += done.updated;
                     let seen: Vec<&str> = records
@@ -364,11 +365,11 @@ impl Engine {
                 counts.unchanged = i64::try_from(unique_count(&by_kind)).unwrap_or(0) - written;
                 let applied =
                     SyncEvent::new(org_id, dock_id, Some(run_id), Phase::Applied).items(total);
-                q::notify(conn, CHANNEL, &applied.to_payload()).await?;
+                events::publish(conn, &applied.into()).await?;
                 q::finish_run(conn, (run_id, dock_id), counts, None, None, rate).await?;
                 let done =
                     SyncEvent::new(org_id, dock_id, Some(run_id), Phase::Succeeded).items(total);
-                q::notify(conn, CHANNEL, &done.to_payload()).await?;
+                events::publish(conn, &done.into()).await?;
                 Ok(Some(counts))
             })
             .await;
@@ -433,7 +434,7 @@ impl Engine {
                 .await?;
                 let event =
                     SyncEvent::new(org_id, dock_id, Some(run_id), Phase::Failed).message(&message);
-                q::notify(conn, CHANNEL, &event.to_payload()).await
+                events::publish(conn, &event.into()).await
             })
             .await?;
         Ok(RunReport {
@@ -477,6 +478,52 @@ fn group(records: &[Record]) -> HashMap<Kind, Vec<&Record>> {
         by_kind.entry(kind).or_default().push(r);
     }
     by_kind
+}
+
+/// A record's columns, as [`q::upsert`] writes them into its kind's table.
+fn record_row(r: &&Record) -> Value {
+    let mut m = Map::new();
+    m.insert("provider_resource_id".into(), json!(r.provider_resource_id));
+    m.insert("name".into(), json!(r.name));
+    m.insert("status".into(), json!(r.status.as_str()));
+    m.insert("provider_status".into(), json!(r.provider_status));
+    m.insert("region".into(), json!(r.region));
+    m.insert("full_api_data".into(), r.full_api_data.clone());
+    let own = match &r.details {
+        Details::Server {
+            primary_ip_address,
+            ipv6,
+            vcpus,
+            memory_mb,
+            disk_gb,
+            image,
+        } => json!({
+            "primary_ip_address": primary_ip_address, "ipv6": ipv6, "vcpus": vcpus,
+            "memory_mb": memory_mb, "disk_gb": disk_gb, "image": image }),
+        Details::WebService {
+            production_url,
+            environment,
+            framework,
+        } => json!({
+            "production_url": production_url, "environment": environment, "framework": framework }),
+        Details::Domain {
+            domain_name,
+            expires_at,
+            auto_renew,
+        } => json!({
+            "domain_name": domain_name, "expires_at": expires_at, "auto_renew": auto_renew }),
+        Details::Database {
+            engine,
+            version,
+            host,
+            port,
+        } => json!({
+            "engine": engine, "version": version, "host": host, "port": port }),
+    };
+    if let Value::Object(own) = own {
+        m.extend(own);
+    }
+    Value::Object(m)
 }
 
 fn unique_count(by_kind: &HashMap<Kind, Vec<&Record>>) -> usize {

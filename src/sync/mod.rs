@@ -9,14 +9,10 @@
 //! - [`http`]: the shared client (timeouts, retries of 429/5xx with a wait budget, rate limits).
 //! - [`engine`]: one run: fetch everything, then apply it in one transaction.
 //! - [`scheduler`]: which replica syncs which dock, through leases.
-//! - [`events`]: the `pg_notify` payloads a run publishes.
 //! - [`verify`]: a key checked with its provider before it is stored, as callers are told.
-//! - [`fake`]: fake provider servers speaking the real shapes (tests, benchmarks, demo).
 
 pub mod digitalocean;
 pub mod engine;
-pub mod events;
-pub mod fake;
 pub mod http;
 pub mod linode;
 pub mod scheduler;

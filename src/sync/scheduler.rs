@@ -1,4 +1,4 @@
-//! Which replica syncs which dock, and when (DESIGN §6, §11).
+//! Which replica syncs which dock, and when (`docs/sync.md`, `docs/architecture.md`).
 //!
 //! Every replica runs a [`Scheduler`]. Each tick it claims as many due docks as it has free run
 //! slots through `stackgate_claim_due_docks` (`FOR UPDATE SKIP LOCKED`, a lease with an expiry:

@@ -7,7 +7,7 @@ use diesel::QueryableByName;
 use diesel::sql_types::{BigInt, Text};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use stackgate::crypto::Keyring;
-use stackgate::sync::fake::targets::TargetKind;
+use stackgate::devkit::fake::targets::TargetKind;
 
 use crate::harness::TestDb;
 
@@ -44,7 +44,7 @@ const DOCKS: &str = "select d.provider || ' ' || d.endpoint || ' ' || d.last_syn
 async fn demo_syncs_fake_providers_links_projects_and_reuses_its_docks() {
     let db = TestDb::migrated().await;
     let keyring = Arc::new(Keyring::for_testing());
-    let demo = stackgate::demo::prepare(&db.url(), keyring.clone())
+    let demo = stackgate::devkit::demo::prepare(&db.url(), keyring.clone())
         .await
         .expect("demo prepares");
     assert_eq!(demo.docks.len(), 3);
@@ -117,7 +117,7 @@ async fn demo_syncs_fake_providers_links_projects_and_reuses_its_docks() {
     // A second start: new fakes on new ports, the same docks pointed at them, no duplicates.
     let first_docks = demo.docks.clone();
     drop(demo);
-    let again = stackgate::demo::prepare(&db.url(), keyring)
+    let again = stackgate::devkit::demo::prepare(&db.url(), keyring)
         .await
         .expect("demo prepares again");
     assert_eq!(again.docks, first_docks, "the docks are reused");
@@ -150,7 +150,7 @@ const WEB_HEALTH: &str = "select w.production_url || ' ' || w.health_state as k,
 #[tokio::test(flavor = "multi_thread")]
 async fn the_demos_services_go_up_and_down_under_the_health_monitor() {
     let db = TestDb::migrated().await;
-    let demo = stackgate::demo::prepare(&db.url(), Arc::new(Keyring::for_testing()))
+    let demo = stackgate::devkit::demo::prepare(&db.url(), Arc::new(Keyring::for_testing()))
         .await
         .expect("demo prepares");
     let http: Vec<_> = demo

@@ -2,7 +2,7 @@
 //! a sync started on demand; deletion.
 
 use serde_json::{Value, json};
-use stackgate::sync::fake::{FakeKind, FakeProvider, Script};
+use stackgate::devkit::fake::{FakeKind, FakeProvider, Script};
 
 use crate::fixtures;
 use crate::harness::error_code;

@@ -80,7 +80,7 @@ pub async fn project(conn: &mut AsyncPgConnection, org: &Org, slug: &str) -> Uui
 /// teams `Team 0`…, clients, docks, resources and projects.
 pub async fn seeded_at(scale: u32) -> TestApp {
     let app = TestApp::spawn().await;
-    stackgate::seed::seed(&mut app.db.owner().await, scale)
+    stackgate::devkit::seed::seed(&mut app.db.owner().await, scale)
         .await
         .expect("seed");
     app

@@ -9,7 +9,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 use stackgate::auth::jwt::JwtKeys;
 use stackgate::config::Config;
-use stackgate::db::embedded::{Durability, EmbeddedPostgres};
+use stackgate::devkit::embedded::{Durability, EmbeddedPostgres};
 use stackgate::server::RunningServer;
 
 pub mod wait;

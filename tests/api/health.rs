@@ -437,7 +437,7 @@ async fn each_transition_publishes_the_agreed_payload_on_commit() {
             "at": at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
         })
     );
-    let parsed = stackgate::health::events::HealthEvent::parse(&payload).expect("parses");
+    let parsed = stackgate::events::HealthEvent::parse(&payload).expect("parses");
     assert_eq!(parsed.at, at);
 
     site.set(DOWN);

@@ -101,7 +101,9 @@ async fn seed_writes_the_documented_data_set_once() {
     let db = TestDb::migrated().await;
     let mut conn = db.owner().await;
 
-    let first = stackgate::seed::seed(&mut conn, 1).await.expect("seed");
+    let first = stackgate::devkit::seed::seed(&mut conn, 1)
+        .await
+        .expect("seed");
     assert_eq!(first.organizations, 10);
     assert_eq!(first.users, 60, "4 members and 2 client users per org");
     assert_eq!(first.memberships, 40);
@@ -132,7 +134,7 @@ async fn seed_writes_the_documented_data_set_once() {
     ];
     let mut wanted: Vec<String> = expected.iter().map(|l| (*l).to_owned()).collect();
     for k in 0..10 {
-        for role in stackgate::seed::ROLES {
+        for role in stackgate::devkit::seed::ROLES {
             wanted.push(format!("member org-{k}-{role} -> {role} x1"));
         }
         for c in 0..2 {
@@ -148,10 +150,12 @@ async fn seed_writes_the_documented_data_set_once() {
     );
 
     let stamps_before = sample_updated_at(&mut conn).await;
-    let second = stackgate::seed::seed(&mut conn, 1).await.expect("reseed");
+    let second = stackgate::devkit::seed::seed(&mut conn, 1)
+        .await
+        .expect("reseed");
     assert_eq!(second.inserted, 0, "{second}");
     assert_eq!(
-        stackgate::seed::Summary {
+        stackgate::devkit::seed::Summary {
             inserted: first.inserted,
             ..second
         },
@@ -159,4 +163,20 @@ async fn seed_writes_the_documented_data_set_once() {
     );
     assert_eq!(shape(&mut conn).await, shape_before);
     assert_eq!(sample_updated_at(&mut conn).await, stamps_before);
+}
+
+/// Seeded docks hold placeholder keys for accounts that do not exist: a scheduler over seeded
+/// data must claim none of them (each claim would be a failed sync, logged every few seconds).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_scheduler_claims_no_seeded_dock() {
+    let db = TestDb::migrated().await;
+    let mut conn = db.owner().await;
+    stackgate::devkit::seed::seed(&mut conn, 1)
+        .await
+        .expect("seed");
+    let lease = std::time::Duration::from_secs(60);
+    let claimed = stackgate::db::models::sync::claim_due(&mut conn, "seed-test", lease, 100)
+        .await
+        .expect("claim");
+    assert!(claimed.is_empty(), "seeded docks were due: {claimed:?}");
 }

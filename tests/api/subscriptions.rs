@@ -5,7 +5,7 @@ use diesel::QueryableByName;
 use diesel::sql_types::BigInt;
 use diesel_async::{AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 use serde_json::{Value, json};
-use stackgate::sync::fake::{FakeKind, FakeProvider, Script};
+use stackgate::devkit::fake::{FakeKind, FakeProvider, Script};
 
 use crate::fixtures;
 use crate::harness::TestApp;
@@ -161,7 +161,7 @@ async fn a_lost_listener_tells_subscribers_to_refetch_and_events_flow_again() {
     let app = fixtures::seeded_with_teamer().await;
     let owner = app.token("org-0-owner", Some("org-0"));
     let mut sub = Ws::subscribed(&app.ws_url(), &owner, ALL_EVENTS, json!({})).await;
-    // Wait until the subscription is registered: an event must arrive first.
+    app.wait_subscribed(1).await;
     let linode = dock_id(&app, &owner, "Linode").await;
     sync_dock(&app, &owner, &linode).await;
     assert_eq!(sub.event("syncEvents").await["phase"], "STARTED");

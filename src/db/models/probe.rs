@@ -1,5 +1,5 @@
 //! The probe scheduler's queries: claiming due probes across organizations, reading what to
-//! probe, and recording a result on the resource row (DESIGN §8).
+//! probe, and recording a result on the resource row (`docs/health.md`).
 
 use std::time::Duration;
 

@@ -1,5 +1,5 @@
 //! The sync engine's statements: a run's row, the set-based upsert and deletion sweep of
-//! resources, the dock's sync state, leases, and `pg_notify`.
+//! resources, the dock's sync state, and leases.
 //!
 //! Everything but [`claim_due`] runs inside the dock's organization scope (row-level security
 //! applies); [`claim_due`] goes through the `stackgate_claim_due_docks` function (see its
@@ -14,11 +14,11 @@ use diesel::sql_types::{
     Array, BigInt, Bytea, Integer, Jsonb, Nullable, Text, Timestamptz, Uuid as SqlUuid,
 };
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
-use serde_json::{Map, Value, json};
+use serde_json::Value;
 use uuid::Uuid;
 
 use crate::db::DbError;
-use crate::sync::{Details, Kind, Record};
+use crate::db::models::resource::Kind;
 
 /// What a run needs of its dock.
 #[derive(QueryableByName, Clone)]
@@ -233,64 +233,22 @@ fn upsert_sql(kind: Kind) -> String {
     )
 }
 
-fn record_json(r: &Record) -> Value {
-    let mut m = Map::new();
-    m.insert("provider_resource_id".into(), json!(r.provider_resource_id));
-    m.insert("name".into(), json!(r.name));
-    m.insert("status".into(), json!(r.status.as_str()));
-    m.insert("provider_status".into(), json!(r.provider_status));
-    m.insert("region".into(), json!(r.region));
-    m.insert("full_api_data".into(), r.full_api_data.clone());
-    let own = match &r.details {
-        Details::Server {
-            primary_ip_address,
-            ipv6,
-            vcpus,
-            memory_mb,
-            disk_gb,
-            image,
-        } => json!({
-            "primary_ip_address": primary_ip_address, "ipv6": ipv6, "vcpus": vcpus,
-            "memory_mb": memory_mb, "disk_gb": disk_gb, "image": image }),
-        Details::WebService {
-            production_url,
-            environment,
-            framework,
-        } => json!({
-            "production_url": production_url, "environment": environment, "framework": framework }),
-        Details::Domain {
-            domain_name,
-            expires_at,
-            auto_renew,
-        } => json!({
-            "domain_name": domain_name, "expires_at": expires_at, "auto_renew": auto_renew }),
-        Details::Database {
-            engine,
-            version,
-            host,
-            port,
-        } => json!({
-            "engine": engine, "version": version, "host": host, "port": port }),
-    };
-    if let Value::Object(own) = own {
-        m.extend(own);
-    }
-    Value::Object(m)
-}
-
-/// Upserts one kind's records of a dock (all of one kind, unique ids), in chunks.
-pub async fn upsert(
+/// Upserts one kind's records of a dock (all of one kind, unique ids), in chunks. `row` gives a
+/// record's columns as a JSON object: `provider_resource_id` and the kind's columns (see
+/// [`kind_columns`]), each under its column's name.
+pub async fn upsert<R: Sync>(
     conn: &mut AsyncPgConnection,
     dock: (Uuid, Uuid, &str),
     kind: Kind,
-    records: &[&Record],
+    records: &[R],
+    row: fn(&R) -> Value,
     chunk: usize,
 ) -> Result<Upserted, DbError> {
     let (org_id, dock_id, provider) = dock;
     let sql = upsert_sql(kind);
     let mut total = Upserted::default();
     for part in records.chunks(chunk.max(1)) {
-        let rows = Value::Array(part.iter().map(|r| record_json(r)).collect());
+        let rows = Value::Array(part.iter().map(row).collect());
         let done: Upserted = diesel::sql_query(&sql)
             .bind::<SqlUuid, _>(org_id)
             .bind::<SqlUuid, _>(dock_id)
@@ -438,20 +396,6 @@ pub async fn failures_since_success(
     .get_result(conn)
     .await?;
     Ok(count.n)
-}
-
-/// `pg_notify` on `channel` (delivered when the transaction commits).
-pub async fn notify(
-    conn: &mut AsyncPgConnection,
-    channel: &str,
-    payload: &str,
-) -> Result<(), DbError> {
-    diesel::sql_query("select pg_notify($1, $2)")
-        .bind::<Text, _>(channel)
-        .bind::<Text, _>(payload)
-        .execute(conn)
-        .await?;
-    Ok(())
 }
 
 /// A claimed dock.

@@ -13,16 +13,16 @@ use crate::db::Pool;
 use crate::db::models::resource::{Kind, Resource};
 use crate::error::ApiError;
 use crate::events::Envelope;
-use crate::events::links::LinkEvent;
+use crate::events::health::HealthEvent;
+use crate::events::link::LinkEvent;
+use crate::events::sync::SyncEvent;
 use crate::graphql::context::load_one;
 use crate::graphql::enums::{HealthState, ResourceStatus};
 use crate::graphql::ids;
-use crate::health::events::HealthEvent;
-use crate::sync::events::SyncEvent;
 
 /// Where a sync run is.
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
-#[graphql(remote = "crate::sync::events::Phase")]
+#[graphql(remote = "crate::events::sync::Phase")]
 pub enum SyncPhase {
     /// A run began.
     Started,
@@ -84,7 +84,7 @@ impl SyncEventNode {
 
 /// What changed about a project's resource.
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
-#[graphql(remote = "crate::events::links::LinkChange")]
+#[graphql(remote = "crate::events::link::LinkChange")]
 pub enum ProjectResourceChange {
     /// The resource was linked to the project.
     Linked,

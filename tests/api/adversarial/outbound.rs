@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use stackgate::crypto::Keyring;
 use stackgate::db::models::credentials::{self, NewDock};
 use stackgate::sync::engine::{Engine, EngineConfig, RunRequest};
-use stackgate::sync::fake::{FakeKind, FakeProvider, Script};
+use stackgate::devkit::fake::{FakeKind, FakeProvider, Script};
 use stackgate::sync::{Kind, Registry};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -578,9 +578,9 @@ async fn a_dock_with_a_refused_endpoint_is_not_synced() {
 async fn fakes_seed_and_demo_carry_only_loopback_addresses() {
     let db = TestDb::migrated().await;
     let conn = &mut db.owner().await;
-    stackgate::seed::seed(conn, 1).await.expect("seed");
+    stackgate::devkit::seed::seed(conn, 1).await.expect("seed");
     let keyring = Arc::new(Keyring::for_testing());
-    let demo = stackgate::demo::prepare(&db.url(), keyring.clone())
+    let demo = stackgate::devkit::demo::prepare(&db.url(), keyring.clone())
         .await
         .expect("demo");
     let org = fixtures::org(conn, "fakes").await;

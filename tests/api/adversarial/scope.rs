@@ -491,14 +491,14 @@ async fn notify_health(conn: &mut AsyncPgConnection, resource: &Value) {
     .get_result(conn)
     .await
     .expect("resource");
-    let event = stackgate::health::events::HealthEvent::new(
+    let event = stackgate::events::HealthEvent::new(
         (row.org_id, row.dock_id, id),
         kind,
         ("healthy", "unhealthy"),
         chrono::Utc::now(),
     );
     diesel::sql_query("select pg_notify($1, $2)")
-        .bind::<Text, _>(stackgate::health::events::CHANNEL)
+        .bind::<Text, _>(stackgate::events::CHANNEL)
         .bind::<Text, _>(event.to_payload())
         .execute(conn)
         .await

@@ -41,25 +41,3 @@ impl LinkEvent {
         serde_json::from_str(payload).ok()
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::events::Event;
-
-    #[test]
-    fn trigger_payloads_parse() {
-        let payload = r#"{"type":"link","org_id":"00000000-0000-0000-0000-000000000001",
-            "project_id":"00000000-0000-0000-0000-000000000002",
-            "resource_id":"00000000-0000-0000-0000-000000000003","kind":"web_service",
-            "change":"STATUS_CHANGED","status":"stopped","at":"2026-11-22T10:00:00.123456Z"}"#;
-        let Some(Event::Link(event)) = Event::parse(payload) else {
-            panic!("not a link event");
-        };
-        assert_eq!(event.change, LinkChange::StatusChanged);
-        assert_eq!(event.kind, "web_service");
-        assert_eq!(event.org_id, Uuid::from_u128(1));
-        assert_eq!(Event::parse(r#"{"type":"other","org_id":"x"}"#), None);
-        assert_eq!(Event::parse("not json"), None);
-    }
-}

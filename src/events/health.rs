@@ -1,4 +1,5 @@
-//! Health events, published with `pg_notify` on [`CHANNEL`] (DESIGN §7, §8).
+//! Health events, published by the health monitor through [`super::publish`]
+//! (`docs/events.md`, `docs/health.md`).
 //!
 //! One event per confirmed transition of a resource's health, published inside the transaction
 //! that records it, so it is delivered only if that transaction commits. The payload is JSON:
@@ -16,8 +17,6 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
-
-pub use crate::sync::events::CHANNEL;
 
 /// One health transition as published.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -61,7 +60,7 @@ impl HealthEvent {
         serde_json::to_string(self).unwrap_or_default()
     }
 
-    /// Parses a payload received on [`CHANNEL`]; `None` for other event types.
+    /// Parses a payload received on [`super::CHANNEL`]; `None` for other event types.
     pub fn parse(payload: &str) -> Option<Self> {
         serde_json::from_str::<Self>(payload)
             .ok()

@@ -1,4 +1,4 @@
-//! Sync events, published with `pg_notify` on [`CHANNEL`] (DESIGN §7).
+//! Sync events, published by the sync engine through [`super::publish`] (`docs/events.md`).
 //!
 //! Each event is published inside the transaction that writes what it reports, so it is
 //! delivered only if that transaction commits. The payload is JSON (always under 8000 bytes):
@@ -21,8 +21,6 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
-
-pub use crate::events::CHANNEL;
 
 /// The longest `message` carried (keeps every payload far below NOTIFY's 8000 bytes).
 const MAX_MESSAGE: usize = 1000;
@@ -81,7 +79,7 @@ impl SyncEvent {
         serde_json::to_string(self).unwrap_or_default()
     }
 
-    /// Parses a payload received on [`CHANNEL`]; `None` for other event types.
+    /// Parses a payload received on [`super::CHANNEL`]; `None` for other event types.
     pub fn parse(payload: &str) -> Option<Self> {
         serde_json::from_str::<Self>(payload)
             .ok()

@@ -6,6 +6,9 @@
 //! `linode`, `vercel`, `gridpane`) with three sync runs each; `10·N` projects; `200·N` resources
 //! (a quarter of each kind, spread over the docks, with varied status and health); every project
 //! linked to 20 distinct resources of mixed kinds (project `p` gets resources `20p … 20p+19`).
+//! The docks' keys are placeholders that no key decrypts, and the accounts they stand for do not
+//! exist, so the docks are never due (`backoff_until` is `infinity`, which the scheduler's claim
+//! skips): a scheduler over seeded data leaves them alone until a real key is set.
 //! Every address can never leave the machine, whatever probes it: servers at `127.K.x.y` and
 //! `::1`, web services at `https://app-NNN.localhost`, domains `siteNNN.invalid`, database hosts
 //! `db-NNN.internal.invalid`.
@@ -252,11 +255,11 @@ on conflict do nothing";
 const DOCKS: &str = concat!(
     "\
 insert into docks (id, org_id, name, provider, encrypted_api_key, api_key_hint, last_sync_at,
-                   last_sync_status, last_sync_error, sync_interval_seconds)
+                   last_sync_status, last_sync_error, sync_interval_seconds, backoff_until)
 select md5($2 || ':dock:' || d.provider)::uuid, $1, d.name, d.provider, '\\x00'::bytea, '0000',
        ",
     base_ts!(),
-    " - d.ago, d.status, d.error, d.every
+    " - d.ago, d.status, d.error, d.every, 'infinity'::timestamptz
   from (values
         ('DigitalOcean', 'digitalocean', 'success', interval '5 minutes', null, 900),
         ('Linode', 'linode', 'error', interval '2 hours', 'provider answered 429 Too Many Requests', 3600),

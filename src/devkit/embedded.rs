@@ -1,4 +1,4 @@
-//! A private PostgreSQL cluster started from the system's binaries (DESIGN §10).
+//! A private PostgreSQL cluster started from the system's binaries (`docs/configuration.md`).
 //!
 //! Used by `stackgate demo`/`serve`/`migrate` when no `DATABASE_URL` is given, and by the test
 //! harness. PostgreSQL refuses to run as root, so as root the cluster runs as the `postgres` user.
@@ -377,4 +377,17 @@ fn random_password() -> String {
     let a = uuid::Uuid::new_v4().simple().to_string();
     let b = uuid::Uuid::new_v4().simple().to_string();
     format!("{a}{b}")
+}
+
+/// Creates database `name` in the private cluster unless it exists.
+pub async fn ensure_database(cluster: &EmbeddedPostgres, name: &str) -> anyhow::Result<()> {
+    use diesel_async::SimpleAsyncConnection;
+    let mut conn = crate::db::connect_owner(&cluster.url("postgres")).await?;
+    match conn
+        .batch_execute(&format!("CREATE DATABASE \"{name}\""))
+        .await
+    {
+        Err(e) if !e.to_string().contains("already exists") => Err(e.into()),
+        _ => Ok(()),
+    }
 }

@@ -21,9 +21,9 @@ use uuid::Uuid;
 use crate::crypto::Keyring;
 use crate::db::models::{credentials, membership, organization, project, user};
 use crate::db::{DbError, Scope};
+use crate::devkit::fake::targets::ProbeTarget;
+use crate::devkit::fake::{FakeKind, FakeProvider, Script};
 use crate::sync::engine::{Engine, EngineConfig, RunReport};
-use crate::sync::fake::targets::ProbeTarget;
-use crate::sync::fake::{FakeKind, FakeProvider, Script};
 use crate::sync::scheduler::{Scheduler, SchedulerConfig};
 use crate::sync::{Kind, Registry};
 
