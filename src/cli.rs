@@ -256,7 +256,7 @@ impl Database {
             tracing::warn!(
                 "STACKGATE_APP_DATABASE_URL is unset: serving as DATABASE_URL's role (the schema \
                  owner) through `SET ROLE stackgate_app`, which `RESET ROLE` undoes; this is not \
-                 least privilege (see the README)"
+                 least privilege (see docs/security.md, The database)"
             );
             return Ok(self.url.clone());
         };

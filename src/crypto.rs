@@ -1,4 +1,4 @@
-//! Credential encryption (DESIGN §9): AES-256-GCM, a fresh random 96-bit nonce per encryption.
+//! Credential encryption (docs/security.md, "Credentials at rest"): AES-256-GCM, a fresh random 96-bit nonce per encryption.
 //!
 //! A stored value is `len(key_id) (1 byte) || key_id || nonce (12 bytes) || ciphertext+tag`. The
 //! associated data binds it to its organization, row and column, so a ciphertext copied onto

@@ -1,6 +1,6 @@
 //! The one error type at the GraphQL boundary.
 //!
-//! Every variant maps to one stable `extensions.code` of DESIGN §2. Resolvers and services return
+//! Every variant maps to one stable `extensions.code` of `docs/http-api.md`. Resolvers and services return
 //! [`ApiError`]; database and other foreign errors enter through [`ApiError::internal`], are logged
 //! once here, and reach clients only as `INTERNAL_SERVER_ERROR` with the request id.
 

@@ -21,7 +21,7 @@ use tracing::Instrument;
 
 use super::response::{Format, request_error};
 use crate::app::AppState;
-use crate::error::{ApiError, code};
+use crate::error::code;
 use crate::graphql::mutations::ClientInfo;
 use crate::graphql::pipeline::{Caller, RequestId, errors};
 
@@ -254,7 +254,7 @@ fn respond(
     limit: usize,
 ) -> Response {
     let status = status_of(&response, format);
-    let body = capped_body(&response, request_id, limit);
+    let body = super::response::capped_body(&response, request_id, limit);
     let mut http = (status, body).into_response();
     for (name, value) in &response.http_headers {
         http.headers_mut().insert(name.clone(), value.clone());
@@ -265,25 +265,6 @@ fn respond(
         http.headers_mut().insert("x-request-id", value);
     }
     http
-}
-
-/// The JSON of a response, or of a `QUERY_TOO_COMPLEX` error in its place when it is over
-/// `limit` bytes.
-pub(super) fn capped_body(
-    response: &async_graphql::Response,
-    request_id: &str,
-    limit: usize,
-) -> Vec<u8> {
-    let body = serde_json::to_vec(response).unwrap_or_default();
-    if body.len() <= limit {
-        return body;
-    }
-    let mut errors = vec![errors::server_error(ApiError::QueryTooComplex(format!(
-        "the response would be {} bytes; the limit is {limit}: ask for less (smaller `first`, fewer ids or fields)",
-        body.len()
-    )))];
-    errors::classify(&mut errors, request_id);
-    serde_json::to_vec(&serde_json::json!({ "data": null, "errors": errors })).unwrap_or_default()
 }
 
 /// Whether the client asks for Server-Sent Events.

@@ -54,3 +54,20 @@ pub fn request_error(status: StatusCode, code: &str, message: impl Into<String>)
         .insert(header::CONTENT_TYPE, Format::Json.content_type());
     response
 }
+
+/// The JSON of a response, or of a `QUERY_TOO_COMPLEX` error in its place when it is over
+/// `limit` bytes.
+pub fn capped_body(response: &async_graphql::Response, request_id: &str, limit: usize) -> Vec<u8> {
+    let body = serde_json::to_vec(response).unwrap_or_default();
+    if body.len() <= limit {
+        return body;
+    }
+    let mut errors = vec![crate::graphql::pipeline::errors::server_error(
+        crate::error::ApiError::QueryTooComplex(format!(
+            "the response would be {} bytes; the limit is {limit}: ask for less (smaller `first`, fewer ids or fields)",
+            body.len()
+        )),
+    )];
+    crate::graphql::pipeline::errors::classify(&mut errors, request_id);
+    serde_json::to_vec(&serde_json::json!({ "data": null, "errors": errors })).unwrap_or_default()
+}

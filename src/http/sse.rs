@@ -55,7 +55,7 @@ pub async fn respond(
         .pipeline
         .execute_stream(request, Some(Arc::new(session)))
         .map(move |response| {
-            let body = super::graphql::capped_body(&response, &request_id, limit);
+            let body = super::response::capped_body(&response, &request_id, limit);
             Ok::<_, Infallible>(
                 Event::default()
                     .event("next")
