@@ -79,6 +79,8 @@ impl AppState {
             limits: config.limits,
             rates,
             documents,
+            events: events.clone(),
+            live_interval: config.security.live_interval,
         });
         let sockets = Arc::new(Sockets::new(config.security.sockets));
         Ok(Self {

@@ -8,13 +8,16 @@
 //! - `link`: [`LinkEvent`], from a trigger on `project_resources`;
 //! - `health`: [`HealthEvent`], from the health monitor;
 //! - `access`: [`AccessEvent`], from triggers on every table that decides who may do what
-//!   (memberships, roles, teams, clients, grants, keys): replicas forget cached viewers on it.
+//!   (memberships, roles, teams, clients, grants, keys): replicas forget cached viewers on it;
+//! - `change`: [`ChangeEvent`], from triggers on projects and docks: what management mutations
+//!   changed, for live queries.
 //!
 //! Subscribers filter every event by tenant and permission when it reaches them, and resolve
 //! what they show with their own permissions.
 
 pub mod access;
 pub mod bus;
+pub mod change;
 pub mod health;
 pub mod link;
 mod publish;
@@ -25,6 +28,7 @@ use uuid::Uuid;
 
 pub use access::AccessEvent;
 pub use bus::{Delivery, Envelope, EventBus};
+pub use change::ChangeEvent;
 pub use health::HealthEvent;
 pub use link::{LinkChange, LinkEvent};
 pub use publish::publish;
@@ -40,6 +44,7 @@ pub enum Event {
     Link(LinkEvent),
     Health(HealthEvent),
     Access(AccessEvent),
+    Change(ChangeEvent),
 }
 
 impl From<SyncEvent> for Event {
@@ -78,6 +83,11 @@ impl Event {
                 event,
             })
             .unwrap_or_default(),
+            Event::Change(event) => serde_json::to_string(&Tagged {
+                event_type: "change",
+                event,
+            })
+            .unwrap_or_default(),
         }
     }
 
@@ -93,6 +103,7 @@ impl Event {
             "link" => LinkEvent::parse(payload).map(Event::Link),
             "health" => HealthEvent::parse(payload).map(Event::Health),
             "access" => serde_json::from_str(payload).ok().map(Event::Access),
+            "change" => serde_json::from_str(payload).ok().map(Event::Change),
             _ => None,
         }
     }
@@ -105,6 +116,7 @@ impl Event {
             Event::Link(e) => e.org_id,
             Event::Health(e) => e.org_id,
             Event::Access(e) => e.org_id.unwrap_or_default(),
+            Event::Change(e) => e.org_id,
         }
     }
 

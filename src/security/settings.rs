@@ -164,6 +164,16 @@ pub struct SecurityArgs {
     )]
     pub apq_cache_bytes: usize,
 
+    /// The shortest time, in milliseconds, between two runs of one live query: events arriving
+    /// meanwhile are covered by the next run.
+    #[arg(
+        long,
+        env = "STACKGATE_LIVE_INTERVAL_MS",
+        default_value_t = 250,
+        global = true
+    )]
+    pub live_interval_ms: u64,
+
     /// Which JWTs are accepted: issuer, audience, and published verification keys.
     #[command(flatten)]
     pub jwt: JwtArgs,
@@ -185,6 +195,8 @@ pub struct SecuritySettings {
     pub jwt: JwtSettings,
     /// Automatic persisted queries and the trusted documents manifest.
     pub documents: DocumentSettings,
+    /// See [`SecurityArgs::live_interval_ms`].
+    pub live_interval: std::time::Duration,
 }
 
 /// How long a provider key check may take when nothing else is set.
@@ -210,6 +222,7 @@ impl Default for SecuritySettings {
             outbound_timeout: None,
             jwt: JwtSettings::default(),
             documents: DocumentSettings::default(),
+            live_interval: std::time::Duration::from_millis(250),
         }
     }
 }
@@ -253,6 +266,7 @@ impl SecurityArgs {
                 apq: self.apq,
                 apq_cache_bytes: self.apq_cache_bytes,
             },
+            live_interval: std::time::Duration::from_millis(self.live_interval_ms.max(10)),
         })
     }
 }

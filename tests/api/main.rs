@@ -21,6 +21,7 @@ mod harness;
 mod health;
 mod http;
 mod isolation;
+mod live;
 mod migrations;
 mod mutations;
 mod rbac;

@@ -213,3 +213,28 @@ async fn streams_count_against_the_connection_budget() {
     };
     wait_until("the first stream's place released", PATIENCE, released).await;
 }
+
+/// A live query over an event stream: its result, then a new one when the project is renamed.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_live_query_streams_its_changes() {
+    let app = TestApp::spawn().await;
+    let acme = acme(&app).await;
+    let alice = app.token("alice", None);
+    let live = "query @live { viewer { organization { projects { nodes { name } } } } }";
+    let mut stream = Stream::post(&app, Some(&alice), live, json!({})).await;
+    let first = stream.next().await;
+    let names = &first["data"]["viewer"]["organization"]["projects"]["nodes"];
+    assert_eq!(names[0]["name"], "Project site", "{first}");
+    app.wait_subscribed(1).await;
+    let (_, renamed) = app
+        .graphql(
+            Some(&alice),
+            "mutation($id: ID!) { updateProject(id: $id, input: { name: \"Live\" }) { id } }",
+            json!({ "id": global_id("Project", acme.project) }),
+        )
+        .await;
+    assert!(renamed.get("errors").is_none(), "{renamed}");
+    let next = stream.next().await;
+    let names = &next["data"]["viewer"]["organization"]["projects"]["nodes"];
+    assert_eq!(names[0]["name"], "Live", "{next}");
+}

@@ -21,6 +21,7 @@
 pub mod documents;
 pub mod errors;
 pub mod limits;
+pub mod live;
 
 use std::any::TypeId;
 use std::sync::Arc;
@@ -41,6 +42,7 @@ use crate::auth::{Authenticator, Renewal, Viewer};
 use crate::db::models::audit::{self, Actor, Entry};
 use crate::db::{Pool, RequestDb};
 use crate::error::ApiError;
+use crate::events::EventBus;
 use crate::graphql::QueryLimits;
 use crate::graphql::mutations::ClientInfo;
 use crate::metrics::OperationLabels;
@@ -91,6 +93,8 @@ struct Inner {
     limits: QueryLimits,
     rates: Arc<RateLimits>,
     documents: Arc<TrustedDocuments>,
+    events: EventBus,
+    live_interval: Duration,
     labels: OperationLabels,
 }
 
@@ -103,6 +107,10 @@ pub struct Parts {
     pub limits: QueryLimits,
     pub rates: Arc<RateLimits>,
     pub documents: Arc<TrustedDocuments>,
+    /// This replica's events: what live queries re-run on.
+    pub events: EventBus,
+    /// The shortest time between two runs of one live query.
+    pub live_interval: Duration,
 }
 
 /// An operation that passed the first steps: its viewer, document kind and metric label.
@@ -111,6 +119,8 @@ struct Admitted {
     viewer: Viewer,
     kind: OperationType,
     name: Option<String>,
+    /// The query is `@live` (the directive is already removed from the document).
+    live: bool,
 }
 
 impl Pipeline {
@@ -123,6 +133,8 @@ impl Pipeline {
             limits: parts.limits,
             rates: parts.rates,
             documents: parts.documents,
+            events: parts.events,
+            live_interval: parts.live_interval,
             labels: OperationLabels::default(),
         }))
     }
@@ -173,6 +185,13 @@ impl Pipeline {
                 "the document has no operation of that name; pass `operationName`".into(),
             ))
         })?;
+        let live =
+            live::mentions(&request.query) && live::strip(&mut request, name.as_deref()).is_some();
+        if live && kind != OperationType::Query {
+            return Err(refusal(ApiError::BadUserInput(
+                "`@live` applies to query operations only".into(),
+            )));
+        }
         if caller.read_only && kind == OperationType::Mutation {
             return Err(refusal(ApiError::BadUserInput(
                 "mutations must be sent with POST".into(),
@@ -207,6 +226,7 @@ impl Pipeline {
             viewer,
             kind,
             name,
+            live,
         })
     }
 
@@ -217,6 +237,12 @@ impl Pipeline {
         let mut label = String::from(crate::metrics::UNAUTHENTICATED_LABEL);
         let mut response = match self.admit(request, caller, &mut label).await {
             Err(response) => response,
+            Ok(admitted) if admitted.live => {
+                drop(admitted);
+                refusal(ApiError::BadUserInput(
+                    "live queries need a WebSocket (`/graphql/ws`) or an event stream (`Accept: text/event-stream`)".into(),
+                ))
+            }
             Ok(admitted) if admitted.kind == OperationType::Subscription => {
                 drop(admitted);
                 refusal(ApiError::BadUserInput(
@@ -274,6 +300,11 @@ impl Pipeline {
                 return stream::once(async move { response }).boxed();
             }
         };
+        if admitted.live {
+            return self
+                .live(admitted, caller, session, request_id, label, started)
+                .await;
+        }
         if admitted.kind != OperationType::Subscription {
             let mut response = self
                 .execute_admitted(admitted, &caller, Some(session))
@@ -301,12 +332,6 @@ impl Pipeline {
             .execute_stream_with_session_data(request, session);
         let this = self.clone();
         let revoked_id = request_id.clone();
-        let revoked = stream::once(revocation(session_data::<Renewal>(&session_copy))).map(
-            move |mut response| {
-                errors::classify(&mut response.errors, &revoked_id);
-                Item::Revoked(response)
-            },
-        );
         let delivered = events.then(move |response| {
             let (this, db, loaders, viewer, caller) = (
                 this.clone(),
@@ -321,11 +346,166 @@ impl Pipeline {
                 let mut response = this.finish(&db, &viewer, &caller, None, response).await;
                 loaders.renew();
                 errors::classify(&mut response.errors, &request_id);
-                Item::Event(response)
+                response
             }
         });
-        // Events until the caller loses access: then that error, and the end at once (not at
-        // the next event, which may never come).
+        until_revoked(delivered, &session_copy, revoked_id)
+    }
+
+    /// Steps 4–8 for a live query, again and again: its first result, then a new one each time
+    /// an event of its organization commits and the result changed (see [`live`]).
+    async fn live(
+        self,
+        admitted: Admitted,
+        caller: Caller,
+        session: Arc<Data>,
+        request_id: String,
+        label: String,
+        started: Instant,
+    ) -> BoxStream<'static, Response> {
+        let slot = match session_slot(&session) {
+            Ok(slot) => slot,
+            Err(err) => {
+                let mut response = refusal(err);
+                self.end(&mut response, &request_id, &label, started);
+                return stream::once(async move { response }).boxed();
+            }
+        };
+        let org = admitted.viewer.organization.id;
+        let source = live::Source::of(&admitted.request);
+        let deliveries = self.0.events.subscribe();
+        let mut first = self
+            .execute_admitted(admitted, &caller, Some(session.clone()))
+            .await;
+        self.end(&mut first, &request_id, &label, started);
+        let state = LiveQuery {
+            last: live::fingerprint(&first),
+            ended: ends_stream(&first),
+            last_run: Instant::now(),
+            pipeline: self,
+            source,
+            caller,
+            session: session.clone(),
+            org,
+            deliveries,
+            request_id: request_id.clone(),
+            _slot: slot,
+        };
+        let reruns = stream::unfold(state, |mut live| async move {
+            let response = live.next_change().await?;
+            Some((response, live))
+        });
+        until_revoked(
+            stream::once(async move { first }).chain(reruns),
+            &session,
+            request_id,
+        )
+    }
+
+    /// One more run of a live query, through every step as if it were new.
+    async fn rerun(
+        &self,
+        source: &live::Source,
+        caller: &Caller,
+        session: &Arc<Data>,
+        request_id: &str,
+    ) -> Response {
+        let started = Instant::now();
+        let mut label = String::from(crate::metrics::UNAUTHENTICATED_LABEL);
+        let request = source.request().data(RequestId(request_id.to_owned()));
+        let mut response = match self.admit(request, caller, &mut label).await {
+            Err(response) => response,
+            Ok(admitted) => {
+                self.execute_admitted(admitted, caller, Some(session.clone()))
+                    .await
+            }
+        };
+        self.end(&mut response, request_id, &label, started);
+        response
+    }
+}
+
+/// A running live query: what it re-runs, for whom, and what it sent last.
+struct LiveQuery {
+    pipeline: Pipeline,
+    source: live::Source,
+    caller: Caller,
+    session: Arc<Data>,
+    org: uuid::Uuid,
+    deliveries: tokio::sync::broadcast::Receiver<crate::events::Delivery>,
+    /// The fingerprint of the last result sent.
+    last: u64,
+    last_run: Instant,
+    /// The last result ended the stream (the caller lost access).
+    ended: bool,
+    request_id: String,
+    /// The live query's place among its connection's subscriptions.
+    _slot: crate::security::sockets::SubscriptionSlot,
+}
+
+impl LiveQuery {
+    /// Waits for an event that may change the result, lets events settle for the rest of the
+    /// interval, runs again, and returns the result if it differs from the last one sent;
+    /// `None` when the stream is over.
+    async fn next_change(&mut self) -> Option<Response> {
+        use tokio::sync::broadcast::error::{RecvError, TryRecvError};
+        loop {
+            if self.ended {
+                return None;
+            }
+            loop {
+                match self.deliveries.recv().await {
+                    Ok(delivery) if live::concerns(&delivery, self.org) => break,
+                    Ok(_) => {}
+                    Err(RecvError::Lagged(_)) => break,
+                    Err(RecvError::Closed) => return None,
+                }
+            }
+            let interval = self.pipeline.0.live_interval;
+            tokio::time::sleep(interval.saturating_sub(self.last_run.elapsed())).await;
+            // Whatever else arrived meanwhile is covered by this run.
+            while !matches!(
+                self.deliveries.try_recv(),
+                Err(TryRecvError::Empty | TryRecvError::Closed)
+            ) {}
+            self.last_run = Instant::now();
+            let response = self
+                .pipeline
+                .rerun(&self.source, &self.caller, &self.session, &self.request_id)
+                .await;
+            self.ended = ends_stream(&response);
+            let fingerprint = live::fingerprint(&response);
+            if fingerprint != self.last || self.ended {
+                self.last = fingerprint;
+                return Some(response);
+            }
+        }
+    }
+}
+
+/// True for a response that says the caller may no longer run the query at all.
+fn ends_stream(response: &Response) -> bool {
+    response.data == Value::Null
+        && matches!(
+            errors::outcome(&response.errors),
+            crate::error::code::UNAUTHENTICATED | crate::error::code::FORBIDDEN
+        )
+}
+
+/// Responses until the caller loses access (their connection's [`Renewal`] revokes them): then
+/// that error, and the end at once (not at the next response, which may never come).
+fn until_revoked(
+    responses: impl futures_util::Stream<Item = Response> + Send + 'static,
+    session: &Arc<Data>,
+    request_id: String,
+) -> BoxStream<'static, Response> {
+    let revoked =
+        stream::once(revocation(session_data::<Renewal>(session))).map(move |mut response| {
+            errors::classify(&mut response.errors, &request_id);
+            Item::Revoked(response)
+        });
+    {
+        let delivered = responses.map(Item::Event);
         stream::select(delivered, revoked)
             .flat_map(|item| {
                 stream::iter(match item {
@@ -337,7 +517,9 @@ impl Pipeline {
             .filter_map(std::future::ready)
             .boxed()
     }
+}
 
+impl Pipeline {
     /// Adds the viewer's per-request database handle and loaders to the request.
     fn attach(
         &self,

@@ -1,0 +1,274 @@
+//! Live queries: a `@live` query sends its result, then a new one after each committed change
+//! that alters it — and nothing for changes that do not (another organization's, or a resource it
+//! does not show). Negative cases are checked by order, not by waiting: a change that must not
+//! be sent is followed by one that must, and the next message has to be the second.
+
+use base64::Engine;
+use serde_json::{Value, json};
+
+use crate::fixtures::{self, Target};
+use crate::harness::ws::Ws;
+use crate::harness::{TestApp, error_code};
+
+/// The dashboard, live: the organization's projects, their resources, status and health.
+const DASHBOARD: &str = "query Dashboard @live { viewer { organization {
+    projects(first: 10) { nodes { name resources(first: 10) { nodes {
+        id name status health { state } } } } } } } }";
+
+fn global_id(type_name: &str, id: uuid::Uuid) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{type_name}:{id}"))
+}
+
+/// What [`acme`] builds.
+struct Acme {
+    org: fixtures::Org,
+    bob: uuid::Uuid,
+    project: uuid::Uuid,
+    dock: uuid::Uuid,
+    server: uuid::Uuid,
+    hidden: uuid::Uuid,
+}
+
+/// `acme` (owner `alice`, member `bob`) with project `site`, a server to link to it and a
+/// server no project shows; and `globex` (owner `gina`) with a project of its own.
+async fn acme(app: &TestApp) -> Acme {
+    let conn = &mut app.db.owner().await;
+    let org = fixtures::org(conn, "acme").await;
+    fixtures::member(conn, &org, "alice", "owner").await;
+    let bob = fixtures::member(conn, &org, "bob", "member").await;
+    let project = fixtures::project(conn, &org, "site").await;
+    let dock = fixtures::dock(conn, &org).await;
+    let server = fixtures::resource(conn, &org, dock, Target::Server("127.0.0.1")).await;
+    let hidden = fixtures::resource(conn, &org, dock, Target::Server("127.0.0.2")).await;
+    let globex = fixtures::org(conn, "globex").await;
+    fixtures::member(conn, &globex, "gina", "owner").await;
+    fixtures::project(conn, &globex, "portal").await;
+    Acme {
+        org,
+        bob,
+        project,
+        dock,
+        server,
+        hidden,
+    }
+}
+
+/// The first (only) project of a dashboard result.
+fn project(result: &Value) -> &Value {
+    assert!(result.get("errors").is_none(), "{result}");
+    &result["data"]["viewer"]["organization"]["projects"]["nodes"][0]
+}
+
+/// Runs a mutation as `token` over `url`'s server and asserts it succeeded.
+async fn mutate(app: &TestApp, base: &str, token: &str, query: &str, variables: Value) {
+    let response = app
+        .client
+        .post(format!("{base}/graphql"))
+        .bearer_auth(token)
+        .json(&json!({ "query": query, "variables": variables }))
+        .send()
+        .await
+        .expect("sent");
+    let body: Value = response.json().await.expect("JSON");
+    assert!(body.get("errors").is_none(), "{body}");
+}
+
+const RENAME: &str = "mutation($id: ID!, $name: String!) {
+    updateProject(id: $id, input: { name: $name }) { id } }";
+
+/// Records a confirmed health transition of `server` as the monitor does: the resource's health
+/// and a `health` event in one transaction.
+async fn health_transition(app: &TestApp, acme: &Acme, server: uuid::Uuid, state: &str) {
+    use diesel_async::SimpleAsyncConnection;
+    let payload = json!({ "type": "health", "org_id": acme.org.id, "dock_id": acme.dock,
+        "resource_id": server, "kind": "server", "previous": "unknown", "current": state,
+        "at": "2026-12-02T10:00:00Z" });
+    app.db
+        .owner()
+        .await
+        .batch_execute(&format!(
+            "begin; update servers set health_state = '{state}' where id = '{server}';
+             select pg_notify('stackgate_events', '{payload}'); commit;"
+        ))
+        .await
+        .expect("health transition");
+}
+
+/// A live dashboard gets a new result after a link, a renamed project, a status change from a
+/// sync and a health transition; and none after another organization's change or a change to
+/// a resource it does not show.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_live_dashboard_follows_the_changes_it_shows_and_no_others() {
+    let app = TestApp::spawn().await;
+    let acme = acme(&app).await;
+    let (alice, gina) = (app.token("alice", None), app.token("gina", None));
+    let base = app.url("");
+    let mut ws = Ws::open(&app, &alice).await;
+    ws.subscribe(DASHBOARD, json!({})).await;
+    let first = ws.result().await;
+    assert_eq!(project(&first)["name"], "Project site");
+    assert_eq!(project(&first)["resources"]["nodes"], json!([]));
+    app.wait_subscribed(1).await;
+
+    // Linked: the server appears.
+    let (project_id, server_id) = (
+        global_id("Project", acme.project),
+        global_id("Server", acme.server),
+    );
+    mutate(
+        &app,
+        &base,
+        &alice,
+        "mutation($p: ID!, $r: ID!) { linkResource(projectId: $p, resourceId: $r) { linkedAt } }",
+        json!({ "p": project_id, "r": server_id }),
+    )
+    .await;
+    let linked = ws.result().await;
+    assert_eq!(project(&linked)["resources"]["nodes"][0]["id"], server_id);
+
+    // Another organization's change, and a change to a server no project shows: nothing is
+    // sent for either — the next result is the rename that follows them.
+    let (_, globex) = app
+        .graphql(
+            Some(&gina),
+            "{ viewer { organization { projects { nodes { id } } } } }",
+            json!({}),
+        )
+        .await;
+    let portal = globex["data"]["viewer"]["organization"]["projects"]["nodes"][0]["id"].clone();
+    mutate(
+        &app,
+        &base,
+        &gina,
+        RENAME,
+        json!({ "id": portal, "name": "Elsewhere" }),
+    )
+    .await;
+    fixtures::set_status(&mut app.db.owner().await, "servers", acme.hidden, "stopped").await;
+    mutate(
+        &app,
+        &base,
+        &alice,
+        RENAME,
+        json!({ "id": project_id, "name": "Renamed" }),
+    )
+    .await;
+    let renamed = ws.result().await;
+    assert_eq!(project(&renamed)["name"], "Renamed", "{renamed}");
+
+    // The linked server stops, as a sync would record it.
+    fixtures::set_status(&mut app.db.owner().await, "servers", acme.server, "stopped").await;
+    let stopped = ws.result().await;
+    assert_eq!(
+        project(&stopped)["resources"]["nodes"][0]["status"],
+        "STOPPED"
+    );
+
+    // A health transition of the linked server.
+    health_transition(&app, &acme, acme.server, "unhealthy").await;
+    let unhealthy = ws.result().await;
+    assert_eq!(
+        project(&unhealthy)["resources"]["nodes"][0]["health"]["state"],
+        "UNHEALTHY"
+    );
+}
+
+/// An event committed through another replica updates a live query here.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_change_through_another_replica_updates_a_live_query() {
+    let app = TestApp::spawn().await;
+    let acme = acme(&app).await;
+    let alice = app.token("alice", None);
+    let replica = app.replica().await;
+    let mut ws = Ws::open(&app, &alice).await;
+    ws.subscribe(DASHBOARD, json!({})).await;
+    ws.result().await;
+    app.wait_subscribed(1).await;
+    let other = format!("http://{}", replica.addr);
+    let id = global_id("Project", acme.project);
+    mutate(
+        &app,
+        &other,
+        &alice,
+        RENAME,
+        json!({ "id": id, "name": "Via B" }),
+    )
+    .await;
+    assert_eq!(project(&ws.result().await)["name"], "Via B");
+}
+
+/// Many changes in a burst are coalesced into few re-runs, and the last result is current.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_burst_of_changes_is_coalesced() {
+    let app = TestApp::spawn().await;
+    let acme = acme(&app).await;
+    let alice = app.token("alice", None);
+    let mut ws = Ws::open(&app, &alice).await;
+    ws.subscribe(DASHBOARD, json!({})).await;
+    ws.result().await;
+    app.wait_subscribed(1).await;
+    let id = global_id("Project", acme.project);
+    let base = app.url("");
+    for i in 0..20 {
+        mutate(
+            &app,
+            &base,
+            &alice,
+            RENAME,
+            json!({ "id": id, "name": format!("v{i}") }),
+        )
+        .await;
+    }
+    let mut results = 0;
+    loop {
+        let result = ws.result().await;
+        results += 1;
+        if project(&result)["name"] == "v19" {
+            break;
+        }
+    }
+    assert!(results < 20, "{results} results for 20 changes");
+}
+
+/// A member removed while their dashboard is live gets `FORBIDDEN`, and the query ends.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_live_query_ends_when_its_caller_loses_access() {
+    let app = TestApp::spawn().await;
+    let acme = acme(&app).await;
+    let (alice, bob) = (app.token("alice", None), app.token("bob", None));
+    let mut ws = Ws::open(&app, &bob).await;
+    let id = ws.subscribe(DASHBOARD, json!({})).await;
+    ws.result().await;
+    app.wait_subscribed(1).await;
+    mutate(
+        &app,
+        &app.url(""),
+        &alice,
+        "mutation($id: ID!) { removeMember(userId: $id) }",
+        json!({ "id": global_id("User", acme.bob) }),
+    )
+    .await;
+    let revoked = ws.result().await;
+    assert_eq!(error_code(&revoked), "FORBIDDEN", "{revoked}");
+    let end = ws.message().await.expect("complete");
+    assert_eq!(end["type"], "complete", "{end}");
+    assert_eq!(end["id"], id.as_str());
+}
+
+/// `@live` needs a streaming transport, and applies to queries only.
+#[tokio::test]
+async fn live_needs_a_stream_and_a_query() {
+    let app = TestApp::spawn().await;
+    acme(&app).await;
+    let alice = app.token("alice", None);
+    let (_, plain) = app.graphql(Some(&alice), DASHBOARD, json!({})).await;
+    assert_eq!(error_code(&plain), "BAD_USER_INPUT", "{plain}");
+    let mut ws = Ws::open(&app, &alice).await;
+    let mutation = ws
+        .query(
+            "mutation @live { createProject(input: {name: \"x\", slug: \"x\"}) { id } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(error_code(&mutation), "BAD_USER_INPUT", "{mutation}");
+}
