@@ -126,31 +126,21 @@ pub async fn get(
     let Some(format) = Format::negotiate(&headers).or(stream.then_some(Format::Json)) else {
         return not_acceptable();
     };
-    let variables = match param("variables")
-        .map(|v| serde_json::from_str(&v))
-        .transpose()
-    {
-        Ok(v) => v,
-        Err(_) => {
-            return request_error(
-                StatusCode::BAD_REQUEST,
-                code::BAD_USER_INPUT,
-                "`variables` is not JSON",
-            );
-        }
+    let json_param = |name: &str| {
+        param(name)
+            .map(|v| serde_json::from_str(&v))
+            .transpose()
+            .map_err(|_| {
+                request_error(
+                    StatusCode::BAD_REQUEST,
+                    code::BAD_USER_INPUT,
+                    format!("`{name}` is not JSON"),
+                )
+            })
     };
-    let url_extensions = match param("extensions")
-        .map(|v| serde_json::from_str(&v))
-        .transpose()
-    {
-        Ok(v) => v,
-        Err(_) => {
-            return request_error(
-                StatusCode::BAD_REQUEST,
-                code::BAD_USER_INPUT,
-                "`extensions` is not JSON",
-            );
-        }
+    let (variables, url_extensions) = match (json_param("variables"), json_param("extensions")) {
+        (Ok(variables), Ok(extensions)) => (variables, extensions),
+        (Err(refused), _) | (_, Err(refused)) => return refused,
     };
     let request = HttpRequest {
         query: param("query").map(serde_json::Value::String),

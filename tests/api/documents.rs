@@ -147,14 +147,19 @@ async fn a_persisted_mutation_is_refused_over_get() {
     );
 }
 
-/// A manifest directory of `.graphql` files in a fresh temporary directory.
-fn manifest(files: &[(&str, &str)]) -> std::path::PathBuf {
+/// `acme` on a server in `mode` whose manifest holds `OrgName` (a fresh directory of `.graphql`
+/// files); alice's token, and the directory to remove at the end.
+async fn with_manifest(mode: TrustMode) -> (TestApp, String, std::path::PathBuf) {
     let dir = std::env::temp_dir().join(format!("stackgate-manifest-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&dir).expect("dir");
-    for (name, text) in files {
-        std::fs::write(dir.join(format!("{name}.graphql")), text).expect("write");
-    }
-    dir
+    std::fs::write(dir.join("OrgName.graphql"), ORG_NAME).expect("write");
+    let path = dir.clone();
+    let (app, token) = acme(move |config| {
+        config.security.documents.mode = mode;
+        config.security.documents.manifest = Some(path);
+    })
+    .await;
+    (app, token, dir)
 }
 
 /// `enforce`: manifest documents run (by text or by hash alone, with no registration), anything
@@ -162,13 +167,7 @@ fn manifest(files: &[(&str, &str)]) -> std::path::PathBuf {
 /// manifest documents by their manifest name.
 #[tokio::test]
 async fn enforce_runs_only_the_manifest() {
-    let dir = manifest(&[("OrgName", ORG_NAME)]);
-    let path = dir.clone();
-    let (app, token) = acme(move |config| {
-        config.security.documents.mode = TrustMode::Enforce;
-        config.security.documents.manifest = Some(path);
-    })
-    .await;
+    let (app, token, dir) = with_manifest(TrustMode::Enforce).await;
     for transport in BOTH {
         let by_text = send(&app, transport, &token, ORG_NAME, json!({})).await;
         assert_eq!(
@@ -198,15 +197,7 @@ async fn enforce_runs_only_the_manifest() {
             "{garbage}"
         );
     }
-    let metrics = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .expect("sent")
-        .text()
-        .await
-        .expect("text");
+    let metrics = app.metrics().await;
     assert!(
         metrics.contains(r#"stackgate_graphql_requests_total{operation="OrgName",status="ok"}"#),
         "{metrics}"
@@ -217,13 +208,7 @@ async fn enforce_runs_only_the_manifest() {
 /// `log`: documents outside the manifest still run.
 #[tokio::test]
 async fn log_mode_runs_documents_outside_the_manifest() {
-    let dir = manifest(&[("OrgName", ORG_NAME)]);
-    let path = dir.clone();
-    let (app, token) = acme(move |config| {
-        config.security.documents.mode = TrustMode::Log;
-        config.security.documents.manifest = Some(path);
-    })
-    .await;
+    let (app, token, dir) = with_manifest(TrustMode::Log).await;
     for transport in BOTH {
         let other = send(
             &app,
@@ -243,9 +228,7 @@ async fn log_mode_runs_documents_outside_the_manifest() {
 /// runs anything (`off`), over both transports; the user's own sign-in is not limited.
 #[tokio::test]
 async fn a_key_limited_to_the_manifest_runs_nothing_else() {
-    let dir = manifest(&[("OrgName", ORG_NAME)]);
-    let path = dir.clone();
-    let (app, token) = acme(move |config| config.security.documents.manifest = Some(path)).await;
+    let (app, token, dir) = with_manifest(TrustMode::Off).await;
     let (_, created) = app
         .graphql(
             Some(&token),

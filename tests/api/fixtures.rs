@@ -433,3 +433,39 @@ pub async fn count(conn: &mut AsyncPgConnection, sql: &str, id: Uuid) -> i64 {
         .expect(sql)
         .n
 }
+
+/// What [`acme_site`] builds.
+pub struct AcmeSite {
+    pub org: Org,
+    pub bob: Uuid,
+    pub project: Uuid,
+    pub dock: Uuid,
+    /// A server to link to the project.
+    pub server: Uuid,
+    /// A server no project shows.
+    pub hidden: Uuid,
+}
+
+/// `acme` (owner `alice`, member `bob`) with project `site` and two unlinked servers; and
+/// `globex` (owner `gina`) with a project `portal` of its own.
+pub async fn acme_site(app: &TestApp) -> AcmeSite {
+    let conn = &mut app.db.owner().await;
+    let org = org(conn, "acme").await;
+    member(conn, &org, "alice", "owner").await;
+    let bob = member(conn, &org, "bob", "member").await;
+    let project = project(conn, &org, "site").await;
+    let dock = dock(conn, &org).await;
+    let server = resource(conn, &org, dock, Target::Server("127.0.0.1")).await;
+    let hidden = resource(conn, &org, dock, Target::Server("127.0.0.2")).await;
+    let globex = self::org(conn, "globex").await;
+    member(conn, &globex, "gina", "owner").await;
+    self::project(conn, &globex, "portal").await;
+    AcmeSite {
+        org,
+        bob,
+        project,
+        dock,
+        server,
+        hidden,
+    }
+}

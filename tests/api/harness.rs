@@ -289,6 +289,17 @@ impl TestApp {
             .collect()
     }
 
+    /// The server's `/metrics` text.
+    pub async fn metrics(&self) -> String {
+        let response = self.client.get(self.url("/metrics")).send().await;
+        response.expect("sent").text().await.expect("text")
+    }
+
+    /// The global id of row `id` of GraphQL type `type_name`, as the server encodes it.
+    pub fn global_id(type_name: &str, id: uuid::Uuid) -> String {
+        stackgate::graphql::ids::encode(type_name, id).0
+    }
+
     /// A token for `sub`, optionally pinned to an org, valid for an hour.
     pub fn token(&self, sub: &str, org: Option<&str>) -> String {
         self.jwt.mint(sub, org, 3600).expect("mint")

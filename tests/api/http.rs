@@ -265,15 +265,7 @@ async fn health_readiness_and_metrics() {
         .send()
         .await
         .expect("sent");
-    let metrics = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .expect("sent")
-        .text()
-        .await
-        .expect("text");
+    let metrics = app.metrics().await;
     assert!(
         metrics.contains(r#"stackgate_graphql_requests_total{operation="Dash",status="ok"}"#),
         "{metrics}"

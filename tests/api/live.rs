@@ -3,10 +3,9 @@
 //! does not show). Negative cases are checked by order, not by waiting: a change that must not
 //! be sent is followed by one that must, and the next message has to be the second.
 
-use base64::Engine;
 use serde_json::{Value, json};
 
-use crate::fixtures::{self, Target};
+use crate::fixtures::{self, AcmeSite as Acme, acme_site as acme};
 use crate::harness::ws::Ws;
 use crate::harness::{TestApp, error_code};
 
@@ -14,44 +13,6 @@ use crate::harness::{TestApp, error_code};
 const DASHBOARD: &str = "query Dashboard @live { viewer { organization {
     projects(first: 10) { nodes { name resources(first: 10) { nodes {
         id name status health { state } } } } } } } }";
-
-fn global_id(type_name: &str, id: uuid::Uuid) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{type_name}:{id}"))
-}
-
-/// What [`acme`] builds.
-struct Acme {
-    org: fixtures::Org,
-    bob: uuid::Uuid,
-    project: uuid::Uuid,
-    dock: uuid::Uuid,
-    server: uuid::Uuid,
-    hidden: uuid::Uuid,
-}
-
-/// `acme` (owner `alice`, member `bob`) with project `site`, a server to link to it and a
-/// server no project shows; and `globex` (owner `gina`) with a project of its own.
-async fn acme(app: &TestApp) -> Acme {
-    let conn = &mut app.db.owner().await;
-    let org = fixtures::org(conn, "acme").await;
-    fixtures::member(conn, &org, "alice", "owner").await;
-    let bob = fixtures::member(conn, &org, "bob", "member").await;
-    let project = fixtures::project(conn, &org, "site").await;
-    let dock = fixtures::dock(conn, &org).await;
-    let server = fixtures::resource(conn, &org, dock, Target::Server("127.0.0.1")).await;
-    let hidden = fixtures::resource(conn, &org, dock, Target::Server("127.0.0.2")).await;
-    let globex = fixtures::org(conn, "globex").await;
-    fixtures::member(conn, &globex, "gina", "owner").await;
-    fixtures::project(conn, &globex, "portal").await;
-    Acme {
-        org,
-        bob,
-        project,
-        dock,
-        server,
-        hidden,
-    }
-}
 
 /// The first (only) project of a dashboard result.
 fn project(result: &Value) -> &Value {
@@ -112,8 +73,8 @@ async fn a_live_dashboard_follows_the_changes_it_shows_and_no_others() {
 
     // Linked: the server appears.
     let (project_id, server_id) = (
-        global_id("Project", acme.project),
-        global_id("Server", acme.server),
+        TestApp::global_id("Project", acme.project),
+        TestApp::global_id("Server", acme.server),
     );
     mutate(
         &app,
@@ -185,7 +146,7 @@ async fn a_change_through_another_replica_updates_a_live_query() {
     ws.result().await;
     app.wait_subscribed(1).await;
     let other = format!("http://{}", replica.addr);
-    let id = global_id("Project", acme.project);
+    let id = TestApp::global_id("Project", acme.project);
     mutate(
         &app,
         &other,
@@ -207,7 +168,7 @@ async fn a_burst_of_changes_is_coalesced() {
     ws.subscribe(DASHBOARD, json!({})).await;
     ws.result().await;
     app.wait_subscribed(1).await;
-    let id = global_id("Project", acme.project);
+    let id = TestApp::global_id("Project", acme.project);
     let base = app.url("");
     for i in 0..20 {
         mutate(
@@ -245,7 +206,7 @@ async fn a_live_query_ends_when_its_caller_loses_access() {
         &app.url(""),
         &alice,
         "mutation($id: ID!) { removeMember(userId: $id) }",
-        json!({ "id": global_id("User", acme.bob) }),
+        json!({ "id": TestApp::global_id("User", acme.bob) }),
     )
     .await;
     let revoked = ws.result().await;

@@ -4,10 +4,9 @@
 
 use std::time::Duration;
 
-use base64::Engine;
 use serde_json::{Value, json};
 
-use crate::fixtures::{self, Target};
+use crate::fixtures::{self, AcmeSite as Acme, acme_site as acme};
 use crate::harness::wait::{PATIENCE, wait_until};
 use crate::harness::{TestApp, error_code};
 
@@ -80,37 +79,8 @@ impl Stream {
     }
 }
 
-fn global_id(type_name: &str, id: uuid::Uuid) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{type_name}:{id}"))
-}
-
 const LINKS: &str = "subscription($id: ID!) { projectResourcesChanged(projectId: $id) {
     change resourceId } }";
-
-/// What [`acme`] builds.
-struct Acme {
-    org: fixtures::Org,
-    bob: uuid::Uuid,
-    project: uuid::Uuid,
-    server: uuid::Uuid,
-}
-
-/// `acme` with owner `alice` and member `bob`, a project and a server not linked to it.
-async fn acme(app: &TestApp) -> Acme {
-    let conn = &mut app.db.owner().await;
-    let org = fixtures::org(conn, "acme").await;
-    fixtures::member(conn, &org, "alice", "owner").await;
-    let bob = fixtures::member(conn, &org, "bob", "member").await;
-    let project = fixtures::project(conn, &org, "site").await;
-    let dock = fixtures::dock(conn, &org).await;
-    let server = fixtures::resource(conn, &org, dock, Target::Server("127.0.0.1")).await;
-    Acme {
-        org,
-        bob,
-        project,
-        server,
-    }
-}
 
 /// A query streams its one result and completes; a subscription streams a committed change.
 #[tokio::test(flavor = "multi_thread")]
@@ -140,7 +110,7 @@ async fn queries_and_subscriptions_stream_as_server_sent_events() {
     assert_eq!(result["data"]["viewer"]["organization"]["slug"], "acme");
     query.completes().await;
 
-    let id = global_id("Project", project);
+    let id = TestApp::global_id("Project", project);
     let mut links = Stream::post(&app, Some(&alice), LINKS, json!({ "id": id })).await;
     assert_eq!(links.status(), 200);
     app.wait_subscribed(1).await;
@@ -152,7 +122,7 @@ async fn queries_and_subscriptions_stream_as_server_sent_events() {
     );
     assert_eq!(
         event["data"]["projectResourcesChanged"]["resourceId"],
-        global_id("Server", server)
+        TestApp::global_id("Server", server)
     );
 }
 
@@ -175,7 +145,7 @@ async fn a_stream_ends_when_its_caller_loses_access() {
     let app = TestApp::spawn().await;
     let acme = acme(&app).await;
     let (alice, bob) = (app.token("alice", None), app.token("bob", None));
-    let id = global_id("Project", acme.project);
+    let id = TestApp::global_id("Project", acme.project);
     let mut links = Stream::post(&app, Some(&bob), LINKS, json!({ "id": id })).await;
     assert_eq!(links.status(), 200);
     app.wait_subscribed(1).await;
@@ -183,7 +153,7 @@ async fn a_stream_ends_when_its_caller_loses_access() {
         .graphql(
             Some(&alice),
             "mutation($id: ID!) { removeMember(userId: $id) }",
-            json!({ "id": global_id("User", acme.bob) }),
+            json!({ "id": TestApp::global_id("User", acme.bob) }),
         )
         .await;
     assert_eq!(removed["data"]["removeMember"], true, "{removed}");
@@ -198,7 +168,7 @@ async fn streams_count_against_the_connection_budget() {
     let app = TestApp::spawn_with(|config| config.security.sockets.per_principal = 1).await;
     let acme = acme(&app).await;
     let alice = app.token("alice", None);
-    let id = global_id("Project", acme.project);
+    let id = TestApp::global_id("Project", acme.project);
     let first = Stream::post(&app, Some(&alice), LINKS, json!({ "id": id })).await;
     assert_eq!(first.status(), 200);
     let second = Stream::post(&app, Some(&alice), LINKS, json!({ "id": id })).await;
@@ -230,7 +200,7 @@ async fn a_live_query_streams_its_changes() {
         .graphql(
             Some(&alice),
             "mutation($id: ID!) { updateProject(id: $id, input: { name: \"Live\" }) { id } }",
-            json!({ "id": global_id("Project", acme.project) }),
+            json!({ "id": TestApp::global_id("Project", acme.project) }),
         )
         .await;
     assert!(renamed.get("errors").is_none(), "{renamed}");
