@@ -130,17 +130,13 @@ pub async fn get(
         param(name)
             .map(|v| serde_json::from_str(&v))
             .transpose()
-            .map_err(|_| {
-                request_error(
-                    StatusCode::BAD_REQUEST,
-                    code::BAD_USER_INPUT,
-                    format!("`{name}` is not JSON"),
-                )
-            })
+            .map_err(|_| format!("`{name}` is not JSON"))
     };
     let (variables, url_extensions) = match (json_param("variables"), json_param("extensions")) {
         (Ok(variables), Ok(extensions)) => (variables, extensions),
-        (Err(refused), _) | (_, Err(refused)) => return refused,
+        (Err(message), _) | (_, Err(message)) => {
+            return request_error(StatusCode::BAD_REQUEST, code::BAD_USER_INPUT, message);
+        }
     };
     let request = HttpRequest {
         query: param("query").map(serde_json::Value::String),
