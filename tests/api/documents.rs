@@ -11,6 +11,8 @@ use stackgate::graphql::pipeline::documents::sha256_hex;
 use stackgate::security::settings::TrustMode;
 
 const ORG_NAME: &str = "query OrgName { viewer { organization { name } } }";
+/// A document outside every manifest of these tests.
+const USER_NAME: &str = "{ viewer { user { name } } }";
 
 /// `acme` with its owner `alice`, on a server adjusted by `adjust`; alice's token.
 async fn acme(adjust: impl FnOnce(&mut Config)) -> (TestApp, String) {
@@ -20,6 +22,14 @@ async fn acme(adjust: impl FnOnce(&mut Config)) -> (TestApp, String) {
     fixtures::member(&mut conn, &acme, "alice", "owner").await;
     let token = app.token("alice", None);
     (app, token)
+}
+
+/// Asserts `body` answers acme's name.
+fn assert_acme(body: &Value) {
+    assert_eq!(
+        body["data"]["viewer"]["organization"]["name"], "Org acme",
+        "{body}"
+    );
 }
 
 /// `extensions` naming `text`'s hash.
@@ -78,15 +88,9 @@ async fn automatic_persisted_queries_register_on_a_miss_and_run_by_hash() {
         assert_eq!(error_code(&miss), "PERSISTED_QUERY_NOT_FOUND", "{miss}");
         assert_eq!(miss["errors"][0]["message"], "PersistedQueryNotFound");
         let full = send(&app, transport, &token, &text, persisted(&text)).await;
-        assert_eq!(
-            full["data"]["viewer"]["organization"]["name"], "Org acme",
-            "{full}"
-        );
+        assert_acme(&full);
         let hit = send(&app, transport, &token, "", persisted(&text)).await;
-        assert_eq!(
-            hit["data"]["viewer"]["organization"]["name"], "Org acme",
-            "{hit}"
-        );
+        assert_acme(&hit);
         // A hash that is not the text's is refused, and registers nothing.
         let lie = send(
             &app,
@@ -170,23 +174,10 @@ async fn enforce_runs_only_the_manifest() {
     let (app, token, dir) = with_manifest(TrustMode::Enforce).await;
     for transport in BOTH {
         let by_text = send(&app, transport, &token, ORG_NAME, json!({})).await;
-        assert_eq!(
-            by_text["data"]["viewer"]["organization"]["name"],
-            "Org acme"
-        );
+        assert_acme(&by_text);
         let by_hash = send(&app, transport, &token, "", persisted(ORG_NAME)).await;
-        assert_eq!(
-            by_hash["data"]["viewer"]["organization"]["name"],
-            "Org acme"
-        );
-        let other = send(
-            &app,
-            transport,
-            &token,
-            "{ viewer { user { name } } }",
-            json!({}),
-        )
-        .await;
+        assert_acme(&by_hash);
+        let other = send(&app, transport, &token, USER_NAME, json!({})).await;
         assert_eq!(error_code(&other), "PERSISTED_QUERY_NOT_IN_LIST", "{other}");
         assert!(other.get("data").is_none_or(Value::is_null), "{other}");
         // Not even a syntax error gets past: nothing outside the list is parsed.
@@ -210,14 +201,7 @@ async fn enforce_runs_only_the_manifest() {
 async fn log_mode_runs_documents_outside_the_manifest() {
     let (app, token, dir) = with_manifest(TrustMode::Log).await;
     for transport in BOTH {
-        let other = send(
-            &app,
-            transport,
-            &token,
-            "{ viewer { user { name } } }",
-            json!({}),
-        )
-        .await;
+        let other = send(&app, transport, &token, USER_NAME, json!({})).await;
         assert!(other["errors"].is_null(), "{other}");
         assert!(other["data"]["viewer"]["user"].is_object(), "{other}");
     }
@@ -242,27 +226,10 @@ async fn a_key_limited_to_the_manifest_runs_nothing_else() {
     let key = created["secret"].as_str().expect("secret");
     for transport in BOTH {
         let listed = send(&app, transport, key, "", persisted(ORG_NAME)).await;
-        assert_eq!(
-            listed["data"]["viewer"]["organization"]["name"], "Org acme",
-            "{listed}"
-        );
-        let other = send(
-            &app,
-            transport,
-            key,
-            "{ viewer { user { name } } }",
-            json!({}),
-        )
-        .await;
+        assert_acme(&listed);
+        let other = send(&app, transport, key, USER_NAME, json!({})).await;
         assert_eq!(error_code(&other), "PERSISTED_QUERY_NOT_IN_LIST", "{other}");
-        let own = send(
-            &app,
-            transport,
-            &token,
-            "{ viewer { user { name } } }",
-            json!({}),
-        )
-        .await;
+        let own = send(&app, transport, &token, USER_NAME, json!({})).await;
         assert!(own["errors"].is_null(), "{own}");
     }
     std::fs::remove_dir_all(dir).ok();
