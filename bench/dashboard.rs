@@ -228,11 +228,20 @@ async fn run(o: Options) -> anyhow::Result<bool> {
         None => read_root("bench/dashboard.graphql")?,
     };
     let dashboard_shape = o.stackgate_query.is_none();
-    let mut binaries = vec![("stackgate".to_owned(), PathBuf::from(STACKGATE_BIN))];
+    // Uncached first (the response cache off), then the same build with its cache on: the
+    // clients all poll one dashboard as one viewer, so the cached column measures hits.
+    let mut binaries = vec![
+        ("stackgate".to_owned(), PathBuf::from(STACKGATE_BIN), false),
+        (
+            "stackgate (cached)".to_owned(),
+            PathBuf::from(STACKGATE_BIN),
+            true,
+        ),
+    ];
     if let Some(baseline) = &o.baseline_bin {
-        binaries.push(("stackgate (baseline)".to_owned(), baseline.clone()));
+        binaries.push(("stackgate (baseline)".to_owned(), baseline.clone(), false));
     }
-    for (name, binary) in binaries {
+    for (name, binary, cached) in binaries {
         let port = free_port()?;
         let log = logs.join(format!("{}.log", name.replace([' ', '(', ')'], "")));
         let mut cmd = Command::new(&binary);
@@ -240,6 +249,10 @@ async fn run(o: Options) -> anyhow::Result<bool> {
             .env("DATABASE_URL", url.expose_secret())
             .env("STACKGATE_JWT_SECRET", &secret)
             .env("STACKGATE_HEALTH_MONITOR", "false")
+            .env(
+                "STACKGATE_RESPONSE_CACHE_BYTES",
+                if cached { "67108864" } else { "0" },
+            )
             .env(
                 "RUST_LOG",
                 std::env::var("BENCH_RUST_LOG").unwrap_or_else(|_| "warn".into()),
@@ -1181,16 +1194,23 @@ fn print_table(o: &Options, columns: &[Column], summary: &stackgate::devkit::see
         }
         out.push('\n');
     }
-    if let Some(ours) = columns
-        .iter()
-        .find(|c| c.name == "stackgate")
-        .and_then(|c| c.main.as_ref())
-    {
-        for c in columns.iter().filter(|c| c.name != "stackgate") {
+    for ours_name in ["stackgate", "stackgate (cached)"] {
+        let Some(ours) = columns
+            .iter()
+            .find(|c| c.name == ours_name)
+            .and_then(|c| c.main.as_ref())
+        else {
+            continue;
+        };
+        // The cached column is compared with the peers only.
+        let peers = columns.iter().filter(|c| {
+            c.name != ours_name && (ours_name == "stackgate" || !c.name.starts_with("stackgate"))
+        });
+        for c in peers {
             let Some(theirs) = &c.main else { continue };
             let _ = writeln!(
                 out,
-                "stackgate / {}: requests/s {:.2}×, p50 {:.2}×, p99 {:.2}× (latency: lower is better)",
+                "{ours_name} / {}: requests/s {:.2}×, p50 {:.2}×, p99 {:.2}× (latency: lower is better)",
                 c.name,
                 ours.requests_per_second / theirs.requests_per_second,
                 ours.p50_ms / theirs.p50_ms,

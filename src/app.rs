@@ -10,6 +10,7 @@ use crate::config::Config;
 use crate::crypto::Keyring;
 use crate::db::{self, Pool};
 use crate::events::EventBus;
+use crate::graphql::pipeline::cache::ResponseCache;
 use crate::graphql::pipeline::documents::TrustedDocuments;
 use crate::graphql::pipeline::{Parts, Pipeline};
 use crate::graphql::{self};
@@ -71,6 +72,11 @@ impl AppState {
             &config.security.jwt,
         )?);
         let documents = Arc::new(TrustedDocuments::load(&config.security.documents)?);
+        let cache = ResponseCache::new(
+            config.security.response_cache_bytes,
+            config.security.response_cache_age,
+        );
+        cache.follow(events.subscribe());
         let pipeline = Pipeline::new(Parts {
             schema,
             pool: pool.clone(),
@@ -81,6 +87,7 @@ impl AppState {
             documents,
             events: events.clone(),
             live_interval: config.security.live_interval,
+            cache,
         });
         let sockets = Arc::new(Sockets::new(config.security.sockets));
         Ok(Self {

@@ -7,8 +7,8 @@
 
 use std::collections::HashMap;
 
+use async_graphql::Variables;
 use async_graphql::parser::types::OperationType;
-use async_graphql::{Executor, Variables};
 use axum::body::Bytes;
 use axum::extract::ConnectInfo;
 use axum::extract::rejection::BytesRejection;
@@ -23,7 +23,7 @@ use super::response::{Format, request_error};
 use crate::app::AppState;
 use crate::error::code;
 use crate::graphql::mutations::ClientInfo;
-use crate::graphql::pipeline::{Caller, RequestId, errors};
+use crate::graphql::pipeline::{Answer, Caller, RequestId, errors};
 
 /// The fields of a GraphQL-over-HTTP request, from a JSON body or URL parameters.
 #[derive(Deserialize, Default)]
@@ -222,31 +222,62 @@ async fn execute(
             .instrument(span)
             .await;
     }
-    let response = app.pipeline.execute(gql).instrument(span).await;
+    let answer = app.pipeline.execute_http(gql).instrument(span).await;
     respond(
-        response,
+        answer,
         format,
         &request_id,
         app.config.security.response_limit,
+        headers,
     )
 }
 
 /// The HTTP answer to an operation's response: its status, its body (refused when over the
 /// response limit), the request id and any header the pipeline set (`retry-after`).
+///
+/// A query's answer carries an `ETag`; a request whose `If-None-Match` names it gets `304 Not
+/// Modified` with no body.
 fn respond(
-    response: async_graphql::Response,
+    answer: Answer,
     format: Format,
     request_id: &str,
     limit: usize,
+    request_headers: &HeaderMap,
 ) -> Response {
-    let status = status_of(&response, format);
-    let body = super::response::capped_body(&response, request_id, limit);
-    let mut http = (status, body).into_response();
-    for (name, value) in &response.http_headers {
+    let (status, body, etag, headers) = match answer {
+        Answer::Cached(hit) => (
+            StatusCode::OK,
+            hit.body.clone(),
+            Some(hit.etag.clone()),
+            HeaderMap::new(),
+        ),
+        Answer::Fresh { response, fill } => {
+            let status = status_of(&response, format);
+            let (body, whole) = super::response::capped(&response, request_id, limit);
+            let body = Bytes::from(body);
+            let etag = fill
+                .filter(|_| whole && status == StatusCode::OK)
+                .map(|fill| fill.store(body.clone()));
+            (status, body, etag, response.http_headers.clone())
+        }
+    };
+    let not_modified = etag.as_deref().is_some_and(|etag| {
+        header_str(request_headers, header::IF_NONE_MATCH.as_str())
+            .is_some_and(|wanted| wanted.split(',').any(|w| w.trim() == etag))
+    });
+    let mut http = if not_modified {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        (status, body).into_response()
+    };
+    for (name, value) in &headers {
         http.headers_mut().insert(name.clone(), value.clone());
     }
     http.headers_mut()
         .insert(header::CONTENT_TYPE, format.content_type());
+    if let Some(value) = etag.and_then(|e| HeaderValue::from_str(&e).ok()) {
+        http.headers_mut().insert(header::ETAG, value);
+    }
     if let Ok(value) = HeaderValue::from_str(request_id) {
         http.headers_mut().insert("x-request-id", value);
     }

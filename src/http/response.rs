@@ -58,9 +58,18 @@ pub fn request_error(status: StatusCode, code: &str, message: impl Into<String>)
 /// The JSON of a response, or of a `QUERY_TOO_COMPLEX` error in its place when it is over
 /// `limit` bytes.
 pub fn capped_body(response: &async_graphql::Response, request_id: &str, limit: usize) -> Vec<u8> {
+    capped(response, request_id, limit).0
+}
+
+/// [`capped_body`], and whether the body is the response itself (not the error in its place).
+pub fn capped(
+    response: &async_graphql::Response,
+    request_id: &str,
+    limit: usize,
+) -> (Vec<u8>, bool) {
     let body = serde_json::to_vec(response).unwrap_or_default();
     if body.len() <= limit {
-        return body;
+        return (body, true);
     }
     let mut errors = vec![crate::graphql::pipeline::errors::server_error(
         crate::error::ApiError::QueryTooComplex(format!(
@@ -69,5 +78,6 @@ pub fn capped_body(response: &async_graphql::Response, request_id: &str, limit: 
         )),
     )];
     crate::graphql::pipeline::errors::classify(&mut errors, request_id);
-    serde_json::to_vec(&serde_json::json!({ "data": null, "errors": errors })).unwrap_or_default()
+    let body = serde_json::to_vec(&serde_json::json!({ "data": null, "errors": errors }));
+    (body.unwrap_or_default(), false)
 }

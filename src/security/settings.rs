@@ -174,6 +174,26 @@ pub struct SecurityArgs {
     )]
     pub live_interval_ms: u64,
 
+    /// The most bytes of HTTP query answers one replica keeps to serve again until an event of
+    /// their organization commits; 0 turns the shared response cache off.
+    #[arg(
+        long,
+        env = "STACKGATE_RESPONSE_CACHE_BYTES",
+        default_value_t = 64 * 1024 * 1024,
+        global = true
+    )]
+    pub response_cache_bytes: usize,
+
+    /// The longest a cached answer is served, in seconds: how stale a field that changes without
+    /// an event (a probe's `checkedAt`) may be in it.
+    #[arg(
+        long,
+        env = "STACKGATE_RESPONSE_CACHE_SECONDS",
+        default_value_t = 10,
+        global = true
+    )]
+    pub response_cache_seconds: u64,
+
     /// Which JWTs are accepted: issuer, audience, and published verification keys.
     #[command(flatten)]
     pub jwt: JwtArgs,
@@ -197,6 +217,10 @@ pub struct SecuritySettings {
     pub documents: DocumentSettings,
     /// See [`SecurityArgs::live_interval_ms`].
     pub live_interval: std::time::Duration,
+    /// See [`SecurityArgs::response_cache_bytes`].
+    pub response_cache_bytes: usize,
+    /// See [`SecurityArgs::response_cache_seconds`].
+    pub response_cache_age: std::time::Duration,
 }
 
 /// How long a provider key check may take when nothing else is set.
@@ -223,6 +247,8 @@ impl Default for SecuritySettings {
             jwt: JwtSettings::default(),
             documents: DocumentSettings::default(),
             live_interval: std::time::Duration::from_millis(250),
+            response_cache_bytes: 64 * 1024 * 1024,
+            response_cache_age: std::time::Duration::from_secs(10),
         }
     }
 }
@@ -267,6 +293,8 @@ impl SecurityArgs {
                 apq_cache_bytes: self.apq_cache_bytes,
             },
             live_interval: std::time::Duration::from_millis(self.live_interval_ms.max(10)),
+            response_cache_bytes: self.response_cache_bytes,
+            response_cache_age: std::time::Duration::from_secs(self.response_cache_seconds),
         })
     }
 }

@@ -209,6 +209,9 @@ impl TestApp {
             security: stackgate::security::settings::SecuritySettings {
                 allow_private_endpoints: true,
                 rates: stackgate::security::rate::RateSettings::off(),
+                // Tests write rows directly, without the events that invalidate cached answers;
+                // the cache's own tests turn it on.
+                response_cache_bytes: 0,
                 ..Default::default()
             },
         };

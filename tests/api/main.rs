@@ -11,6 +11,7 @@ mod access;
 mod adversarial;
 mod auth;
 mod browser;
+mod cache;
 mod cli;
 mod demo;
 mod docks;

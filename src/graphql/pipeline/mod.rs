@@ -18,6 +18,7 @@
 //! Nothing is done per field: an async-graphql extension would put every field of every response
 //! through its chain, which costs more than all our loaders.
 
+pub mod cache;
 pub mod documents;
 pub mod errors;
 pub mod limits;
@@ -47,6 +48,7 @@ use crate::graphql::QueryLimits;
 use crate::graphql::mutations::ClientInfo;
 use crate::metrics::OperationLabels;
 use crate::security::rate::RateLimits;
+use cache::ResponseCache;
 use documents::TrustedDocuments;
 
 /// What a transport knows of the caller of an operation: the credentials it presented (the HTTP
@@ -95,6 +97,7 @@ struct Inner {
     documents: Arc<TrustedDocuments>,
     events: EventBus,
     live_interval: Duration,
+    cache: Arc<ResponseCache>,
     labels: OperationLabels,
 }
 
@@ -111,6 +114,8 @@ pub struct Parts {
     pub events: EventBus,
     /// The shortest time between two runs of one live query.
     pub live_interval: Duration,
+    /// The shared response cache of HTTP queries (it follows `events` by itself).
+    pub cache: Arc<ResponseCache>,
 }
 
 /// An operation that passed the first steps: its viewer, document kind and metric label.
@@ -121,6 +126,8 @@ struct Admitted {
     name: Option<String>,
     /// The query is `@live` (the directive is already removed from the document).
     live: bool,
+    /// The SHA-256 of the document's text.
+    document_id: String,
 }
 
 impl Pipeline {
@@ -135,6 +142,7 @@ impl Pipeline {
             documents: parts.documents,
             events: parts.events,
             live_interval: parts.live_interval,
+            cache: parts.cache,
             labels: OperationLabels::default(),
         }))
     }
@@ -227,6 +235,7 @@ impl Pipeline {
             kind,
             name,
             live,
+            document_id: known.id,
         })
     }
 
@@ -237,22 +246,80 @@ impl Pipeline {
         let mut label = String::from(crate::metrics::UNAUTHENTICATED_LABEL);
         let mut response = match self.admit(request, caller, &mut label).await {
             Err(response) => response,
-            Ok(admitted) if admitted.live => {
-                drop(admitted);
-                refusal(ApiError::BadUserInput(
-                    "live queries need a WebSocket (`/graphql/ws`) or an event stream (`Accept: text/event-stream`)".into(),
-                ))
-            }
-            Ok(admitted) if admitted.kind == OperationType::Subscription => {
-                drop(admitted);
-                refusal(ApiError::BadUserInput(
-                    "subscriptions need a WebSocket (`/graphql/ws`) or an event stream (`Accept: text/event-stream`)".into(),
-                ))
-            }
-            Ok(admitted) => self.execute_admitted(admitted, caller, session).await,
+            Ok(admitted) => self.dispatch(admitted, caller, session).await,
         };
         self.end(&mut response, &request_id, &label, started);
         response
+    }
+
+    /// Runs one HTTP operation: a query's answer may come from the shared response cache, and a
+    /// fresh one carries where to keep it (see [`cache`]).
+    pub async fn execute_http(&self, request: Request) -> Answer {
+        let caller = request_data::<Caller>(&request).unwrap_or_default();
+        let started = Instant::now();
+        let request_id = request_id(&request);
+        let mut label = String::from(crate::metrics::UNAUTHENTICATED_LABEL);
+        let admitted = match self.admit(request, &caller, &mut label).await {
+            Ok(admitted) => admitted,
+            Err(mut response) => {
+                self.end(&mut response, &request_id, &label, started);
+                return Answer::Fresh {
+                    response: Box::new(response),
+                    fill: None,
+                };
+            }
+        };
+        let fill = (admitted.kind == OperationType::Query && !admitted.live && !caller.trace)
+            .then(|| self.fill(&admitted));
+        if let Some(hit) = fill.as_ref().and_then(cache::Fill::lookup) {
+            self.0.labels.count(&label, "ok", started.elapsed());
+            return Answer::Cached(hit);
+        }
+        let mut response = self.dispatch(admitted, &caller, None).await;
+        self.end(&mut response, &request_id, &label, started);
+        let fill = fill.filter(|_| response.errors.is_empty());
+        Answer::Fresh {
+            response: Box::new(response),
+            fill,
+        }
+    }
+
+    /// Where an admitted query's answer is kept: under its viewer, document and variables.
+    fn fill(&self, admitted: &Admitted) -> cache::Fill {
+        let viewer = &admitted.viewer;
+        let variables = serde_json::to_vec(&admitted.request.variables).unwrap_or_default();
+        let key = admitted.viewer.api_key_id.unwrap_or_default();
+        self.0.cache.fill(
+            viewer.organization.id,
+            &[
+                viewer.organization.id.as_bytes(),
+                viewer.user.id.as_bytes(),
+                key.as_bytes(),
+                admitted.document_id.as_bytes(),
+                admitted.name.as_deref().unwrap_or_default().as_bytes(),
+                &variables,
+            ],
+        )
+    }
+
+    /// Steps 4–5 for an admitted operation that answers once.
+    async fn dispatch(
+        &self,
+        admitted: Admitted,
+        caller: &Caller,
+        session: Option<Arc<Data>>,
+    ) -> Response {
+        if admitted.live {
+            return refusal(ApiError::BadUserInput(
+                "live queries need a WebSocket (`/graphql/ws`) or an event stream (`Accept: text/event-stream`)".into(),
+            ));
+        }
+        if admitted.kind == OperationType::Subscription {
+            return refusal(ApiError::BadUserInput(
+                "subscriptions need a WebSocket (`/graphql/ws`) or an event stream (`Accept: text/event-stream`)".into(),
+            ));
+        }
+        self.execute_admitted(admitted, caller, session).await
     }
 
     /// Steps 4–5 for a query or mutation.
@@ -423,6 +490,17 @@ impl Pipeline {
         self.end(&mut response, request_id, &label, started);
         response
     }
+}
+
+/// What HTTP gets for an operation.
+pub enum Answer {
+    /// Just computed; `fill` says where to keep it, for a query that may be cached.
+    Fresh {
+        response: Box<Response>,
+        fill: Option<cache::Fill>,
+    },
+    /// Served from the shared response cache.
+    Cached(Arc<cache::Cached>),
 }
 
 /// A running live query: what it re-runs, for whom, and what it sent last.

@@ -1,0 +1,265 @@
+//! The shared response cache of HTTP queries, and their `ETag`s.
+//!
+//! A query's answer is kept (serialized, as sent) under its viewer — organization, user, API key —
+//! its document id, operation name and variables, and served again to that viewer until an event
+//! could have changed it: any committed event of the organization, a user-level access change, or
+//! a gap in the event stream (`docs/http-api.md`, "Caching"). Invalidation is by generation: every
+//! such event bumps its organization's generation (a gap or user-level change, everyone's); an
+//! entry answers only while the generation it was filled under is current. A fill records the
+//! generation *before* its query ran, so an answer computed while an event arrived is never kept.
+//!
+//! Some writes publish no event (a health probe that changes no state still moves `checkedAt`),
+//! so an entry also expires after `STACKGATE_RESPONSE_CACHE_SECONDS` (10 s): how stale such a
+//! field may be in a cached answer.
+//!
+//! Memory is bounded in bytes (`STACKGATE_RESPONSE_CACHE_BYTES`, 0 turns caching off); the least
+//! recently used entries go first. An answer's `ETag` is a hash of its body: a poller sending it
+//! back in `If-None-Match` gets `304 Not Modified` while nothing changed.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use crate::events::{Delivery, Event};
+
+/// A kept answer.
+pub struct Cached {
+    pub body: axum::body::Bytes,
+    pub etag: String,
+    generation: u64,
+    at: std::time::Instant,
+}
+
+/// Where a fresh answer may be kept, decided before its query ran.
+pub struct Fill {
+    cache: Arc<ResponseCache>,
+    key: [u8; 32],
+    org: Uuid,
+    generation: u64,
+}
+
+impl Fill {
+    /// The kept answer, when it is still current.
+    pub fn lookup(&self) -> Option<Arc<Cached>> {
+        let mut inner = self.cache.lock();
+        let current = inner.generation(self.org);
+        let hit = inner.entries.get(&self.key)?.clone();
+        (hit.generation == current && hit.at.elapsed() < self.cache.max_age).then_some(hit)
+    }
+
+    /// Keeps `body` (unless an event arrived since the query began) and returns its `ETag`.
+    pub fn store(self, body: axum::body::Bytes) -> String {
+        let etag = etag_of(&body);
+        let mut inner = self.cache.lock();
+        if self.cache.max_bytes == 0
+            || body.len() > self.cache.max_bytes
+            || inner.generation(self.org) != self.generation
+        {
+            return etag;
+        }
+        let cached = Arc::new(Cached {
+            body,
+            etag: etag.clone(),
+            generation: self.generation,
+            at: std::time::Instant::now(),
+        });
+        inner.bytes += cached.body.len();
+        if let Some(old) = inner.entries.put(self.key, cached) {
+            inner.bytes -= old.body.len();
+        }
+        while inner.bytes > self.cache.max_bytes {
+            match inner.entries.pop_lru() {
+                Some((_, old)) => inner.bytes -= old.body.len(),
+                None => break,
+            }
+        }
+        etag
+    }
+}
+
+struct Inner {
+    entries: lru::LruCache<[u8; 32], Arc<Cached>>,
+    bytes: usize,
+    /// Bumped by events that may concern every organization.
+    everyone: u64,
+    /// Bumped by each organization's events.
+    orgs: HashMap<Uuid, u64>,
+}
+
+impl Inner {
+    fn generation(&self, org: Uuid) -> u64 {
+        self.everyone + self.orgs.get(&org).copied().unwrap_or_default()
+    }
+}
+
+/// The replica's response cache.
+pub struct ResponseCache {
+    max_bytes: usize,
+    max_age: std::time::Duration,
+    inner: Mutex<Inner>,
+}
+
+impl ResponseCache {
+    pub fn new(max_bytes: usize, max_age: std::time::Duration) -> Arc<Self> {
+        Arc::new(Self {
+            max_bytes,
+            max_age,
+            inner: Mutex::new(Inner {
+                entries: lru::LruCache::unbounded(),
+                bytes: 0,
+                everyone: 0,
+                orgs: HashMap::new(),
+            }),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The fill of one query: `parts` name everything its answer depends on besides the data
+    /// (the viewer, the document id, the operation name, the variables).
+    pub fn fill(self: &Arc<Self>, org: Uuid, parts: &[&[u8]]) -> Fill {
+        let mut hasher = Sha256::new();
+        for part in parts {
+            hasher.update((part.len() as u64).to_le_bytes());
+            hasher.update(part);
+        }
+        Fill {
+            cache: self.clone(),
+            key: hasher.finalize().into(),
+            org,
+            generation: self.lock().generation(org),
+        }
+    }
+
+    /// Forgets what `delivery` may have changed.
+    pub fn invalidate(&self, delivery: &Delivery) {
+        let mut inner = self.lock();
+        match delivery {
+            Delivery::Gap => inner.everyone += 1,
+            Delivery::Event(envelope) => match &envelope.event {
+                Event::Access(access) if access.org_id.is_none() => inner.everyone += 1,
+                event => *inner.orgs.entry(event.org_id()).or_default() += 1,
+            },
+        }
+    }
+
+    /// Follows this replica's events for as long as the bus runs.
+    pub fn follow(self: &Arc<Self>, mut deliveries: tokio::sync::broadcast::Receiver<Delivery>) {
+        use tokio::sync::broadcast::error::RecvError;
+        let cache = Arc::downgrade(self);
+        tokio::spawn(async move {
+            loop {
+                let delivery = match deliveries.recv().await {
+                    Ok(delivery) => delivery,
+                    Err(RecvError::Lagged(_)) => Delivery::Gap,
+                    Err(RecvError::Closed) => return,
+                };
+                match cache.upgrade() {
+                    Some(cache) => cache.invalidate(&delivery),
+                    None => return,
+                }
+            }
+        });
+    }
+
+    /// Bytes kept now.
+    pub fn bytes(&self) -> usize {
+        self.lock().bytes
+    }
+}
+
+/// A strong `ETag` of a body.
+pub fn etag_of(body: &[u8]) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    body.hash(&mut hasher);
+    format!("\"{:016x}{:08x}\"", hasher.finish(), body.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const AGE: std::time::Duration = std::time::Duration::from_secs(60);
+
+    fn change(org: Uuid) -> Delivery {
+        Delivery::Event(Arc::new(crate::events::Envelope::new(Event::Change(
+            crate::events::ChangeEvent {
+                org_id: org,
+                table: "projects".into(),
+                id: Uuid::new_v4(),
+            },
+        ))))
+    }
+
+    #[test]
+    fn an_answer_is_served_until_an_event_of_its_organization() {
+        let cache = ResponseCache::new(1024, AGE);
+        let (org, other) = (Uuid::new_v4(), Uuid::new_v4());
+        cache.fill(org, &[b"q"]).store("answer".into());
+        assert_eq!(
+            &cache.fill(org, &[b"q"]).lookup().expect("hit").body[..],
+            b"answer"
+        );
+        assert!(cache.fill(org, &[b"other"]).lookup().is_none());
+        cache.invalidate(&change(other));
+        assert!(
+            cache.fill(org, &[b"q"]).lookup().is_some(),
+            "another org's event"
+        );
+        cache.invalidate(&change(org));
+        assert!(cache.fill(org, &[b"q"]).lookup().is_none());
+        cache.fill(org, &[b"q"]).store("again".into());
+        cache.invalidate(&Delivery::Gap);
+        assert!(
+            cache.fill(org, &[b"q"]).lookup().is_none(),
+            "a gap forgets all"
+        );
+    }
+
+    #[test]
+    fn an_answer_computed_across_an_event_is_not_kept() {
+        let cache = ResponseCache::new(1024, AGE);
+        let org = Uuid::new_v4();
+        let fill = cache.fill(org, &[b"q"]);
+        cache.invalidate(&change(org));
+        fill.store("stale".into());
+        assert!(cache.fill(org, &[b"q"]).lookup().is_none());
+    }
+
+    #[test]
+    fn memory_is_bounded_and_zero_turns_it_off() {
+        let cache = ResponseCache::new(100, AGE);
+        let org = Uuid::new_v4();
+        for i in 0..10u8 {
+            cache.fill(org, &[&[i]]).store(vec![b'x'; 30].into());
+        }
+        assert!(cache.bytes() <= 100);
+        assert!(
+            cache.fill(org, &[&[9]]).lookup().is_some(),
+            "the newest stay"
+        );
+        assert!(cache.fill(org, &[&[0]]).lookup().is_none(), "the oldest go");
+        let off = ResponseCache::new(0, AGE);
+        off.fill(org, &[b"q"]).store("x".into());
+        assert!(off.fill(org, &[b"q"]).lookup().is_none());
+    }
+
+    #[test]
+    fn answers_expire() {
+        let cache = ResponseCache::new(1024, std::time::Duration::ZERO);
+        let org = Uuid::new_v4();
+        cache.fill(org, &[b"q"]).store("answer".into());
+        assert!(cache.fill(org, &[b"q"]).lookup().is_none());
+    }
+
+    #[test]
+    fn etags_follow_the_body() {
+        assert_eq!(etag_of(b"a"), etag_of(b"a"));
+        assert_ne!(etag_of(b"a"), etag_of(b"b"));
+    }
+}

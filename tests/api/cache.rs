@@ -1,0 +1,143 @@
+//! The shared response cache of HTTP queries and their `ETag`s: an answer is served again to its
+//! viewer until an event of its organization commits; `If-None-Match` gets 304 meanwhile.
+//!
+//! To see that an answer came from the cache, the tests change a row with its triggers off (so
+//! no event is published, as no writer of ours ever does): a cached answer still shows the old
+//! value, a fresh one the new.
+
+use diesel_async::SimpleAsyncConnection;
+use serde_json::{Value, json};
+
+use crate::fixtures::{self, AcmeSite};
+use crate::harness::TestApp;
+
+const NAMES: &str = "{ viewer { user { name } organization { projects { nodes { name } } } } }";
+
+/// A server with the cache on (or off), acme and globex built.
+async fn app(bytes: usize) -> (TestApp, AcmeSite) {
+    let app = TestApp::spawn_with(|config| config.security.response_cache_bytes = bytes).await;
+    let site = fixtures::acme_site(&app).await;
+    (app, site)
+}
+
+/// Renames every project of `org` without publishing an event.
+async fn rename_quietly(app: &TestApp, slug: &str, name: &str) {
+    app.db
+        .owner()
+        .await
+        .batch_execute(&format!(
+            "set session_replication_role = replica;
+             update projects set name = '{name}' where org_id = (select id from organizations where slug = '{slug}');
+             set session_replication_role = origin;"
+        ))
+        .await
+        .expect("quiet rename");
+}
+
+/// POSTs `NAMES` as `token`, with `If-None-Match` when given: status, `ETag`, body.
+async fn names(app: &TestApp, token: &str, etag: Option<&str>) -> (u16, String, Value) {
+    let mut request = app
+        .client
+        .post(app.url("/graphql"))
+        .bearer_auth(token)
+        .json(&json!({ "query": NAMES }));
+    if let Some(etag) = etag {
+        request = request.header("if-none-match", etag);
+    }
+    let response = request.send().await.expect("sent");
+    let status = response.status().as_u16();
+    let etag = response.headers()["etag"]
+        .to_str()
+        .expect("etag")
+        .to_owned();
+    let body = if status == 304 {
+        Value::Null
+    } else {
+        response.json().await.expect("JSON")
+    };
+    (status, etag, body)
+}
+
+fn project_name(body: &Value) -> &Value {
+    &body["data"]["viewer"]["organization"]["projects"]["nodes"][0]["name"]
+}
+
+/// An answer is served again until an event of its organization (another organization's leaves
+/// it: see the unit tests of `pipeline::cache`); the viewer's own fields never reach another
+/// viewer.
+#[tokio::test(flavor = "multi_thread")]
+async fn answers_are_served_until_an_event_of_their_organization() {
+    let (app, site) = app(1 << 20).await;
+    let (alice, bob) = (app.token("alice", None), app.token("bob", None));
+    let (_, _, first) = names(&app, &alice, None).await;
+    assert_eq!(project_name(&first), "Project site");
+    rename_quietly(&app, "acme", "Quietly").await;
+    let (_, _, cached) = names(&app, &alice, None).await;
+    assert_eq!(
+        project_name(&cached),
+        "Project site",
+        "served from the cache"
+    );
+    // Another viewer runs the same document: their own answer, with their own name.
+    let (_, _, bobs) = names(&app, &bob, None).await;
+    assert_eq!(bobs["data"]["viewer"]["user"]["name"], "bob", "{bobs}");
+    assert_eq!(project_name(&bobs), "Quietly");
+    let rename = "mutation($id: ID!) { updateProject(id: $id, input: { name: \"Moved\" }) { id } }";
+    // An event of acme: the next answer is fresh.
+    let (_, renamed) = app
+        .graphql(
+            Some(&alice),
+            rename,
+            json!({ "id": TestApp::global_id("Project", site.project) }),
+        )
+        .await;
+    assert!(renamed.get("errors").is_none(), "{renamed}");
+    crate::harness::wait::wait_until(
+        "the cached answer forgotten",
+        crate::harness::wait::PATIENCE,
+        async || project_name(&names(&app, &alice, None).await.2) == "Moved",
+    )
+    .await;
+}
+
+/// `If-None-Match` with the current `ETag` gets 304 and no body; after a change, 200 and a new
+/// `ETag`.
+#[tokio::test(flavor = "multi_thread")]
+async fn if_none_match_gets_304_until_the_answer_changes() {
+    let (app, site) = app(1 << 20).await;
+    let alice = app.token("alice", None);
+    let (status, etag, _) = names(&app, &alice, None).await;
+    assert_eq!(status, 200);
+    let (status, again, body) = names(&app, &alice, Some(&etag)).await;
+    assert_eq!((status, &again, body), (304, &etag, Value::Null));
+    let rename = "mutation($id: ID!) { updateProject(id: $id, input: { name: \"New\" }) { id } }";
+    app.graphql(
+        Some(&alice),
+        rename,
+        json!({ "id": TestApp::global_id("Project", site.project) }),
+    )
+    .await;
+    let changed = crate::harness::wait::wait_for(
+        "a new answer",
+        crate::harness::wait::PATIENCE,
+        async || match names(&app, &alice, Some(&etag)).await {
+            (200, new, body) => Ok((new, body)),
+            (status, ..) => Err(format!("status {status}")),
+        },
+    )
+    .await;
+    assert_ne!(changed.0, etag);
+    assert_eq!(project_name(&changed.1), "New");
+}
+
+/// With the cache off every answer is fresh (and still carries an `ETag`).
+#[tokio::test]
+async fn with_the_cache_off_every_answer_is_fresh() {
+    let (app, _) = app(0).await;
+    let alice = app.token("alice", None);
+    names(&app, &alice, None).await;
+    rename_quietly(&app, "acme", "Quietly").await;
+    let (status, _, body) = names(&app, &alice, None).await;
+    assert_eq!(status, 200);
+    assert_eq!(project_name(&body), "Quietly");
+}
