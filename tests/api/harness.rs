@@ -181,6 +181,8 @@ pub struct TestApp {
     pub server: Option<RunningServer>,
     pub client: reqwest::Client,
     pub jwt: JwtKeys,
+    /// How many receivers the server's own parts hold on its event bus (the response cache's).
+    bus_baseline: usize,
 }
 
 impl TestApp {
@@ -220,12 +222,14 @@ impl TestApp {
         let server = stackgate::server::start(config.clone())
             .await
             .expect("server starts");
+        let bus_baseline = server.state.events.subscribers();
         Self {
             db,
             config,
             server: Some(server),
             client: reqwest::Client::new(),
             jwt,
+            bus_baseline,
         }
     }
 
@@ -248,6 +252,7 @@ impl TestApp {
     pub async fn wait_subscribed(&self, n: usize) {
         let bus = &self.server.as_ref().expect("running").state.events;
         let what = format!("{n} subscriptions on the event bus");
+        let n = n + self.bus_baseline;
         wait::wait_until(&what, wait::PATIENCE, async || bus.subscribers() >= n).await;
     }
 
