@@ -22,6 +22,7 @@ pub mod health;
 pub mod link;
 mod publish;
 pub mod sync;
+pub mod topic;
 
 use serde::Serialize;
 use uuid::Uuid;
@@ -33,6 +34,7 @@ pub use health::HealthEvent;
 pub use link::{LinkChange, LinkEvent};
 pub use publish::publish;
 pub use sync::{Phase, SyncEvent};
+pub use topic::{Changes, Reads, Topic};
 
 /// The NOTIFY channel of every stackgate event.
 pub const CHANNEL: &str = "stackgate_events";

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use async_graphql::Context;
 use async_graphql::dataloader::Loader;
 
-use super::loaders::{DbLoader, LoadError, LoaderSlot, Loaders};
+use super::loaders::{DbLoader, LoadError, LoaderSlot, Loaders, Recorded};
 use crate::auth::Viewer;
 use crate::db::models::visibility::Visibility;
 use diesel_async::AsyncPgConnection;
@@ -14,6 +14,7 @@ use diesel_async::AsyncPgConnection;
 use crate::db::tenancy::TxBody;
 use crate::db::{DbError, RequestDb};
 use crate::error::ApiError;
+use crate::events::Topic;
 
 /// The authenticated viewer of this request, acting in an organization. A caller who belongs to
 /// none is refused here (`FORBIDDEN`), so no resolver acts for them by mistake.
@@ -53,13 +54,36 @@ pub fn visibility(ctx: &Context<'_>) -> Result<Arc<Visibility>, ApiError> {
     Ok(db(ctx)?.visibility())
 }
 
-/// Runs `body` on the request's transaction; a database failure is an internal error.
+/// Runs `body` on the request's transaction; a database failure is an internal error. What it
+/// reads is recorded as anything of the organization ([`Topic::Everything`]): a read that knows
+/// its topics uses [`run_reading`].
 pub async fn run<R, F>(ctx: &Context<'_>, body: F) -> Result<R, ApiError>
 where
     for<'r> F: TxBody<&'r mut AsyncPgConnection, Result<R, DbError>, Fut: Send> + Send,
     R: Send,
 {
+    run_reading(ctx, [Topic::Everything], body).await
+}
+
+/// Runs `body` on the request's transaction, recording that it read `topics` (the caller adds
+/// the topics of the rows it got with [`record`]).
+pub async fn run_reading<R, F>(
+    ctx: &Context<'_>,
+    topics: impl IntoIterator<Item = Topic>,
+    body: F,
+) -> Result<R, ApiError>
+where
+    for<'r> F: TxBody<&'r mut AsyncPgConnection, Result<R, DbError>, Fut: Send> + Send,
+    R: Send,
+{
+    record(ctx, topics)?;
     Ok(db(ctx)?.run(body).await?)
+}
+
+/// Records topics this operation read other than through a loader.
+pub fn record(ctx: &Context<'_>, topics: impl IntoIterator<Item = Topic>) -> Result<(), ApiError> {
+    loaders(ctx)?.record(topics);
+    Ok(())
 }
 
 /// Loads one value by key through the request's loaders.
@@ -68,7 +92,7 @@ pub async fn load_one<K>(
     key: K,
 ) -> Result<Option<<DbLoader as Loader<K>>::Value>, ApiError>
 where
-    K: Send + Sync + Hash + Eq + Clone + 'static,
+    K: Send + Sync + Hash + Eq + Clone + Recorded + 'static,
     DbLoader: Loader<K, Error = LoadError>,
 {
     loaders(ctx)?.load_one(key).await

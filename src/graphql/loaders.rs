@@ -11,7 +11,9 @@
 //! which drops the whole cache at once, whatever key types exist.
 //!
 //! [`Loaders::load_many`] is the single choke point every load passes through (`load_one` goes
-//! through it too): the place to record which keys a result depended on (live queries).
+//! through it too): there every key, and what it loaded, records its [`Topic`]s in the
+//! execution's [`Reads`] (what live queries and cached answers depend on). A key type must say
+//! what it reads ([`Recorded`]) to be loadable at all, so no new loader can forget.
 
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -21,6 +23,16 @@ use async_graphql::dataloader::{DataLoader, HashMapCache, Loader};
 
 use crate::db::{DbError, RequestDb};
 use crate::error::ApiError;
+use crate::events::{Reads, Topic};
+
+/// What loading a key reads: the [`Topic`]s a change of which may change the loaded value
+/// (`value` is `None` when nothing was found, or the viewer may not see it).
+pub trait Recorded: Sized + Send + Sync + Hash + Eq + Clone + 'static
+where
+    DbLoader: Loader<Self>,
+{
+    fn record(&self, value: Option<&<DbLoader as Loader<Self>>::Value>, reads: &mut Reads);
+}
 
 /// Loads through the request's transaction; each key type's `Loader` impl lives beside its type.
 pub struct DbLoader {
@@ -43,16 +55,35 @@ impl From<LoadError> for ApiError {
     }
 }
 
-/// One cache of loaded values (one per key type) for one request, or one subscription event.
-pub struct Loaders(DataLoader<DbLoader, HashMapCache>);
+/// One cache of loaded values (one per key type) for one request, or one subscription event,
+/// and the topics its loads read.
+pub struct Loaders {
+    loader: DataLoader<DbLoader, HashMapCache>,
+    reads: Mutex<Reads>,
+}
 
 impl Loaders {
     fn new(db: Arc<RequestDb>) -> Self {
-        Self(DataLoader::with_cache(
-            DbLoader { db },
-            tokio::spawn,
-            HashMapCache::default(),
-        ))
+        Self {
+            loader: DataLoader::with_cache(DbLoader { db }, tokio::spawn, HashMapCache::default()),
+            reads: Mutex::default(),
+        }
+    }
+
+    /// Records topics read other than through a loader (a list's SQL, say).
+    pub fn record(&self, topics: impl IntoIterator<Item = Topic>) {
+        self.reads
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .extend(topics);
+    }
+
+    /// Everything read so far.
+    pub fn reads(&self) -> Reads {
+        self.reads
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// Loads one value by key (batched with every other key of its type asked for meanwhile).
@@ -61,24 +92,31 @@ impl Loaders {
         key: K,
     ) -> Result<Option<<DbLoader as Loader<K>>::Value>, ApiError>
     where
-        K: Send + Sync + Hash + Eq + Clone + 'static,
+        K: Send + Sync + Hash + Eq + Clone + Recorded + 'static,
         DbLoader: Loader<K, Error = LoadError>,
     {
         let mut values = self.load_many(std::iter::once(key.clone())).await?;
         Ok(values.remove(&key))
     }
 
-    /// Loads many values by key, in one batch per key type. Every load passes here.
+    /// Loads many values by key, in one batch per key type, and records what they read. Every
+    /// load passes here.
     pub async fn load_many<K, I>(
         &self,
         keys: I,
     ) -> Result<HashMap<K, <DbLoader as Loader<K>>::Value>, ApiError>
     where
-        K: Send + Sync + Hash + Eq + Clone + 'static,
+        K: Send + Sync + Hash + Eq + Clone + Recorded + 'static,
         I: IntoIterator<Item = K>,
         DbLoader: Loader<K, Error = LoadError>,
     {
-        Ok(self.0.load_many(keys).await?)
+        let keys: Vec<K> = keys.into_iter().collect();
+        let values = self.loader.load_many(keys.iter().cloned()).await?;
+        let mut reads = self.reads.lock().unwrap_or_else(PoisonError::into_inner);
+        for key in &keys {
+            key.record(values.get(key), &mut reads);
+        }
+        Ok(values)
     }
 }
 
@@ -103,6 +141,11 @@ impl LoaderSlot {
             .clone()
     }
 
+    /// What the current loaders' loads read.
+    pub fn reads(&self) -> Reads {
+        self.current().reads()
+    }
+
     /// Replaces the loaders with empty ones: nothing loaded before is seen again.
     pub fn renew(&self) {
         let fresh = Arc::new(Loaders::new(self.db.clone()));
@@ -124,9 +167,10 @@ pub fn group_by<K, G: Eq + Hash + Clone>(keys: &[K], group: impl Fn(&K) -> G) ->
 }
 
 /// Defines a loader of rows by id behind a key newtype; `$sees` (visibility, row) is the type's
-/// visibility rule, applied here so every path to a row (`node`, nested fields, events) agrees.
+/// visibility rule, applied here so every path to a row (`node`, nested fields, events) agrees;
+/// `$record` (id, row if found, reads) says what loading it reads ([`Recorded`]).
 macro_rules! by_id_loader {
-    ($(#[$doc:meta])* $key:ident, $value:ty, $load:path, $sees:expr) => {
+    ($(#[$doc:meta])* $key:ident, $value:ty, $load:path, $sees:expr, $record:expr) => {
         $(#[$doc])*
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
         pub struct $key(pub uuid::Uuid);
@@ -155,6 +199,17 @@ macro_rules! by_id_loader {
                     .filter(|row| sees(&visibility, row))
                     .map(|row| ($key(row.id), std::sync::Arc::new(row)))
                     .collect())
+            }
+        }
+
+        impl $crate::graphql::loaders::Recorded for $key {
+            fn record(
+                &self,
+                value: Option<&std::sync::Arc<$value>>,
+                reads: &mut $crate::events::Reads,
+            ) {
+                let record: fn(uuid::Uuid, Option<&$value>, &mut $crate::events::Reads) = $record;
+                record(self.0, value.map(|v| &**v), reads);
             }
         }
     };

@@ -141,3 +141,44 @@ async fn with_the_cache_off_every_answer_is_fresh() {
     assert_eq!(status, 200);
     assert_eq!(project_name(&body), "Quietly");
 }
+
+/// An event that changes nothing an answer read leaves it cached: a health transition does not
+/// touch a list of project names. The events are delivered in order, so once a later event has
+/// made another answer fresh, the transition has been seen too.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_event_that_touches_nothing_an_answer_read_leaves_it_cached() {
+    let (app, site) = app(1 << 20).await;
+    let alice = app.token("alice", None);
+    let docks = "{ viewer { organization { docks { nodes { name } } } } }";
+    let dock_name =
+        |body: &Value| body["data"]["viewer"]["organization"]["docks"]["nodes"][0]["name"].clone();
+    names(&app, &alice, None).await;
+    let (_, before) = app.graphql(Some(&alice), docks, json!({})).await;
+    rename_quietly(&app, "acme", "Quietly").await;
+    let payload = json!({ "type": "health", "org_id": site.org.id, "dock_id": site.dock,
+        "resource_id": site.server, "kind": "server", "previous": "unknown",
+        "current": "unhealthy", "at": "2026-12-02T10:00:00Z" });
+    app.db
+        .owner()
+        .await
+        .batch_execute(&format!(
+            "select pg_notify('stackgate_events', '{payload}');
+             update docks set name = 'Renamed dock' where id = '{}';",
+            site.dock
+        ))
+        .await
+        .expect("events");
+    crate::harness::wait::wait_until(
+        "the docks answer forgotten",
+        crate::harness::wait::PATIENCE,
+        async || dock_name(&app.graphql(Some(&alice), docks, json!({})).await.1) == "Renamed dock",
+    )
+    .await;
+    assert_ne!(dock_name(&before), "Renamed dock");
+    let (_, _, cached) = names(&app, &alice, None).await;
+    assert_eq!(
+        project_name(&cached),
+        "Project site",
+        "still served from the cache"
+    );
+}

@@ -233,3 +233,76 @@ async fn live_needs_a_stream_and_a_query() {
         .await;
     assert_eq!(error_code(&mutation), "BAD_USER_INPUT", "{mutation}");
 }
+
+/// Two identical live queries (same credentials, document and variables) share one run per
+/// change; an event on a resource the query did not read runs nothing at all.
+#[tokio::test(flavor = "multi_thread")]
+async fn identical_live_queries_share_runs_and_unread_changes_run_nothing() {
+    // No coalescing: a run the hidden server's event caused would be a run of its own.
+    let app =
+        TestApp::spawn_with(|config| config.security.live_interval = std::time::Duration::ZERO)
+            .await;
+    let acme = acme(&app).await;
+    let alice = app.token("alice", None);
+    let base = app.url("");
+    let (project_id, server_id) = (
+        TestApp::global_id("Project", acme.project),
+        TestApp::global_id("Server", acme.server),
+    );
+    mutate(
+        &app,
+        &base,
+        &alice,
+        "mutation($p: ID!, $r: ID!) { linkResource(projectId: $p, resourceId: $r) { linkedAt } }",
+        json!({ "p": project_id, "r": server_id }),
+    )
+    .await;
+    let (mut a, mut b) = (Ws::open(&app, &alice).await, Ws::open(&app, &alice).await);
+    a.subscribe(DASHBOARD, json!({})).await;
+    let first = a.result().await;
+    b.subscribe(DASHBOARD, json!({})).await;
+    assert_eq!(b.result().await["data"], first["data"]);
+    let hub = app
+        .server
+        .as_ref()
+        .expect("running")
+        .state
+        .pipeline
+        .live_queries();
+    assert_eq!(hub.groups(), 1, "one group for both");
+
+    // A change both see: after it, every earlier event has been dealt with.
+    mutate(
+        &app,
+        &base,
+        &alice,
+        RENAME,
+        json!({ "id": project_id, "name": "Barrier" }),
+    )
+    .await;
+    for ws in [&mut a, &mut b] {
+        assert_eq!(project(&ws.result().await)["name"], "Barrier");
+    }
+    let runs = hub.runs();
+    health_transition(&app, &acme, acme.hidden, "unhealthy").await;
+    health_transition(&app, &acme, acme.server, "unhealthy").await;
+    for ws in [&mut a, &mut b] {
+        let result = ws.result().await;
+        assert_eq!(
+            project(&result)["resources"]["nodes"][0]["health"]["state"],
+            "UNHEALTHY"
+        );
+    }
+    assert_eq!(
+        hub.runs(),
+        runs + 1,
+        "one run for two subscribers, none for the server the dashboard does not show"
+    );
+    drop((a, b));
+    crate::harness::wait::wait_until(
+        "the group to stop with its last subscriber",
+        crate::harness::wait::PATIENCE,
+        async || hub.groups() == 0,
+    )
+    .await;
+}

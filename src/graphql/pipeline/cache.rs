@@ -1,12 +1,17 @@
 //! The shared response cache of HTTP queries, and their `ETag`s.
 //!
 //! A query's answer is kept (serialized, as sent) under its viewer — organization, user, API key —
-//! its document id, operation name and variables, and served again to that viewer until an event
-//! could have changed it: any committed event of the organization, a user-level access change, or
-//! a gap in the event stream (`docs/http-api.md`, "Caching"). Invalidation is by generation: every
-//! such event bumps its organization's generation (a gap or user-level change, everyone's); an
-//! entry answers only while the generation it was filled under is current. A fill records the
-//! generation *before* its query ran, so an answer computed while an event arrived is never kept.
+//! its document id, operation name and variables, with the topics its execution read
+//! ([`Reads`]), and served again to that viewer until an event could have changed it: a committed
+//! event of the organization that changed a topic it read, an access change, or a gap in the
+//! event stream (`docs/http-api.md`, "Caching").
+//!
+//! Invalidation is lazy, by generation: every event bumps its organization's generation and is
+//! kept in the organization's short log of recent changes (a gap or a user-level access change
+//! bumps everyone's generation). An entry answers while no change logged since the generation it
+//! was filled under touches what it read; when the log no longer reaches back that far, it is
+//! dropped. A fill notes the generations *before* its query ran and checks the log when it
+//! stores, so an answer computed while a touching event arrived is never kept.
 //!
 //! Some writes publish no event (a health probe that changes no state still moves `checkedAt`),
 //! so an entry also expires after `STACKGATE_RESPONSE_CACHE_SECONDS` (10 s): how stale such a
@@ -22,13 +27,22 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::events::{Delivery, Event};
+use std::collections::VecDeque;
+
+use crate::events::{Changes, Delivery, Event, Reads};
+
+/// How many recent changes each organization's log keeps.
+const LOG: usize = 256;
 
 /// A kept answer.
 pub struct Cached {
     pub body: axum::body::Bytes,
     pub etag: String,
+    reads: Reads,
+    org: Uuid,
+    /// The organization's and everyone's generations it is known current at.
     generation: u64,
+    everyone: u64,
     at: std::time::Instant,
 }
 
@@ -38,31 +52,51 @@ pub struct Fill {
     key: [u8; 32],
     org: Uuid,
     generation: u64,
+    everyone: u64,
+    /// What the query read: anything, until the pipeline says more precisely.
+    reads: Reads,
 }
 
 impl Fill {
     /// The kept answer, when it is still current.
     pub fn lookup(&self) -> Option<Arc<Cached>> {
         let mut inner = self.cache.lock();
-        let current = inner.generation(self.org);
         let hit = inner.entries.get(&self.key)?.clone();
-        (hit.generation == current && hit.at.elapsed() < self.cache.max_age).then_some(hit)
+        let current = hit.everyone == inner.everyone
+            && hit.at.elapsed() < self.cache.max_age
+            && inner.untouched(hit.org, hit.generation, &hit.reads);
+        if !current {
+            inner.forget(&self.key);
+        }
+        current.then_some(hit)
     }
 
-    /// Keeps `body` (unless an event arrived since the query began) and returns its `ETag`.
+    /// Says what the query's execution read (without it, anything).
+    pub fn reading(mut self, reads: Reads) -> Self {
+        self.reads = reads;
+        self
+    }
+
+    /// Keeps `body` (unless an event that touches what the query read arrived since it began),
+    /// and returns its `ETag`.
     pub fn store(self, body: axum::body::Bytes) -> String {
+        let reads = self.reads;
         let etag = etag_of(&body);
         let mut inner = self.cache.lock();
         if self.cache.max_bytes == 0
             || body.len() > self.cache.max_bytes
-            || inner.generation(self.org) != self.generation
+            || inner.everyone != self.everyone
+            || !inner.untouched(self.org, self.generation, &reads)
         {
             return etag;
         }
         let cached = Arc::new(Cached {
             body,
             etag: etag.clone(),
-            generation: self.generation,
+            reads,
+            org: self.org,
+            generation: inner.generation(self.org),
+            everyone: self.everyone,
             at: std::time::Instant::now(),
         });
         inner.bytes += cached.body.len();
@@ -84,13 +118,46 @@ struct Inner {
     bytes: usize,
     /// Bumped by events that may concern every organization.
     everyone: u64,
-    /// Bumped by each organization's events.
-    orgs: HashMap<Uuid, u64>,
+    /// Each organization's recent changes.
+    orgs: HashMap<Uuid, OrgLog>,
+}
+
+/// An organization's generation (how many events it had) and its latest changes.
+#[derive(Default)]
+struct OrgLog {
+    generation: u64,
+    /// `(generation, changes)` of the latest [`LOG`] events, oldest first.
+    recent: VecDeque<(u64, Changes)>,
 }
 
 impl Inner {
     fn generation(&self, org: Uuid) -> u64 {
-        self.everyone + self.orgs.get(&org).copied().unwrap_or_default()
+        self.orgs.get(&org).map_or(0, |log| log.generation)
+    }
+
+    /// True when no change of `org` since generation `since` touches `reads`.
+    fn untouched(&self, org: Uuid, since: u64, reads: &Reads) -> bool {
+        let Some(log) = self.orgs.get(&org) else {
+            return true;
+        };
+        if log.generation == since {
+            return true;
+        }
+        match log.recent.front() {
+            Some((oldest, _)) if *oldest <= since + 1 => log
+                .recent
+                .iter()
+                .filter(|(generation, _)| *generation > since)
+                .all(|(_, changes)| !reads.touched_by(changes)),
+            // The log no longer reaches back that far.
+            _ => false,
+        }
+    }
+
+    fn forget(&mut self, key: &[u8; 32]) {
+        if let Some(old) = self.entries.pop(key) {
+            self.bytes -= old.body.len();
+        }
     }
 }
 
@@ -127,11 +194,14 @@ impl ResponseCache {
             hasher.update((part.len() as u64).to_le_bytes());
             hasher.update(part);
         }
+        let inner = self.lock();
         Fill {
             cache: self.clone(),
             key: hasher.finalize().into(),
             org,
-            generation: self.lock().generation(org),
+            generation: inner.generation(org),
+            everyone: inner.everyone,
+            reads: Reads::everything(),
         }
     }
 
@@ -142,7 +212,15 @@ impl ResponseCache {
             Delivery::Gap => inner.everyone += 1,
             Delivery::Event(envelope) => match &envelope.event {
                 Event::Access(access) if access.org_id.is_none() => inner.everyone += 1,
-                event => *inner.orgs.entry(event.org_id()).or_default() += 1,
+                event => {
+                    let log = inner.orgs.entry(event.org_id()).or_default();
+                    log.generation += 1;
+                    if log.recent.len() == LOG {
+                        log.recent.pop_front();
+                    }
+                    let generation = log.generation;
+                    log.recent.push_back((generation, event.changes()));
+                }
             },
         }
     }
@@ -186,6 +264,10 @@ mod tests {
 
     const AGE: std::time::Duration = std::time::Duration::from_secs(60);
 
+    fn all() -> Reads {
+        Reads::everything()
+    }
+
     fn change(org: Uuid) -> Delivery {
         Delivery::Event(Arc::new(crate::events::Envelope::new(Event::Change(
             crate::events::ChangeEvent {
@@ -200,7 +282,10 @@ mod tests {
     fn an_answer_is_served_until_an_event_of_its_organization() {
         let cache = ResponseCache::new(1024, AGE);
         let (org, other) = (Uuid::new_v4(), Uuid::new_v4());
-        cache.fill(org, &[b"q"]).store("answer".into());
+        cache
+            .fill(org, &[b"q"])
+            .reading(all())
+            .store("answer".into());
         assert_eq!(
             &cache.fill(org, &[b"q"]).lookup().expect("hit").body[..],
             b"answer"
@@ -213,11 +298,55 @@ mod tests {
         );
         cache.invalidate(&change(org));
         assert!(cache.fill(org, &[b"q"]).lookup().is_none());
-        cache.fill(org, &[b"q"]).store("again".into());
+        cache
+            .fill(org, &[b"q"])
+            .reading(all())
+            .store("again".into());
         cache.invalidate(&Delivery::Gap);
         assert!(
             cache.fill(org, &[b"q"]).lookup().is_none(),
             "a gap forgets all"
+        );
+    }
+
+    #[test]
+    fn an_answer_stays_until_an_event_touches_what_it_read() {
+        use crate::events::Topic;
+        let cache = ResponseCache::new(1024, AGE);
+        let org = Uuid::new_v4();
+        let mut docks = Reads::default();
+        docks.add(Topic::Docks);
+        cache
+            .fill(org, &[b"q"])
+            .reading(docks.clone())
+            .store("docks".into());
+        cache.invalidate(&change(org));
+        assert!(
+            cache.fill(org, &[b"q"]).lookup().is_some(),
+            "a project's change does not touch a list of docks"
+        );
+        let fill = cache.fill(org, &[b"r"]);
+        cache.invalidate(&change(org));
+        fill.reading(docks.clone()).store("kept".into());
+        assert!(
+            cache.fill(org, &[b"r"]).lookup().is_some(),
+            "an untouching event during the query"
+        );
+        let mut projects = Reads::default();
+        projects.add(Topic::Projects);
+        let fill = cache.fill(org, &[b"p"]);
+        cache.invalidate(&change(org));
+        fill.reading(projects).store("stale".into());
+        assert!(
+            cache.fill(org, &[b"p"]).lookup().is_none(),
+            "a touching one"
+        );
+        for _ in 0..=LOG {
+            cache.invalidate(&change(org));
+        }
+        assert!(
+            cache.fill(org, &[b"q"]).lookup().is_none(),
+            "beyond the log, an answer cannot be shown current"
         );
     }
 
@@ -227,7 +356,7 @@ mod tests {
         let org = Uuid::new_v4();
         let fill = cache.fill(org, &[b"q"]);
         cache.invalidate(&change(org));
-        fill.store("stale".into());
+        fill.reading(all()).store("stale".into());
         assert!(cache.fill(org, &[b"q"]).lookup().is_none());
     }
 
@@ -236,7 +365,10 @@ mod tests {
         let cache = ResponseCache::new(100, AGE);
         let org = Uuid::new_v4();
         for i in 0..10u8 {
-            cache.fill(org, &[&[i]]).store(vec![b'x'; 30].into());
+            cache
+                .fill(org, &[&[i]])
+                .reading(all())
+                .store(vec![b'x'; 30].into());
         }
         assert!(cache.bytes() <= 100);
         assert!(
@@ -245,7 +377,7 @@ mod tests {
         );
         assert!(cache.fill(org, &[&[0]]).lookup().is_none(), "the oldest go");
         let off = ResponseCache::new(0, AGE);
-        off.fill(org, &[b"q"]).store("x".into());
+        off.fill(org, &[b"q"]).reading(all()).store("x".into());
         assert!(off.fill(org, &[b"q"]).lookup().is_none());
     }
 
@@ -253,7 +385,10 @@ mod tests {
     fn answers_expire() {
         let cache = ResponseCache::new(1024, std::time::Duration::ZERO);
         let org = Uuid::new_v4();
-        cache.fill(org, &[b"q"]).store("answer".into());
+        cache
+            .fill(org, &[b"q"])
+            .reading(all())
+            .store("answer".into());
         assert!(cache.fill(org, &[b"q"]).lookup().is_none());
     }
 

@@ -43,7 +43,7 @@ use crate::auth::{Authenticator, Renewal, Viewer};
 use crate::db::models::audit::{self, Actor, Entry};
 use crate::db::{Pool, RequestDb};
 use crate::error::ApiError;
-use crate::events::EventBus;
+use crate::events::{EventBus, Reads};
 use crate::graphql::QueryLimits;
 use crate::graphql::mutations::ClientInfo;
 use crate::metrics::OperationLabels;
@@ -98,6 +98,8 @@ struct Inner {
     events: EventBus,
     live_interval: Duration,
     cache: Arc<ResponseCache>,
+    /// The live queries running on this replica, shared by identical subscribers.
+    live: Arc<live::hub::Hub>,
     labels: OperationLabels,
 }
 
@@ -143,8 +145,14 @@ impl Pipeline {
             events: parts.events,
             live_interval: parts.live_interval,
             cache: parts.cache,
+            live: Arc::default(),
             labels: OperationLabels::default(),
         }))
+    }
+
+    /// The live queries running on this replica.
+    pub fn live_queries(&self) -> &live::hub::Hub {
+        &self.0.live
     }
 
     /// The rate limits this pipeline applies (mutations check their own per-dock limits).
@@ -246,7 +254,7 @@ impl Pipeline {
         let mut label = String::from(crate::metrics::UNAUTHENTICATED_LABEL);
         let mut response = match self.admit(request, caller, &mut label).await {
             Err(response) => response,
-            Ok(admitted) => self.dispatch(admitted, caller, session).await,
+            Ok(admitted) => self.dispatch(admitted, caller, session).await.0,
         };
         self.end(&mut response, &request_id, &label, started);
         response
@@ -275,9 +283,11 @@ impl Pipeline {
             self.0.labels.count(&label, "ok", started.elapsed());
             return Answer::Cached(hit);
         }
-        let mut response = self.dispatch(admitted, &caller, None).await;
+        let (mut response, reads) = self.dispatch(admitted, &caller, None).await;
         self.end(&mut response, &request_id, &label, started);
-        let fill = fill.filter(|_| response.errors.is_empty());
+        let fill = fill
+            .filter(|_| response.errors.is_empty())
+            .map(|fill| fill.reading(reads));
         Answer::Fresh {
             response: Box::new(response),
             fill,
@@ -308,34 +318,40 @@ impl Pipeline {
         admitted: Admitted,
         caller: &Caller,
         session: Option<Arc<Data>>,
-    ) -> Response {
-        if admitted.live {
-            return refusal(ApiError::BadUserInput(
-                "live queries need a WebSocket (`/graphql/ws`) or an event stream (`Accept: text/event-stream`)".into(),
-            ));
+    ) -> (Response, Reads) {
+        let needs_stream = if admitted.live {
+            Some("live queries")
+        } else if admitted.kind == OperationType::Subscription {
+            Some("subscriptions")
+        } else {
+            None
+        };
+        if let Some(what) = needs_stream {
+            let message = format!(
+                "{what} need a WebSocket (`/graphql/ws`) or an event stream (`Accept: text/event-stream`)"
+            );
+            return (
+                refusal(ApiError::BadUserInput(message)),
+                Reads::everything(),
+            );
         }
-        if admitted.kind == OperationType::Subscription {
-            return refusal(ApiError::BadUserInput(
-                "subscriptions need a WebSocket (`/graphql/ws`) or an event stream (`Accept: text/event-stream`)".into(),
-            ));
-        }
-        self.execute_admitted(admitted, caller, session).await
+        self.execute_reading(admitted, caller, session).await
     }
 
-    /// Steps 4–5 for a query or mutation.
-    async fn execute_admitted(
+    /// Steps 4–5 for a query or mutation, and the topics it read.
+    async fn execute_reading(
         &self,
         admitted: Admitted,
         caller: &Caller,
         session: Option<Arc<Data>>,
-    ) -> Response {
+    ) -> (Response, Reads) {
         let Admitted {
             request,
             viewer,
             name,
             ..
         } = admitted;
-        let (request, db, _) = self.attach(request, &viewer, caller);
+        let (request, db, loaders) = self.attach(request, &viewer, caller);
         let response = match session {
             Some(session) => {
                 let mut stream = self
@@ -346,8 +362,10 @@ impl Pipeline {
             }
             None => self.0.schema.execute(request).await,
         };
-        self.finish(&db, &viewer, caller, name.as_deref(), response)
-            .await
+        let response = self
+            .finish(&db, &viewer, caller, name.as_deref(), response)
+            .await;
+        (response, loaders.reads())
     }
 
     /// A subscription (or, over a socket, any operation) as a stream of responses.
@@ -374,8 +392,9 @@ impl Pipeline {
         }
         if admitted.kind != OperationType::Subscription {
             let mut response = self
-                .execute_admitted(admitted, &caller, Some(session))
-                .await;
+                .execute_reading(admitted, &caller, Some(session))
+                .await
+                .0;
             self.end(&mut response, &request_id, &label, started);
             return stream::once(async move { response }).boxed();
         }
@@ -419,8 +438,8 @@ impl Pipeline {
         until_revoked(delivered, &session_copy, revoked_id)
     }
 
-    /// Steps 4–8 for a live query, again and again: its first result, then a new one each time
-    /// an event of its organization commits and the result changed (see [`live`]).
+    /// A live query: its group's results (see [`live::hub`]), starting the group's runner when
+    /// no identical live query runs yet.
     async fn live(
         self,
         admitted: Admitted,
@@ -438,58 +457,135 @@ impl Pipeline {
                 return stream::once(async move { response }).boxed();
             }
         };
-        let org = admitted.viewer.organization.id;
-        let source = live::Source::of(&admitted.request);
-        let deliveries = self.0.events.subscribe();
-        let mut first = self
-            .execute_admitted(admitted, &caller, Some(session.clone()))
-            .await;
-        self.end(&mut first, &request_id, &label, started);
-        let state = LiveQuery {
-            last: live::fingerprint(&first),
-            ended: ends_stream(&first),
-            last_run: Instant::now(),
-            pipeline: self,
-            source,
-            caller,
-            session: session.clone(),
-            org,
-            deliveries,
-            request_id: request_id.clone(),
-            _slot: slot,
-        };
-        let reruns = stream::unfold(state, |mut live| async move {
-            let response = live.next_change().await?;
-            Some((response, live))
-        });
-        until_revoked(
-            stream::once(async move { first }).chain(reruns),
-            &session,
-            request_id,
-        )
+        let (receiver, runner) = self.0.live.join(live_key(&admitted, &caller));
+        match runner {
+            Some(runner) => {
+                let run = LiveRun {
+                    org: admitted.viewer.organization.id,
+                    source: live::Source::of(&admitted.request),
+                    caller,
+                    request_id: request_id.clone(),
+                };
+                let this = self.clone();
+                tokio::spawn(async move {
+                    this.run_live(runner, run, admitted, label, started).await;
+                });
+            }
+            None => self.0.labels.count(&label, "ok", started.elapsed()),
+        }
+        until_revoked(live::hub::results(receiver, slot), &session, request_id)
+    }
+
+    /// A live query group's runner: the first result, then a new one each time an event touches
+    /// what the last run read and the result changed; until no subscriber is left or the caller
+    /// lost access.
+    async fn run_live(
+        self,
+        runner: live::hub::Runner,
+        run: LiveRun,
+        admitted: Admitted,
+        label: String,
+        started: Instant,
+    ) {
+        use tokio::sync::broadcast::error::{RecvError, TryRecvError};
+        let mut deliveries = self.0.events.subscribe();
+        let (mut response, mut reads) = self.execute_reading(admitted, &run.caller, None).await;
+        runner.ran(true);
+        self.end(&mut response, &run.request_id, &label, started);
+        let mut last = live::fingerprint(&response);
+        let mut ends = ends_stream(&response);
+        runner.publish(response, ends);
+        let mut last_run = Instant::now();
+        while !ends {
+            let touched = async {
+                loop {
+                    match deliveries.recv().await {
+                        Ok(delivery) if live::concerns(&delivery, run.org, &reads) => {
+                            return true;
+                        }
+                        Ok(_) => {}
+                        Err(RecvError::Lagged(_)) => return true,
+                        Err(RecvError::Closed) => return false,
+                    }
+                }
+            };
+            let touched = tokio::select! {
+                touched = touched => touched,
+                () = runner.abandoned() => false,
+            };
+            if !touched {
+                break;
+            }
+            let interval = self.0.live_interval;
+            tokio::time::sleep(interval.saturating_sub(last_run.elapsed())).await;
+            // Whatever else arrived meanwhile is covered by this run.
+            while !matches!(
+                deliveries.try_recv(),
+                Err(TryRecvError::Empty | TryRecvError::Closed)
+            ) {}
+            if runner.unwatched() {
+                return;
+            }
+            last_run = Instant::now();
+            let (response, read) = self.rerun(&run).await;
+            runner.ran(false);
+            reads = read;
+            ends = ends_stream(&response);
+            let fingerprint = live::fingerprint(&response);
+            if fingerprint != last || ends {
+                last = fingerprint;
+                runner.publish(response, ends);
+            }
+        }
+        runner.close();
     }
 
     /// One more run of a live query, through every step as if it were new.
-    async fn rerun(
-        &self,
-        source: &live::Source,
-        caller: &Caller,
-        session: &Arc<Data>,
-        request_id: &str,
-    ) -> Response {
+    async fn rerun(&self, run: &LiveRun) -> (Response, Reads) {
         let started = Instant::now();
         let mut label = String::from(crate::metrics::UNAUTHENTICATED_LABEL);
-        let request = source.request().data(RequestId(request_id.to_owned()));
-        let mut response = match self.admit(request, caller, &mut label).await {
-            Err(response) => response,
-            Ok(admitted) => {
-                self.execute_admitted(admitted, caller, Some(session.clone()))
-                    .await
-            }
+        let request = run.source.request().data(RequestId(run.request_id.clone()));
+        let (mut response, reads) = match self.admit(request, &run.caller, &mut label).await {
+            Err(response) => (response, Reads::default()),
+            Ok(admitted) => self.execute_reading(admitted, &run.caller, None).await,
         };
-        self.end(&mut response, request_id, &label, started);
-        response
+        self.end(&mut response, &run.request_id, &label, started);
+        (response, reads)
     }
+}
+
+/// What a live query group re-runs, and for whom.
+struct LiveRun {
+    org: uuid::Uuid,
+    source: live::Source,
+    caller: Caller,
+    request_id: String,
+}
+
+/// The group of an admitted live query: identical credentials (so every run is admitted as the
+/// same viewer), document, operation, variables and statement tracing.
+fn live_key(admitted: &Admitted, caller: &Caller) -> live::hub::Key {
+    use sha2::{Digest, Sha256};
+    let variables = serde_json::to_vec(&admitted.request.variables).unwrap_or_default();
+    let authorization = caller
+        .authorization
+        .as_ref()
+        .map(|a| a.expose_secret().as_bytes())
+        .unwrap_or_default();
+    let parts: [&[u8]; 6] = [
+        authorization,
+        caller.x_org.as_deref().unwrap_or_default().as_bytes(),
+        admitted.document_id.as_bytes(),
+        admitted.name.as_deref().unwrap_or_default().as_bytes(),
+        &variables,
+        if caller.trace { b"trace" } else { b"" },
+    ];
+    let mut hasher = Sha256::new();
+    for part in parts {
+        hasher.update((part.len() as u64).to_le_bytes());
+        hasher.update(part);
+    }
+    hasher.finalize().into()
 }
 
 /// What HTTP gets for an operation.
@@ -501,64 +597,6 @@ pub enum Answer {
     },
     /// Served from the shared response cache.
     Cached(Arc<cache::Cached>),
-}
-
-/// A running live query: what it re-runs, for whom, and what it sent last.
-struct LiveQuery {
-    pipeline: Pipeline,
-    source: live::Source,
-    caller: Caller,
-    session: Arc<Data>,
-    org: uuid::Uuid,
-    deliveries: tokio::sync::broadcast::Receiver<crate::events::Delivery>,
-    /// The fingerprint of the last result sent.
-    last: u64,
-    last_run: Instant,
-    /// The last result ended the stream (the caller lost access).
-    ended: bool,
-    request_id: String,
-    /// The live query's place among its connection's subscriptions.
-    _slot: crate::security::sockets::SubscriptionSlot,
-}
-
-impl LiveQuery {
-    /// Waits for an event that may change the result, lets events settle for the rest of the
-    /// interval, runs again, and returns the result if it differs from the last one sent;
-    /// `None` when the stream is over.
-    async fn next_change(&mut self) -> Option<Response> {
-        use tokio::sync::broadcast::error::{RecvError, TryRecvError};
-        loop {
-            if self.ended {
-                return None;
-            }
-            loop {
-                match self.deliveries.recv().await {
-                    Ok(delivery) if live::concerns(&delivery, self.org) => break,
-                    Ok(_) => {}
-                    Err(RecvError::Lagged(_)) => break,
-                    Err(RecvError::Closed) => return None,
-                }
-            }
-            let interval = self.pipeline.0.live_interval;
-            tokio::time::sleep(interval.saturating_sub(self.last_run.elapsed())).await;
-            // Whatever else arrived meanwhile is covered by this run.
-            while !matches!(
-                self.deliveries.try_recv(),
-                Err(TryRecvError::Empty | TryRecvError::Closed)
-            ) {}
-            self.last_run = Instant::now();
-            let response = self
-                .pipeline
-                .rerun(&self.source, &self.caller, &self.session, &self.request_id)
-                .await;
-            self.ended = ends_stream(&response);
-            let fingerprint = live::fingerprint(&response);
-            if fingerprint != self.last || self.ended {
-                self.last = fingerprint;
-                return Some(response);
-            }
-        }
-    }
 }
 
 /// True for a response that says the caller may no longer run the query at all.

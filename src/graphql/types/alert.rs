@@ -23,7 +23,9 @@ by_id_loader!(
     AlertId,
     AlertRow,
     alert::by_ids,
-    |_, _| true
+    |_, _| true,
+    // Alerts are written beside health transitions and by people: read as anything.
+    |_, _, reads| reads.add(crate::events::Topic::Everything)
 );
 
 /// An alert on a resource.

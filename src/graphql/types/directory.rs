@@ -15,14 +15,17 @@ by_id_loader!(
     TeamId,
     Team,
     directory::teams_by_ids,
-    |v, t| v.sees_team(t.id)
+    |v, t| v.sees_team(t.id),
+    // Teams and clients change only with an `access` event, which touches every result.
+    |_, _, _| {}
 );
 by_id_loader!(
     /// Clients by id, as far as the viewer may see them.
     ClientId,
     Client,
     directory::clients_by_ids,
-    |v, c| v.sees_client(c.id)
+    |v, c| v.sees_client(c.id),
+    |_, _, _| {}
 );
 
 /// A team: people who share projects and dock grants.

@@ -18,8 +18,9 @@ use crate::db::models::resource::{Filter, Kind, Parent};
 use crate::db::models::{
     audit, directory, dock as dock_model, health_interval, invitation, project as project_model,
 };
+use crate::events::Topic;
 use crate::graphql::connection::{Window, connection, node_looks, paginate};
-use crate::graphql::context::{run, viewer, visibility};
+use crate::graphql::context::{record, run, run_reading, viewer, visibility};
 use crate::graphql::enums::{HealthState, ResourceKind, ResourceStatus, words};
 use crate::graphql::ids;
 
@@ -72,7 +73,8 @@ impl OrganizationNode {
         let (org, search) = (self.0.id, search.as_deref());
         let counted = look.field("totalCount").exists();
         let visible = visibility(ctx)?.projects.clone();
-        let (rows, total) = run(ctx, async |conn| {
+        // Every change of a project's row changes `Projects`.
+        let (rows, total) = run_reading(ctx, [Topic::Projects], async |conn| {
             let rows = project_model::page(
                 conn,
                 org,
@@ -115,7 +117,7 @@ impl OrganizationNode {
         let look = ctx.look_ahead();
         let (org, counted) = (self.0.id, look.field("totalCount").exists());
         let visible = visibility(ctx)?.dock_ids();
-        let (rows, total) = run(ctx, async |conn| {
+        let (rows, total) = run_reading(ctx, [Topic::Docks], async |conn| {
             let rows = dock_model::page(
                 conn,
                 org,
@@ -132,6 +134,8 @@ impl OrganizationNode {
             Ok((rows, total))
         })
         .await?;
+        // A sync changes its dock's row and names only the dock.
+        record(ctx, rows.iter().map(|d| Topic::Dock(d.id)))?;
         let nodes: Vec<DockNode> = rows.into_iter().map(|d| DockNode(Arc::new(d))).collect();
         let (edges, info) = paginate(nodes, window.first, window.after.is_some(), |d| {
             (d.0.name.clone(), d.0.id)

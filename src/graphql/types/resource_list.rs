@@ -39,6 +39,20 @@ pub struct ResourcePage {
     pub total: i64,
 }
 
+impl crate::graphql::loaders::Recorded for ResourcePageKey {
+    fn record(
+        &self,
+        _: Option<&<DbLoader as Loader<Self>>::Value>,
+        reads: &mut crate::events::Reads,
+    ) {
+        use crate::events::Topic;
+        reads.add(Topic::Resources);
+        if self.parent == Parent::Dock {
+            reads.add(Topic::Dock(self.id));
+        }
+    }
+}
+
 impl Loader<ResourcePageKey> for DbLoader {
     type Value = Arc<ResourcePage>;
     type Error = LoadError;

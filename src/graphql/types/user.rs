@@ -41,6 +41,12 @@ impl UserNode {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct MemberId(pub Uuid);
 
+// Memberships change only with an `access` event, which touches every result; a user's name
+// changes with no event at all.
+impl crate::graphql::loaders::Recorded for MemberId {
+    fn record(&self, _: Option<&<DbLoader as Loader<Self>>::Value>, _: &mut crate::events::Reads) {}
+}
+
 impl Loader<MemberId> for DbLoader {
     type Value = Arc<User>;
     type Error = LoadError;

@@ -5,8 +5,10 @@
 //! - [`strip`]: recognises `@live` on the selected operation and removes it before validation
 //!   (the schema declares no such directive; the transport, not the executor, acts on it);
 //! - [`Source`]: what a re-run is rebuilt from (the text, operation name, variables);
-//! - [`concerns`]: whether a delivered event may change what a viewer of `org` sees: any event
-//!   of the organization, a user-level access change, or a gap in the event stream;
+//! - [`concerns`]: whether a delivered event may change a result of a viewer of `org` that read
+//!   `reads`: an event of the organization that changed a topic it read, an access change that
+//!   concerns the organization, or a gap in the event stream;
+//! - [`hub`]: identical live queries run once and share their results;
 //! - [`fingerprint`]: a result's hash, so a result equal to the last one sent is not sent again.
 //!
 //! Every re-run goes through the whole pipeline again — limits, the caller's credentials, rate
@@ -14,11 +16,13 @@
 //! a caller who lost access gets the error and the end of the stream. Re-runs are coalesced: at
 //! most one per `STACKGATE_LIVE_INTERVAL_MS` per live query, however many events arrive.
 
+pub mod hub;
+
 use async_graphql::parser::types::{DocumentOperations, ExecutableDocument, OperationType};
 use async_graphql::{Request, Response, Variables};
 use uuid::Uuid;
 
-use crate::events::{Delivery, Event};
+use crate::events::{Delivery, Event, Reads};
 
 /// The directive that makes a query live.
 pub const DIRECTIVE: &str = "live";
@@ -74,13 +78,13 @@ impl Source {
     }
 }
 
-/// Whether `delivery` may change what a viewer acting in `org` sees.
-pub fn concerns(delivery: &Delivery, org: Uuid) -> bool {
+/// Whether `delivery` may change a result, read as `reads` by a viewer acting in `org`.
+pub fn concerns(delivery: &Delivery, org: Uuid, reads: &Reads) -> bool {
     match delivery {
         Delivery::Gap => true,
         Delivery::Event(envelope) => match &envelope.event {
             Event::Access(access) => access.concerns(org),
-            event => event.org_id() == org,
+            event => event.org_id() == org && reads.touched_by(&event.changes()),
         },
     }
 }
@@ -115,7 +119,7 @@ mod tests {
     }
 
     #[test]
-    fn events_concern_their_organization_and_gaps_everyone() {
+    fn events_concern_what_was_read_in_their_organization_and_gaps_everything() {
         let (org, other) = (Uuid::new_v4(), Uuid::new_v4());
         let change = |org_id| {
             Delivery::Event(std::sync::Arc::new(crate::events::Envelope::new(
@@ -126,12 +130,17 @@ mod tests {
                 }),
             )))
         };
-        assert!(concerns(&change(org), org));
-        assert!(!concerns(&change(other), org));
-        assert!(concerns(&Delivery::Gap, org));
+        let mut lists = Reads::default();
+        lists.add(crate::events::Topic::Projects);
+        let mut docks = Reads::default();
+        docks.add(crate::events::Topic::Docks);
+        assert!(concerns(&change(org), org, &lists));
+        assert!(!concerns(&change(org), org, &docks), "not read");
+        assert!(!concerns(&change(other), org, &lists));
+        assert!(concerns(&Delivery::Gap, org, &docks));
         let user_level = Delivery::Event(std::sync::Arc::new(crate::events::Envelope::new(
             Event::Access(crate::events::AccessEvent { org_id: None }),
         )));
-        assert!(concerns(&user_level, org));
+        assert!(concerns(&user_level, org, &docks));
     }
 }

@@ -9,7 +9,8 @@ use async_graphql::dataloader::Loader;
 use uuid::Uuid;
 
 use crate::db::models::dock::{self, Dock, SyncRunRow};
-use crate::graphql::loaders::{DbLoader, LoadError, by_id_loader, group_by};
+use crate::events::{Reads, Topic};
+use crate::graphql::loaders::{DbLoader, LoadError, Recorded, by_id_loader, group_by};
 
 /// A loaded dock: the value of the `Dock` object type (its fields are in `types/dock.rs`).
 pub struct DockNode(pub Arc<Dock>);
@@ -19,15 +20,23 @@ by_id_loader!(
     DockId,
     Dock,
     dock::by_ids,
-    |v, d| d.deleted_at.is_none() && v.sees_dock(d.id)
+    |v, d| d.deleted_at.is_none() && v.sees_dock(d.id),
+    |id, _, reads| reads.add(Topic::Dock(id))
 );
 by_id_loader!(
     /// Sync runs by id, of the docks the viewer may see.
     SyncRunId,
     SyncRunRow,
     dock::sync_runs_by_ids,
-    |v, r| v.sees_dock(r.dock_id)
+    |v, r| v.sees_dock(r.dock_id),
+    |_, run, reads| reads.extend(run.map(|r| Topic::Dock(r.dock_id)))
 );
+
+impl Recorded for SyncRunsKey {
+    fn record(&self, _: Option<&<DbLoader as Loader<Self>>::Value>, reads: &mut Reads) {
+        reads.add(Topic::Dock(self.dock));
+    }
+}
 
 /// A page of one dock's sync runs, newest first.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]

@@ -14,10 +14,11 @@ use crate::db::models::link::{self, LinkFilter, LinkRow};
 use crate::db::models::project::{self, Project};
 use crate::db::models::resource::Kind;
 use crate::error::ApiError;
+use crate::events::{Reads, Topic};
 use crate::graphql::connection::{Window, node_looks};
 use crate::graphql::context::loaders;
 use crate::graphql::enums::{ResourceKind, words};
-use crate::graphql::loaders::{DbLoader, LoadError, group_by};
+use crate::graphql::loaders::{DbLoader, LoadError, Recorded, group_by};
 use crate::graphql::types::directory::{ClientId, TeamId};
 use crate::graphql::types::resource::load::{ResourceKey, load_and_prime};
 
@@ -53,6 +54,12 @@ impl Loader<ProjectId> for DbLoader {
             .into_iter()
             .map(|row| (ProjectId(row.id), Arc::new(row)))
             .collect())
+    }
+}
+
+impl Recorded for ProjectId {
+    fn record(&self, _: Option<&<DbLoader as Loader<Self>>::Value>, reads: &mut Reads) {
+        reads.add(Topic::Project(self.0));
     }
 }
 
@@ -105,6 +112,12 @@ impl Loader<LinksKey> for DbLoader {
     }
 }
 
+impl Recorded for LinksKey {
+    fn record(&self, _: Option<&<DbLoader as Loader<Self>>::Value>, reads: &mut Reads) {
+        reads.add(Topic::Project(self.project));
+    }
+}
+
 /// A project's health counts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct HealthKey(pub Uuid);
@@ -144,6 +157,12 @@ impl Loader<HealthKey> for DbLoader {
             }
         }
         Ok(found)
+    }
+}
+
+impl Recorded for HealthKey {
+    fn record(&self, _: Option<&<DbLoader as Loader<Self>>::Value>, reads: &mut Reads) {
+        reads.extend([Topic::Project(self.0), Topic::Health]);
     }
 }
 

@@ -14,8 +14,9 @@ use crate::db::models::link;
 use crate::db::models::project::Project;
 use crate::db::models::resource::{self, Kind, Resource};
 use crate::error::ApiError;
+use crate::events::{Reads, Topic};
 use crate::graphql::context::{loaders, visibility};
-use crate::graphql::loaders::{DbLoader, LoadError, group_by};
+use crate::graphql::loaders::{DbLoader, LoadError, Recorded, group_by};
 use crate::graphql::types::dock::load::DockId;
 
 /// Identifies a resource: its kind and id.
@@ -50,6 +51,14 @@ impl Loader<ResourceKey> for DbLoader {
     }
 }
 
+impl Recorded for ResourceKey {
+    fn record(&self, value: Option<&<DbLoader as Loader<Self>>::Value>, reads: &mut Reads) {
+        reads.add(Topic::Resource(self.1));
+        // A sync of its dock rewrites the row without naming it.
+        reads.extend(value.map(|row| Topic::Dock(row.common.dock_id)));
+    }
+}
+
 /// A resource's `full_api_data`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct ApiDataKey(pub Kind, pub Uuid);
@@ -76,6 +85,13 @@ impl Loader<ApiDataKey> for DbLoader {
             })
             .await
             .map_err(Arc::new)
+    }
+}
+
+impl Recorded for ApiDataKey {
+    fn record(&self, _: Option<&<DbLoader as Loader<Self>>::Value>, reads: &mut Reads) {
+        // Loaded for a resource already loaded (and recorded with its dock) by `ResourceKey`.
+        reads.add(Topic::Resource(self.1));
     }
 }
 
@@ -111,6 +127,15 @@ impl Loader<ProjectsOfKey> for DbLoader {
     }
 }
 
+impl Recorded for ProjectsOfKey {
+    fn record(&self, value: Option<&<DbLoader as Loader<Self>>::Value>, reads: &mut Reads) {
+        reads.add(Topic::Resource(self.0));
+        for project in value.map(|p| p.iter()).into_iter().flatten() {
+            reads.add(Topic::Project(project.id));
+        }
+    }
+}
+
 /// A page of one resource's health checks, newest first (`limit` 1: the latest check).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct HealthHistoryKey {
@@ -127,6 +152,12 @@ impl HealthHistoryKey {
             after: None,
             limit: 1,
         }
+    }
+}
+
+impl Recorded for HealthHistoryKey {
+    fn record(&self, _: Option<&<DbLoader as Loader<Self>>::Value>, reads: &mut Reads) {
+        reads.add(Topic::Resource(self.resource));
     }
 }
 
