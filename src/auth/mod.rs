@@ -48,6 +48,50 @@ impl Viewer {
         Scope::org(self.organization.id, self.user.id)
     }
 
+    /// A hash of everything that decides what this viewer may read in their organization, and
+    /// nothing of who they are: viewers with equal fingerprints are shown the same rows of the
+    /// organization's data (their own user, memberships and invitations aside). Answers that read
+    /// nothing of the viewer's own are shared by fingerprint (the response cache).
+    pub fn permission_fingerprint(&self) -> [u8; 32] {
+        use sha2::{Digest, Sha256};
+        fn sorted(ids: &Option<Vec<Uuid>>) -> Option<Vec<Uuid>> {
+            ids.as_ref().map(|ids| {
+                let mut ids = ids.clone();
+                ids.sort_unstable();
+                ids
+            })
+        }
+        let visibility = self.visibility();
+        let mut teams: Vec<(Uuid, String)> = (self.reach.teams.iter())
+            .map(|(team, permissions)| (*team, permissions.0.to_string()))
+            .collect();
+        teams.sort_unstable();
+        let mut clients = self.reach.clients.clone();
+        clients.sort_unstable();
+        let mut project_teams = self.reach.project_teams.clone();
+        project_teams.sort_unstable();
+        let parts = serde_json::json!({
+            "org": self.organization.id,
+            "role": self.role,
+            "permissions": self.permissions.0,
+            "teams": teams,
+            "clients": clients,
+            "project_teams": project_teams,
+            "projects": sorted(&visibility.projects),
+            "docks": sorted(&visibility.docks),
+            "linked_resources": sorted(&visibility.linked_resources),
+            "visible_teams": sorted(&visibility.teams),
+            "visible_clients": sorted(&visibility.clients),
+            "members": visibility.members,
+            "key_hints": sorted(&visibility.key_hints),
+            "api_data": sorted(&visibility.api_data),
+            "api_key": self.api_key_id.is_some(),
+            "trusted_documents_only": self.trusted_documents_only,
+            "as_platform_admin": self.as_platform_admin,
+        });
+        Sha256::digest(parts.to_string().as_bytes()).into()
+    }
+
     /// True when the caller's org role grants at least `level` in `area`, organization-wide.
     pub fn can(&self, area: Area, level: Level) -> bool {
         self.permissions.allows(area, level)

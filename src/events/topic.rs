@@ -77,10 +77,12 @@ impl Event {
     }
 }
 
-/// The topics one execution read.
+/// The topics one execution read, and whether it read anything of the viewer's own (their user,
+/// memberships, invitations) beyond what their permissions decide.
 #[derive(Clone, Debug, Default)]
 pub struct Reads {
     everything: bool,
+    personal: bool,
     topics: HashSet<Topic>,
 }
 
@@ -89,8 +91,20 @@ impl Reads {
     pub fn everything() -> Self {
         Self {
             everything: true,
+            personal: true,
             topics: HashSet::new(),
         }
+    }
+
+    /// Records that the result depends on who the viewer is, not only on their permissions:
+    /// it is not shared with other viewers.
+    pub fn personal(&mut self) {
+        self.personal = true;
+    }
+
+    /// True when the result may differ between viewers with the same permissions.
+    pub fn is_personal(&self) -> bool {
+        self.personal
     }
 
     /// Records one more topic read.

@@ -55,14 +55,23 @@ pub fn visibility(ctx: &Context<'_>) -> Result<Arc<Visibility>, ApiError> {
 }
 
 /// Runs `body` on the request's transaction; a database failure is an internal error. What it
-/// reads is recorded as anything of the organization ([`Topic::Everything`]): a read that knows
-/// its topics uses [`run_reading`].
+/// reads is recorded as anything of the organization ([`Topic::Everything`]), and as the
+/// viewer's own (row-level security may show each user their own rows): a read that knows its
+/// topics, and reads only what permissions decide, uses [`run_reading`].
 pub async fn run<R, F>(ctx: &Context<'_>, body: F) -> Result<R, ApiError>
 where
     for<'r> F: TxBody<&'r mut AsyncPgConnection, Result<R, DbError>, Fut: Send> + Send,
     R: Send,
 {
+    personal(ctx)?;
     run_reading(ctx, [Topic::Everything], body).await
+}
+
+/// Records that this operation's result depends on who the viewer is, beyond their
+/// permissions (it is never shared with another viewer).
+pub fn personal(ctx: &Context<'_>) -> Result<(), ApiError> {
+    loaders(ctx)?.personal();
+    Ok(())
 }
 
 /// Runs `body` on the request's transaction, recording that it read `topics` (the caller adds

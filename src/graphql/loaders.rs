@@ -78,6 +78,14 @@ impl Loaders {
             .extend(topics);
     }
 
+    /// Records that the result depends on who the viewer is (see [`Reads::personal`]).
+    pub fn personal(&self) {
+        self.reads
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .personal();
+    }
+
     /// Everything read so far.
     pub fn reads(&self) -> Reads {
         self.reads

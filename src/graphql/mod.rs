@@ -44,7 +44,19 @@ impl Query {
     /// The caller and their active organization (a caller who belongs to no organization yet
     /// may read only `user` and `invitations`).
     async fn viewer(&self, ctx: &Context<'_>) -> async_graphql::Result<ViewerNode> {
-        Ok(ViewerNode(context::caller(ctx)?.clone()))
+        let caller = context::caller(ctx)?;
+        // Only the organization and the permissions are the same for viewers with the same
+        // permissions; any other field (the user, their invitations and organizations, and any
+        // field added later) is the viewer's own.
+        let shared = ["organization", "permissions", "__typename"];
+        if ctx
+            .field()
+            .selection_set()
+            .any(|field| !shared.contains(&field.name()))
+        {
+            context::personal(ctx)?;
+        }
+        Ok(ViewerNode(caller.clone()))
     }
 
     /// Any object by its global id; `null` when it does not exist or is not visible.

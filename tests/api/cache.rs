@@ -13,10 +13,15 @@ use crate::harness::TestApp;
 
 const NAMES: &str = "{ viewer { user { name } organization { projects { nodes { name } } } } }";
 
-/// A server with the cache on (or off), acme and globex built.
+/// A server with the cache on (or off), acme (with `carol`, a member like `bob`, and `vic`, a
+/// viewer) and globex built, and every event of building them received.
 async fn app(bytes: usize) -> (TestApp, AcmeSite) {
     let app = TestApp::spawn_with(|config| config.security.response_cache_bytes = bytes).await;
     let site = fixtures::acme_site(&app).await;
+    let conn = &mut app.db.owner().await;
+    fixtures::member(conn, &site.org, "carol", "member").await;
+    fixtures::member(conn, &site.org, "vic", "viewer").await;
+    app.settle_events().await;
     (app, site)
 }
 
@@ -142,6 +147,47 @@ async fn with_the_cache_off_every_answer_is_fresh() {
     assert_eq!(project_name(&body), "Quietly");
 }
 
+/// Viewers with the same permissions share an answer that reads nothing of their own; a viewer
+/// with other permissions, in another organization, or asking for their own user, gets theirs.
+#[tokio::test(flavor = "multi_thread")]
+async fn viewers_with_the_same_permissions_share_answers_that_read_nothing_of_their_own() {
+    let (app, _) = app(1 << 20).await;
+    let token = |sub: &str| app.token(sub, None);
+    let projects = "{ viewer { organization { projects { nodes { name } } } } }";
+    let name = |body: Value| project_name(&body).clone();
+    let ask =
+        async |sub: &str, query: &str| app.graphql(Some(&token(sub)), query, json!({})).await.1;
+    assert_eq!(name(ask("bob", projects).await), "Project site");
+    rename_quietly(&app, "acme", "Quietly").await;
+    assert_eq!(
+        name(ask("carol", projects).await),
+        "Project site",
+        "carol, a member like bob, gets bob's answer"
+    );
+    assert_eq!(
+        name(ask("vic", projects).await),
+        "Quietly",
+        "a viewer's own"
+    );
+    assert_eq!(
+        name(ask("alice", projects).await),
+        "Quietly",
+        "an owner's own"
+    );
+    // Asking for one's own user makes the answer personal.
+    let (_, _, bobs) = names(&app, &token("bob"), None).await;
+    rename_quietly(&app, "acme", "Later").await;
+    let (_, _, carols) = names(&app, &token("carol"), None).await;
+    assert_eq!(bobs["data"]["viewer"]["user"]["name"], "bob");
+    assert_eq!(
+        carols["data"]["viewer"]["user"]["name"], "carol",
+        "{carols}"
+    );
+    assert_eq!(project_name(&carols), "Later", "not bob's answer");
+    let globex = ask("gina", projects).await;
+    assert_eq!(name(globex), "Project portal");
+}
+
 /// An event that changes nothing an answer read leaves it cached: a health transition does not
 /// touch a list of project names. The events are delivered in order, so once a later event has
 /// made another answer fresh, the transition has been seen too.
@@ -180,5 +226,67 @@ async fn an_event_that_touches_nothing_an_answer_read_leaves_it_cached() {
         project_name(&cached),
         "Project site",
         "still served from the cache"
+    );
+}
+
+/// Every seeded kind of viewer of `org-0` (four org roles, a second member, two client-portal
+/// users, a team-only guest) asks the same documents of a server with the cache on, in both
+/// orders: each answer equals what a server without the cache answers them. A shared answer
+/// never reaches a viewer with other rights.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_shared_answer_never_reaches_a_viewer_with_other_rights() {
+    let app = fixtures::seeded_with_teamer().await;
+    {
+        let conn = &mut app.db.owner().await;
+        let org = fixtures::find_org(conn, "org-0").await;
+        fixtures::member(conn, &org, "org-0-member-2", "member").await;
+    }
+    let mut config = app.config.clone();
+    config.security.response_cache_bytes = 1 << 24;
+    let cached = stackgate::server::start(config).await.expect("starts");
+    let documents = [
+        "{ viewer { organization { projects(first: 50) { nodes { id name client { name }
+            team { name } healthSummary { healthy unhealthy }
+            resources(first: 20) { nodes { id name status dock { name } } } } } } } }",
+        "{ viewer { permissions { projects resources docks settings }
+            organization { docks { nodes { id name apiKeyHint } }
+            resources(first: 100) { totalCount nodes { id name } } } } }",
+        "{ viewer { user { name } organization { teams { name } clients { name } } } }",
+    ];
+    let mut users = vec![
+        "org-0-owner",
+        "org-0-admin",
+        "org-0-member",
+        "org-0-member-2",
+        "org-0-viewer",
+        "org-0-client-0",
+        "org-0-client-1",
+        "org-0-teamer",
+    ];
+    let ask = async |base: String, token: &str, query: &str| -> Value {
+        let response = app
+            .client
+            .post(format!("{base}/graphql"))
+            .bearer_auth(token)
+            .json(&json!({ "query": query }))
+            .send()
+            .await
+            .expect("sent");
+        response.json().await.expect("JSON")
+    };
+    for round in 0..2 {
+        for query in documents {
+            for user in &users {
+                let token = app.token(user, Some("org-0"));
+                let fresh = ask(app.url(""), &token, query).await;
+                let served = ask(format!("http://{}", cached.addr), &token, query).await;
+                assert_eq!(served, fresh, "round {round}, {user}: {query}");
+            }
+        }
+        users.reverse();
+    }
+    assert!(
+        cached.state.pipeline.response_cache().hits() >= 8,
+        "answers came from the cache"
     );
 }

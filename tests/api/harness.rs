@@ -247,6 +247,45 @@ impl TestApp {
         )
     }
 
+    /// Waits until the server has received every event committed so far: publishes a marker
+    /// (a `change` of no organization's) and waits for it; events arrive in commit order.
+    pub async fn settle_events(&self) {
+        use stackgate::events::{Delivery, Event};
+        let mut events = self
+            .server
+            .as_ref()
+            .expect("running")
+            .state
+            .events
+            .subscribe();
+        let marker = uuid::Uuid::new_v4();
+        let payload = json!({ "type": "change", "org_id": uuid::Uuid::new_v4(),
+            "table": "settle", "id": marker });
+        self.db
+            .owner()
+            .await
+            .batch_execute(&format!(
+                "select pg_notify('stackgate_events', '{payload}')"
+            ))
+            .await
+            .expect("marker");
+        let seen = async {
+            loop {
+                match events.recv().await {
+                    Ok(Delivery::Event(envelope)) => {
+                        if matches!(&envelope.event, Event::Change(c) if c.id == marker) {
+                            return;
+                        }
+                    }
+                    Ok(Delivery::Gap) | Err(_) => {}
+                }
+            }
+        };
+        tokio::time::timeout(wait::PATIENCE, seen)
+            .await
+            .expect("the marker event in time");
+    }
+
     /// Waits until `n` subscriptions listen on the server's event bus (a subscription gives its
     /// client no acknowledgement; events published before it listens are not its).
     pub async fn wait_subscribed(&self, n: usize) {

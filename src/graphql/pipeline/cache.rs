@@ -49,6 +49,10 @@ pub struct Cached {
 /// Where a fresh answer may be kept, decided before its query ran.
 pub struct Fill {
     cache: Arc<ResponseCache>,
+    /// Where an answer that read nothing of the viewer's own is kept: shared by every viewer
+    /// with the same permissions.
+    shared: [u8; 32],
+    /// Where any other answer is kept: the viewer's own.
     key: [u8; 32],
     org: Uuid,
     generation: u64,
@@ -61,14 +65,21 @@ impl Fill {
     /// The kept answer, when it is still current.
     pub fn lookup(&self) -> Option<Arc<Cached>> {
         let mut inner = self.cache.lock();
-        let hit = inner.entries.get(&self.key)?.clone();
-        let current = hit.everyone == inner.everyone
-            && hit.at.elapsed() < self.cache.max_age
-            && inner.untouched(hit.org, hit.generation, &hit.reads);
-        if !current {
-            inner.forget(&self.key);
+        let found = [self.shared, self.key].into_iter().find_map(|key| {
+            let hit = inner.entries.get(&key)?.clone();
+            let current = hit.everyone == inner.everyone
+                && hit.at.elapsed() < self.cache.max_age
+                && inner.untouched(hit.org, hit.generation, &hit.reads);
+            if !current {
+                inner.forget(&key);
+            }
+            current.then_some(hit)
+        });
+        if found.is_some() {
+            (self.cache.hits).fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            metrics::counter!("stackgate_response_cache_hits_total").increment(1);
         }
-        current.then_some(hit)
+        found
     }
 
     /// Says what the query's execution read (without it, anything).
@@ -81,6 +92,11 @@ impl Fill {
     /// and returns its `ETag`.
     pub fn store(self, body: axum::body::Bytes) -> String {
         let reads = self.reads;
+        let key = if reads.is_personal() {
+            self.key
+        } else {
+            self.shared
+        };
         let etag = etag_of(&body);
         let mut inner = self.cache.lock();
         if self.cache.max_bytes == 0
@@ -100,7 +116,7 @@ impl Fill {
             at: std::time::Instant::now(),
         });
         inner.bytes += cached.body.len();
-        if let Some(old) = inner.entries.put(self.key, cached) {
+        if let Some(old) = inner.entries.put(key, cached) {
             inner.bytes -= old.body.len();
         }
         while inner.bytes > self.cache.max_bytes {
@@ -166,6 +182,7 @@ pub struct ResponseCache {
     max_bytes: usize,
     max_age: std::time::Duration,
     inner: Mutex<Inner>,
+    hits: std::sync::atomic::AtomicU64,
 }
 
 impl ResponseCache {
@@ -173,6 +190,7 @@ impl ResponseCache {
         Arc::new(Self {
             max_bytes,
             max_age,
+            hits: Default::default(),
             inner: Mutex::new(Inner {
                 entries: lru::LruCache::unbounded(),
                 bytes: 0,
@@ -187,17 +205,28 @@ impl ResponseCache {
     }
 
     /// The fill of one query: `parts` name everything its answer depends on besides the data
-    /// (the viewer, the document id, the operation name, the variables).
-    pub fn fill(self: &Arc<Self>, org: Uuid, parts: &[&[u8]]) -> Fill {
-        let mut hasher = Sha256::new();
-        for part in parts {
-            hasher.update((part.len() as u64).to_le_bytes());
-            hasher.update(part);
+    /// (the document id, the operation name, the variables); `shared` what decides it for
+    /// viewers with the same permissions (their permission fingerprint); `personal` the viewer
+    /// (organization, user, API key).
+    pub fn fill(
+        self: &Arc<Self>,
+        org: Uuid,
+        (shared, personal): (&[u8], &[&[u8]]),
+        parts: &[&[u8]],
+    ) -> Fill {
+        fn key(tag: &[u8], first: &[&[u8]], parts: &[&[u8]]) -> [u8; 32] {
+            let mut hasher = Sha256::new();
+            for part in std::iter::once(&tag).chain(first).chain(parts) {
+                hasher.update((part.len() as u64).to_le_bytes());
+                hasher.update(part);
+            }
+            hasher.finalize().into()
         }
         let inner = self.lock();
         Fill {
             cache: self.clone(),
-            key: hasher.finalize().into(),
+            shared: key(b"shared", &[shared], parts),
+            key: key(b"personal", personal, parts),
             org,
             generation: inner.generation(org),
             everyone: inner.everyone,
@@ -248,6 +277,11 @@ impl ResponseCache {
     pub fn bytes(&self) -> usize {
         self.lock().bytes
     }
+
+    /// Answers served from the cache so far.
+    pub fn hits(&self) -> u64 {
+        self.hits.load(std::sync::atomic::Ordering::Relaxed)
+    }
 }
 
 /// A strong `ETag` of a body.
@@ -263,6 +297,46 @@ mod tests {
     use super::*;
 
     const AGE: std::time::Duration = std::time::Duration::from_secs(60);
+
+    /// Viewers: a permission fingerprint, and who they are.
+    type Viewer = (&'static [u8], &'static [&'static [u8]]);
+    const ALICE: Viewer = (b"members", &[b"alice"]);
+    const BOB: Viewer = (b"members", &[b"bob"]);
+    const GUEST: Viewer = (b"guests", &[b"gus"]);
+
+    #[test]
+    fn answers_that_read_nothing_personal_are_shared_by_permissions() {
+        use crate::events::Topic;
+        let cache = ResponseCache::new(4096, AGE);
+        let org = Uuid::new_v4();
+        let mut projects = Reads::default();
+        projects.add(Topic::Projects);
+        cache
+            .fill(org, ALICE, &[b"q"])
+            .reading(projects.clone())
+            .store("shared".into());
+        let hit = |viewer| {
+            cache
+                .fill(org, viewer, &[b"q"])
+                .lookup()
+                .map(|c| c.body.clone())
+        };
+        assert_eq!(
+            hit(BOB).as_deref(),
+            Some(&b"shared"[..]),
+            "same permissions"
+        );
+        assert_eq!(hit(GUEST), None, "other permissions");
+        let mut personal = projects;
+        personal.personal();
+        cache
+            .fill(org, ALICE, &[b"me"])
+            .reading(personal)
+            .store("alice's".into());
+        let own = |viewer| cache.fill(org, viewer, &[b"me"]).lookup().is_some();
+        assert!(own(ALICE));
+        assert!(!own(BOB), "a personal answer is the viewer's alone");
+    }
 
     fn all() -> Reads {
         Reads::everything()
@@ -283,28 +357,28 @@ mod tests {
         let cache = ResponseCache::new(1024, AGE);
         let (org, other) = (Uuid::new_v4(), Uuid::new_v4());
         cache
-            .fill(org, &[b"q"])
+            .fill(org, ALICE, &[b"q"])
             .reading(all())
             .store("answer".into());
         assert_eq!(
-            &cache.fill(org, &[b"q"]).lookup().expect("hit").body[..],
+            &cache.fill(org, ALICE, &[b"q"]).lookup().expect("hit").body[..],
             b"answer"
         );
-        assert!(cache.fill(org, &[b"other"]).lookup().is_none());
+        assert!(cache.fill(org, ALICE, &[b"other"]).lookup().is_none());
         cache.invalidate(&change(other));
         assert!(
-            cache.fill(org, &[b"q"]).lookup().is_some(),
+            cache.fill(org, ALICE, &[b"q"]).lookup().is_some(),
             "another org's event"
         );
         cache.invalidate(&change(org));
-        assert!(cache.fill(org, &[b"q"]).lookup().is_none());
+        assert!(cache.fill(org, ALICE, &[b"q"]).lookup().is_none());
         cache
-            .fill(org, &[b"q"])
+            .fill(org, ALICE, &[b"q"])
             .reading(all())
             .store("again".into());
         cache.invalidate(&Delivery::Gap);
         assert!(
-            cache.fill(org, &[b"q"]).lookup().is_none(),
+            cache.fill(org, ALICE, &[b"q"]).lookup().is_none(),
             "a gap forgets all"
         );
     }
@@ -317,35 +391,35 @@ mod tests {
         let mut docks = Reads::default();
         docks.add(Topic::Docks);
         cache
-            .fill(org, &[b"q"])
+            .fill(org, ALICE, &[b"q"])
             .reading(docks.clone())
             .store("docks".into());
         cache.invalidate(&change(org));
         assert!(
-            cache.fill(org, &[b"q"]).lookup().is_some(),
+            cache.fill(org, ALICE, &[b"q"]).lookup().is_some(),
             "a project's change does not touch a list of docks"
         );
-        let fill = cache.fill(org, &[b"r"]);
+        let fill = cache.fill(org, ALICE, &[b"r"]);
         cache.invalidate(&change(org));
         fill.reading(docks.clone()).store("kept".into());
         assert!(
-            cache.fill(org, &[b"r"]).lookup().is_some(),
+            cache.fill(org, ALICE, &[b"r"]).lookup().is_some(),
             "an untouching event during the query"
         );
         let mut projects = Reads::default();
         projects.add(Topic::Projects);
-        let fill = cache.fill(org, &[b"p"]);
+        let fill = cache.fill(org, ALICE, &[b"p"]);
         cache.invalidate(&change(org));
         fill.reading(projects).store("stale".into());
         assert!(
-            cache.fill(org, &[b"p"]).lookup().is_none(),
+            cache.fill(org, ALICE, &[b"p"]).lookup().is_none(),
             "a touching one"
         );
         for _ in 0..=LOG {
             cache.invalidate(&change(org));
         }
         assert!(
-            cache.fill(org, &[b"q"]).lookup().is_none(),
+            cache.fill(org, ALICE, &[b"q"]).lookup().is_none(),
             "beyond the log, an answer cannot be shown current"
         );
     }
@@ -354,10 +428,10 @@ mod tests {
     fn an_answer_computed_across_an_event_is_not_kept() {
         let cache = ResponseCache::new(1024, AGE);
         let org = Uuid::new_v4();
-        let fill = cache.fill(org, &[b"q"]);
+        let fill = cache.fill(org, ALICE, &[b"q"]);
         cache.invalidate(&change(org));
         fill.reading(all()).store("stale".into());
-        assert!(cache.fill(org, &[b"q"]).lookup().is_none());
+        assert!(cache.fill(org, ALICE, &[b"q"]).lookup().is_none());
     }
 
     #[test]
@@ -366,19 +440,24 @@ mod tests {
         let org = Uuid::new_v4();
         for i in 0..10u8 {
             cache
-                .fill(org, &[&[i]])
+                .fill(org, ALICE, &[&[i]])
                 .reading(all())
                 .store(vec![b'x'; 30].into());
         }
         assert!(cache.bytes() <= 100);
         assert!(
-            cache.fill(org, &[&[9]]).lookup().is_some(),
+            cache.fill(org, ALICE, &[&[9]]).lookup().is_some(),
             "the newest stay"
         );
-        assert!(cache.fill(org, &[&[0]]).lookup().is_none(), "the oldest go");
+        assert!(
+            cache.fill(org, ALICE, &[&[0]]).lookup().is_none(),
+            "the oldest go"
+        );
         let off = ResponseCache::new(0, AGE);
-        off.fill(org, &[b"q"]).reading(all()).store("x".into());
-        assert!(off.fill(org, &[b"q"]).lookup().is_none());
+        off.fill(org, ALICE, &[b"q"])
+            .reading(all())
+            .store("x".into());
+        assert!(off.fill(org, ALICE, &[b"q"]).lookup().is_none());
     }
 
     #[test]
@@ -386,10 +465,10 @@ mod tests {
         let cache = ResponseCache::new(1024, std::time::Duration::ZERO);
         let org = Uuid::new_v4();
         cache
-            .fill(org, &[b"q"])
+            .fill(org, ALICE, &[b"q"])
             .reading(all())
             .store("answer".into());
-        assert!(cache.fill(org, &[b"q"]).lookup().is_none());
+        assert!(cache.fill(org, ALICE, &[b"q"]).lookup().is_none());
     }
 
     #[test]

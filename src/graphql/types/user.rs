@@ -42,9 +42,16 @@ impl UserNode {
 pub struct MemberId(pub Uuid);
 
 // Memberships change only with an `access` event, which touches every result; a user's name
-// changes with no event at all.
+// changes with no event at all. Who may be seen depends on who the viewer is (a guest sees
+// only themself).
 impl crate::graphql::loaders::Recorded for MemberId {
-    fn record(&self, _: Option<&<DbLoader as Loader<Self>>::Value>, _: &mut crate::events::Reads) {}
+    fn record(
+        &self,
+        _: Option<&<DbLoader as Loader<Self>>::Value>,
+        reads: &mut crate::events::Reads,
+    ) {
+        reads.personal();
+    }
 }
 
 impl Loader<MemberId> for DbLoader {
