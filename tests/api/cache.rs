@@ -201,19 +201,19 @@ async fn an_event_that_touches_nothing_an_answer_read_leaves_it_cached() {
     names(&app, &alice, None).await;
     let (_, before) = app.graphql(Some(&alice), docks, json!({})).await;
     rename_quietly(&app, "acme", "Quietly").await;
-    let payload = json!({ "type": "health", "org_id": site.org.id, "dock_id": site.dock,
-        "resource_id": site.server, "kind": "server", "previous": "unknown",
-        "current": "unhealthy", "at": "2026-12-02T10:00:00Z" });
-    app.db
-        .owner()
-        .await
-        .batch_execute(&format!(
-            "select pg_notify('stackgate_events', '{payload}');
-             update docks set name = 'Renamed dock' where id = '{}';",
-            site.dock
-        ))
-        .await
-        .expect("events");
+    let conn = &mut app.db.owner().await;
+    fixtures::health_transition(
+        conn,
+        (site.org.id, site.dock, site.server),
+        ("unknown", "unhealthy"),
+    )
+    .await;
+    conn.batch_execute(&format!(
+        "update docks set name = 'Renamed dock' where id = '{}'",
+        site.dock
+    ))
+    .await
+    .expect("a dock renamed");
     crate::harness::wait::wait_until(
         "the docks answer forgotten",
         crate::harness::wait::PATIENCE,

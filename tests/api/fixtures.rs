@@ -322,6 +322,48 @@ pub async fn set_status(conn: &mut AsyncPgConnection, table: &str, id: Uuid, sta
         .expect("status");
 }
 
+/// Records a confirmed health transition of server `id` as the health monitor does: its health
+/// state and a `health` event, in one transaction.
+pub async fn health_transition(
+    conn: &mut AsyncPgConnection,
+    (org, dock, id): (Uuid, Uuid, Uuid),
+    (previous, current): (&str, &str),
+) {
+    use stackgate::events::{Event, HealthEvent};
+    let event = Event::from(HealthEvent::new(
+        (org, dock, id),
+        "server",
+        (previous, current),
+        chrono::Utc::now(),
+    ));
+    conn.batch_execute(&format!(
+        "begin; update servers set health_state = '{current}' where id = '{id}';
+         select pg_notify('stackgate_events', '{}'); commit;",
+        event.to_payload()
+    ))
+    .await
+    .expect("health transition");
+}
+
+/// Changes server `id`'s name and status as a sync of its dock applies it: the row and the
+/// dock's `sync` event (`APPLIED`), in one transaction.
+pub async fn synced_change(
+    conn: &mut AsyncPgConnection,
+    (org, dock, id): (Uuid, Uuid, Uuid),
+    name: &str,
+    status: &str,
+) {
+    use stackgate::events::{Event, Phase, SyncEvent};
+    let event = Event::from(SyncEvent::new(org, dock, None, Phase::Applied));
+    conn.batch_execute(&format!(
+        "begin; update servers set name = '{name}', status = '{status}' where id = '{id}';
+         select pg_notify('stackgate_events', '{}'); commit;",
+        event.to_payload()
+    ))
+    .await
+    .expect("synced change");
+}
+
 /// Sets the port of the database `id`.
 pub async fn set_database_port(conn: &mut AsyncPgConnection, id: Uuid, port: u16) {
     sql_query("update databases set port = $2 where id = $1")

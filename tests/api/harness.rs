@@ -247,17 +247,19 @@ impl TestApp {
         )
     }
 
-    /// Waits until the server has received every event committed so far: publishes a marker
-    /// (a `change` of no organization's) and waits for it; events arrive in commit order.
+    /// Waits until the server has received every event committed so far (see
+    /// [`TestApp::settle_events_on`]).
     pub async fn settle_events(&self) {
+        self.settle_events_on(self.server.as_ref().expect("running"))
+            .await;
+    }
+
+    /// Waits until `server` (this app's or a replica) has received every event committed so
+    /// far: publishes a marker (a `change` of no organization's) and waits for it; events
+    /// arrive in commit order.
+    pub async fn settle_events_on(&self, server: &RunningServer) {
         use stackgate::events::{Delivery, Event};
-        let mut events = self
-            .server
-            .as_ref()
-            .expect("running")
-            .state
-            .events
-            .subscribe();
+        let mut events = server.state.events.subscribe();
         let marker = uuid::Uuid::new_v4();
         let payload = json!({ "type": "change", "org_id": uuid::Uuid::new_v4(),
             "table": "settle", "id": marker });

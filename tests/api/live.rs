@@ -37,22 +37,10 @@ async fn mutate(app: &TestApp, base: &str, token: &str, query: &str, variables: 
 const RENAME: &str = "mutation($id: ID!, $name: String!) {
     updateProject(id: $id, input: { name: $name }) { id } }";
 
-/// Records a confirmed health transition of `server` as the monitor does: the resource's health
-/// and a `health` event in one transaction.
+/// A confirmed health transition of `server` to `state`, as the monitor records it.
 async fn health_transition(app: &TestApp, acme: &Acme, server: uuid::Uuid, state: &str) {
-    use diesel_async::SimpleAsyncConnection;
-    let payload = json!({ "type": "health", "org_id": acme.org.id, "dock_id": acme.dock,
-        "resource_id": server, "kind": "server", "previous": "unknown", "current": state,
-        "at": "2026-12-02T10:00:00Z" });
-    app.db
-        .owner()
-        .await
-        .batch_execute(&format!(
-            "begin; update servers set health_state = '{state}' where id = '{server}';
-             select pg_notify('stackgate_events', '{payload}'); commit;"
-        ))
-        .await
-        .expect("health transition");
+    let conn = &mut app.db.owner().await;
+    fixtures::health_transition(conn, (acme.org.id, acme.dock, server), ("unknown", state)).await;
 }
 
 /// A live dashboard gets a new result after a link, a renamed project, a status change from a

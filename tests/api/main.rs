@@ -21,6 +21,7 @@ mod graph;
 mod harness;
 mod health;
 mod http;
+mod interleaving;
 mod isolation;
 mod live;
 mod migrations;
