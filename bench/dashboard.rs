@@ -20,6 +20,11 @@
 //!    role `stackgate_app` with `stackgate.org_id` = org-0 (row-level security on, as for
 //!    stackgate), as one Node process or a cluster (`--postgraphile-workers`).
 //!
+//! 5. `stackgate (If-None-Match)`: the same load on a server with its response cache on, each
+//!    client sending `If-None-Match` with the `ETag` of its last 200 answer; a `304 Not Modified`
+//!    is a good answer. The first answer (a 200) is checked as for the other columns, and a run
+//!    in which no request got a 304 fails.
+//!
 //! What the columns mean: requests/s counts the answers that arrived within the measured window;
 //! latencies, errors and timeouts cover every request sent within it (those still running at its
 //! end are awaited, up to their timeout); statements/request comes from stackgate's `/metrics`
@@ -69,8 +74,13 @@ usage: cargo bench --bench dashboard -- [options]
   --baseline-bin FILE       also run another stackgate binary (an earlier build) as a column
                             `stackgate (baseline)`, to measure a change in one run
 
+stackgate runs three columns: `stackgate` (response cache off), `stackgate (cached)` (on), and
+`stackgate (If-None-Match)` (on, each client sending the ETag of its last 200 answer; a 304 is a
+good answer, and a run without any 304 fails).
+
 Every stackgate runs with its health monitor off and no scheduler (no credential keys), so
-nothing but the benchmark writes to the database.
+nothing but the benchmark writes to the database, and STACKGATE_RATE_PER_PRINCIPAL=1000000/s
+(all clients are one user: the default 200/s would answer most cached requests with 429).
 
 DATABASE_URL (a superuser URL) selects an existing database; otherwise a private PostgreSQL
 cluster is started under /tmp and removed at the end.";
@@ -229,19 +239,33 @@ async fn run(o: Options) -> anyhow::Result<bool> {
     };
     let dashboard_shape = o.stackgate_query.is_none();
     // Uncached first (the response cache off), then the same build with its cache on: the
-    // clients all poll one dashboard as one viewer, so the cached column measures hits.
+    // clients all poll one dashboard as one viewer, so the cached column measures hits, and the
+    // If-None-Match column the `304 Not Modified` answers to pollers that send their `ETag`.
     let mut binaries = vec![
-        ("stackgate".to_owned(), PathBuf::from(STACKGATE_BIN), false),
+        (
+            "stackgate".to_owned(),
+            PathBuf::from(STACKGATE_BIN),
+            Mode::Uncached,
+        ),
         (
             "stackgate (cached)".to_owned(),
             PathBuf::from(STACKGATE_BIN),
-            true,
+            Mode::Cached,
+        ),
+        (
+            INM_COLUMN.to_owned(),
+            PathBuf::from(STACKGATE_BIN),
+            Mode::IfNoneMatch,
         ),
     ];
     if let Some(baseline) = &o.baseline_bin {
-        binaries.push(("stackgate (baseline)".to_owned(), baseline.clone(), false));
+        binaries.push((
+            "stackgate (baseline)".to_owned(),
+            baseline.clone(),
+            Mode::Uncached,
+        ));
     }
-    for (name, binary, cached) in binaries {
+    for (name, binary, mode) in binaries {
         let port = free_port()?;
         let log = logs.join(format!("{}.log", name.replace([' ', '(', ')'], "")));
         let mut cmd = Command::new(&binary);
@@ -249,9 +273,16 @@ async fn run(o: Options) -> anyhow::Result<bool> {
             .env("DATABASE_URL", url.expose_secret())
             .env("STACKGATE_JWT_SECRET", &secret)
             .env("STACKGATE_HEALTH_MONITOR", "false")
+            // All clients are one user: its default 200 operations a second would answer most
+            // cached requests with 429. A limit far above any rate reached keeps the check.
+            .env("STACKGATE_RATE_PER_PRINCIPAL", PER_PRINCIPAL_RATE)
             .env(
                 "STACKGATE_RESPONSE_CACHE_BYTES",
-                if cached { "67108864" } else { "0" },
+                if mode == Mode::Uncached {
+                    "0"
+                } else {
+                    "67108864"
+                },
             )
             .env(
                 "RUST_LOG",
@@ -276,6 +307,7 @@ async fn run(o: Options) -> anyhow::Result<bool> {
             } else {
                 Shape::Any
             },
+            conditional: mode == Mode::IfNoneMatch,
         };
         let column = measure(&o, &target, &url, &org).await;
         all_checks_passed &= column.check.is_ok();
@@ -322,6 +354,7 @@ async fn run(o: Options) -> anyhow::Result<bool> {
                 authorization: None,
                 body: request_body(&query),
                 shape: Shape::PostGraphile,
+                conditional: false,
             };
             let column = measure(&o, &target, &url, &org).await;
             all_checks_passed &= column.check.is_ok();
@@ -341,6 +374,23 @@ async fn run(o: Options) -> anyhow::Result<bool> {
     drop(db);
     Ok(all_checks_passed)
 }
+
+/// How a stackgate column runs its server and its clients.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// The response cache off.
+    Uncached,
+    /// The response cache on; plain requests.
+    Cached,
+    /// The response cache on; each client sends the `ETag` of its last 200 in `If-None-Match`.
+    IfNoneMatch,
+}
+
+/// The per-user rate limit of the bench's servers (`STACKGATE_RATE_PER_PRINCIPAL`).
+const PER_PRINCIPAL_RATE: &str = "1000000/s";
+
+/// The column of conditional requests.
+const INM_COLUMN: &str = "stackgate (If-None-Match)";
 
 struct Org0 {
     id: uuid::Uuid,
@@ -450,11 +500,15 @@ struct Target {
     authorization: Option<String>,
     body: Bytes,
     shape: Shape,
+    /// Each client sends `If-None-Match` with the `ETag` of its last 200 answer.
+    conditional: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Outcome {
     Ok,
+    /// `304 Not Modified` to a request with `If-None-Match`: a good answer with no body.
+    NotModified,
     /// A 200 answer carrying GraphQL `errors`.
     GraphqlError,
     /// Any other HTTP status.
@@ -474,8 +528,25 @@ struct Sample {
     bytes: u64,
 }
 
-/// Sends one request; returns its outcome, the response body and its size.
-async fn send(client: &reqwest::Client, target: &Target) -> (Outcome, Option<Bytes>) {
+/// One request's outcome, its body and the `ETag` it carried.
+struct Reply {
+    outcome: Outcome,
+    body: Option<Bytes>,
+    etag: Option<String>,
+}
+
+impl Reply {
+    fn failed(outcome: Outcome) -> Self {
+        Self {
+            outcome,
+            body: None,
+            etag: None,
+        }
+    }
+}
+
+/// Sends one request, with `If-None-Match: if_none_match` when given.
+async fn send(client: &reqwest::Client, target: &Target, if_none_match: Option<&str>) -> Reply {
     let mut request = client
         .post(&target.url)
         .header("content-type", "application/json")
@@ -485,31 +556,46 @@ async fn send(client: &reqwest::Client, target: &Target) -> (Outcome, Option<Byt
     if let Some(auth) = &target.authorization {
         request = request.header("authorization", auth);
     }
+    if let Some(etag) = if_none_match {
+        request = request.header("if-none-match", etag);
+    }
     let response = match request.send().await {
         Ok(r) => r,
-        Err(e) if e.is_timeout() => return (Outcome::Timeout, None),
-        Err(_) => return (Outcome::Transport, None),
+        Err(e) if e.is_timeout() => return Reply::failed(Outcome::Timeout),
+        Err(_) => return Reply::failed(Outcome::Transport),
     };
     let status = response.status();
+    let etag = response
+        .headers()
+        .get("etag")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
     let body = match response.bytes().await {
         Ok(b) => b,
-        Err(e) if e.is_timeout() => return (Outcome::Timeout, None),
-        Err(_) => return (Outcome::Transport, None),
+        Err(e) if e.is_timeout() => return Reply::failed(Outcome::Timeout),
+        Err(_) => return Reply::failed(Outcome::Transport),
     };
-    let outcome = if !status.is_success() {
+    let outcome = if status == reqwest::StatusCode::NOT_MODIFIED && if_none_match.is_some() {
+        Outcome::NotModified
+    } else if !status.is_success() {
         Outcome::HttpError
     } else if has_errors(&body) {
         Outcome::GraphqlError
     } else {
         Outcome::Ok
     };
-    (outcome, Some(body))
+    Reply {
+        outcome,
+        body: Some(body),
+        etag,
+    }
 }
 
 /// What a failed request got, shortened for the report.
 fn describe_failure(outcome: Outcome, body: Option<&Bytes>) -> String {
     let what = match outcome {
         Outcome::Ok => "ok",
+        Outcome::NotModified => "304",
         Outcome::GraphqlError => "GraphQL errors",
         Outcome::HttpError => "HTTP error",
         Outcome::Timeout => "timeout",
@@ -572,17 +658,23 @@ async fn load(
         tasks.push(tokio::spawn(async move {
             let mut samples = Vec::with_capacity(4096);
             let mut failure = None;
+            // The `ETag` of this client's last 200, sent back when the target is conditional.
+            let mut etag: Option<String> = None;
             while Instant::now() < window_end {
                 let start = Instant::now();
-                let (outcome, body) = send(&client, &target).await;
-                if outcome != Outcome::Ok && failure.is_none() {
-                    failure = Some(describe_failure(outcome, body.as_ref()));
+                let reply = send(&client, &target, etag.as_deref()).await;
+                let outcome = reply.outcome;
+                if !matches!(outcome, Outcome::Ok | Outcome::NotModified) && failure.is_none() {
+                    failure = Some(describe_failure(outcome, reply.body.as_ref()));
+                }
+                if target.conditional && outcome == Outcome::Ok {
+                    etag = reply.etag;
                 }
                 samples.push(Sample {
                     start_us: micros(start),
                     end_us: micros(Instant::now()),
                     outcome,
-                    bytes: body.map_or(0, |b| b.len() as u64),
+                    bytes: reply.body.map_or(0, |b| b.len() as u64),
                 });
                 if outcome == Outcome::Transport {
                     // A refused connection fails at once: don't spin.
@@ -726,6 +818,8 @@ struct Stats {
     p99_ms: f64,
     max_ms: f64,
     sent: usize,
+    /// `304 Not Modified` answers among them.
+    not_modified: usize,
     errors: usize,
     timeouts: usize,
     late: usize,
@@ -745,7 +839,7 @@ async fn measure(o: &Options, target: &Target, db_url: &SecretString, org: &Org0
     };
     // The first answer, checked.
     let client = reqwest::Client::new();
-    let (outcome, body) = send(&client, target).await;
+    let Reply { outcome, body, .. } = send(&client, target, None).await;
     let parsed: Option<Value> = body.as_ref().and_then(|b| serde_json::from_slice(b).ok());
     column.check = match (&parsed, outcome) {
         (_, Outcome::Timeout) => Err("the first request timed out".into()),
@@ -777,6 +871,7 @@ async fn measure(o: &Options, target: &Target, db_url: &SecretString, org: &Org0
         authorization: target.authorization.clone(),
         body: target.body.clone(),
         shape: target.shape,
+        conditional: target.conditional,
     });
     println!(
         "{}: {} clients, {} s warm-up + {} s…",
@@ -787,7 +882,15 @@ async fn measure(o: &Options, target: &Target, db_url: &SecretString, org: &Org0
             if let Some(failure) = &result.first_failure {
                 println!("{}: a request failed — {failure}", target.name);
             }
-            column.main = Some(stats(&result));
+            let stats = stats(&result);
+            if target.conditional && stats.not_modified == 0 {
+                println!(
+                    "{}: WRONG: no request got 304 Not Modified ({} sent)",
+                    target.name, stats.sent
+                );
+                column.check = Err("no 304 answers to If-None-Match".into());
+            }
+            column.main = Some(stats);
         }
         Err(e) => println!("{}: load failed: {e:#}", target.name),
     }
@@ -822,9 +925,10 @@ fn stats(r: &LoadResult) -> Stats {
         let rank = ((p / 100.0) * latencies.len() as f64).ceil() as usize;
         latencies[rank.clamp(1, latencies.len()) - 1] as f64 / 1000.0
     };
+    // Good answers: a 304's body is empty.
     let ok: Vec<&&Sample> = in_window
         .iter()
-        .filter(|s| s.outcome == Outcome::Ok)
+        .filter(|s| matches!(s.outcome, Outcome::Ok | Outcome::NotModified))
         .collect();
     Stats {
         requests_per_second: completed_in_window as f64 / seconds,
@@ -832,6 +936,10 @@ fn stats(r: &LoadResult) -> Stats {
         p99_ms: pct(99.0),
         max_ms: latencies.last().map_or(f64::NAN, |&l| l as f64 / 1000.0),
         sent: in_window.len(),
+        not_modified: in_window
+            .iter()
+            .filter(|s| s.outcome == Outcome::NotModified)
+            .count(),
         errors: in_window
             .iter()
             .filter(|s| {
@@ -1092,7 +1200,12 @@ fn print_table(o: &Options, columns: &[Column], summary: &stackgate::devkit::see
         o.warmup
     );
     let width = 26;
-    let col = 16;
+    let col = columns
+        .iter()
+        .map(|c| c.name.chars().count() + 2)
+        .max()
+        .unwrap_or(0)
+        .max(16);
     let _ = write!(out, "{:<width$}", "");
     for c in columns {
         let _ = write!(out, "{:>col$}", c.name);
@@ -1123,6 +1236,14 @@ fn print_table(o: &Options, columns: &[Column], summary: &stackgate::devkit::see
         (
             "requests sent",
             Box::new(|c: &Column| c.main.as_ref().map_or("n/a".into(), |s| s.sent.to_string())),
+        ),
+        (
+            "of which 304",
+            Box::new(|c: &Column| {
+                c.main
+                    .as_ref()
+                    .map_or("n/a".into(), |s| s.not_modified.to_string())
+            }),
         ),
         (
             "errors",
@@ -1194,7 +1315,7 @@ fn print_table(o: &Options, columns: &[Column], summary: &stackgate::devkit::see
         }
         out.push('\n');
     }
-    for ours_name in ["stackgate", "stackgate (cached)"] {
+    for ours_name in ["stackgate", "stackgate (cached)", INM_COLUMN] {
         let Some(ours) = columns
             .iter()
             .find(|c| c.name == ours_name)
@@ -1202,7 +1323,7 @@ fn print_table(o: &Options, columns: &[Column], summary: &stackgate::devkit::see
         else {
             continue;
         };
-        // The cached column is compared with the peers only.
+        // The cached columns are compared with the peers only.
         let peers = columns.iter().filter(|c| {
             c.name != ours_name && (ours_name == "stackgate" || !c.name.starts_with("stackgate"))
         });

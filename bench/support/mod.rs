@@ -321,15 +321,7 @@ pub fn reset_peak_rss() {
 
 /// This process's peak RSS in KiB (`VmHWM`).
 pub fn peak_rss_kb() -> Option<u64> {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()?
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))?
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .ok()
+    status_kb(i32::try_from(std::process::id()).ok()?, "VmHWM:")
 }
 
 /// `stackgate serve` (the bench's own release binary) on a free loopback port over `url`, with
@@ -341,6 +333,18 @@ pub async fn serve(
     log: &Path,
     default_log_level: &str,
 ) -> anyhow::Result<(ChildGuard, String)> {
+    serve_with("stackgate", url, jwt_secret, log, default_log_level, &[]).await
+}
+
+/// [`serve`] as the child `name`, with more environment variables (budgets, settings).
+pub async fn serve_with(
+    name: &str,
+    url: &SecretString,
+    jwt_secret: &str,
+    log: &Path,
+    default_log_level: &str,
+    env: &[(&str, String)],
+) -> anyhow::Result<(ChildGuard, String)> {
     let port = free_port()?;
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_stackgate"));
     cmd.args(["serve", "--listen", &format!("127.0.0.1:{port}")])
@@ -351,7 +355,10 @@ pub async fn serve(
             "RUST_LOG",
             std::env::var("BENCH_RUST_LOG").unwrap_or_else(|_| default_log_level.into()),
         );
-    let mut server = ChildGuard::spawn("stackgate", cmd, log)?;
+    for (key, value) in env {
+        cmd.env(key, value);
+    }
+    let mut server = ChildGuard::spawn(name, cmd, log)?;
     let base = format!("127.0.0.1:{port}");
     server
         .wait_ready(
@@ -361,6 +368,19 @@ pub async fn serve(
         )
         .await?;
     Ok((server, base))
+}
+
+/// A field of `/proc/<pid>/status` in KiB (`VmRSS:`, `VmHWM:`).
+pub fn status_kb(pid: i32, field: &str) -> Option<u64> {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix(field))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()
 }
 
 // ---------------------------------------------------------------------------------------------
