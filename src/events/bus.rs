@@ -47,6 +47,8 @@ pub enum Delivery {
 #[derive(Debug)]
 pub struct Envelope {
     pub event: Event,
+    /// When this replica received it: a query whose transaction began later sees its change.
+    pub received: std::time::Instant,
     sync_objects: OnceCell<SyncObjects>,
     resource: OnceCell<Option<Arc<Resource>>>,
 }
@@ -58,6 +60,7 @@ impl Envelope {
     pub fn new(event: Event) -> Self {
         Self {
             event,
+            received: std::time::Instant::now(),
             sync_objects: OnceCell::new(),
             resource: OnceCell::new(),
         }

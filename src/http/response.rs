@@ -67,7 +67,9 @@ pub fn capped(
     request_id: &str,
     limit: usize,
 ) -> (Vec<u8>, bool) {
-    let body = serde_json::to_vec(response).unwrap_or_default();
+    // A live query's shared data goes in where its placeholder is, before the size is known.
+    let body = serde_json::to_string(response).unwrap_or_default();
+    let body = crate::graphql::pipeline::live::hub::expand(body).into_bytes();
     if body.len() <= limit {
         return (body, true);
     }

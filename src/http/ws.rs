@@ -18,6 +18,8 @@ use std::time::{Duration, Instant};
 
 use async_graphql::http::{ALL_WEBSOCKET_PROTOCOLS, WebSocketProtocols, WsMessage};
 use async_graphql_axum::GraphQLProtocol;
+
+use crate::graphql::pipeline::live;
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use axum::extract::{State, WebSocketUpgrade};
 use axum::http::{Extensions, HeaderMap, StatusCode};
@@ -146,7 +148,8 @@ async fn run<Si, St>(
     loop {
         let message = tokio::select! {
             next = output.next() => match next {
-                Some(WsMessage::Text(text)) => Message::Text(text.into()),
+                // A live query's shared data goes in where its placeholder is.
+                Some(WsMessage::Text(text)) => Message::Text(live::hub::expand(text).into()),
                 Some(WsMessage::Close(code, reason)) => Message::Close(Some(CloseFrame { code, reason: reason.into() })),
                 None => break,
             },

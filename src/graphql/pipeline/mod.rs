@@ -504,48 +504,56 @@ impl Pipeline {
         label: String,
         started: Instant,
     ) {
-        use tokio::sync::broadcast::error::{RecvError, TryRecvError};
+        use tokio::sync::broadcast::error::RecvError;
         let mut deliveries = self.0.events.subscribe();
+        let mut last_run = Instant::now();
         let (mut response, mut reads) = self.execute_reading(admitted, &run.caller, None).await;
         runner.ran(true);
         self.end(&mut response, &run.request_id, &label, started);
         let mut last = live::fingerprint(&response);
         let mut ends = ends_stream(&response);
         runner.publish(response, ends);
-        let mut last_run = Instant::now();
+        // A run refused for want of capacity is tried again after the interval, keeping the
+        // last result rather than sending the refusal.
+        let mut retry = false;
         while !ends {
-            let touched = async {
-                loop {
-                    match deliveries.recv().await {
-                        Ok(delivery) if live::concerns(&delivery, run.org, &reads) => {
-                            return true;
+            // An event received before the last run began is in that run's snapshot.
+            let covered_until = last_run;
+            let touched = retry || {
+                let touching = async {
+                    loop {
+                        match deliveries.recv().await {
+                            Ok(crate::events::Delivery::Event(envelope))
+                                if envelope.received < covered_until => {}
+                            Ok(delivery) if live::concerns(&delivery, run.org, &reads) => {
+                                return true;
+                            }
+                            Ok(_) => {}
+                            Err(RecvError::Lagged(_)) => return true,
+                            Err(RecvError::Closed) => return false,
                         }
-                        Ok(_) => {}
-                        Err(RecvError::Lagged(_)) => return true,
-                        Err(RecvError::Closed) => return false,
                     }
+                };
+                tokio::select! {
+                    touched = touching => touched,
+                    () = runner.abandoned() => false,
                 }
-            };
-            let touched = tokio::select! {
-                touched = touched => touched,
-                () = runner.abandoned() => false,
             };
             if !touched {
                 break;
             }
             let interval = self.0.live_interval;
             tokio::time::sleep(interval.saturating_sub(last_run.elapsed())).await;
-            // Whatever else arrived meanwhile is covered by this run.
-            while !matches!(
-                deliveries.try_recv(),
-                Err(TryRecvError::Empty | TryRecvError::Closed)
-            ) {}
             if runner.unwatched() {
                 return;
             }
             last_run = Instant::now();
             let (response, read) = self.rerun(&run).await;
             runner.ran(false);
+            retry = errors::outcome(&response.errors) == crate::error::code::RATE_LIMITED;
+            if retry {
+                continue;
+            }
             reads = read;
             ends = ends_stream(&response);
             let fingerprint = live::fingerprint(&response);
@@ -563,7 +571,7 @@ impl Pipeline {
         let mut label = String::from(crate::metrics::UNAUTHENTICATED_LABEL);
         let request = run.source.request().data(RequestId(run.request_id.clone()));
         let (mut response, reads) = match self.admit(request, &run.caller, &mut label).await {
-            Err(response) => (response, Reads::default()),
+            Err(response) => (response, Reads::everything()),
             Ok(admitted) => self.execute_reading(admitted, &run.caller, None).await,
         };
         self.end(&mut response, &run.request_id, &label, started);

@@ -10,12 +10,17 @@
 //!
 //! Each subscriber's own connection still ends its stream when its credentials are revoked or
 //! expire (the pipeline's `until_revoked`), whatever the group does.
+//!
+//! A result's `data` is serialized once per group, not once per subscriber: each subscriber's
+//! response carries a *placeholder* in its place — a string no data can contain (it starts with
+//! a NUL, which PostgreSQL text cannot hold, and carries this process's random nonce) — and the
+//! transports [`expand`] it into the serialized data as they write the message.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, LazyLock, Mutex, PoisonError, Weak};
 
-use async_graphql::Response;
+use async_graphql::{Response, Value};
 use futures_util::StreamExt;
 use futures_util::stream::{self, BoxStream};
 use tokio::sync::watch;
@@ -28,6 +33,67 @@ pub struct Published {
     pub response: Response,
     /// This result ends the stream (the caller lost access).
     pub ends: bool,
+    /// The placeholder's number and the serialized `data`, when there is data.
+    data: Option<(u64, Arc<str>)>,
+}
+
+impl Drop for Published {
+    fn drop(&mut self) {
+        if let Some((id, _)) = &self.data {
+            payloads().remove(id);
+        }
+    }
+}
+
+/// Serialized data of the results being sent, by placeholder number (weak: a result's data lives
+/// as long as the result).
+static PAYLOADS: LazyLock<Mutex<HashMap<u64, Weak<str>>>> = LazyLock::new(Mutex::default);
+static NEXT_PAYLOAD: AtomicU64 = AtomicU64::new(0);
+
+/// This process's nonce: placeholders cannot be guessed, so no text a caller sends can pose as one.
+static NONCE: LazyLock<String> = LazyLock::new(|| uuid::Uuid::new_v4().simple().to_string());
+
+/// The placeholder's beginning as serialized JSON shows it (after its opening quote): an escaped
+/// NUL, a name and the nonce.
+static PLACEHOLDER: LazyLock<String> =
+    LazyLock::new(|| format!("\\u0000stackgate-live-{}:", *NONCE));
+
+fn payloads() -> std::sync::MutexGuard<'static, HashMap<u64, Weak<str>>> {
+    PAYLOADS.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The placeholder of payload `id`, as a value.
+fn placeholder(id: u64) -> Value {
+    Value::String(format!("\u{0}stackgate-live-{}:{id}", *NONCE))
+}
+
+/// Replaces the placeholder in a serialized message with the data it stands for. A message
+/// without one comes back as it was.
+pub fn expand(text: String) -> String {
+    let Some(at) = text.find(PLACEHOLDER.as_str()) else {
+        return text;
+    };
+    let start = at.saturating_sub(1);
+    let digits = &text[at + PLACEHOLDER.len()..];
+    let Some(len) = digits.find('"') else {
+        return text;
+    };
+    let data = digits[..len]
+        .parse::<u64>()
+        .ok()
+        .and_then(|id| payloads().get(&id).and_then(Weak::upgrade));
+    let Some(data) = data else {
+        return text;
+    };
+    let end = at + PLACEHOLDER.len() + len + 1;
+    if text.as_bytes().get(start) != Some(&b'"') {
+        return text;
+    }
+    let mut expanded = String::with_capacity(text.len() + data.len());
+    expanded.push_str(&text[..start]);
+    expanded.push_str(&data);
+    expanded.push_str(&text[end..]);
+    expanded
 }
 
 type Latest = Option<Arc<Published>>;
@@ -90,12 +156,25 @@ impl Runner {
         }
     }
 
-    /// Sends `response` to every subscriber.
+    /// Sends `response` to every subscriber (its data serialized once for all of them).
     pub fn publish(&self, response: Response, ends: bool) {
         let subscribers = self.sender.receiver_count();
         metrics::counter!("stackgate_live_pushes_total").increment(subscribers as u64);
-        self.sender
-            .send_replace(Some(Arc::new(Published { response, ends })));
+        let data = (response.data != Value::Null)
+            .then(|| serde_json::to_string(&response.data).ok())
+            .flatten()
+            .map(|json| {
+                let json: Arc<str> = json.into();
+                let id = NEXT_PAYLOAD.fetch_add(1, Ordering::Relaxed);
+                payloads().insert(id, Arc::downgrade(&json));
+                (id, json)
+            });
+        let published = Published {
+            response,
+            ends,
+            data,
+        };
+        self.sender.send_replace(Some(Arc::new(published)));
     }
 
     /// Resolves when no subscriber is left.
@@ -147,6 +226,7 @@ pub fn results<H: Send + 'static>(
         receiver,
         first: true,
         done: false,
+        current: None,
         _held: held,
     };
     stream::unfold(state, |mut s| async move {
@@ -161,7 +241,10 @@ pub fn results<H: Send + 'static>(
         }
         let published = s.receiver.borrow_and_update().clone()?;
         s.done = published.ends;
-        Some((copy(&published.response), s))
+        let response = copy(&published);
+        // Kept until the next result is asked for: by then the transport has written this one.
+        s.current = Some(published);
+        Some((response, s))
     })
     .boxed()
 }
@@ -170,6 +253,8 @@ struct Subscriber<H> {
     receiver: watch::Receiver<Latest>,
     first: bool,
     done: bool,
+    /// The result last handed out, whose data its placeholder stands for.
+    current: Option<Arc<Published>>,
     _held: H,
 }
 
@@ -179,9 +264,14 @@ impl<H> Drop for Subscriber<H> {
     }
 }
 
-/// A copy of a published response for one subscriber.
-fn copy(response: &Response) -> Response {
-    let mut copy = Response::new(response.data.clone());
+/// A published response for one subscriber: its data as a placeholder.
+fn copy(published: &Published) -> Response {
+    let response = &published.response;
+    let data = match &published.data {
+        Some((id, _)) => placeholder(*id),
+        None => response.data.clone(),
+    };
+    let mut copy = Response::new(data);
     copy.errors = response.errors.clone();
     copy.extensions = response.extensions.clone();
     copy
@@ -196,6 +286,13 @@ mod tests {
         Response::new(Value::from(n))
     }
 
+    /// The data a transport writes for `response`.
+    fn shown(response: Option<Response>) -> Option<serde_json::Value> {
+        let text = serde_json::to_string(&response?).ok()?;
+        let expanded: serde_json::Value = serde_json::from_str(&expand(text)).ok()?;
+        Some(expanded["data"].clone())
+    }
+
     #[tokio::test]
     async fn subscribers_of_one_key_share_a_runner_and_get_its_latest_result() {
         let hub = Arc::new(Hub::default());
@@ -208,10 +305,10 @@ mod tests {
         assert!(other.is_some(), "another key is another group");
         let mut a = results(first, ());
         let mut b = results(second, ());
-        assert_eq!(a.next().await.map(|r| r.data), Some(Value::from(1)));
-        assert_eq!(b.next().await.map(|r| r.data), Some(Value::from(1)));
+        assert_eq!(shown(a.next().await), Some(1.into()));
+        assert_eq!(shown(b.next().await), Some(1.into()));
         runner.publish(answer(2), true);
-        assert_eq!(b.next().await.map(|r| r.data), Some(Value::from(2)));
+        assert_eq!(shown(b.next().await), Some(2.into()));
         assert!(b.next().await.is_none(), "an ending result is the last");
         drop(b);
         assert!(!runner.unwatched(), "one subscriber left");
@@ -220,6 +317,38 @@ mod tests {
         assert_eq!(hub.groups(), 1, "only the other key's group is left");
         let (_, again) = hub.join([1; 32]);
         assert!(again.is_some(), "a new subscriber starts a new group");
+    }
+
+    #[tokio::test]
+    async fn data_is_serialized_once_and_expanded_into_each_message() {
+        let hub = Arc::new(Hub::default());
+        let (receiver, runner) = hub.join([4; 32]);
+        let runner = runner.expect("starts");
+        let data = Value::from_json(serde_json::json!({
+            "name": "a \"quoted\" \u{1} name", "list": [1, 2, {"x": null}] }))
+        .expect("value");
+        runner.publish(Response::new(data.clone()), false);
+        let mut stream = results(receiver, ());
+        let response = stream.next().await.expect("a result");
+        assert_ne!(response.data, data, "a placeholder stands in");
+        let message = serde_json::json!({ "type": "next", "id": "1", "payload": response });
+        let expanded = expand(message.to_string());
+        let want = serde_json::json!({ "type": "next", "id": "1",
+            "payload": Response::new(data) });
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&expanded).expect("JSON"),
+            want
+        );
+        let forged = serde_json::json!({ "data": "\u{0}stackgate-live-0000:0" }).to_string();
+        assert_eq!(
+            expand(forged.clone()),
+            forged,
+            "another nonce is not a placeholder"
+        );
+        let unknown =
+            serde_json::json!({ "data": format!("\u{0}stackgate-live-{}:999999999", *NONCE) })
+                .to_string();
+        assert_eq!(expand(unknown.clone()), unknown, "no such payload");
     }
 
     #[tokio::test]
