@@ -67,31 +67,26 @@ fn placeholder(id: u64) -> Value {
     Value::String(format!("\u{0}stackgate-live-{}:{id}", *NONCE))
 }
 
-/// Replaces the placeholder in a serialized message with the data it stands for. A message
-/// without one comes back as it was.
+/// Replaces the placeholder in a serialized message with the data it stands for (with `null`
+/// should that data be gone, so the nonce never leaves the process). A message without one comes
+/// back as it was.
 pub fn expand(text: String) -> String {
     let Some(at) = text.find(PLACEHOLDER.as_str()) else {
         return text;
     };
-    let start = at.saturating_sub(1);
     let digits = &text[at + PLACEHOLDER.len()..];
-    let Some(len) = digits.find('"') else {
+    let (Some(start), Some(len)) = (at.checked_sub(1), digits.find('"')) else {
         return text;
     };
+    let end = at + PLACEHOLDER.len() + len + 1;
     let data = digits[..len]
         .parse::<u64>()
         .ok()
         .and_then(|id| payloads().get(&id).and_then(Weak::upgrade));
-    let Some(data) = data else {
-        return text;
-    };
-    let end = at + PLACEHOLDER.len() + len + 1;
-    if text.as_bytes().get(start) != Some(&b'"') {
-        return text;
-    }
+    let data: &str = data.as_deref().unwrap_or("null");
     let mut expanded = String::with_capacity(text.len() + data.len());
     expanded.push_str(&text[..start]);
-    expanded.push_str(&data);
+    expanded.push_str(data);
     expanded.push_str(&text[end..]);
     expanded
 }
@@ -346,9 +341,12 @@ mod tests {
             "another nonce is not a placeholder"
         );
         let unknown =
-            serde_json::json!({ "data": format!("\u{0}stackgate-live-{}:999999999", *NONCE) })
-                .to_string();
-        assert_eq!(expand(unknown.clone()), unknown, "no such payload");
+            serde_json::json!({ "data": format!("\u{0}stackgate-live-{}:999999999", *NONCE) });
+        assert_eq!(
+            expand(unknown.to_string()),
+            r#"{"data":null}"#,
+            "no such payload, and the nonce does not leave"
+        );
     }
 
     #[tokio::test]
