@@ -48,9 +48,7 @@ use serde_json::{Value, json};
 
 mod support;
 
-use support::{
-    BenchDatabase, CLOCK_TICKS, ChildGuard, CpuSnapshot, CpuUse, free_port, local_postmaster,
-};
+use support::{BenchDatabase, CLOCK_TICKS, ChildGuard, CpuSnapshot, CpuUse, free_port};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -110,48 +108,30 @@ fn parse_args() -> anyhow::Result<Options> {
         stackgate_query: None,
         baseline_bin: None,
     };
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        let (flag, inline) = match arg.split_once('=') {
-            Some((f, v)) => (f.to_owned(), Some(v.to_owned())),
-            None => (arg.clone(), None),
-        };
-        let mut value = |name: &str| -> anyhow::Result<String> {
-            inline
-                .clone()
-                .or_else(|| args.next())
-                .ok_or_else(|| anyhow!("{name} needs a value"))
-        };
-        match flag.as_str() {
-            // `cargo bench` appends `--bench` to the arguments of a harness-less bench.
-            "--bench" => {}
-            "-h" | "--help" => {
-                println!("{USAGE}");
-                std::process::exit(0);
-            }
-            "--scale" => o.scale = value("--scale")?.parse().context("--scale")?,
-            "--clients" => o.clients = value("--clients")?.parse().context("--clients")?,
-            "--seconds" => o.seconds = value("--seconds")?.parse().context("--seconds")?,
-            "--warmup" => o.warmup = value("--warmup")?.parse().context("--warmup")?,
+    support::parse_flags(USAGE, |flag, value| {
+        match flag {
+            "--scale" => o.scale = value()?.parse().context("--scale")?,
+            "--clients" => o.clients = value()?.parse().context("--clients")?,
+            "--seconds" => o.seconds = value()?.parse().context("--seconds")?,
+            "--warmup" => o.warmup = value()?.parse().context("--warmup")?,
             "--one-client-seconds" => {
-                o.one_client_seconds = value("--one-client-seconds")?
-                    .parse()
-                    .context("--one-client-seconds")?;
+                o.one_client_seconds = value()?.parse().context("--one-client-seconds")?;
             }
             "--postgraphile" => o.postgraphile = true,
             "--postgraphile-workers" => {
                 o.postgraphile = true;
-                o.postgraphile_workers = value("--postgraphile-workers")?
+                o.postgraphile_workers = value()?
                     .split(',')
                     .map(|w| w.trim().parse::<usize>())
                     .collect::<Result<_, _>>()
                     .context("--postgraphile-workers: a number or a list like 1,2")?;
             }
-            "--stackgate-query" => o.stackgate_query = Some(value("--stackgate-query")?.into()),
-            "--baseline-bin" => o.baseline_bin = Some(value("--baseline-bin")?.into()),
+            "--stackgate-query" => o.stackgate_query = Some(value()?.into()),
+            "--baseline-bin" => o.baseline_bin = Some(value()?.into()),
             other => bail!("unknown argument `{other}`\n\n{USAGE}"),
         }
-    }
+        Ok(())
+    })?;
     if !(1..=stackgate::devkit::seed::MAX_SCALE).contains(&o.scale) {
         bail!(
             "--scale must be from 1 to {}",
@@ -190,20 +170,8 @@ async fn run(o: Options) -> anyhow::Result<bool> {
     std::fs::create_dir_all(&logs)?;
 
     // 1. The database.
-    let db = BenchDatabase::open().await?;
+    let (db, mut conn, postmaster) = BenchDatabase::migrated().await?;
     let url = db.url.clone();
-    let mut conn = stackgate::db::connect_owner(&url).await?;
-    conn.batch_execute(
-        "do $$ begin execute format('alter database %I set random_page_cost = 1.1', \
-         current_database()); end $$",
-    )
-    .await
-    .context("ALTER DATABASE … SET random_page_cost")?;
-    stackgate::db::run_migrations(&url).await?;
-    let postmaster = match db.postmaster {
-        Some(pid) => Some(pid),
-        None => local_postmaster(&mut conn).await,
-    };
     let seeded_at = Instant::now();
     let summary = stackgate::devkit::seed::seed(&mut conn, o.scale).await?;
     let seed_secs = seeded_at.elapsed().as_secs_f64();

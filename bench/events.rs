@@ -61,33 +61,17 @@ fn parse_args() -> anyhow::Result<Options> {
         events: 50,
         interval: Duration::from_millis(100),
     };
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        let (flag, inline) = match arg.split_once('=') {
-            Some((f, v)) => (f.to_owned(), Some(v.to_owned())),
-            None => (arg.clone(), None),
-        };
-        let mut value = |name: &str| -> anyhow::Result<String> {
-            inline
-                .clone()
-                .or_else(|| args.next())
-                .ok_or_else(|| anyhow!("{name} needs a value"))
-        };
-        match flag.as_str() {
-            // `cargo bench` appends `--bench` to the arguments of a harness-less bench.
-            "--bench" => {}
-            "-h" | "--help" => {
-                println!("{USAGE}");
-                std::process::exit(0);
-            }
-            "--subscribers" => o.subscribers = value(&flag)?.parse().context("--subscribers")?,
-            "--events" => o.events = value(&flag)?.parse().context("--events")?,
+    support::parse_flags(USAGE, |flag, value| {
+        match flag {
+            "--subscribers" => o.subscribers = value()?.parse().context("--subscribers")?,
+            "--events" => o.events = value()?.parse().context("--events")?,
             "--interval-ms" => {
-                o.interval = Duration::from_millis(value(&flag)?.parse().context("--interval-ms")?);
+                o.interval = Duration::from_millis(value()?.parse().context("--interval-ms")?);
             }
             other => bail!("unknown argument `{other}`\n\n{USAGE}"),
         }
-    }
+        Ok(())
+    })?;
     if !(1..=5000).contains(&o.subscribers) {
         bail!("--subscribers must be from 1 to 5000");
     }

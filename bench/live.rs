@@ -61,7 +61,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use uuid::Uuid;
 
-use support::{BenchDatabase, CLOCK_TICKS, ChildGuard, local_postmaster};
+use support::{BenchDatabase, CLOCK_TICKS, ChildGuard};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -113,33 +113,17 @@ fn parse_args() -> anyhow::Result<Options> {
         scale: 1,
         per_socket: 50,
     };
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        let (flag, inline) = match arg.split_once('=') {
-            Some((f, v)) => (f.to_owned(), Some(v.to_owned())),
-            None => (arg.clone(), None),
-        };
-        let mut value = |name: &str| -> anyhow::Result<String> {
-            inline
-                .clone()
-                .or_else(|| args.next())
-                .ok_or_else(|| anyhow!("{name} needs a value"))
-        };
-        match flag.as_str() {
-            // `cargo bench` appends `--bench` to the arguments of a harness-less bench.
-            "--bench" => {}
-            "-h" | "--help" => {
-                println!("{USAGE}");
-                std::process::exit(0);
-            }
-            "--live" => o.live = value(&flag)?.parse().context("--live")?,
-            "--seconds" => o.seconds = value(&flag)?.parse().context("--seconds")?,
-            "--rate" => o.rate = value(&flag)?.parse().context("--rate")?,
-            "--scale" => o.scale = value(&flag)?.parse().context("--scale")?,
-            "--per-socket" => o.per_socket = value(&flag)?.parse().context("--per-socket")?,
+    support::parse_flags(USAGE, |flag, value| {
+        match flag {
+            "--live" => o.live = value()?.parse().context("--live")?,
+            "--seconds" => o.seconds = value()?.parse().context("--seconds")?,
+            "--rate" => o.rate = value()?.parse().context("--rate")?,
+            "--scale" => o.scale = value()?.parse().context("--scale")?,
+            "--per-socket" => o.per_socket = value()?.parse().context("--per-socket")?,
             other => bail!("unknown argument `{other}`\n\n{USAGE}"),
         }
-    }
+        Ok(())
+    })?;
     if !(1..=20_000).contains(&o.live) {
         bail!("--live must be from 1 to 20000");
     }
@@ -188,20 +172,8 @@ async fn run(o: Options) -> anyhow::Result<bool> {
     std::fs::create_dir_all(&logs)?;
 
     // 1. The database.
-    let db = BenchDatabase::open().await?;
+    let (db, mut conn, postmaster) = BenchDatabase::migrated().await?;
     let url = db.url.clone();
-    let mut conn = stackgate::db::connect_owner(&url).await?;
-    conn.batch_execute(
-        "do $$ begin execute format('alter database %I set random_page_cost = 1.1', \
-         current_database()); end $$",
-    )
-    .await
-    .context("ALTER DATABASE … SET random_page_cost")?;
-    stackgate::db::run_migrations(&url).await?;
-    let postmaster = match db.postmaster {
-        Some(pid) => Some(pid),
-        None => local_postmaster(&mut conn).await,
-    };
     let summary = stackgate::devkit::seed::seed(&mut conn, o.scale).await?;
     conn.batch_execute("ANALYZE").await?;
     let orgs = organizations(&mut conn).await?;

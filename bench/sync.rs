@@ -71,39 +71,28 @@ struct Options {
     changed: usize,
 }
 
+/// A flag's value as a whole number.
+fn whole(flag: &str, value: String) -> anyhow::Result<usize> {
+    value
+        .parse()
+        .with_context(|| format!("{flag}: a whole number"))
+}
+
 fn parse_args() -> anyhow::Result<Options> {
     let mut o = Options {
         resources: 100_000,
         page_size: 200,
         changed: 0,
     };
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        let (flag, inline) = match arg.split_once('=') {
-            Some((f, v)) => (f.to_owned(), Some(v.to_owned())),
-            None => (arg.clone(), None),
-        };
-        let mut value = |name: &str| -> anyhow::Result<usize> {
-            inline
-                .clone()
-                .or_else(|| args.next())
-                .ok_or_else(|| anyhow!("{name} needs a value"))?
-                .parse()
-                .with_context(|| format!("{name}: a whole number"))
-        };
-        match flag.as_str() {
-            // `cargo bench` appends `--bench` to the arguments of a harness-less bench.
-            "--bench" => {}
-            "-h" | "--help" => {
-                println!("{USAGE}");
-                std::process::exit(0);
-            }
-            "--resources" => o.resources = value("--resources")?,
-            "--page-size" => o.page_size = value("--page-size")?,
-            "--changed" => o.changed = value("--changed")?,
+    support::parse_flags(USAGE, |flag, value| {
+        match flag {
+            "--resources" => o.resources = whole(flag, value()?)?,
+            "--page-size" => o.page_size = whole(flag, value()?)?,
+            "--changed" => o.changed = whole(flag, value()?)?,
             other => bail!("unknown argument `{other}`\n\n{USAGE}"),
         }
-    }
+        Ok(())
+    })?;
     if !(4..=2_000_000).contains(&o.resources) {
         bail!("--resources must be from 4 to 2000000");
     }

@@ -35,6 +35,27 @@ pub struct BenchDatabase {
 }
 
 impl BenchDatabase {
+    /// [`BenchDatabase::open`], with `random_page_cost = 1.1` for the database (SSD-like, for
+    /// every server compared), migrated: the database, an owner connection, and the
+    /// postmaster's pid when it runs on this machine.
+    pub async fn migrated() -> anyhow::Result<(Self, AsyncPgConnection, Option<i32>)> {
+        use diesel_async::SimpleAsyncConnection;
+        let db = Self::open().await?;
+        let mut conn = stackgate::db::connect_owner(&db.url).await?;
+        conn.batch_execute(
+            "do $$ begin execute format('alter database %I set random_page_cost = 1.1', \
+             current_database()); end $$",
+        )
+        .await
+        .context("ALTER DATABASE … SET random_page_cost")?;
+        stackgate::db::run_migrations(&db.url).await?;
+        let postmaster = match db.postmaster {
+            Some(pid) => Some(pid),
+            None => local_postmaster(&mut conn).await,
+        };
+        Ok((db, conn, postmaster))
+    }
+
     pub async fn open() -> anyhow::Result<Self> {
         if let Ok(url) = std::env::var("DATABASE_URL") {
             return Ok(Self {
@@ -433,4 +454,41 @@ where
             ExitCode::FAILURE
         }
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Arguments
+
+/// Walks the bench's arguments (`--flag value` or `--flag=value`): `each(flag, value)` for every
+/// flag, where `value()` takes the flag's value. `cargo bench`'s own `--bench` is skipped, and
+/// `-h`/`--help` prints `usage` and exits.
+pub fn parse_flags(
+    usage: &str,
+    mut each: impl FnMut(&str, &mut dyn FnMut() -> anyhow::Result<String>) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let (flag, inline) = match arg.split_once('=') {
+            Some((f, v)) => (f.to_owned(), Some(v.to_owned())),
+            None => (arg.clone(), None),
+        };
+        match flag.as_str() {
+            // `cargo bench` appends `--bench` to the arguments of a harness-less bench.
+            "--bench" => {}
+            "-h" | "--help" => {
+                println!("{usage}");
+                std::process::exit(0);
+            }
+            _ => {
+                let mut value = || -> anyhow::Result<String> {
+                    inline
+                        .clone()
+                        .or_else(|| args.next())
+                        .ok_or_else(|| anyhow!("{flag} needs a value"))
+                };
+                each(&flag, &mut value)?;
+            }
+        }
+    }
+    Ok(())
 }

@@ -34,6 +34,23 @@ async fn mutate(app: &TestApp, base: &str, token: &str, query: &str, variables: 
     assert!(body.get("errors").is_none(), "{body}");
 }
 
+/// Links acme's server to its project as `token`; the two global ids.
+async fn link_server(app: &TestApp, acme: &Acme, token: &str) -> (String, String) {
+    let (project_id, server_id) = (
+        TestApp::global_id("Project", acme.project),
+        TestApp::global_id("Server", acme.server),
+    );
+    mutate(
+        app,
+        &app.url(""),
+        token,
+        "mutation($p: ID!, $r: ID!) { linkResource(projectId: $p, resourceId: $r) { linkedAt } }",
+        json!({ "p": project_id, "r": server_id }),
+    )
+    .await;
+    (project_id, server_id)
+}
+
 const RENAME: &str = "mutation($id: ID!, $name: String!) {
     updateProject(id: $id, input: { name: $name }) { id } }";
 
@@ -60,18 +77,7 @@ async fn a_live_dashboard_follows_the_changes_it_shows_and_no_others() {
     app.wait_subscribed(1).await;
 
     // Linked: the server appears.
-    let (project_id, server_id) = (
-        TestApp::global_id("Project", acme.project),
-        TestApp::global_id("Server", acme.server),
-    );
-    mutate(
-        &app,
-        &base,
-        &alice,
-        "mutation($p: ID!, $r: ID!) { linkResource(projectId: $p, resourceId: $r) { linkedAt } }",
-        json!({ "p": project_id, "r": server_id }),
-    )
-    .await;
+    let (project_id, server_id) = link_server(&app, &acme, &alice).await;
     let linked = ws.result().await;
     assert_eq!(project(&linked)["resources"]["nodes"][0]["id"], server_id);
 
@@ -233,18 +239,7 @@ async fn identical_live_queries_share_runs_and_unread_changes_run_nothing() {
     let acme = acme(&app).await;
     let alice = app.token("alice", None);
     let base = app.url("");
-    let (project_id, server_id) = (
-        TestApp::global_id("Project", acme.project),
-        TestApp::global_id("Server", acme.server),
-    );
-    mutate(
-        &app,
-        &base,
-        &alice,
-        "mutation($p: ID!, $r: ID!) { linkResource(projectId: $p, resourceId: $r) { linkedAt } }",
-        json!({ "p": project_id, "r": server_id }),
-    )
-    .await;
+    let (project_id, _) = link_server(&app, &acme, &alice).await;
     let (mut a, mut b) = (Ws::open(&app, &alice).await, Ws::open(&app, &alice).await);
     a.subscribe(DASHBOARD, json!({})).await;
     let first = a.result().await;
