@@ -289,3 +289,74 @@ async fn identical_live_queries_share_runs_and_unread_changes_run_nothing() {
     )
     .await;
 }
+
+/// A client-portal user's live dashboard shows only their client's projects, at first and after
+/// every change; a change to another client's project sends them nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_client_portal_live_dashboard_never_shows_another_clients_project() {
+    let app = fixtures::seeded().await;
+    let (owner, client) = (
+        app.token("org-0-owner", Some("org-0")),
+        app.token("org-0-client-0", Some("org-0")),
+    );
+    let query = "query Portal { viewer { organization { projects(first: 50) { nodes {
+        id client { name } resources(first: 20) { nodes { id } } } } } } }";
+    let projects = |result: &Value| -> Vec<Value> {
+        assert!(result.get("errors").is_none(), "{result}");
+        result["data"]["viewer"]["organization"]["projects"]["nodes"]
+            .as_array()
+            .expect("projects")
+            .clone()
+    };
+    let (_, all) = app.graphql(Some(&owner), query, json!({})).await;
+    let all = projects(&all);
+    let (mine, others): (Vec<Value>, Vec<Value>) = all
+        .into_iter()
+        .partition(|p| p["client"]["name"] == "Client 0");
+    assert!(
+        !mine.is_empty() && !others.is_empty(),
+        "the seed gives both"
+    );
+    let ids = |list: &[Value]| list.iter().map(|p| p["id"].clone()).collect::<Vec<_>>();
+
+    let mut ws = Ws::open(&app, &client).await;
+    ws.subscribe(
+        &query.replacen("query Portal", "query Portal @live", 1),
+        json!({}),
+    )
+    .await;
+    let first = projects(&ws.result().await);
+    assert_eq!(
+        ids(&first),
+        ids(&mine),
+        "their client's projects, all of them"
+    );
+    app.wait_subscribed(1).await;
+
+    let unlink = "mutation($p: ID!, $r: ID!) { unlinkResource(projectId: $p, resourceId: $r) }";
+    let first_link = |project: &Value| project["resources"]["nodes"][0]["id"].clone();
+    for project in [&others[0], &mine[0]] {
+        let (_, body) = app
+            .graphql(
+                Some(&owner),
+                unlink,
+                json!({ "p": project["id"], "r": first_link(project) }),
+            )
+            .await;
+        assert_eq!(body["data"]["unlinkResource"], true, "{body}");
+    }
+    // The next result is the change to their own project: nothing was sent for the other.
+    let next = projects(&ws.result().await);
+    assert_eq!(ids(&next), ids(&mine));
+    let changed = next
+        .iter()
+        .find(|p| p["id"] == mine[0]["id"])
+        .expect("shown");
+    let shown: Vec<&Value> = changed["resources"]["nodes"]
+        .as_array()
+        .expect("links")
+        .iter()
+        .map(|r| &r["id"])
+        .collect();
+    assert!(!shown.contains(&&first_link(&mine[0])), "{changed}");
+}
