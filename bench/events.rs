@@ -131,8 +131,25 @@ async fn run(o: Options) -> anyhow::Result<bool> {
         Some("org-0"),
         3600,
     )?;
-    let (mut server, base) =
-        support::serve(&url, &secret, &logs.join("stackgate.log"), "warn").await?;
+    // Every subscriber is the same user, and all connect at once: the per-principal socket and
+    // operation budgets, and the pending-handshake budget, must fit them all.
+    let budget = [
+        (
+            "STACKGATE_WS_MAX_PER_PRINCIPAL",
+            (o.subscribers + 8).to_string(),
+        ),
+        ("STACKGATE_WS_MAX_PENDING", (o.subscribers + 8).to_string()),
+        ("STACKGATE_RATE_PER_PRINCIPAL", "1000000/s".to_owned()),
+    ];
+    let (mut server, base) = support::serve_with(
+        "stackgate",
+        &url,
+        &secret,
+        &logs.join("stackgate.log"),
+        "warn",
+        &budget,
+    )
+    .await?;
 
     // 3. The subscribers: connected, acknowledged and subscribed before anything is measured.
     let opened = Instant::now();
