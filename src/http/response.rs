@@ -73,13 +73,17 @@ pub fn capped(
     if body.len() <= limit {
         return (body, true);
     }
+    let body = serde_json::to_vec(&too_large(body.len(), limit, request_id));
+    (body.unwrap_or_default(), false)
+}
+
+/// The result sent in place of one of `size` bytes, over `limit`: a `QUERY_TOO_COMPLEX` error.
+pub fn too_large(size: usize, limit: usize, request_id: &str) -> serde_json::Value {
     let mut errors = vec![crate::graphql::pipeline::errors::server_error(
         crate::error::ApiError::QueryTooComplex(format!(
-            "the response would be {} bytes; the limit is {limit}: ask for less (smaller `first`, fewer ids or fields)",
-            body.len()
+            "the response would be {size} bytes; the limit is {limit}: ask for less (smaller `first`, fewer ids or fields)"
         )),
     )];
     crate::graphql::pipeline::errors::classify(&mut errors, request_id);
-    let body = serde_json::to_vec(&serde_json::json!({ "data": null, "errors": errors }));
-    (body.unwrap_or_default(), false)
+    serde_json::json!({ "data": null, "errors": errors })
 }

@@ -112,17 +112,28 @@ async fn serve(
     } else {
         WebSocketProtocols::GraphQLWS
     };
-    run(app.pipeline.clone(), protocol, session, sink, replayed).await;
+    let limit = app.config.security.response_limit;
+    run(
+        app.pipeline.clone(),
+        protocol,
+        session,
+        sink,
+        replayed,
+        limit,
+    )
+    .await;
 }
 
 /// Runs the protocol over the socket through the pipeline, pinging the client every
-/// [`PING_EVERY`] and closing a connection silent for [`DEAD_AFTER`].
+/// [`PING_EVERY`] and closing a connection silent for [`DEAD_AFTER`]. A result over `limit`
+/// bytes (`STACKGATE_RESPONSE_LIMIT`) is sent as a `QUERY_TOO_COMPLEX` error instead.
 async fn run<Si, St>(
     pipeline: Pipeline,
     protocol: WebSocketProtocols,
     session: async_graphql::Data,
     sink: Si,
     stream: St,
+    limit: usize,
 ) where
     Si: futures_util::Sink<Message> + Unpin,
     St: futures_util::Stream<Item = Result<Message, axum::Error>> + Send + 'static,
@@ -149,7 +160,7 @@ async fn run<Si, St>(
         let message = tokio::select! {
             next = output.next() => match next {
                 // A live query's shared data goes in where its placeholder is.
-                Some(WsMessage::Text(text)) => Message::Text(live::hub::expand(text).into()),
+                Some(WsMessage::Text(text)) => Message::Text(capped(live::hub::expand(text), limit).into()),
                 Some(WsMessage::Close(code, reason)) => Message::Close(Some(CloseFrame { code, reason: reason.into() })),
                 None => break,
             },
@@ -166,6 +177,20 @@ async fn run<Si, St>(
             break;
         }
     }
+}
+
+/// `text` (a protocol message), or over `limit` bytes, the same message with its result replaced
+/// by a `QUERY_TOO_COMPLEX` error.
+fn capped(text: String, limit: usize) -> String {
+    if text.len() <= limit {
+        return text;
+    }
+    let Ok(mut message) = serde_json::from_str::<serde_json::Value>(&text) else {
+        return text;
+    };
+    let request_id = uuid::Uuid::new_v4().to_string();
+    message["payload"] = super::response::too_large(text.len(), limit, &request_id);
+    message.to_string()
 }
 
 /// Refuses the connection the way each protocol expects (4403 Forbidden).

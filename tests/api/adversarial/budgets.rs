@@ -91,7 +91,7 @@ async fn nodes_is_capped_and_every_id_counts() {
     assert_eq!(body["data"]["nodes"][2]["id"], org, "{body}");
 }
 
-/// Responses beyond the size limit are refused with a clear error.
+/// Responses beyond the size limit are refused with a clear error, over HTTP and WebSocket.
 #[tokio::test(flavor = "multi_thread")]
 async fn an_oversized_response_is_refused() {
     let app = TestApp::spawn_with(|c| c.security.response_limit = 2048).await;
@@ -101,15 +101,33 @@ async fn an_oversized_response_is_refused() {
             format!("a{i}: viewer {{ user {{ id name email }} organization {{ id name slug }} }} ")
         })
         .collect();
-    let (_, body) = app
-        .graphql(Some(&alice), &format!("{{ {aliases} }}"), json!({}))
+    for transport in BOTH {
+        let query = format!("{{ {aliases} }}");
+        let body = ask(&app, transport, &alice, &query, json!({})).await;
+        assert_eq!(
+            error_code(&body),
+            "QUERY_TOO_COMPLEX",
+            "{transport:?}: {body}"
+        );
+        assert!(
+            body["errors"][0]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("limit")),
+            "{transport:?}: {body}"
+        );
+        let small = ask(
+            &app,
+            transport,
+            &alice,
+            "{ a0: viewer { user { name } } }",
+            json!({}),
+        )
         .await;
-    assert_eq!(error_code(&body), "QUERY_TOO_COMPLEX", "{body}");
-    assert!(
-        body["errors"][0]["message"]
-            .as_str()
-            .is_some_and(|m| m.contains("limit"))
-    );
+        assert_eq!(
+            small["data"]["a0"]["user"]["name"], "alice",
+            "{transport:?}: {small}"
+        );
+    }
 }
 
 /// Row C: 20,000 unauthenticated POSTs with distinct `operationName`s made 20,001 Prometheus
