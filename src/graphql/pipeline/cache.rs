@@ -214,19 +214,18 @@ impl ResponseCache {
         (shared, personal): (&[u8], &[&[u8]]),
         parts: &[&[u8]],
     ) -> Fill {
-        fn key(tag: &[u8], first: &[&[u8]], parts: &[&[u8]]) -> [u8; 32] {
-            let mut hasher = Sha256::new();
-            for part in std::iter::once(&tag).chain(first).chain(parts) {
-                hasher.update((part.len() as u64).to_le_bytes());
-                hasher.update(part);
-            }
-            hasher.finalize().into()
-        }
+        let key = |tag: &[u8], first: &[&[u8]]| {
+            key_of(
+                std::iter::once(tag)
+                    .chain(first.iter().copied())
+                    .chain(parts.iter().copied()),
+            )
+        };
         let inner = self.lock();
         Fill {
             cache: self.clone(),
-            shared: key(b"shared", &[shared], parts),
-            key: key(b"personal", personal, parts),
+            shared: key(b"shared", &[shared]),
+            key: key(b"personal", personal),
             org,
             generation: inner.generation(org),
             everyone: inner.everyone,
@@ -282,6 +281,17 @@ impl ResponseCache {
     pub fn hits(&self) -> u64 {
         self.hits.load(std::sync::atomic::Ordering::Relaxed)
     }
+}
+
+/// A key naming `parts` together: the SHA-256 of each part, length first (so no two lists of
+/// parts share a key). Cache entries and live query groups are keyed so.
+pub fn key_of<'a>(parts: impl IntoIterator<Item = &'a [u8]>) -> [u8; 32] {
+    let mut hasher = Sha256::new();
+    for part in parts {
+        hasher.update((part.len() as u64).to_le_bytes());
+        hasher.update(part);
+    }
+    hasher.finalize().into()
 }
 
 /// A strong `ETag` of a body.

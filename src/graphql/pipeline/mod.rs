@@ -590,27 +590,20 @@ struct LiveRun {
 /// The group of an admitted live query: identical credentials (so every run is admitted as the
 /// same viewer), document, operation, variables and statement tracing.
 fn live_key(admitted: &Admitted, caller: &Caller) -> live::hub::Key {
-    use sha2::{Digest, Sha256};
     let variables = serde_json::to_vec(&admitted.request.variables).unwrap_or_default();
     let authorization = caller
         .authorization
         .as_ref()
         .map(|a| a.expose_secret().as_bytes())
         .unwrap_or_default();
-    let parts: [&[u8]; 6] = [
+    cache::key_of([
         authorization,
         caller.x_org.as_deref().unwrap_or_default().as_bytes(),
         admitted.document_id.as_bytes(),
         admitted.name.as_deref().unwrap_or_default().as_bytes(),
         &variables,
         if caller.trace { b"trace" } else { b"" },
-    ];
-    let mut hasher = Sha256::new();
-    for part in parts {
-        hasher.update((part.len() as u64).to_le_bytes());
-        hasher.update(part);
-    }
-    hasher.finalize().into()
+    ])
 }
 
 /// What HTTP gets for an operation.
