@@ -56,20 +56,21 @@ pub fn request_error(status: StatusCode, code: &str, message: impl Into<String>)
 }
 
 /// The JSON of a response, or of a `QUERY_TOO_COMPLEX` error in its place when it is over
-/// `limit` bytes.
-pub fn capped_body(response: &async_graphql::Response, request_id: &str, limit: usize) -> Vec<u8> {
-    capped(response, request_id, limit).0
-}
-
-/// [`capped_body`], and whether the body is the response itself (not the error in its place).
+/// `limit` bytes; and whether the body is the response itself (not the error in its place).
 pub fn capped(
     response: &async_graphql::Response,
     request_id: &str,
     limit: usize,
 ) -> (Vec<u8>, bool) {
-    // A live query's shared data goes in where its placeholder is, before the size is known.
-    let body = serde_json::to_string(response).unwrap_or_default();
-    let body = crate::graphql::pipeline::live::hub::expand(body).into_bytes();
+    capped_json(
+        serde_json::to_vec(response).unwrap_or_default(),
+        request_id,
+        limit,
+    )
+}
+
+/// [`capped`] for a response already serialized (an event stream's, its live data expanded).
+pub fn capped_json(body: Vec<u8>, request_id: &str, limit: usize) -> (Vec<u8>, bool) {
     if body.len() <= limit {
         return (body, true);
     }

@@ -24,7 +24,7 @@ use super::response::request_error;
 use super::session::{self, Credentials};
 use crate::app::AppState;
 use crate::error::code;
-use crate::graphql::pipeline::Caller;
+use crate::graphql::pipeline::{Caller, live};
 
 /// How often an idle stream carries a comment line.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
@@ -55,7 +55,10 @@ pub async fn respond(
         .pipeline
         .execute_stream(request, Some(Arc::new(session)))
         .map(move |response| {
-            let body = super::response::capped_body(&response, &request_id, limit);
+            // A live query's shared data goes in where its placeholder is, before the size cap.
+            let text = serde_json::to_string(&response).unwrap_or_default();
+            let expanded = live::hub::expand(text).into_bytes();
+            let (body, _) = super::response::capped_json(expanded, &request_id, limit);
             Ok::<_, Infallible>(
                 Event::default()
                     .event("next")
