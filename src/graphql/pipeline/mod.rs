@@ -397,10 +397,7 @@ impl Pipeline {
         let mut label = String::from(crate::metrics::UNAUTHENTICATED_LABEL);
         let admitted = match self.admit(request, &caller, &mut label).await {
             Ok(admitted) => admitted,
-            Err(mut response) => {
-                self.end(&mut response, &request_id, &label, started);
-                return stream::once(async move { response }).boxed();
-            }
+            Err(response) => return self.single(response, &request_id, &label, started),
         };
         if admitted.live {
             return self
@@ -408,20 +405,15 @@ impl Pipeline {
                 .await;
         }
         if admitted.kind != OperationType::Subscription {
-            let mut response = self
+            let response = self
                 .execute_reading(admitted, &caller, Some(session))
                 .await
                 .0;
-            self.end(&mut response, &request_id, &label, started);
-            return stream::once(async move { response }).boxed();
+            return self.single(response, &request_id, &label, started);
         }
         let slot = match session_slot(&session) {
             Ok(slot) => slot,
-            Err(err) => {
-                let mut response = refusal(err);
-                self.end(&mut response, &request_id, &label, started);
-                return stream::once(async move { response }).boxed();
-            }
+            Err(err) => return self.single(refusal(err), &request_id, &label, started),
         };
         self.0.labels.count(&label, "ok", started.elapsed());
         let Admitted {
@@ -468,11 +460,7 @@ impl Pipeline {
     ) -> BoxStream<'static, Response> {
         let slot = match session_slot(&session) {
             Ok(slot) => slot,
-            Err(err) => {
-                let mut response = refusal(err);
-                self.end(&mut response, &request_id, &label, started);
-                return stream::once(async move { response }).boxed();
-            }
+            Err(err) => return self.single(refusal(err), &request_id, &label, started),
         };
         let (receiver, runner) = self.0.live.join(live_key(&admitted, &caller));
         match runner {
@@ -694,6 +682,18 @@ impl Pipeline {
             return response.extension("sqlStatements", Value::from(statements));
         }
         response
+    }
+
+    /// A stream of one response, ended (steps 6–7) like any other.
+    fn single(
+        &self,
+        mut response: Response,
+        request_id: &str,
+        label: &str,
+        started: Instant,
+    ) -> BoxStream<'static, Response> {
+        self.end(&mut response, request_id, label, started);
+        stream::once(async move { response }).boxed()
     }
 
     /// Steps 6–7: codes and masking, `retry-after` for rate limits, metrics.
