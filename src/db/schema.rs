@@ -98,6 +98,7 @@ diesel::table! {
         health_lease_expires_at -> Nullable<Timestamptz>,
         health_streak_state -> Nullable<Text>,
         health_streak_count -> Int4,
+        tags -> Array<Text>,
     }
 }
 
@@ -163,6 +164,7 @@ diesel::table! {
         health_lease_expires_at -> Nullable<Timestamptz>,
         health_streak_state -> Nullable<Text>,
         health_streak_count -> Int4,
+        tags -> Array<Text>,
     }
 }
 
@@ -331,6 +333,7 @@ diesel::table! {
         health_lease_expires_at -> Nullable<Timestamptz>,
         health_streak_state -> Nullable<Text>,
         health_streak_count -> Int4,
+        tags -> Array<Text>,
     }
 }
 
@@ -415,6 +418,7 @@ diesel::table! {
         health_lease_expires_at -> Nullable<Timestamptz>,
         health_streak_state -> Nullable<Text>,
         health_streak_count -> Int4,
+        tags -> Array<Text>,
     }
 }
 

@@ -69,6 +69,8 @@ impl Event {
                 "projects" => vec![Project(e.id), Projects],
                 // A deleted dock takes its resources with it.
                 "docks" => vec![Dock(e.id), Docks, Resources],
+                // A resource's own columns (its tags): lists filtered by them may change too.
+                "resources" => vec![Resource(e.id), Resources],
                 _ => return Changes::Everything,
             },
             // Who may see what: every result may differ.

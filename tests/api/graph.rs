@@ -15,7 +15,12 @@ async fn seeded(scale: u32) -> (TestApp, String) {
 }
 
 /// Runs a query asking for the statement count; returns the body and the count.
-async fn traced(app: &TestApp, token: &str, query: &str, variables: Value) -> (Value, Option<u64>) {
+pub(crate) async fn traced(
+    app: &TestApp,
+    token: &str,
+    query: &str,
+    variables: Value,
+) -> (Value, Option<u64>) {
     let response = app
         .client
         .post(app.url("/graphql"))

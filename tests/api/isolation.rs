@@ -301,6 +301,11 @@ async fn no_mutation_reaches_into_another_org() {
             json!({ "a": id("Dock") }),
         ),
         (
+            "setResourceTags",
+            "mutation($a: ID!) { setResourceTags(resourceId: $a, tags: [\"x\"]) { id } }",
+            json!({ "a": id("Server") }),
+        ),
+        (
             "revokeInvitation",
             "mutation($a: ID!) { revokeInvitation(id: $a) }",
             json!({ "a": id("Invitation") }),

@@ -33,5 +33,6 @@ mod seed;
 mod sse;
 mod subscriptions;
 mod sync;
+mod tags;
 mod viewer;
 mod websocket;

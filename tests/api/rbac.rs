@@ -276,7 +276,16 @@ async fn built_in_roles_by_area_and_action() {
     use Outcome::{Allowed, Forbidden, Hidden};
     let app = fixtures::seeded_with_teamer().await;
     // action → (query, outcome for owner, admin, member, viewer)
-    let table: [(&str, &str, [Outcome; 4]); 8] = [
+    let resource = app
+        .graphql(
+            Some(&app.token("org-0-owner", Some("org-0"))),
+            "{ viewer { organization { resources(first: 1) { nodes { id } } } } }",
+            json!({}),
+        )
+        .await
+        .1["data"]["viewer"]["organization"]["resources"]["nodes"][0]["id"]
+        .clone();
+    let table: [(&str, &str, [Outcome; 4]); 9] = [
         (
             "projects FULL: createProject",
             "mutation($s: String!) { createProject(input: { name: $s, slug: $s }) { id } }",
@@ -296,6 +305,11 @@ async fn built_in_roles_by_area_and_action() {
             "resources FULL: fullApiData",
             "{ viewer { organization { resources(first: 1) { nodes { fullApiData } } } } }",
             [Allowed, Allowed, Hidden, Hidden],
+        ),
+        (
+            "resources FULL: setResourceTags",
+            "mutation($r: ID!, $s: String!) { setResourceTags(resourceId: $r, tags: [$s]) { id } }",
+            [Allowed, Allowed, Forbidden, Forbidden],
         ),
         (
             "docks FULL: apiKeyHint",
@@ -327,7 +341,11 @@ async fn built_in_roles_by_area_and_action() {
             let slug = format!("{role}-{}", action.len());
             let email = format!("{slug}@example.invalid");
             let (_, body) = app
-                .graphql(Some(&token), query, json!({ "s": slug, "e": email }))
+                .graphql(
+                    Some(&token),
+                    query,
+                    json!({ "s": slug, "e": email, "r": resource }),
+                )
                 .await;
             let leaf = body.to_string();
             let got = if error_code(&body) == "FORBIDDEN" {

@@ -672,6 +672,34 @@ async fn the_sweep_marks_vanished_resources_deleted_and_links_follow() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn sync_never_touches_tags_people_set() {
+    let env = Env::new().await;
+    let script = Script::new(KEY).servers(5);
+    let (url, fake) = FakeProvider::start(FakeKind::DigitalOcean, script)
+        .await
+        .expect("fake");
+    let dock = env.dock(env.org, FakeKind::DigitalOcean, &url, KEY).await;
+    assert!(env.run(dock).await.succeeded());
+    let conn = &mut env.db.owner().await;
+    diesel::sql_query("update servers set tags = '{env:prod,keep}' where dock_id = $1")
+        .bind::<SqlUuid, _>(dock)
+        .execute(conn)
+        .await
+        .expect("tags");
+    fake.rename(Kind::Server, 0, "renamed");
+    fake.set_status(Kind::Server, 1, "off");
+    fake.remove(Kind::Server, 2);
+    let report = env.run(dock).await;
+    assert!(report.succeeded(), "{:?}", report.error);
+    assert_eq!((report.counts.updated, report.counts.deleted), (2, 1));
+    let tags = "select string_agg(name || '=' || array_to_string(tags, '+'), ',' order by name) as t \
+                from servers where dock_id = $1";
+    let all = text(conn, tags, dock).await.expect("rows");
+    assert_eq!(all.matches("=env:prod+keep").count(), 5, "{all}");
+    assert!(all.contains("renamed=env:prod+keep"), "{all}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn two_schedulers_never_sync_the_same_dock_at_once() {
     let env = Env::new().await;
     let other = fixtures::org(&mut env.db.owner().await, "globex").await.id;

@@ -36,6 +36,8 @@ pub struct LinkRow {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct LinkFilter {
     pub kinds: Option<Vec<String>>,
+    /// What the linked resources must match beyond their kind.
+    pub matching: super::resource::Match,
     /// Keyset position: links strictly after `(denormalized_name, id)`.
     pub after: Option<(String, Uuid)>,
     pub limit: i64,
@@ -52,24 +54,29 @@ pub async fn page(
         Some((n, i)) => (Some(n.as_str()), Some(*i)),
         None => (None, None),
     };
-    Ok(diesel::sql_query(
+    let matching = if filter.matching.is_empty() {
+        String::new()
+    } else {
+        filter.matching.ids_condition("pr.resource_id", 6)
+    };
+    let query = diesel::sql_query(format!(
         "select id, project_id, resource_kind, resource_id, denormalized_name, denormalized_status, linked_at, total \
          from ( \
            select l.*, row_number() over (partition by project_id order by denormalized_name, id) as rn from ( \
              select pr.id, pr.project_id, pr.resource_kind, pr.resource_id, pr.denormalized_name, \
                     pr.denormalized_status, pr.linked_at, count(*) over (partition by pr.project_id) as total \
              from project_resources pr \
-             where pr.project_id = any($1) and ($2::text[] is null or pr.resource_kind = any($2)) \
+             where pr.project_id = any($1) and ($2::text[] is null or pr.resource_kind = any($2)){matching} \
            ) l where $3::text is null or (l.denormalized_name, l.id) > ($3, $4) \
          ) t where rn <= $5 order by project_id, rn",
-    )
+    ))
+    .into_boxed()
     .bind::<Array<SqlUuid>, _>(projects)
     .bind::<Nullable<Array<Text>>, _>(filter.kinds.as_deref())
     .bind::<Nullable<Text>, _>(after_name)
     .bind::<Nullable<SqlUuid>, _>(after_id)
-    .bind::<BigInt, _>(filter.limit)
-    .load(conn)
-    .await?)
+    .bind::<BigInt, _>(filter.limit);
+    Ok(filter.matching.bind_ids(query).load(conn).await?)
 }
 
 /// Per project, how many linked resources are in each health state.

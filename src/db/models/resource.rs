@@ -5,6 +5,7 @@
 //! many parents at once ([`page_ids`], one statement for every parent and kind).
 
 use chrono::{DateTime, Utc};
+use diesel::pg::Pg;
 use diesel::prelude::*;
 use diesel::sql_types::{Array, BigInt, Nullable, Text, Uuid as SqlUuid};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
@@ -57,6 +58,8 @@ pub struct Common {
     pub last_seen_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// Set by users (`setResourceTags`), never by sync.
+    pub tags: Vec<String>,
 }
 
 macro_rules! common_columns {
@@ -76,6 +79,7 @@ macro_rules! common_columns {
             $t::last_seen_at,
             $t::created_at,
             $t::updated_at,
+            $t::tags,
         )
     };
 }
@@ -266,14 +270,118 @@ pub enum Parent {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Filter {
     pub kinds: Option<Vec<String>>,
-    pub status: Option<Vec<String>>,
-    pub health: Option<Vec<String>>,
+    /// What the rows must match beyond their kind.
+    pub matching: Match,
     /// Keyset position: rows strictly after `(name, kind, id)`.
     pub after: Option<(String, String, Uuid)>,
     /// Rows per parent, plus one to learn whether a next page exists.
     pub limit: i64,
     /// For restricted viewers: only resources on these docks or with these ids.
     pub visible: Option<(Vec<Uuid>, Vec<Uuid>)>,
+}
+
+/// What a listed resource must match besides its kind: every field that is set (a list matches
+/// any of its values, except `tags`, all of which must be present).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Match {
+    pub status: Option<Vec<String>>,
+    pub health: Option<Vec<String>>,
+    pub providers: Option<Vec<String>>,
+    pub docks: Option<Vec<Uuid>>,
+    pub tags: Option<Vec<String>>,
+    /// A case-insensitive substring of the name.
+    pub search: Option<String>,
+}
+
+type Boxed<'f> = diesel::query_builder::BoxedSqlQuery<'f, Pg, diesel::query_builder::SqlQuery>;
+
+/// The resource tables, in [`Kind::ALL`]'s order.
+const TABLES: [&str; 4] = ["servers", "web_services", "domains", "databases"];
+
+impl Match {
+    pub fn is_empty(&self) -> bool {
+        self == &Match::default()
+    }
+
+    /// True when health states decide what matches (health events then change the list).
+    pub fn reads_health(&self) -> bool {
+        self.health.is_some()
+    }
+
+    /// ` and <condition>` over the columns of `alias` for every field that is set, with
+    /// parameters numbered from `first`; unset fields add nothing, so an unfiltered list keeps
+    /// its plain statement. Returns the text and the next free parameter number.
+    fn conditions(&self, alias: &str, first: usize) -> (String, usize) {
+        let checks = [
+            (self.status.is_some(), "status = any($)"),
+            (self.health.is_some(), "health_state = any($)"),
+            (self.providers.is_some(), "provider = any($)"),
+            (self.docks.is_some(), "dock_id = any($)"),
+            (self.tags.is_some(), "tags @> $::text[]"),
+            (self.search.is_some(), "name ilike $"),
+        ];
+        let mut next = first;
+        let mut text = String::new();
+        for (_, check) in checks.iter().filter(|(set, _)| *set) {
+            text += &format!(" and {alias}.{}", check.replace('$', &format!("${next}")));
+            next += 1;
+        }
+        (text, next)
+    }
+
+    /// Binds the values of [`Match::conditions`], in its order.
+    fn bind<'f>(&'f self, mut query: Boxed<'f>) -> Boxed<'f> {
+        if let Some(status) = &self.status {
+            query = query.bind::<Array<Text>, _>(status);
+        }
+        if let Some(health) = &self.health {
+            query = query.bind::<Array<Text>, _>(health);
+        }
+        if let Some(providers) = &self.providers {
+            query = query.bind::<Array<Text>, _>(providers);
+        }
+        if let Some(docks) = &self.docks {
+            query = query.bind::<Array<SqlUuid>, _>(docks);
+        }
+        if let Some(tags) = &self.tags {
+            query = query.bind::<Array<Text>, _>(tags);
+        }
+        if let Some(search) = &self.search {
+            query = query.bind::<Text, _>(like_pattern(search));
+        }
+        query
+    }
+
+    /// ` and <column> in (<ids of every kind that match>)`, parameters from `first`: for lists
+    /// that hold resource ids rather than resource rows (a project's links).
+    pub(crate) fn ids_condition(&self, column: &str, first: usize) -> String {
+        let (conditions, _) = self.conditions("r", first);
+        let union = TABLES
+            .iter()
+            .map(|table| format!("select r.id from {table} r where true{conditions}"))
+            .collect::<Vec<_>>()
+            .join(" union all ");
+        format!(" and {column} in ({union})")
+    }
+
+    /// Binds the values of [`Match::ids_condition`].
+    pub(crate) fn bind_ids<'f>(&'f self, query: Boxed<'f>) -> Boxed<'f> {
+        self.bind(query)
+    }
+}
+
+/// `%text%` with `text`'s own `%`, `_` and `\\` escaped, for `ilike`.
+fn like_pattern(text: &str) -> String {
+    let mut pattern = String::with_capacity(text.len() + 2);
+    pattern.push('%');
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
 }
 
 /// One row of a resource page: which resource, under which parent, and the parent's total.
@@ -303,49 +411,66 @@ pub async fn page_ids(
         Parent::Org => "org_id",
         Parent::Dock => "dock_id",
     };
-    let union = ["servers", "web_services", "domains", "databases"]
+    let union = TABLES
         .iter()
         .zip(Kind::ALL)
         .map(|(table, kind)| {
             format!(
-                "select '{kind}'::text as kind, id, name, {column} as parent, dock_id, status, health_state \
-                 from {table} where {column} = any($1)",
+                "select '{kind}'::text as kind, id, name, {column} as parent, dock_id, status, \
+                 health_state, provider, tags from {table} where {column} = any($1)",
                 kind = kind.as_str()
             )
         })
         .collect::<Vec<_>>()
         .join(" union all ");
+    let (conditions, _) = filter.matching.conditions("r", 9);
     let sql = format!(
         "select parent, kind, id, name, total from ( \
            select c.*, row_number() over (partition by parent order by name, kind, id) as rn from ( \
              select r.*, count(*) over (partition by parent) as total from ({union}) r \
              where ($2::text[] is null or r.kind = any($2)) \
-               and ($3::text[] is null or r.status = any($3)) \
-               and ($4::text[] is null or r.health_state = any($4)) \
-               and ($9::uuid[] is null or r.dock_id = any($9) or r.id = any($10)) \
-           ) c where $5::text is null or (c.name, c.kind, c.id) > ($5, $6, $7) \
-         ) t where rn <= $8 order by parent, rn"
+               and ($7::uuid[] is null or r.dock_id = any($7) or r.id = any($8)){conditions} \
+           ) c where $3::text is null or (c.name, c.kind, c.id) > ($3, $4, $5) \
+         ) t where rn <= $6 order by parent, rn"
     );
     let (after_name, after_kind, after_id) = match &filter.after {
         Some((n, k, i)) => (Some(n.as_str()), Some(k.as_str()), Some(*i)),
         None => (None, None, None),
     };
-    Ok(diesel::sql_query(sql)
+    let query = diesel::sql_query(sql)
+        .into_boxed()
         .bind::<Array<SqlUuid>, _>(parents)
         .bind::<Nullable<Array<Text>>, _>(filter.kinds.as_deref())
-        .bind::<Nullable<Array<Text>>, _>(filter.status.as_deref())
-        .bind::<Nullable<Array<Text>>, _>(filter.health.as_deref())
         .bind::<Nullable<Text>, _>(after_name)
         .bind::<Nullable<Text>, _>(after_kind)
         .bind::<Nullable<SqlUuid>, _>(after_id)
         .bind::<BigInt, _>(filter.limit)
         .bind::<Nullable<Array<SqlUuid>>, _>(filter.visible.as_ref().map(|v| &v.0))
-        .bind::<Array<SqlUuid>, _>(filter.visible.as_ref().map_or(&[][..], |v| &v.1[..]))
-        .load(conn)
-        .await?)
+        .bind::<Array<SqlUuid>, _>(filter.visible.as_ref().map_or(&[][..], |v| &v.1[..]));
+    Ok(filter.matching.bind(query).load(conn).await?)
 }
 
 /// Does a live resource of `kind` with `id` exist for the scope? (link validation)
 pub async fn exists(conn: &mut AsyncPgConnection, kind: Kind, id: Uuid) -> Result<bool, DbError> {
     Ok(!by_ids(conn, kind, &[id]).await?.is_empty())
+}
+
+/// Replaces the tags of the resource of `kind` with `id`; false when no such resource exists for
+/// the scope. Sync never calls this, and never writes the column.
+pub async fn set_tags(
+    conn: &mut AsyncPgConnection,
+    kind: Kind,
+    id: Uuid,
+    tags: &[String],
+) -> Result<bool, DbError> {
+    let table = TABLES[Kind::ALL
+        .iter()
+        .position(|k| *k == kind)
+        .unwrap_or_default()];
+    let updated = diesel::sql_query(format!("update {table} set tags = $1 where id = $2"))
+        .bind::<Array<Text>, _>(tags)
+        .bind::<SqlUuid, _>(id)
+        .execute(conn)
+        .await?;
+    Ok(updated == 1)
 }

@@ -7,6 +7,7 @@
 //! - [`api_keys`]: API keys (one's own: anyone; others': settings FULL).
 //! - [`dock`]: provider connections (docks FULL).
 //! - [`health`]: probe intervals (monitoring FULL).
+//! - [`resources`]: tags on resources (resources FULL).
 //! - [`invitation`]: invitations, sent with settings FULL and accepted by the invitee.
 //! - [`validate`]: the input checks they share.
 //!
@@ -25,6 +26,7 @@ pub mod health;
 pub mod invitation;
 pub mod members;
 pub mod project;
+pub mod resources;
 pub mod roles;
 pub mod teams;
 pub mod validate;
@@ -55,6 +57,7 @@ pub struct Mutation(
     api_keys::ApiKeyMutations,
     dock::DockMutations,
     health::HealthMutations,
+    resources::ResourceMutations,
     invitation::InvitationMutations,
 );
 

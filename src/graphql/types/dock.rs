@@ -7,13 +7,15 @@ use std::sync::Arc;
 use async_graphql::{Context, ID, Object};
 use chrono::{DateTime, Utc};
 
-use super::resource_list::{ResourceConnection, prime_pages, resource_page};
+use super::resource_list::{
+    ListArgs, ResourceConnection, ResourceFilter, prime_pages, resource_page,
+};
 use crate::db::models::dock::SyncRunRow;
-use crate::db::models::resource::{Filter, Parent};
+use crate::db::models::resource::Parent;
 use crate::error::ApiError;
 use crate::graphql::connection::{Window, connection, paginate};
 use crate::graphql::context::{load_one, loaders, visibility};
-use crate::graphql::enums::{ResourceKind, SyncStatus, words};
+use crate::graphql::enums::{ResourceKind, SyncStatus};
 use crate::graphql::ids;
 use load::{DockId, SyncRunsKey};
 
@@ -74,14 +76,23 @@ impl DockNode {
         #[graphql(desc = "Only resources of these kinds; all kinds when omitted.")] kinds: Option<
             Vec<ResourceKind>,
         >,
+        #[graphql(desc = "Which resources to keep: status, health, tags, name and more.")]
+        filter: Option<ResourceFilter>,
     ) -> async_graphql::Result<ResourceConnection> {
+        let args = ListArgs {
+            first,
+            after,
+            kinds,
+            filter,
+            ..ListArgs::default()
+        };
         Ok(resource_page(
             ctx,
             Parent::Dock,
             self.0.id,
-            kinds_filter(kinds.as_deref()),
+            args.page_filter()?,
             first,
-            after.as_deref(),
+            args.after.as_deref(),
         )
         .await?)
     }
@@ -169,17 +180,6 @@ impl SyncRunNode {
 
 connection!(SyncRunConnection, SyncRunEdge, SyncRunNode, "SyncRun");
 
-fn kinds_filter(kinds: Option<&[ResourceKind]>) -> Filter {
-    Filter {
-        kinds: kinds.map(|k| {
-            words(k, |kind| {
-                crate::db::models::resource::Kind::from(kind).as_str()
-            })
-        }),
-        ..Filter::default()
-    }
-}
-
 /// Loads, for every dock of a list at once, the `resources` and `syncRuns` pages `look` (the
 /// selection on each dock) asks for.
 pub async fn prime(
@@ -189,19 +189,7 @@ pub async fn prime(
 ) -> Result<(), ApiError> {
     use async_graphql::InputType;
     let ids: Vec<uuid::Uuid> = docks.iter().map(|d| d.0.id).collect();
-    prime_pages(ctx, Parent::Dock, &ids, look, |selection| {
-        let (mut first, mut after, mut kinds) = (None, None, None);
-        for (name, value) in selection.arguments().ok()? {
-            match name.as_str() {
-                "first" => first = Option::<i32>::parse(Some(value)).ok()?,
-                "after" => after = Option::<String>::parse(Some(value)).ok()?,
-                "kinds" => kinds = Option::<Vec<ResourceKind>>::parse(Some(value)).ok()?,
-                _ => {}
-            }
-        }
-        Some((kinds_filter(kinds.as_deref()), first, after))
-    })
-    .await?;
+    prime_pages(ctx, Parent::Dock, &ids, look).await?;
     for selection in look.field("syncRuns").selection_fields() {
         let (mut first, mut after) = (None, None);
         for (name, value) in selection.arguments().unwrap_or_default() {

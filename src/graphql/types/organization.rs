@@ -11,17 +11,17 @@ use super::directory::{ClientNode, MemberNode, RoleNode, TeamNode};
 use super::dock::{self, DockConnection, DockNode};
 use super::invitation::InvitationNode;
 use super::project::{self, ProjectNode};
-use super::resource_list::{ResourceConnection, resource_page};
+use super::resource_list::{ListArgs, ResourceConnection, ResourceFilter, resource_page};
 use crate::auth::permissions::{Area, Level};
 use crate::db::models::organization::Organization;
-use crate::db::models::resource::{Filter, Kind, Parent};
+use crate::db::models::resource::{Kind, Parent};
 use crate::db::models::{
     audit, directory, dock as dock_model, health_interval, invitation, project as project_model,
 };
 use crate::events::Topic;
 use crate::graphql::connection::{Window, connection, node_looks, paginate};
 use crate::graphql::context::{record, run, run_reading, viewer, visibility};
-use crate::graphql::enums::{HealthState, ResourceKind, ResourceStatus, words};
+use crate::graphql::enums::{HealthState, ResourceKind, ResourceStatus};
 use crate::graphql::ids;
 
 /// An organization the viewer belongs to. The request's active organization bounds every read:
@@ -146,8 +146,13 @@ impl OrganizationNode {
         }
         Ok(DockConnection::new(edges, info, total))
     }
-    /// Every resource of the organization by name, filtered by kind, status and health.
+    /// Every resource of the organization by name, filtered by kind, status and health (as
+    /// arguments) and by anything in `filter`; arguments and `filter` must both hold.
     #[graphql(complexity = "first.unwrap_or(50).max(0) as usize * child_complexity")]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "GraphQL arguments; `kinds`, `status` and `health` predate `filter` and stay"
+    )]
     async fn resources(
         &self,
         ctx: &Context<'_>,
@@ -160,17 +165,30 @@ impl OrganizationNode {
         status: Option<Vec<ResourceStatus>>,
         #[graphql(desc = "Only resources in one of these health states; any when omitted.")]
         health: Option<Vec<HealthState>>,
+        #[graphql(desc = "Which resources to keep: provider, dock, tags, name and more.")]
+        filter: Option<ResourceFilter>,
     ) -> async_graphql::Result<ResourceConnection> {
         if !self.is_active(ctx)? {
             return Ok(ResourceConnection::empty());
         }
-        let filter = Filter {
-            kinds: kinds.map(|k| words(&k, |kind| Kind::from(kind).as_str())),
-            status: status.map(|s| words(&s, ResourceStatus::as_str)),
-            health: health.map(|h| words(&h, HealthState::as_str)),
-            ..Filter::default()
+        let args = ListArgs {
+            first,
+            after,
+            kinds,
+            status,
+            health,
+            filter,
         };
-        Ok(resource_page(ctx, Parent::Org, self.0.id, filter, first, after.as_deref()).await?)
+        let filter = args.page_filter()?;
+        Ok(resource_page(
+            ctx,
+            Parent::Org,
+            self.0.id,
+            filter,
+            first,
+            args.after.as_deref(),
+        )
+        .await?)
     }
     /// The audit log, newest first; needs audit READ. Filters: actions, acting user, since.
     #[graphql(complexity = "first.unwrap_or(50).max(0) as usize * child_complexity")]

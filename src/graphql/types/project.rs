@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use super::directory::{ClientId, ClientNode, TeamId, TeamNode};
 use super::resource::ResourceInterface;
 use super::resource::load::load_and_prime;
+use super::resource_list::{ListArgs, ResourceFilter};
 use crate::db::models::link::LinkRow;
 use crate::graphql::connection::{PageInfo, Window, node_looks, paginate};
 use crate::graphql::context::load_one;
@@ -75,7 +76,8 @@ impl ProjectNode {
         };
         Ok(load_one(ctx, TeamId(id)).await?.map(TeamNode))
     }
-    /// Linked resources, by name (`denormalizedName`, then link id).
+    /// Linked resources, by name (`denormalizedName`, then link id), filtered by kind and by
+    /// anything in `filter`.
     #[graphql(complexity = "first.unwrap_or(50).max(0) as usize * child_complexity")]
     async fn resources(
         &self,
@@ -85,9 +87,18 @@ impl ProjectNode {
         #[graphql(desc = "Only resources of these kinds; all kinds when omitted.")] kinds: Option<
             Vec<ResourceKind>,
         >,
+        #[graphql(desc = "Which linked resources to keep: status, health, tags, name and more.")]
+        filter: Option<ResourceFilter>,
     ) -> async_graphql::Result<ProjectResourceConnection> {
-        let window = Window::<(String, uuid::Uuid)>::new(first, after.as_deref())?;
-        let key = links_key(self.0.id, &window, kinds.as_deref());
+        let args = ListArgs {
+            first,
+            after,
+            kinds,
+            filter,
+            ..ListArgs::default()
+        };
+        let window = Window::<(String, uuid::Uuid)>::new(first, args.after.as_deref())?;
+        let key = links_key(self.0.id, &window, &args)?;
         let page = load_one(ctx, key).await?.unwrap_or_default();
         let looks = node_looks(&ctx.look_ahead());
         let keys = page.rows.iter().filter_map(resource_key).collect();

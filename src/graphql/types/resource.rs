@@ -153,6 +153,11 @@ async fn history_of(
         desc = "The provider's region slug; `null` when the resource has none."
     ),
     field(
+        name = "tags",
+        ty = "&[String]",
+        desc = "Tags people gave it with `setResourceTags`, sorted; sync never changes them."
+    ),
+    field(
         name = "health",
         ty = "Health",
         desc = "Latest health; `UNKNOWN` until first probed."
@@ -311,6 +316,10 @@ macro_rules! resource_object {
             /// The provider's region slug; `null` when the resource has none.
             pub async fn region(&self) -> Option<&str> {
                 self.0.common.region.as_deref()
+            }
+            /// Tags people gave it with `setResourceTags`, sorted; sync never changes them.
+            pub async fn tags(&self) -> &[String] {
+                &self.0.common.tags
             }
             /// Latest health; `UNKNOWN` until first probed.
             pub async fn health(&self) -> Health {

@@ -17,10 +17,10 @@ use crate::error::ApiError;
 use crate::events::{Reads, Topic};
 use crate::graphql::connection::{Window, node_looks};
 use crate::graphql::context::loaders;
-use crate::graphql::enums::{ResourceKind, words};
 use crate::graphql::loaders::{DbLoader, LoadError, Recorded, group_by};
 use crate::graphql::types::directory::{ClientId, TeamId};
 use crate::graphql::types::resource::load::{ResourceKey, load_and_prime};
+use crate::graphql::types::resource_list::ListArgs;
 
 /// A loaded project: the value of the `Project` object type (its fields are in
 /// `types/project.rs`).
@@ -115,6 +115,13 @@ impl Loader<LinksKey> for DbLoader {
 impl Recorded for LinksKey {
     fn record(&self, _: Option<&<DbLoader as Loader<Self>>::Value>, reads: &mut Reads) {
         reads.add(Topic::Project(self.project));
+        // Filtered by what the resources are: any resource's change may move it in or out.
+        if !self.filter.matching.is_empty() {
+            reads.add(Topic::Resources);
+            if self.filter.matching.reads_health() {
+                reads.add(Topic::Health);
+            }
+        }
     }
 }
 
@@ -166,21 +173,22 @@ impl Recorded for HealthKey {
     }
 }
 
-/// The key of a project's `resources` page for `window` and `kinds`.
+/// The key of a project's `resources` page for `window` and the list's arguments.
 pub fn links_key(
     project: Uuid,
     window: &Window<(String, Uuid)>,
-    kinds: Option<&[ResourceKind]>,
-) -> LinksKey {
-    let kinds = kinds.map(|k| words(k, |kind| Kind::from(kind).as_str()));
-    LinksKey {
+    args: &ListArgs,
+) -> Result<LinksKey, ApiError> {
+    let (kinds, matching) = args.matching()?;
+    Ok(LinksKey {
         project,
         filter: LinkFilter {
             kinds,
+            matching,
             after: window.after.clone(),
             limit: window.limit(),
         },
-    }
+    })
 }
 
 /// The key of a link's resource.
@@ -240,15 +248,19 @@ async fn prime_resources(
     let loaders = loaders(ctx)?;
     let field = look.field("resources");
     for selection in field.selection_fields() {
-        let Some(args) = resource_args(&selection) else {
+        let Some(args) = ListArgs::of_selection(&selection) else {
             continue;
         };
-        let Ok(window) = Window::<(String, Uuid)>::new(args.0, args.1.as_deref()) else {
+        let Ok(window) = Window::<(String, Uuid)>::new(args.first, args.after.as_deref()) else {
             continue;
         };
-        let keys = projects
+        let Ok(keys) = projects
             .iter()
-            .map(|p| links_key(p.0.id, &window, args.2.as_deref()));
+            .map(|p| links_key(p.0.id, &window, &args))
+            .collect::<Result<Vec<_>, _>>()
+        else {
+            continue;
+        };
         let pages = loaders.load_many(keys).await?;
         let resource_keys = pages
             .values()
@@ -257,23 +269,4 @@ async fn prime_resources(
         load_and_prime(ctx, resource_keys, &node_looks(&field)).await?;
     }
     Ok(())
-}
-
-/// `first`, `after` and `kinds` of a `resources` field.
-type ResourceArgs = (Option<i32>, Option<String>, Option<Vec<ResourceKind>>);
-
-/// `first`, `after` and `kinds` of a `resources` selection, as its resolver will read them.
-fn resource_args(selection: &async_graphql::SelectionField<'_>) -> Option<ResourceArgs> {
-    use async_graphql::{InputType, Value};
-    let mut args = (None, None, None);
-    for (name, value) in selection.arguments().ok()? {
-        match (name.as_str(), value) {
-            (_, Value::Null) => {}
-            ("first", value) => args.0 = Some(i32::parse(Some(value)).ok()?),
-            ("after", value) => args.1 = Some(String::parse(Some(value)).ok()?),
-            ("kinds", value) => args.2 = Some(Vec::<ResourceKind>::parse(Some(value)).ok()?),
-            _ => {}
-        }
-    }
-    Some(args)
 }
