@@ -6,6 +6,8 @@
 //! - [`grants`]: team and client grants on docks (docks FULL).
 //! - [`api_keys`]: API keys (one's own: anyone; others': settings FULL).
 //! - [`dock`]: provider connections (docks FULL).
+//! - [`operations`]: operation services and their team grants (operations FULL), and their
+//!   links to projects (projects FULL).
 //! - [`health`]: probe intervals (monitoring FULL).
 //! - [`invitation`]: invitations, sent with settings FULL and accepted by the invitee.
 //! - [`validate`]: the input checks they share.
@@ -24,6 +26,7 @@ pub mod grants;
 pub mod health;
 pub mod invitation;
 pub mod members;
+pub mod operations;
 pub mod project;
 pub mod roles;
 pub mod teams;
@@ -54,6 +57,7 @@ pub struct Mutation(
     grants::GrantMutations,
     api_keys::ApiKeyMutations,
     dock::DockMutations,
+    operations::OperationMutations,
     health::HealthMutations,
     invitation::InvitationMutations,
 );
