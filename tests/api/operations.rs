@@ -499,3 +499,65 @@ async fn services_link_to_projects_and_the_client_portal_sees_none() {
         "{audit:?}"
     );
 }
+
+/// Renames every operation service of org-0 without publishing an event.
+async fn rename_services_quietly(app: &TestApp, name: &str) {
+    use diesel_async::SimpleAsyncConnection;
+    app.db
+        .owner()
+        .await
+        .batch_execute(&format!(
+            "set session_replication_role = replica;
+             update operation_services set name = '{name}'
+              where org_id = (select id from organizations where slug = 'org-0');
+             set session_replication_role = origin;"
+        ))
+        .await
+        .expect("quiet rename");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cached_answers_follow_service_changes_and_links_only() {
+    use crate::harness::wait::{PATIENCE, wait_until};
+    let app = TestApp::spawn_with(|config| config.security.response_cache_bytes = 1 << 20).await;
+    stackgate::devkit::seed::seed(&mut app.db.owner().await, 1)
+        .await
+        .expect("seed");
+    let owner = app.token("org-0-owner", Some("org-0"));
+    let service = create(&app, &owner, "Backups").await;
+    app.settle_events().await;
+    let services = "{ viewer { organization { operationServices { nodes { name } } } } }";
+    let first_name = |body: &Value| {
+        body["data"]["viewer"]["organization"]["operationServices"]["nodes"][0]["name"].clone()
+    };
+    let (_, body) = app.graphql(Some(&owner), services, json!({})).await;
+    assert_eq!(first_name(&body), "Backups");
+
+    // A change that touches nothing the answer read leaves it cached.
+    rename_services_quietly(&app, "Quietly").await;
+    let (_, body) = app
+        .graphql(
+            Some(&owner),
+            "mutation($id: ID!) { updateProject(id: $id, input: { name: \"Renamed\" }) { id } }",
+            json!({ "id": project(&app, "project-001").await }),
+        )
+        .await;
+    assert!(body.get("errors").is_none(), "{body}");
+    app.settle_events().await;
+    let (_, body) = app.graphql(Some(&owner), services, json!({})).await;
+    assert_eq!(first_name(&body), "Backups", "still served from the cache");
+
+    // Linking the service changes it: the answer is read afresh.
+    let (_, body) = app
+        .graphql(
+            Some(&owner),
+            "mutation($p: ID!, $s: ID!) { linkOperationService(projectId: $p, operationServiceId: $s) { id } }",
+            json!({ "p": project(&app, "project-000").await, "s": service }),
+        )
+        .await;
+    assert!(body.get("errors").is_none(), "{body}");
+    wait_until("the services answer forgotten", PATIENCE, async || {
+        first_name(&app.graphql(Some(&owner), services, json!({})).await.1) == "Quietly"
+    })
+    .await;
+}
