@@ -6,7 +6,7 @@ use super::permissions::{Area, Level, Permissions};
 use crate::db::models::membership::{self, Membership};
 use crate::db::models::organization::{self, Organization};
 use crate::db::models::user::{self, User};
-use crate::db::models::visibility::{self, Grant, IndirectRole, Visibility};
+use crate::db::models::visibility::{self, Grant, IndirectRole, ServiceGrant, Visibility};
 use crate::db::{Pool, Scope};
 use crate::error::ApiError;
 
@@ -181,7 +181,7 @@ pub struct Reach {
     pub visibility: Visibility,
 }
 
-/// Computes the reach in `active` (three statements, only for users with team or client roles
+/// Computes the reach in `active` (four statements, only for users with team or client roles
 /// there) and from it what the viewer may read: org-wide READ in an area lifts the restriction
 /// for that area; short of it, only what teams and clients reach.
 pub async fn reach(pool: &Pool, identity: &Identity, active: &Active) -> Result<Reach, ApiError> {
@@ -196,8 +196,8 @@ pub async fn reach(pool: &Pool, identity: &Identity, active: &Active) -> Result<
         .collect();
     let team_ids: Vec<Uuid> = teams.iter().map(|(t, _)| *t).collect();
     let client_ids: Vec<Uuid> = here.iter().filter_map(|r| r.client_id).collect();
-    let (projects, grants, linked) = if here.is_empty() {
-        (Vec::new(), Vec::new(), Vec::new())
+    let (projects, grants, linked, services) = if here.is_empty() {
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new())
     } else {
         let scope = Scope::org(active.organization.id, identity.user.id);
         scope
@@ -223,6 +223,10 @@ pub async fn reach(pool: &Pool, identity: &Identity, active: &Active) -> Result<
         key_hints: (!org.allows(Area::Docks, Level::Full)).then(|| full_via_teams(Area::Docks)),
         api_data: (!org.allows(Area::Resources, Level::Full))
             .then(|| full_via_teams(Area::Resources)),
+        operation_services: restricted(Area::Operations)
+            .then(|| services.iter().map(|g| g.service).collect()),
+        config_hints: (!org.allows(Area::Operations, Level::Full))
+            .then(|| full_service_grants(&services, &teams)),
     };
     Ok(Reach {
         teams,
@@ -230,6 +234,20 @@ pub async fn reach(pool: &Pool, identity: &Identity, active: &Active) -> Result<
         project_teams: projects,
         visibility,
     })
+}
+
+/// Operation services granted at `full` to a team whose role has operations FULL.
+fn full_service_grants(grants: &[ServiceGrant], teams: &[(Uuid, Permissions)]) -> Vec<Uuid> {
+    grants
+        .iter()
+        .filter(|g| g.level == "full")
+        .filter(|g| {
+            teams
+                .iter()
+                .any(|(t, role)| *t == g.team && role.allows(Area::Operations, Level::Full))
+        })
+        .map(|g| g.service)
+        .collect()
 }
 
 /// Docks granted at `full` to a team whose role has FULL in `area` (client grants are read-only).

@@ -85,6 +85,8 @@ impl Viewer {
             "members": visibility.members,
             "key_hints": sorted(&visibility.key_hints),
             "api_data": sorted(&visibility.api_data),
+            "operation_services": sorted(&visibility.operation_services),
+            "config_hints": sorted(&visibility.config_hints),
             "api_key": self.api_key_id.is_some(),
             "trusted_documents_only": self.trusted_documents_only,
             "as_platform_admin": self.as_platform_admin,

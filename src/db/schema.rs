@@ -243,6 +243,7 @@ diesel::table! {
         encrypted_config -> Nullable<Bytea>,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        config_hint -> Nullable<Text>,
     }
 }
 
@@ -252,6 +253,19 @@ diesel::table! {
         name -> Text,
         slug -> Text,
         deleted_at -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    project_operation_services (id) {
+        id -> Uuid,
+        org_id -> Uuid,
+        project_id -> Uuid,
+        operation_service_id -> Uuid,
+        linked_by -> Nullable<Uuid>,
+        linked_at -> Timestamptz,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
     }
@@ -443,6 +457,8 @@ diesel::joinable!(memberships -> organizations (org_id));
 diesel::joinable!(memberships -> users (user_id));
 diesel::joinable!(operation_permissions -> organizations (org_id));
 diesel::joinable!(operation_services -> organizations (org_id));
+diesel::joinable!(project_operation_services -> organizations (org_id));
+diesel::joinable!(project_operation_services -> users (linked_by));
 diesel::joinable!(project_resources -> organizations (org_id));
 diesel::joinable!(project_resources -> users (linked_by));
 diesel::joinable!(projects -> organizations (org_id));
@@ -472,6 +488,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     operation_permissions,
     operation_services,
     organizations,
+    project_operation_services,
     project_resources,
     projects,
     roles,

@@ -1,9 +1,12 @@
-//! `change` events: a row that management mutations change (a project, a dock) changed, published
-//! by the `stackgate_change_notify` trigger of the `change_events` migration in the writing
-//! transaction. Live queries that read the row re-run on it.
+//! `change` events: a row that management mutations change (a project, a dock, an operation
+//! service) changed, published by the `stackgate_change_notify` trigger of the `change_events`
+//! migration in the writing transaction. A link of a project and an operation service, made or
+//! removed, publishes one for each end (`operation_services` migration). Live queries that read
+//! the row re-run on it.
 //!
 //! ```json
-//! {"type": "change", "org_id": "<uuid>", "table": "projects" | "docks", "id": "<uuid>"}
+//! {"type": "change", "org_id": "<uuid>", "table": "projects" | "docks" | "operation_services",
+//!  "id": "<uuid>"}
 //! ```
 
 use serde::{Deserialize, Serialize};

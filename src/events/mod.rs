@@ -9,8 +9,8 @@
 //! - `health`: [`HealthEvent`], from the health monitor;
 //! - `access`: [`AccessEvent`], from triggers on every table that decides who may do what
 //!   (memberships, roles, teams, clients, grants, keys): replicas forget cached viewers on it;
-//! - `change`: [`ChangeEvent`], from triggers on projects and docks: what management mutations
-//!   changed, for live queries.
+//! - `change`: [`ChangeEvent`], from triggers on projects, docks and operation services (and
+//!   their links to projects): what management mutations changed, for live queries.
 //!
 //! Subscribers filter every event by tenant and permission when it reaches them, and resolve
 //! what they show with their own permissions.

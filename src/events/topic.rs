@@ -30,6 +30,10 @@ pub enum Topic {
     Dock(Uuid),
     /// Which docks the organization has (a list of docks).
     Docks,
+    /// An operation service's row, its grants and the projects it is linked to.
+    OperationService(Uuid),
+    /// Which operation services the organization has (a list of services).
+    OperationServices,
     /// Health states summed over resources (a project's health counts).
     Health,
     /// Anything of the organization: what an unclassified read depends on.
@@ -71,6 +75,8 @@ impl Event {
                 "docks" => vec![Dock(e.id), Docks, Resources],
                 // A resource's own columns (its tags): lists filtered by them may change too.
                 "resources" => vec![Resource(e.id), Resources],
+                // A service's row, or its links (a link also publishes a change of its project).
+                "operation_services" => vec![OperationService(e.id), OperationServices],
                 _ => return Changes::Everything,
             },
             // Who may see what: every result may differ.
@@ -193,6 +199,16 @@ mod tests {
             "a list"
         );
         assert!(!reads.touched_by(&change("docks", other_dock)));
+        let service = Uuid::new_v4();
+        let mut services = Reads::default();
+        services.add(Topic::OperationService(service));
+        assert!(services.touched_by(&change("operation_services", service)));
+        assert!(!services.touched_by(&change("operation_services", Uuid::new_v4())));
+        assert!(!services.touched_by(&change("projects", Uuid::new_v4())));
+        let mut listed = Reads::default();
+        listed.add(Topic::OperationServices);
+        assert!(listed.touched_by(&change("operation_services", Uuid::new_v4())));
+        assert!(!reads.touched_by(&change("operation_services", service)));
         assert!(
             reads.touched_by(&change("teams", Uuid::new_v4())),
             "unknown"

@@ -123,6 +123,45 @@ pub enum AccessLevel {
     Full,
 }
 
+/// What an operation service does for the organization.
+#[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+pub enum OperationServiceKind {
+    /// Object storage that backups are written to.
+    BackupBucket,
+    /// A content delivery network.
+    Cdn,
+    /// A DNS provider.
+    Dns,
+    /// An external monitoring or uptime service.
+    Monitoring,
+    /// Anything else.
+    Other,
+}
+
+impl OperationServiceKind {
+    /// The stored word.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::BackupBucket => "backup_bucket",
+            Self::Cdn => "cdn",
+            Self::Dns => "dns",
+            Self::Monitoring => "monitoring",
+            Self::Other => "other",
+        }
+    }
+
+    /// The kind of a stored word (an unknown word reads as `OTHER`).
+    pub fn from_word(word: &str) -> Self {
+        match word {
+            "backup_bucket" => Self::BackupBucket,
+            "cdn" => Self::Cdn,
+            "dns" => Self::Dns,
+            "monitoring" => Self::Monitoring,
+            _ => Self::Other,
+        }
+    }
+}
+
 /// Stored words of a list of enum values (for filters).
 pub fn words<T: Copy>(values: &[T], word: impl Fn(T) -> &'static str) -> Vec<String> {
     values.iter().map(|v| word(*v).to_owned()).collect()

@@ -17,6 +17,7 @@ use super::types::directory::{ClientId, ClientNode, TeamId, TeamNode};
 use super::types::dock::SyncRunNode;
 use super::types::dock::load::{DockId, DockNode, SyncRunId};
 use super::types::invitation::InvitationNode;
+use super::types::operation::load::{OperationServiceId, OperationServiceNode};
 use super::types::organization::OrganizationNode;
 use super::types::project::load::{ProjectId, ProjectNode};
 use super::types::resource::load::ResourceKey;
@@ -52,6 +53,7 @@ pub enum Node {
     Database(DatabaseNode),
     Alert(AlertNode),
     Invitation(InvitationNode),
+    OperationService(OperationServiceNode),
 }
 
 /// Resolves many ids at once, in order, with at most one batch per type.
@@ -94,6 +96,13 @@ pub async fn resolve_nodes(
     let alerts = loaders
         .load_many(of_type("Alert").into_iter().map(AlertId))
         .await?;
+    let services = loaders
+        .load_many(
+            of_type("OperationService")
+                .into_iter()
+                .map(OperationServiceId),
+        )
+        .await?;
     let invitations = invitations(ctx, &of_type("Invitation")).await?;
     let resource_keys: Vec<ResourceKey> = decoded
         .iter()
@@ -129,6 +138,11 @@ pub async fn resolve_nodes(
                 Node::Alert(AlertNode(alert.clone()))
             }
             "Invitation" => Node::Invitation(invitations.get(&id)?.clone()),
+            "OperationService" => Node::OperationService(OperationServiceNode(visible(
+                &services,
+                OperationServiceId(id),
+                |s| s.org_id == org,
+            )?)),
             other => {
                 let key = ResourceKey(ids::kind_of_type(other)?, id);
                 let row = visible(&resources, key, |r| r.common.org_id == org)?;

@@ -27,7 +27,7 @@ async fn seeded() -> TestApp {
 }
 
 /// One id of every type org-1's owner can see, by GraphQL type name (an invitation of org-1,
-/// to someone in no organization, is made first).
+/// to someone in no organization, and an operation service are made first).
 async fn ids_of_org_1(app: &TestApp) -> BTreeMap<String, String> {
     let (_, body) = app
         .graphql(
@@ -37,12 +37,22 @@ async fn ids_of_org_1(app: &TestApp) -> BTreeMap<String, String> {
         )
         .await;
     assert!(body.get("errors").is_none(), "{body}");
+    let (_, body) = app
+        .graphql(
+            Some(&app.token("org-1-owner", Some("org-1"))),
+            "mutation { createOperationService(input: { name: \"Theirs\", kind: DNS,
+                config: { token: \"t\" } }) { id } }",
+            json!({}),
+        )
+        .await;
+    assert!(body.get("errors").is_none(), "{body}");
     let query = "{ viewer { user { id } organization { id invitations { id }
         teams { id } clients { id } members { user { id } }
         projects(first: 1) { nodes { id } }
         docks(first: 1) { nodes { id syncRuns(first: 1) { nodes { id } } } }
         resources(first: 500) { nodes { __typename id } }
-        alerts(first: 1) { nodes { id } } } } }";
+        alerts(first: 1) { nodes { id } }
+        operationServices(first: 1) { nodes { id } } } } }";
     let (_, body) = app
         .graphql(
             Some(&app.token("org-1-owner", Some("org-1"))),
@@ -66,6 +76,10 @@ async fn ids_of_org_1(app: &TestApp) -> BTreeMap<String, String> {
     put("Dock", &org["docks"]["nodes"][0]["id"]);
     put("Alert", &org["alerts"]["nodes"][0]["id"]);
     put("Invitation", &org["invitations"][0]["id"]);
+    put(
+        "OperationService",
+        &org["operationServices"]["nodes"][0]["id"],
+    );
     put(
         "SyncRun",
         &org["docks"]["nodes"][0]["syncRuns"]["nodes"][0]["id"],
@@ -105,6 +119,12 @@ struct Digest {
 /// A digest of every org-1 row of every tenant table (as the owner, past row-level security),
 /// the audit log aside (denials are written there on purpose).
 pub async fn org_1_digest(app: &TestApp) -> String {
+    org_digest(app, "org-1").await
+}
+
+/// A digest of every row of the organization `slug` in every tenant table (as the owner, past
+/// row-level security), the audit log aside.
+pub async fn org_digest(app: &TestApp, slug: &str) -> String {
     let mut conn = app.db.owner().await;
     let tables: Vec<Digest> = diesel::sql_query(
         "select c.relname::text as digest from pg_class c join pg_attribute a on a.attrelid = c.oid \
@@ -118,10 +138,11 @@ pub async fn org_1_digest(app: &TestApp) -> String {
     for table in tables {
         let sql = format!(
             "select md5(coalesce(string_agg(x::text, ',' order by x::text), '')) as digest from {} x \
-             where org_id = (select id from organizations where slug = 'org-1')",
+             where org_id = (select id from organizations where slug = $1)",
             table.digest
         );
         let row: Digest = diesel::sql_query(sql)
+            .bind::<Text, _>(slug)
             .get_result(&mut conn)
             .await
             .expect("digest");
@@ -304,6 +325,36 @@ async fn no_mutation_reaches_into_another_org() {
             "setResourceTags",
             "mutation($a: ID!) { setResourceTags(resourceId: $a, tags: [\"x\"]) { id } }",
             json!({ "a": id("Server") }),
+        ),
+        (
+            "updateOperationService",
+            "mutation($a: ID!) { updateOperationService(id: $a, input: { name: \"x\" }) { id } }",
+            json!({ "a": id("OperationService") }),
+        ),
+        (
+            "deleteOperationService",
+            "mutation($a: ID!) { deleteOperationService(id: $a) }",
+            json!({ "a": id("OperationService") }),
+        ),
+        (
+            "grantOperationAccess",
+            "mutation($a: ID!, $b: ID!) { grantOperationAccess(operationServiceId: $a, teamId: $b, level: FULL) }",
+            json!({ "a": id("OperationService"), "b": id("Team") }),
+        ),
+        (
+            "revokeOperationAccess",
+            "mutation($a: ID!, $b: ID!) { revokeOperationAccess(operationServiceId: $a, teamId: $b) }",
+            json!({ "a": id("OperationService"), "b": id("Team") }),
+        ),
+        (
+            "linkOperationService",
+            "mutation($a: ID!, $b: ID!) { linkOperationService(projectId: $a, operationServiceId: $b) { id } }",
+            json!({ "a": id("Project"), "b": id("OperationService") }),
+        ),
+        (
+            "unlinkOperationService",
+            "mutation($a: ID!, $b: ID!) { unlinkOperationService(projectId: $a, operationServiceId: $b) }",
+            json!({ "a": id("Project"), "b": id("OperationService") }),
         ),
         (
             "revokeInvitation",

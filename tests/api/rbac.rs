@@ -285,7 +285,7 @@ async fn built_in_roles_by_area_and_action() {
         .await
         .1["data"]["viewer"]["organization"]["resources"]["nodes"][0]["id"]
         .clone();
-    let table: [(&str, &str, [Outcome; 4]); 9] = [
+    let table: [(&str, &str, [Outcome; 4]); 12] = [
         (
             "projects FULL: createProject",
             "mutation($s: String!) { createProject(input: { name: $s, slug: $s }) { id } }",
@@ -327,6 +327,21 @@ async fn built_in_roles_by_area_and_action() {
             [Allowed, Allowed, Forbidden, Forbidden],
         ),
         (
+            "operations FULL: createOperationService",
+            "mutation($s: String!) { createOperationService(input: { name: $s, kind: DNS, config: { token: \"t\" } }) { id } }",
+            [Allowed, Allowed, Forbidden, Forbidden],
+        ),
+        (
+            "operations READ: operationServices",
+            "{ viewer { organization { operationServices(first: 10) { totalCount nodes { name } } } } }",
+            [Allowed, Allowed, Allowed, Allowed],
+        ),
+        (
+            "operations FULL: configHint",
+            "{ viewer { organization { operationServices(first: 1) { nodes { configHint } } } } }",
+            [Allowed, Allowed, Hidden, Hidden],
+        ),
+        (
             "settings READ: invitations",
             "{ viewer { organization { invitations { id } } } }",
             [Allowed, Allowed, Forbidden, Forbidden],
@@ -352,7 +367,9 @@ async fn built_in_roles_by_area_and_action() {
                 Forbidden
             } else if body.get("errors").is_some() {
                 panic!("{role} / {action}: {body}");
-            } else if leaf.contains("\"fullApiData\":null") || leaf.contains("\"apiKeyHint\":null")
+            } else if leaf.contains("\"fullApiData\":null")
+                || leaf.contains("\"apiKeyHint\":null")
+                || leaf.contains("\"configHint\":null")
             {
                 Hidden
             } else {

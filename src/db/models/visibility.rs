@@ -3,6 +3,8 @@
 //! Org-wide reads need an org role with READ in the area. Short of one, a team role reaches the
 //! team's projects and the docks granted to the team (and those docks' resources); a client
 //! membership reaches, read only, the client's projects and the resources linked to them.
+//! Operation services need operations READ org-wide; short of it, a team reaches the services
+//! granted to it, and a client membership reaches none.
 //! [`Visibility`] holds those sets, computed once per viewer; every loader, `node`, nested field
 //! and subscription asks it, so an object is visible or hidden whichever path leads to it.
 //! `None` in a set means the whole organization.
@@ -41,6 +43,12 @@ pub struct Visibility {
     /// Docks whose resources' provider data (`fullApiData`) the viewer may read: resources FULL
     /// org-wide (`None`), else docks granted at `full` to a team whose role has resources FULL.
     pub api_data: Option<Vec<Uuid>>,
+    /// Operation services: every one with operations READ org-wide (`None`), else those granted
+    /// to the viewer's teams (client memberships reach none).
+    pub operation_services: Option<Vec<Uuid>>,
+    /// Services whose configuration hint the viewer may read: operations FULL org-wide (`None`),
+    /// else services granted at `full` to a team whose role has operations FULL.
+    pub config_hints: Option<Vec<Uuid>>,
 }
 
 impl Visibility {
@@ -56,6 +64,8 @@ impl Visibility {
             members: true,
             key_hints: None,
             api_data: None,
+            operation_services: None,
+            config_hints: None,
         }
     }
 
@@ -102,6 +112,18 @@ impl Visibility {
     /// True when the provider data of a visible resource on `dock` may be shown.
     pub fn sees_api_data(&self, dock: Uuid) -> bool {
         self.api_data.as_ref().is_none_or(|d| d.contains(&dock))
+    }
+
+    /// Every operation service of the organization, or only those granted to the viewer's teams.
+    pub fn sees_operation_service(&self, id: Uuid) -> bool {
+        self.operation_services
+            .as_ref()
+            .is_none_or(|s| s.contains(&id))
+    }
+
+    /// True when the configuration hint of visible service `id` may be shown.
+    pub fn sees_config_hint(&self, id: Uuid) -> bool {
+        self.config_hints.as_ref().is_none_or(|s| s.contains(&id))
     }
 
     /// Dock ids for SQL filters (`None` = no filter).
@@ -178,11 +200,26 @@ pub struct Grant {
     pub level: String,
 }
 
-/// What teams and clients reach: projects (with their team), dock grants, linked resources.
-pub type Reached = (Vec<(Uuid, Option<Uuid>)>, Vec<Grant>, Vec<Uuid>);
+/// An operation service granted to a team, at `read` or `full`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServiceGrant {
+    pub service: Uuid,
+    pub team: Uuid,
+    pub level: String,
+}
 
-/// Projects of the teams and clients, docks granted to them, and resources linked to those
-/// projects: three statements, in the organization's scope.
+/// What teams and clients reach: projects (with their team), dock grants, linked resources,
+/// operation service grants.
+pub type Reached = (
+    Vec<(Uuid, Option<Uuid>)>,
+    Vec<Grant>,
+    Vec<Uuid>,
+    Vec<ServiceGrant>,
+);
+
+/// Projects of the teams and clients, docks granted to them, resources linked to those
+/// projects, and operation services granted to the teams: four statements, in the
+/// organization's scope.
 pub async fn reach(
     conn: &mut AsyncPgConnection,
     teams: &[Uuid],
@@ -221,5 +258,14 @@ pub async fn reach(
         .select(project_resources::resource_id)
         .load(conn)
         .await?;
-    Ok((visible, grants, linked))
+    let services = super::operation::permissions_of_teams(conn, teams)
+        .await?
+        .into_iter()
+        .map(|p| ServiceGrant {
+            service: p.operation_service_id,
+            team: p.team_id,
+            level: p.level,
+        })
+        .collect();
+    Ok((visible, grants, linked, services))
 }

@@ -218,7 +218,7 @@ fn dock_rate(ctx: &Context<'_>, org: Uuid, dock: Option<Uuid>) -> Result<(), Api
     }
 }
 
-fn scheduler<'a>(ctx: &Context<'a>) -> Result<&'a Scheduler, ApiError> {
+pub(super) fn scheduler<'a>(ctx: &Context<'a>) -> Result<&'a Scheduler, ApiError> {
     ctx.data::<Scheduler>().map_err(|_| {
         ApiError::BadUserInput(
             "this server has no STACKGATE_ENCRYPTION_KEYS, so it cannot store provider keys".into(),

@@ -6,6 +6,8 @@
 //! - [`grants`]: team and client grants on docks (docks FULL).
 //! - [`api_keys`]: API keys (one's own: anyone; others': settings FULL).
 //! - [`dock`]: provider connections (docks FULL).
+//! - [`operations`]: operation services and their team grants (operations FULL), and their
+//!   links to projects (projects FULL).
 //! - [`health`]: probe intervals (monitoring FULL).
 //! - [`resources`]: tags on resources (resources FULL).
 //! - [`invitation`]: invitations, sent with settings FULL and accepted by the invitee.
@@ -25,6 +27,7 @@ pub mod grants;
 pub mod health;
 pub mod invitation;
 pub mod members;
+pub mod operations;
 pub mod project;
 pub mod resources;
 pub mod roles;
@@ -56,6 +59,7 @@ pub struct Mutation(
     grants::GrantMutations,
     api_keys::ApiKeyMutations,
     dock::DockMutations,
+    operations::OperationMutations,
     health::HealthMutations,
     resources::ResourceMutations,
     invitation::InvitationMutations,

@@ -266,7 +266,11 @@ impl ProjectMutations {
 
 /// Whether the viewer may change project `id` (moving it to `new_team`, if given). A project
 /// they cannot see does not exist for them.
-fn may_write(ctx: &Context<'_>, id: Uuid, new_team: Option<Uuid>) -> Result<bool, ApiError> {
+pub(super) fn may_write(
+    ctx: &Context<'_>,
+    id: Uuid,
+    new_team: Option<Uuid>,
+) -> Result<bool, ApiError> {
     let viewer = viewer(ctx)?;
     if !viewer.visibility().sees_project(id) {
         return Err(not_found("project"));

@@ -3,9 +3,10 @@
 //! A type's module holds its fields (the `#[Object]` impl) and the batch loaders of what it
 //! loads (key types with their `Loader` impls, see [`crate::graphql::loaders`]). The three types
 //! that refer back to each other — a resource names its dock and projects, and docks and projects
-//! list resources — keep their loaded value (`DockNode`, `ProjectNode`), loaders and `prime` in a
-//! `load` child (`dock/load.rs`, `project/load.rs`, `resource/load.rs`) that imports no object
-//! module, so the module graph has no circle.
+//! list resources; projects and operation services list each other — keep their loaded value
+//! (`DockNode`, `ProjectNode`, `OperationServiceNode`), loaders and `prime` in a `load` child
+//! (`dock/load.rs`, `project/load.rs`, `resource/load.rs`, `operation/load.rs`) that imports no
+//! object module of that circle, so the module graph has none.
 
 pub mod alert;
 pub mod audit;
@@ -13,6 +14,7 @@ pub mod directory;
 pub mod dock;
 pub mod events;
 pub mod invitation;
+pub mod operation;
 pub mod organization;
 pub mod project;
 pub mod resource;

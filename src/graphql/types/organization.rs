@@ -10,13 +10,15 @@ use super::audit::{AuditLogConnection, AuditLogNode};
 use super::directory::{ClientNode, MemberNode, RoleNode, TeamNode};
 use super::dock::{self, DockConnection, DockNode};
 use super::invitation::InvitationNode;
+use super::operation::{OperationServiceConnection, OperationServiceNode, load as operation};
 use super::project::{self, ProjectNode};
 use super::resource_list::{ListArgs, ResourceConnection, ResourceFilter, resource_page};
 use crate::auth::permissions::{Area, Level};
 use crate::db::models::organization::Organization;
 use crate::db::models::resource::{Kind, Parent};
 use crate::db::models::{
-    audit, directory, dock as dock_model, health_interval, invitation, project as project_model,
+    audit, directory, dock as dock_model, health_interval, invitation,
+    operation as operation_model, project as project_model,
 };
 use crate::events::Topic;
 use crate::graphql::connection::{Window, connection, node_looks, paginate};
@@ -145,6 +147,54 @@ impl OrganizationNode {
             dock::prime(ctx, &listed, &node_look).await?;
         }
         Ok(DockConnection::new(edges, info, total))
+    }
+    /// Operation services by name (then id): all of them with operations READ, else those
+    /// granted to the viewer's teams (none in the client portal).
+    #[graphql(complexity = "first.unwrap_or(50).max(0) as usize * child_complexity")]
+    async fn operation_services(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "How many services (default 50, at most 500).")] first: Option<i32>,
+        #[graphql(desc = "A cursor of this list: the services after it.")] after: Option<String>,
+    ) -> async_graphql::Result<OperationServiceConnection> {
+        if !self.is_active(ctx)? {
+            return Ok(OperationServiceConnection::empty());
+        }
+        let window = Window::<(String, uuid::Uuid)>::new(first, after.as_deref())?;
+        let look = ctx.look_ahead();
+        let (org, counted) = (self.0.id, look.field("totalCount").exists());
+        let visible = visibility(ctx)?.operation_services.clone();
+        let (rows, total) = run_reading(ctx, [Topic::OperationServices], async |conn| {
+            let rows = operation_model::page(
+                conn,
+                org,
+                visible.as_deref(),
+                window.after.clone(),
+                window.limit(),
+            )
+            .await?;
+            let total = if counted {
+                operation_model::count(conn, org, visible.as_deref()).await?
+            } else {
+                0
+            };
+            Ok((rows, total))
+        })
+        .await?;
+        // A link or a change of a service names only the service.
+        record(ctx, rows.iter().map(|s| Topic::OperationService(s.id)))?;
+        let nodes: Vec<OperationServiceNode> = rows
+            .into_iter()
+            .map(|s| OperationServiceNode(Arc::new(s)))
+            .collect();
+        let (edges, info) = paginate(nodes, window.first, window.after.is_some(), |s| {
+            (s.0.name.clone(), s.0.id)
+        });
+        let listed: Vec<OperationServiceNode> = edges.iter().map(|(_, s)| s.clone()).collect();
+        for node_look in node_looks(&look) {
+            operation::prime(ctx, &listed, &node_look).await?;
+        }
+        Ok(OperationServiceConnection::new(edges, info, total))
     }
     /// Every resource of the organization by name, filtered by kind, status and health (as
     /// arguments) and by anything in `filter`; arguments and `filter` must both hold.

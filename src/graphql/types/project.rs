@@ -6,12 +6,13 @@ use async_graphql::{Context, ID, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 
 use super::directory::{ClientId, ClientNode, TeamId, TeamNode};
+use super::operation::load::{OperationServiceId, OperationServiceNode, ProjectServicesKey};
 use super::resource::ResourceInterface;
 use super::resource::load::load_and_prime;
 use super::resource_list::{ListArgs, ResourceFilter};
 use crate::db::models::link::LinkRow;
 use crate::graphql::connection::{PageInfo, Window, node_looks, paginate};
-use crate::graphql::context::load_one;
+use crate::graphql::context::{load_one, loaders};
 use crate::graphql::enums::{ResourceKind, ResourceStatus};
 use crate::graphql::ids;
 use load::{HealthCounts, HealthKey, links_key, resource_key};
@@ -125,6 +126,24 @@ impl ProjectNode {
             page_info,
             total_count: page.total,
         })
+    }
+    /// Linked operation services, by name (at most 500; those the viewer may see: all with
+    /// operations READ, else those granted to their teams).
+    async fn operation_services(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<Vec<OperationServiceNode>> {
+        let ids = load_one(ctx, ProjectServicesKey(self.0.id))
+            .await?
+            .unwrap_or_default();
+        let services = loaders(ctx)?
+            .load_many(ids.iter().copied().map(OperationServiceId))
+            .await?;
+        Ok(ids
+            .iter()
+            .filter_map(|id| services.get(&OperationServiceId(*id)).cloned())
+            .map(OperationServiceNode)
+            .collect())
     }
     /// Counts per health state over every linked resource.
     async fn health_summary(&self, ctx: &Context<'_>) -> async_graphql::Result<HealthSummary> {

@@ -19,6 +19,7 @@ use crate::graphql::connection::{Window, node_looks};
 use crate::graphql::context::loaders;
 use crate::graphql::loaders::{DbLoader, LoadError, Recorded, group_by};
 use crate::graphql::types::directory::{ClientId, TeamId};
+use crate::graphql::types::operation::load as operation;
 use crate::graphql::types::resource::load::{ResourceKey, load_and_prime};
 use crate::graphql::types::resource_list::ListArgs;
 
@@ -200,8 +201,8 @@ pub fn resource_key(link: &LinkRow) -> Option<ResourceKey> {
 }
 
 /// Loads, for every project of a list at once, what `look` (the selection on each project) asks
-/// for: clients, teams, health summaries, and each `resources` page with its resources, so the
-/// per-project resolvers find everything cached.
+/// for: clients, teams, health summaries, operation services, and each `resources` page with
+/// its resources, so the per-project resolvers find everything cached.
 pub async fn prime(
     ctx: &Context<'_>,
     projects: &[ProjectNode],
@@ -235,8 +236,16 @@ pub async fn prime(
         }
         Ok::<_, ApiError>(())
     };
+    let services = async {
+        let field = look.field("operationServices");
+        if field.exists() {
+            let ids: Vec<Uuid> = projects.iter().map(|p| p.0.id).collect();
+            operation::prime_of_projects(ctx, &ids, &field).await?;
+        }
+        Ok::<_, ApiError>(())
+    };
     let resources = prime_resources(ctx, projects, look);
-    futures_util::try_join!(clients, teams, health, resources)?;
+    futures_util::try_join!(clients, teams, health, services, resources)?;
     Ok(())
 }
 
