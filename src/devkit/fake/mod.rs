@@ -1,5 +1,5 @@
-//! Fake provider servers: real HTTP on 127.0.0.1 speaking DigitalOcean's, Linode's and Vercel's
-//! envelopes, pagination, auth and rate-limit headers, scriptable per test.
+//! Fake provider servers: real HTTP on 127.0.0.1 speaking DigitalOcean's, Linode's, Vercel's and
+//! GridPane's envelopes, pagination, auth and rate-limit headers, scriptable per test.
 //!
 //! ```ignore
 //! let script = Script::new("token").servers(1_050).page_size(200)
@@ -38,6 +38,7 @@ pub enum FakeKind {
     DigitalOcean,
     Linode,
     Vercel,
+    GridPane,
 }
 
 impl FakeKind {
@@ -47,6 +48,7 @@ impl FakeKind {
             FakeKind::DigitalOcean => "digitalocean",
             FakeKind::Linode => "linode",
             FakeKind::Vercel => "vercel",
+            FakeKind::GridPane => "gridpane",
         }
     }
 
@@ -56,6 +58,7 @@ impl FakeKind {
             FakeKind::DigitalOcean => &Kind::ALL,
             FakeKind::Linode => &[Kind::Server, Kind::Domain, Kind::Database],
             FakeKind::Vercel => &[Kind::WebService, Kind::Domain],
+            FakeKind::GridPane => &[Kind::Server, Kind::WebService, Kind::Domain],
         }
     }
 }
@@ -242,6 +245,7 @@ impl FakeProvider {
         let addr = listener.local_addr()?;
         let base_url = match kind {
             FakeKind::Linode => format!("http://{addr}/v4"),
+            FakeKind::GridPane => format!("http://{addr}/oauth/api/v1"),
             _ => format!("http://{addr}"),
         };
         let resources = kind
@@ -492,13 +496,13 @@ fn fault_plan(fake: FakeKind, action: &FaultAction, mut rate: Vec<(&'static str,
             plan(
                 StatusCode::TOO_MANY_REQUESTS,
                 rate,
-                r#"{"id":"too_many_requests","message":"API Rate limit exceeded."}"#.into(),
+                shapes::error_bodies(fake).0.into(),
             )
         }
         FaultAction::ServerError(code) => plan(
             StatusCode::from_u16(*code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
             rate,
-            r#"{"id":"server_error","message":"Server was unable to give you a response."}"#.into(),
+            shapes::error_bodies(fake).1.into(),
         ),
         FaultAction::MalformedJson => plan(
             StatusCode::OK,

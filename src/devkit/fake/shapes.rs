@@ -23,6 +23,9 @@ pub fn status_words(fake: FakeKind, kind: Kind) -> &'static [&'static str] {
         (FakeKind::Linode, Kind::Database) => &["active", "provisioning", "suspended", "failed"],
         (FakeKind::Vercel, Kind::WebService) => &["READY", "BUILDING", "ERROR", "CANCELED"],
         (FakeKind::Vercel, Kind::Domain) => &["verified", "unverified"],
+        (FakeKind::GridPane, Kind::Server) => &["active", "building", "inactive", "failed"],
+        (FakeKind::GridPane, Kind::WebService) => &["active", "building", "disabled", "failed"],
+        (FakeKind::GridPane, Kind::Domain) => &["active", "pending", "failed"],
         _ => &["active"],
     }
 }
@@ -48,6 +51,10 @@ pub fn route(fake: FakeKind, path: &str) -> Option<(Kind, &'static str)> {
         (FakeKind::Linode, "/v4/databases/instances") => (Kind::Database, "data"),
         (FakeKind::Vercel, "/v9/projects") => (Kind::WebService, "projects"),
         (FakeKind::Vercel, "/v5/domains") => (Kind::Domain, "domains"),
+        (FakeKind::GridPane, "/oauth/api/v1/server") => (Kind::Server, "data"),
+        (FakeKind::GridPane, "/oauth/api/v1/site") => (Kind::WebService, "data"),
+        // Nested one level deeper: `{data: {domains: [...]}}`.
+        (FakeKind::GridPane, "/oauth/api/v1/domain") => (Kind::Domain, "domains"),
         _ => return None,
     };
     Some(route)
@@ -60,6 +67,7 @@ pub fn is_profile(fake: FakeKind, path: &str) -> bool {
         (FakeKind::DigitalOcean, "/v2/account")
             | (FakeKind::Linode, "/v4/profile")
             | (FakeKind::Vercel, "/v2/user")
+            | (FakeKind::GridPane, "/oauth/api/v1/user")
     )
 }
 
@@ -76,6 +84,7 @@ impl Page {
             FakeKind::DigitalOcean => (num("per_page").unwrap_or(20), 200),
             FakeKind::Linode => (num("page_size").unwrap_or(100), 500),
             FakeKind::Vercel => (num("limit").unwrap_or(20), 100),
+            FakeKind::GridPane => (num("per_page").unwrap_or(10), 100),
         };
         let size = size.clamp(1, max).min(cap.unwrap_or(usize::MAX));
         let offset = match fake {
@@ -134,6 +143,46 @@ pub fn envelope(
             let prev = (page.offset > 0).then(|| VERCEL_EPOCH_MS - page.offset);
             json!({ key: items, "pagination": { "count": items.len(), "next": next, "prev": prev } })
         }
+        FakeKind::GridPane => {
+            // Laravel's paginated resource collection.
+            let n = page.number();
+            let path = format!("{base}/oauth/api/v1/{}", gridpane_path(kind));
+            let url = |p: usize| format!("{path}?page={p}");
+            let last = total.div_ceil(page.size).max(1);
+            let data = match kind {
+                Kind::Domain => json!({ "domains": items }),
+                _ => json!(items),
+            };
+            json!({
+                "data": data,
+                "links": { "first": url(1), "last": url(last),
+                           "prev": (n > 1).then(|| url(n - 1)), "next": more.then(|| url(n + 1)) },
+                "meta": { "current_page": n, "from": page.offset + 1, "last_page": last,
+                          "per_page": page.size, "to": end, "total": total, "path": path }
+            })
+        }
+    }
+}
+
+fn gridpane_path(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Server => "server",
+        Kind::WebService => "site",
+        _ => "domain",
+    }
+}
+
+/// What a provider answers with a 429, a 5xx or a refused token: (429 body, 5xx body).
+pub fn error_bodies(fake: FakeKind) -> (&'static str, &'static str) {
+    match fake {
+        FakeKind::GridPane => (
+            r#"{"message":"Too Many Attempts."}"#,
+            r#"{"message":"Server Error"}"#,
+        ),
+        _ => (
+            r#"{"id":"too_many_requests","message":"API Rate limit exceeded."}"#,
+            r#"{"id":"server_error","message":"Server was unable to give you a response."}"#,
+        ),
     }
 }
 
@@ -143,6 +192,7 @@ pub fn unauthorized(fake: FakeKind) -> String {
         FakeKind::DigitalOcean => r#"{"id":"unauthorized","message":"Unable to authenticate you"}"#,
         FakeKind::Linode => r#"{"errors":[{"reason":"Invalid Token"}]}"#,
         FakeKind::Vercel => r#"{"error":{"code":"forbidden","message":"Not authorized"}}"#,
+        FakeKind::GridPane => r#"{"message":"Unauthenticated."}"#,
     }
     .to_owned()
 }
@@ -153,6 +203,7 @@ pub fn item(fake: FakeKind, kind: Kind, r: &FakeResource) -> Value {
         FakeKind::DigitalOcean => digitalocean(kind, r),
         FakeKind::Linode => linode(kind, r),
         FakeKind::Vercel => vercel(kind, r),
+        FakeKind::GridPane => gridpane(kind, r),
     }
 }
 
@@ -259,6 +310,42 @@ fn vercel(kind: Kind, r: &FakeResource) -> Value {
                 "alias": [r.address.clone().unwrap_or_else(|| format!("{}.vercel.localhost", r.name))],
                 "readyState": r.status}},
             "env": [{"key": "DATABASE_URL", "value": format!("{SECRET_MARKER}-env-{i}"), "type": "encrypted"}]
+        }),
+    }
+}
+
+fn gridpane(kind: Kind, r: &FakeResource) -> Value {
+    let i = r.index;
+    let secret = |what: &str| format!("{SECRET_MARKER}-{what}-{i}");
+    match kind {
+        Kind::Server => json!({
+            "id": 50_000 + i, "label": r.name, "ip": r.address.clone().unwrap_or_else(|| ip(i)),
+            "ipv6": "::1", "region": "nyc1", "region_label": "New York 1", "status": r.status,
+            "database": "mariadb", "webserver": "nginx", "os_version": "ubuntu 24.04",
+            "cpu": 2, "ram": 4096, "sub_id": format!("sub-{i}"), "user_id": 1, "provider_id": 3,
+            "provider": {"id": 3, "name": "digitalocean"},
+            "sites": [{"id": 70_000 + i, "url": format!("{}.gridpane.invalid", r.name)}],
+            // Not all in the real API: proves passwords by any name never get stored.
+            "system_users": [{"id": i, "username": "gpuser", "sudo_pass": secret("sudo")}],
+            "mysql_root_password": secret("mysql"),
+            "ssh_keys": [{"id": 1, "name": "deploy"}]
+        }),
+        Kind::WebService => json!({
+            "id": 70_000 + i, "url": r.address.clone().unwrap_or_else(|| r.name.clone()),
+            "status": r.status, "is_ssl": true, "is_wsod": false, "ssl_status": "succeed",
+            "is_sso": false, "type": "primary", "php_version": "8.3", "server_id": 50_000 + i,
+            "user_id": 1, "system_user_id": i, "domain_id": 90_000 + i,
+            "server": {"id": 50_000 + i, "label": format!("server-{i:05}"), "region": "nyc1"},
+            "db_pass": secret("db"), "htpasswd": {"user": "staff", "pass": secret("basic")},
+            "wp_keys": {"AUTH_KEY": secret("salt")}
+        }),
+        _ => json!({
+            "id": 90_000 + i, "url": r.name, "route": "primary", "type": "primary",
+            "status": r.status, "is_ssl": true, "ssl_status": "succeed", "is_wildcard": false,
+            "site_id": 70_000 + i, "server_id": 50_000 + i, "user_id": 1,
+            "dns_management_id": 2, "creds_need_updating": false,
+            "user_dns": {"id": 4, "dns_provider_id": 2, "provider": {"id": 2, "name": "cloudflare"},
+                         "key": secret("dns"), "email": format!("{SECRET_MARKER}@example.invalid")}
         }),
     }
 }
