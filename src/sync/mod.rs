@@ -1,7 +1,7 @@
 //! Syncing provider accounts ("docks") into the universal resource tables (docs/sync.md).
 //!
-//! - [`Provider`]: one implementation per provider ([`digitalocean`], [`gridpane`], [`linode`],
-//!   [`vercel`]) lists
+//! - [`Provider`]: one implementation per provider ([`cloudflare`], [`digitalocean`],
+//!   [`gridpane`], [`linode`], [`vercel`]) lists
 //!   every resource of an account, page by page, as [`Record`]s. Adding a provider is one module
 //!   plus one line in [`Registry::default`].
 //! - [`list_pages`]: the one pagination loop. An adapter names its [`Collection`]s and its
@@ -12,6 +12,7 @@
 //! - [`scheduler`]: which replica syncs which dock, through leases.
 //! - [`verify`]: a key checked with its provider before it is stored, as callers are told.
 
+pub mod cloudflare;
 pub mod digitalocean;
 pub mod engine;
 pub mod gridpane;
@@ -300,6 +301,7 @@ impl Default for Registry {
         let mut registry = Self {
             providers: BTreeMap::new(),
         };
+        registry.register(Arc::new(cloudflare::Cloudflare));
         registry.register(Arc::new(digitalocean::DigitalOcean));
         registry.register(Arc::new(gridpane::GridPane));
         registry.register(Arc::new(linode::Linode));
@@ -445,7 +447,7 @@ mod tests {
     fn the_registry_knows_each_provider() {
         assert_eq!(
             Registry::default().names(),
-            ["digitalocean", "gridpane", "linode", "vercel"]
+            ["cloudflare", "digitalocean", "gridpane", "linode", "vercel"]
         );
     }
 }

@@ -13,7 +13,10 @@ use crate::harness::error_code;
 use crate::sync::{Env, KEY, assert_mappings, captured_logs, secrets_stored, snapshot, text};
 
 /// The fakes of this file, each with the kind its faults are put on (one it lists first).
-const FAKES: [(FakeKind, Kind); 1] = [(FakeKind::GridPane, Kind::Server)];
+const FAKES: [(FakeKind, Kind); 2] = [
+    (FakeKind::GridPane, Kind::Server),
+    (FakeKind::Cloudflare, Kind::Domain),
+];
 
 #[tokio::test(flavor = "multi_thread")]
 async fn gridpane_lists_every_page_maps_statuses_and_strips_secrets() {
@@ -112,6 +115,74 @@ async fn gridpane_lists_every_page_maps_statuses_and_strips_secrets() {
         Some(r#"{"id": 4, "provider": {"id": 2, "name": "cloudflare"}, "dns_provider_id": 2}"#),
         "the last page of the nested domain envelope was read"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cloudflare_keeps_each_zones_dns_records_within_the_cap() {
+    let env = Env::new().await;
+    let script = Script::new(KEY).domains(55).dns_records(2);
+    let (url, fake) = FakeProvider::start(FakeKind::Cloudflare, script)
+        .await
+        .expect("fake");
+    fake.set_dns_records(Kind::Domain, 0, 650);
+    fake.set_dns_records(Kind::Domain, 1, 500);
+    let dock = env.dock(env.org, FakeKind::Cloudflare, &url, KEY).await;
+    let report = env.run(dock).await;
+    assert!(report.succeeded(), "{:?}", report.error);
+    assert_eq!(report.counts.created, 55);
+    assert_eq!(
+        report.counts.pages,
+        2 + 6 + 5 + 53,
+        "two pages of 50 zones; 650 records stop one page past the cap, 500 read whole"
+    );
+    let conn = &mut env.db.owner().await;
+    assert_mappings(
+        conn,
+        dock,
+        &[(
+            "domains",
+            &[
+                ("active", "active"),
+                ("pending", "provisioning"),
+                ("initializing", "provisioning"),
+                ("moved", "stopped"),
+            ],
+        )],
+    )
+    .await;
+    assert_eq!(
+        secrets_stored(conn, dock).await,
+        0,
+        "no owner e-mail, no verification key"
+    );
+    let records = "select string_agg(jsonb_array_length(full_api_data->'dns_records') || ' ' ||         (full_api_data->>'dns_records_truncated'), ',' order by name) as t from domains         where dock_id = $1 and name in ('site-00000.invalid', 'site-00001.invalid', 'site-00002.invalid')";
+    assert_eq!(
+        text(conn, records, dock).await.as_deref(),
+        Some("500 true,500 false,2 false")
+    );
+    let zone = "select (full_api_data->'plan'->>'name') || ' ' || (full_api_data->'name_servers'->>0)         || ' ' || (full_api_data->'owner')::text || ' ' || (full_api_data->'dns_records'->1->>'type')         || ' ' || domain_name as t from domains where dock_id = $1 and name = 'site-00054.invalid'";
+    assert_eq!(
+        text(conn, zone, dock).await.as_deref(),
+        Some(
+            r#"Free Website ada.ns.cloudflare.invalid {"id": "owner-1", "type": "user"} AAAA site-00054.invalid"#
+        )
+    );
+
+    // A page whose envelope says `success: false` fails the run; nothing is applied.
+    let before = snapshot(conn).await;
+    fake.remove(Kind::Domain, 54);
+    fake.set_faults(vec![Fault::on_page(
+        Kind::Domain,
+        2,
+        FaultAction::Unsuccessful,
+    )]);
+    let report = env.run(dock).await;
+    let error = report.error.expect("an unsuccessful page fails the run");
+    assert!(error.contains("`success` is not true"), "{error}");
+    assert_eq!(snapshot(conn).await, before);
+    fake.set_faults(Vec::new());
+    let report = env.run(dock).await;
+    assert_eq!(report.counts.deleted, 1, "{:?}", report.error);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -26,6 +26,7 @@ pub fn status_words(fake: FakeKind, kind: Kind) -> &'static [&'static str] {
         (FakeKind::GridPane, Kind::Server) => &["active", "building", "inactive", "failed"],
         (FakeKind::GridPane, Kind::WebService) => &["active", "building", "disabled", "failed"],
         (FakeKind::GridPane, Kind::Domain) => &["active", "pending", "failed"],
+        (FakeKind::Cloudflare, Kind::Domain) => &["active", "pending", "initializing", "moved"],
         _ => &["active"],
     }
 }
@@ -55,9 +56,39 @@ pub fn route(fake: FakeKind, path: &str) -> Option<(Kind, &'static str)> {
         (FakeKind::GridPane, "/oauth/api/v1/site") => (Kind::WebService, "data"),
         // Nested one level deeper: `{data: {domains: [...]}}`.
         (FakeKind::GridPane, "/oauth/api/v1/domain") => (Kind::Domain, "domains"),
+        (FakeKind::Cloudflare, "/client/v4/zones") => (Kind::Domain, "result"),
         _ => return None,
     };
     Some(route)
+}
+
+/// The zone id of a Cloudflare `/zones/{id}/dns_records` path.
+pub fn dns_records_zone(fake: FakeKind, path: &str) -> Option<&str> {
+    if fake != FakeKind::Cloudflare {
+        return None;
+    }
+    path.strip_prefix("/client/v4/zones/")?
+        .strip_suffix("/dns_records")
+        .filter(|id| !id.contains('/'))
+}
+
+/// The id of the Cloudflare zone generated at `index` (32 hex digits, like Cloudflare's).
+pub fn cloudflare_zone_id(index: usize) -> String {
+    format!(
+        "{:032x}",
+        0x023e_105f_4ece_f8ad_9ca3_1a83_72d0_0000u128 + index as u128
+    )
+}
+
+/// A 404 body as the provider words it.
+pub fn not_found(fake: FakeKind) -> String {
+    match fake {
+        FakeKind::Cloudflare => {
+            r#"{"success":false,"errors":[{"code":7003,"message":"Could not route to /zones, perhaps your object identifier is invalid?"}],"messages":[],"result":null}"#
+        }
+        _ => r#"{"message":"not found"}"#,
+    }
+    .to_owned()
 }
 
 /// The account endpoints credentials checks use.
@@ -80,17 +111,37 @@ pub struct Page {
 impl Page {
     pub fn from_query(fake: FakeKind, query: &HashMap<String, String>, cap: Option<usize>) -> Self {
         let num = |key: &str| query.get(key).and_then(|v| v.parse::<usize>().ok());
+        if fake == FakeKind::Cloudflare {
+            return Self::numbered(query, 20, 50, cap);
+        }
         let (size, max) = match fake {
             FakeKind::DigitalOcean => (num("per_page").unwrap_or(20), 200),
             FakeKind::Linode => (num("page_size").unwrap_or(100), 500),
             FakeKind::Vercel => (num("limit").unwrap_or(20), 100),
             FakeKind::GridPane => (num("per_page").unwrap_or(10), 100),
+            FakeKind::Cloudflare => (num("per_page").unwrap_or(20), 50),
         };
         let size = size.clamp(1, max).min(cap.unwrap_or(usize::MAX));
         let offset = match fake {
             FakeKind::Vercel => num("until").map_or(0, |u| VERCEL_EPOCH_MS.saturating_sub(u)),
             _ => (num("page").unwrap_or(1).max(1) - 1) * size,
         };
+        Self { offset, size }
+    }
+
+    /// `page` and `per_page` (from `default` up to `max`, and at most `cap`).
+    pub fn numbered(
+        query: &HashMap<String, String>,
+        default: usize,
+        max: usize,
+        cap: Option<usize>,
+    ) -> Self {
+        let num = |key: &str| query.get(key).and_then(|v| v.parse::<usize>().ok());
+        let size = num("per_page")
+            .unwrap_or(default)
+            .clamp(1, max)
+            .min(cap.unwrap_or(usize::MAX));
+        let offset = (num("page").unwrap_or(1).max(1) - 1) * size;
         Self { offset, size }
     }
 
@@ -143,6 +194,7 @@ pub fn envelope(
             let prev = (page.offset > 0).then(|| VERCEL_EPOCH_MS - page.offset);
             json!({ key: items, "pagination": { "count": items.len(), "next": next, "prev": prev } })
         }
+        FakeKind::Cloudflare => cloudflare_envelope(items, total, page),
         FakeKind::GridPane => {
             // Laravel's paginated resource collection.
             let n = page.number();
@@ -164,6 +216,46 @@ pub fn envelope(
     }
 }
 
+/// Cloudflare's v4 envelope around one page of `total` items.
+fn cloudflare_envelope(items: Vec<Value>, total: usize, page: &Page) -> Value {
+    json!({
+        "success": true, "errors": [], "messages": [], "result": items,
+        "result_info": { "page": page.number(), "per_page": page.size, "count": items.len(),
+                         "total_count": total, "total_pages": total.div_ceil(page.size).max(1) }
+    })
+}
+
+/// One page of a zone's DNS records: the apex, then a cycle of record types, every address on
+/// loopback.
+pub fn dns_records(zone: &FakeResource, page: &Page) -> Value {
+    let total = zone.dns_records;
+    let end = (page.offset + page.size).min(total);
+    let zone_id = cloudflare_zone_id(zone.index);
+    let items = (page.offset.min(end)..end)
+        .map(|j| {
+            let name = match j {
+                0 => zone.name.clone(),
+                _ => format!("r{j}.{}", zone.name),
+            };
+            let (kind, content) = match j % 5 {
+                0 => ("A", format!("127.2.{}.{}", (j / 250) % 250, j % 250 + 1)),
+                1 => ("AAAA", "::1".to_owned()),
+                2 => ("CNAME", zone.name.clone()),
+                3 => ("TXT", "v=spf1 -all".to_owned()),
+                _ => ("MX", format!("mail.{}", zone.name)),
+            };
+            json!({
+                "id": format!("{:032x}", (zone.index as u128) << 32 | j as u128),
+                "zone_id": zone_id, "zone_name": zone.name, "name": name, "type": kind,
+                "content": content, "proxiable": kind != "TXT" && kind != "MX",
+                "proxied": j % 2 == 0 && kind == "A", "ttl": 1, "comment": null, "tags": [],
+                "created_on": "2025-01-01T00:00:00Z", "modified_on": "2025-01-01T00:00:00Z"
+            })
+        })
+        .collect();
+    cloudflare_envelope(items, total, page)
+}
+
 fn gridpane_path(kind: Kind) -> &'static str {
     match kind {
         Kind::Server => "server",
@@ -172,9 +264,13 @@ fn gridpane_path(kind: Kind) -> &'static str {
     }
 }
 
-/// What a provider answers with a 429, a 5xx or a refused token: (429 body, 5xx body).
+/// What a provider answers with a 429 and with a 5xx.
 pub fn error_bodies(fake: FakeKind) -> (&'static str, &'static str) {
     match fake {
+        FakeKind::Cloudflare => (
+            r#"{"success":false,"errors":[{"code":971,"message":"Please wait and consider throttling your request speed"}],"messages":[],"result":null}"#,
+            r#"{"success":false,"errors":[{"code":10001,"message":"Internal server error"}],"messages":[],"result":null}"#,
+        ),
         FakeKind::GridPane => (
             r#"{"message":"Too Many Attempts."}"#,
             r#"{"message":"Server Error"}"#,
@@ -193,6 +289,9 @@ pub fn unauthorized(fake: FakeKind) -> String {
         FakeKind::Linode => r#"{"errors":[{"reason":"Invalid Token"}]}"#,
         FakeKind::Vercel => r#"{"error":{"code":"forbidden","message":"Not authorized"}}"#,
         FakeKind::GridPane => r#"{"message":"Unauthenticated."}"#,
+        FakeKind::Cloudflare => {
+            r#"{"success":false,"errors":[{"code":10000,"message":"Authentication error"}],"messages":[],"result":null}"#
+        }
     }
     .to_owned()
 }
@@ -204,6 +303,7 @@ pub fn item(fake: FakeKind, kind: Kind, r: &FakeResource) -> Value {
         FakeKind::Linode => linode(kind, r),
         FakeKind::Vercel => vercel(kind, r),
         FakeKind::GridPane => gridpane(kind, r),
+        FakeKind::Cloudflare => cloudflare(r),
     }
 }
 
@@ -348,4 +448,29 @@ fn gridpane(kind: Kind, r: &FakeResource) -> Value {
                          "key": secret("dns"), "email": format!("{SECRET_MARKER}@example.invalid")}
         }),
     }
+}
+
+fn cloudflare(r: &FakeResource) -> Value {
+    let i = r.index;
+    json!({
+        "id": cloudflare_zone_id(i), "name": r.name, "status": r.status, "paused": false,
+        "type": if r.status == "pending" { "partial" } else { "full" },
+        "development_mode": 0,
+        "name_servers": ["ada.ns.cloudflare.invalid", "bob.ns.cloudflare.invalid"],
+        "original_name_servers": ["ns1.registrar.invalid", "ns2.registrar.invalid"],
+        "original_registrar": null, "original_dnshost": null,
+        "created_on": "2025-01-01T00:00:00Z", "modified_on": "2025-01-02T00:00:00Z",
+        "activated_on": "2025-01-02T00:00:00Z",
+        "owner": {"id": "owner-1", "type": "user",
+                  "email": format!("{SECRET_MARKER}-owner-{i}@example.invalid")},
+        "account": {"id": "account-1", "name": "Acme"},
+        "permissions": ["#zone:read", "#dns_records:read"],
+        "plan": {"id": "0feeeeeeeeeeeeeeeeeeeeeeeeeeeeee", "name": "Free Website", "price": 0,
+                 "currency": "USD", "frequency": "", "is_subscribed": false,
+                 "can_subscribe": false, "legacy_id": "free", "legacy_discount": false,
+                 "externally_managed": false},
+        "meta": {"step": 2, "custom_certificate_quota": 0, "page_rule_quota": 3,
+                 "phishing_detected": false},
+        "verification_key": format!("{SECRET_MARKER}-verify-{i}")
+    })
 }

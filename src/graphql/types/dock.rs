@@ -32,7 +32,7 @@ impl DockNode {
     async fn name(&self) -> &str {
         &self.0.name
     }
-    /// The provider: `digitalocean`, `gridpane`, `linode` or `vercel`.
+    /// The provider: `cloudflare`, `digitalocean`, `gridpane`, `linode` or `vercel`.
     async fn provider(&self) -> &str {
         &self.0.provider
     }
