@@ -1,6 +1,6 @@
 //! `stackgate demo`'s data: the `acme` organization, its owner, a few projects, and fake
-//! DigitalOcean, Linode and Vercel accounts served from this process, one dock each, synced and
-//! linked to the projects.
+//! DigitalOcean, Linode, Vercel, GridPane and Cloudflare accounts served from this process, one
+//! dock each, synced and linked to the projects.
 //!
 //! [`prepare`] does it all and returns a [`Demo`] that keeps the fakes running. Running it again
 //! on the same database reuses the docks (by name) and points them at the new fakes' ports. The
@@ -62,7 +62,7 @@ struct Account {
     resources: &'static [(Kind, &'static [&'static str])],
 }
 
-const ACCOUNTS: [Account; 3] = [
+const ACCOUNTS: [Account; 5] = [
     Account {
         fake: FakeKind::DigitalOcean,
         dock: "DigitalOcean (demo)",
@@ -95,6 +95,24 @@ const ACCOUNTS: [Account; 3] = [
             ),
             (Kind::Domain, &["www.acme.localhost", "blog.acme.localhost"]),
         ],
+    },
+    // GridPane's sites are named by their domain, so the demo lists its WordPress servers and
+    // domains only (every demo web service answers at a local probe target).
+    Account {
+        fake: FakeKind::GridPane,
+        dock: "GridPane (demo)",
+        resources: &[
+            (Kind::Server, &["wp-prod-1", "wp-staging"]),
+            (
+                Kind::Domain,
+                &["shop.acme.localhost", "careers.acme.localhost"],
+            ),
+        ],
+    },
+    Account {
+        fake: FakeKind::Cloudflare,
+        dock: "Cloudflare (demo)",
+        resources: &[(Kind::Domain, &["acme.localhost", "status.acme.localhost"])],
     },
 ];
 
@@ -184,7 +202,7 @@ pub struct FakeWorld {
 }
 
 impl FakeWorld {
-    /// Starts the three fake accounts and the four probe targets on 127.0.0.1.
+    /// Starts the fake accounts and the four probe targets on 127.0.0.1.
     pub async fn start() -> std::io::Result<Self> {
         let web_ok = ProbeTarget::http().await?;
         let web_flaky = ProbeTarget::http().await?.flipping(FLIP_EVERY);

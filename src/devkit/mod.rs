@@ -5,8 +5,8 @@
 //! importing it.
 //!
 //! - [`embedded`]: a private PostgreSQL cluster started from the system's binaries.
-//! - [`fake`]: fake provider servers speaking DigitalOcean's, Linode's and Vercel's real shapes,
-//!   and local probe targets.
+//! - [`fake`]: fake provider servers speaking DigitalOcean's, Linode's, Vercel's, GridPane's and
+//!   Cloudflare's real shapes, and local probe targets.
 //! - [`demo`]: `stackgate demo`'s `acme` organization, synced from the fakes.
 //! - [`seed`]: `stackgate seed`'s deterministic benchmark and development data set.
 

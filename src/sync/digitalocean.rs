@@ -22,6 +22,7 @@ pub const PER_PAGE: u32 = 200;
 const PAGING: Paging = Paging {
     size: ("per_page", PER_PAGE),
     next: NextPage::Linked("/links/pages/next"),
+    ok: None,
 };
 
 /// The collections listed, with the envelope key of each and its kind.

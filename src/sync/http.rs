@@ -464,10 +464,16 @@ pub fn parse_retry_after(headers: &HeaderMap) -> Option<Duration> {
 /// The provider's own explanation of a refusal, from the shapes providers use, shortened.
 fn provider_reason(body: &[u8]) -> String {
     let value: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
-    let reason = ["/message", "/error/message", "/errors/0/reason", "/error"]
-        .iter()
-        .find_map(|p| value.pointer(p).and_then(Value::as_str))
-        .unwrap_or("no reason given");
+    let reason = [
+        "/message",
+        "/error/message",
+        "/errors/0/reason",
+        "/errors/0/message",
+        "/error",
+    ]
+    .iter()
+    .find_map(|p| value.pointer(p).and_then(Value::as_str))
+    .unwrap_or("no reason given");
     reason.chars().take(200).collect()
 }
 
@@ -520,6 +526,12 @@ mod tests {
         assert_eq!(
             provider_reason(br#"{"errors":[{"reason":"Invalid Token"}]}"#),
             "Invalid Token"
+        );
+        assert_eq!(
+            provider_reason(
+                br#"{"success":false,"errors":[{"code":10000,"message":"Authentication error"}]}"#
+            ),
+            "Authentication error"
         );
         assert_eq!(provider_reason(b"<html>"), "no reason given");
     }

@@ -21,6 +21,7 @@ pub const PAGE_SIZE: u32 = 500;
 const PAGING: Paging = Paging {
     size: ("page_size", PAGE_SIZE),
     next: NextPage::Counted("/pages"),
+    ok: None,
 };
 
 /// Every collection's items are in `data`.

@@ -1,6 +1,7 @@
 //! Syncing provider accounts ("docks") into the universal resource tables (docs/sync.md).
 //!
-//! - [`Provider`]: one implementation per provider ([`digitalocean`], [`linode`], [`vercel`]) lists
+//! - [`Provider`]: one implementation per provider ([`cloudflare`], [`digitalocean`],
+//!   [`gridpane`], [`linode`], [`vercel`]) lists
 //!   every resource of an account, page by page, as [`Record`]s. Adding a provider is one module
 //!   plus one line in [`Registry::default`].
 //! - [`list_pages`]: the one pagination loop. An adapter names its [`Collection`]s and its
@@ -11,8 +12,10 @@
 //! - [`scheduler`]: which replica syncs which dock, through leases.
 //! - [`verify`]: a key checked with its provider before it is stored, as callers are told.
 
+pub mod cloudflare;
 pub mod digitalocean;
 pub mod engine;
+pub mod gridpane;
 pub mod http;
 pub mod linode;
 pub mod scheduler;
@@ -157,6 +160,9 @@ pub struct Paging {
     /// The page-size parameter and the size asked for (the provider's largest).
     pub size: (&'static str, u32),
     pub next: NextPage,
+    /// A JSON pointer to a flag every page must carry as `true` (Cloudflare's `/success`), or
+    /// `None` for envelopes without one.
+    pub ok: Option<&'static str>,
 }
 
 /// Where the envelope says the next page is (each field a JSON pointer into the envelope).
@@ -228,31 +234,60 @@ pub async fn list_pages(
 ) -> Result<Listing, FetchError> {
     let mut listing = Listing::default();
     for &Collection { path, key, kind } in collections {
-        let malformed = |what: String| FetchError::new(path, FetchErrorKind::Malformed(what));
-        let mut at = Position {
-            page: 1,
-            cursor: None,
-        };
-        loop {
-            let body = session.get_json(path, &paging.query(&at)).await?;
-            let items = body[key]
-                .as_array()
-                .ok_or_else(|| malformed(format!("no `{key}` array in the envelope")))?;
+        let records = &mut listing.records;
+        walk_pages(session, paging, path, key, &mut |items: Vec<Value>| {
             for item in items {
-                let row = record(kind, item.clone());
-                let row = row.ok_or_else(|| malformed(format!("a `{key}` item has no id")))?;
-                listing.records.push(row);
+                let row = record(kind, item).ok_or_else(|| {
+                    let what = format!("a `{}` item has no id", key.trim_start_matches('/'));
+                    FetchError::new(path, FetchErrorKind::Malformed(what))
+                })?;
+                records.push(row);
             }
-            on_page(kind, listing.records.len());
-            if !paging
-                .advance(&mut at, &body, items.len())
-                .map_err(malformed)?
-            {
-                break;
-            }
-        }
+            on_page(kind, records.len());
+            Ok(true)
+        })
+        .await?;
     }
     Ok(listing)
+}
+
+/// Walks the pages of one collection at `path` as `paging` says, handing each page's items
+/// (the array at `key`: an envelope key, or a JSON pointer when it starts with `/`) to `page`,
+/// until the last page or until `page` answers false (the caller has enough). A page without
+/// its items array, its page count, or (when `paging.ok` names one) its success flag fails.
+pub async fn walk_pages(
+    session: &mut Session,
+    paging: &Paging,
+    path: &str,
+    key: &str,
+    page: &mut (dyn FnMut(Vec<Value>) -> Result<bool, FetchError> + Send),
+) -> Result<(), FetchError> {
+    let malformed = |what: String| FetchError::new(path, FetchErrorKind::Malformed(what));
+    let mut at = Position {
+        page: 1,
+        cursor: None,
+    };
+    loop {
+        let mut body = session.get_json(path, &paging.query(&at)).await?;
+        if let Some(ok) = paging.ok
+            && body.pointer(ok) != Some(&Value::Bool(true))
+        {
+            return Err(malformed(format!("`{}` is not true", &ok[1..])));
+        }
+        let slot = match key.starts_with('/') {
+            true => body.pointer_mut(key),
+            false => body.get_mut(key),
+        };
+        let Some(Value::Array(items)) = slot.map(Value::take) else {
+            let name = key.trim_start_matches('/');
+            return Err(malformed(format!("no `{name}` array in the envelope")));
+        };
+        let count = items.len();
+        let wanted = page(items)?;
+        if !paging.advance(&mut at, &body, count).map_err(malformed)? || !wanted {
+            return Ok(());
+        }
+    }
 }
 
 /// The providers this build knows, by name.
@@ -266,7 +301,9 @@ impl Default for Registry {
         let mut registry = Self {
             providers: BTreeMap::new(),
         };
+        registry.register(Arc::new(cloudflare::Cloudflare));
         registry.register(Arc::new(digitalocean::DigitalOcean));
+        registry.register(Arc::new(gridpane::GridPane));
         registry.register(Arc::new(linode::Linode));
         registry.register(Arc::new(vercel::Vercel));
         registry
@@ -360,6 +397,7 @@ mod tests {
         let linked = Paging {
             size: ("per_page", 200),
             next: NextPage::Linked("/links/pages/next"),
+            ok: None,
         };
         let mut at = first();
         let q = |k: &'static str, v: &str| (k, v.to_owned());
@@ -372,6 +410,7 @@ mod tests {
         let counted = Paging {
             size: ("page_size", 500),
             next: NextPage::Counted("/pages"),
+            ok: None,
         };
         let mut at = first();
         assert_eq!(counted.advance(&mut at, &json!({"pages": 2}), 0), Ok(true));
@@ -385,6 +424,7 @@ mod tests {
                 at: "/pagination/next",
                 param: "until",
             },
+            ok: None,
         };
         let mut at = first();
         assert_eq!(cursor.query(&at), [q("limit", "100")]);
@@ -407,7 +447,7 @@ mod tests {
     fn the_registry_knows_each_provider() {
         assert_eq!(
             Registry::default().names(),
-            ["digitalocean", "linode", "vercel"]
+            ["cloudflare", "digitalocean", "gridpane", "linode", "vercel"]
         );
     }
 }

@@ -25,6 +25,7 @@ const PAGING: Paging = Paging {
         at: "/pagination/next",
         param: "until",
     },
+    ok: None,
 };
 
 const COLLECTIONS: [Collection; 2] = [

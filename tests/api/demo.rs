@@ -47,7 +47,11 @@ async fn demo_syncs_fake_providers_links_projects_and_reuses_its_docks() {
     let demo = stackgate::devkit::demo::prepare(&db.url(), keyring.clone())
         .await
         .expect("demo prepares");
-    assert_eq!(demo.docks.len(), 3);
+    assert_eq!(
+        demo.docks.len(),
+        5,
+        "DigitalOcean, Linode, Vercel, GridPane, Cloudflare"
+    );
     for run in &demo.runs {
         let run = run.as_ref().expect("the demo's own lease");
         assert!(run.succeeded(), "{:?}", run.error);

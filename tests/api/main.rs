@@ -27,6 +27,7 @@ mod live;
 mod migrations;
 mod mutations;
 mod operations;
+mod providers;
 mod rbac;
 mod rls;
 mod schema_docs;

@@ -24,17 +24,17 @@ use crate::fixtures::{self, count};
 use crate::harness::TestDb;
 use crate::harness::wait::{PATIENCE, wait_until};
 
-const KEY: &str = "dop_v1_0123456789abcdef0123456789abcdef";
+pub(crate) const KEY: &str = "dop_v1_0123456789abcdef0123456789abcdef";
 
-struct Env {
-    db: TestDb,
+pub(crate) struct Env {
+    pub(crate) db: TestDb,
     pool: Pool,
-    org: Uuid,
+    pub(crate) org: Uuid,
     keyring: Arc<Keyring>,
 }
 
 impl Env {
-    async fn new() -> Self {
+    pub(crate) async fn new() -> Self {
         captured_logs();
         let db = TestDb::migrated().await;
         let org = fixtures::org(&mut db.owner().await, "acme").await.id;
@@ -55,7 +55,7 @@ impl Env {
         Engine::new(self.pool.clone(), keyring, Registry::default(), fast())
     }
 
-    async fn dock(&self, org: Uuid, fake: FakeKind, endpoint: &str, key: &str) -> Uuid {
+    pub(crate) async fn dock(&self, org: Uuid, fake: FakeKind, endpoint: &str, key: &str) -> Uuid {
         let name = format!("{}-{}", fake.provider(), Uuid::new_v4().simple());
         let key = SecretString::from(key.to_owned());
         let dock = NewDock {
@@ -71,7 +71,7 @@ impl Env {
             .expect("dock")
     }
 
-    async fn run(&self, dock: Uuid) -> RunReport {
+    pub(crate) async fn run(&self, dock: Uuid) -> RunReport {
         self.engine()
             .run(&RunRequest::new(self.org, dock))
             .await
@@ -104,7 +104,7 @@ struct T {
     t: Option<String>,
 }
 
-async fn text(conn: &mut AsyncPgConnection, sql: &str, dock: Uuid) -> Option<String> {
+pub(crate) async fn text(conn: &mut AsyncPgConnection, sql: &str, dock: Uuid) -> Option<String> {
     diesel::sql_query(sql)
         .bind::<SqlUuid, _>(dock)
         .get_result::<T>(conn)
@@ -114,7 +114,7 @@ async fn text(conn: &mut AsyncPgConnection, sql: &str, dock: Uuid) -> Option<Str
 }
 
 /// Checks the `provider_status → status` mapping of each table's rows for the dock.
-async fn assert_mappings(
+pub(crate) async fn assert_mappings(
     conn: &mut AsyncPgConnection,
     dock: Uuid,
     expected: &[(&str, &[(&str, &str)])],
@@ -151,7 +151,7 @@ fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
 }
 
 /// Every resource and link row, as one digest: equal means nothing changed at all.
-async fn snapshot(conn: &mut AsyncPgConnection) -> String {
+pub(crate) async fn snapshot(conn: &mut AsyncPgConnection) -> String {
     let sql = "select md5(coalesce(string_agg(x, '|' order by x), '')) as t from ( \
         select row(s.*)::text as x from servers s union all select row(w.*)::text from web_services w \
         union all select row(d.*)::text from domains d union all select row(b.*)::text from databases b \
@@ -159,7 +159,7 @@ async fn snapshot(conn: &mut AsyncPgConnection) -> String {
     text(conn, sql, Uuid::nil()).await.expect("digest")
 }
 
-async fn secrets_stored(conn: &mut AsyncPgConnection, dock: Uuid) -> i64 {
+pub(crate) async fn secrets_stored(conn: &mut AsyncPgConnection, dock: Uuid) -> i64 {
     let sql = format!(
         "select count(*) as n from (select full_api_data from servers where dock_id = $1 \
          union all select full_api_data from web_services where dock_id = $1 \
@@ -935,7 +935,7 @@ async fn rotate(conn: &mut AsyncPgConnection, ring: &Keyring) -> credentials::Ro
 
 /// Every log line of this test binary, from the first call on: a global subscriber, because a
 /// thread-local one misses events whose callsites other tests registered first.
-fn captured_logs() -> Arc<std::sync::Mutex<Vec<u8>>> {
+pub(crate) fn captured_logs() -> Arc<std::sync::Mutex<Vec<u8>>> {
     static LOGS: std::sync::OnceLock<Arc<std::sync::Mutex<Vec<u8>>>> = std::sync::OnceLock::new();
     LOGS.get_or_init(|| {
         let logs = Arc::new(std::sync::Mutex::new(Vec::new()));

@@ -1,5 +1,5 @@
-//! Fake provider servers: real HTTP on 127.0.0.1 speaking DigitalOcean's, Linode's and Vercel's
-//! envelopes, pagination, auth and rate-limit headers, scriptable per test.
+//! Fake provider servers: real HTTP on 127.0.0.1 speaking DigitalOcean's, Linode's, Vercel's,
+//! GridPane's and Cloudflare's envelopes, pagination, auth and rate-limit headers, scriptable per test.
 //!
 //! ```ignore
 //! let script = Script::new("token").servers(1_050).page_size(200)
@@ -38,6 +38,8 @@ pub enum FakeKind {
     DigitalOcean,
     Linode,
     Vercel,
+    GridPane,
+    Cloudflare,
 }
 
 impl FakeKind {
@@ -47,6 +49,8 @@ impl FakeKind {
             FakeKind::DigitalOcean => "digitalocean",
             FakeKind::Linode => "linode",
             FakeKind::Vercel => "vercel",
+            FakeKind::GridPane => "gridpane",
+            FakeKind::Cloudflare => "cloudflare",
         }
     }
 
@@ -56,6 +60,8 @@ impl FakeKind {
             FakeKind::DigitalOcean => &Kind::ALL,
             FakeKind::Linode => &[Kind::Server, Kind::Domain, Kind::Database],
             FakeKind::Vercel => &[Kind::WebService, Kind::Domain],
+            FakeKind::GridPane => &[Kind::Server, Kind::WebService, Kind::Domain],
+            FakeKind::Cloudflare => &[Kind::Domain],
         }
     }
 }
@@ -73,6 +79,8 @@ pub enum FaultAction {
     MalformedJson,
     /// 401, as for a wrong token.
     Unauthorized,
+    /// 200 with an error envelope (`success: false`, Cloudflare's shape).
+    Unsuccessful,
 }
 
 /// A fault on some requests: of one kind's listing (or any), on one page (or any), a number of
@@ -112,8 +120,10 @@ impl Fault {
         self
     }
 
-    fn matches(&self, kind: Kind, page: usize) -> bool {
-        self.kind.is_none_or(|k| k == kind)
+    /// Whether a request of `kind`'s listing (`None`: a zone's DNS records, which only faults
+    /// of any kind reach) on page `page` meets this fault.
+    fn matches(&self, kind: Option<Kind>, page: usize) -> bool {
+        self.kind.is_none_or(|k| Some(k) == kind)
             && self.page.is_none_or(|p| p == page)
             && self.times != Some(0)
     }
@@ -137,6 +147,8 @@ pub struct Script {
     pub server_ips: Vec<String>,
     /// Host and port of the databases, in turn (empty: made-up provider hosts).
     pub database_endpoints: Vec<(String, u16)>,
+    /// DNS records per zone (Cloudflare).
+    pub dns_records: usize,
 }
 
 impl Script {
@@ -150,7 +162,14 @@ impl Script {
             web_urls: Vec::new(),
             server_ips: Vec::new(),
             database_endpoints: Vec::new(),
+            dns_records: 3,
         }
+    }
+
+    /// Gives every zone this many DNS records (Cloudflare).
+    pub fn dns_records(mut self, n: usize) -> Self {
+        self.dns_records = n;
+        self
     }
 
     /// Points the web services at these URLs (health probes reach them), in turn.
@@ -215,6 +234,8 @@ pub struct FakeResource {
     pub address: Option<String>,
     /// A database's port, when the script chose.
     pub port: Option<u16>,
+    /// A zone's DNS records (Cloudflare).
+    pub dns_records: usize,
 }
 
 struct FakeState {
@@ -242,6 +263,8 @@ impl FakeProvider {
         let addr = listener.local_addr()?;
         let base_url = match kind {
             FakeKind::Linode => format!("http://{addr}/v4"),
+            FakeKind::GridPane => format!("http://{addr}/oauth/api/v1"),
+            FakeKind::Cloudflare => format!("http://{addr}/client/v4"),
             _ => format!("http://{addr}"),
         };
         let resources = kind
@@ -340,6 +363,18 @@ impl FakeProvider {
         }
     }
 
+    /// Gives the resource at `position` this many DNS records (a Cloudflare zone).
+    pub fn set_dns_records(&self, kind: Kind, position: usize, n: usize) {
+        if let Some(r) = self
+            .lock()
+            .resources
+            .get_mut(&kind)
+            .and_then(|v| v.get_mut(position))
+        {
+            r.dns_records = n;
+        }
+    }
+
     pub fn set_faults(&self, faults: Vec<Fault>) {
         self.lock().script.faults = faults;
     }
@@ -386,6 +421,7 @@ fn generate(
                 status: words[index % words.len()].to_owned(),
                 address,
                 port,
+                dns_records: script.dns_records,
             }
         })
         .collect()
@@ -433,6 +469,9 @@ fn decide(state: &mut FakeState, uri: &Uri, headers: &HeaderMap) -> Plan {
         );
     }
     let query = parse_query(uri.query().unwrap_or(""));
+    if let Some(zone) = shapes::dns_records_zone(state.kind, uri.path()) {
+        return dns_records(state, zone, &query, rate);
+    }
     let Some((kind, key)) = shapes::route(state.kind, uri.path()) else {
         return match shapes::is_profile(state.kind, uri.path()) {
             true => plan(StatusCode::OK, rate, "{}".into()),
@@ -444,7 +483,7 @@ fn decide(state: &mut FakeState, uri: &Uri, headers: &HeaderMap) -> Plan {
         };
     };
     let page = shapes::Page::from_query(state.kind, &query, state.script.max_page_size);
-    let mut out = match take_fault(state, kind, page.number()) {
+    let mut out = match take_fault(state, Some(kind), page.number()) {
         Some(FaultAction::Slow(d)) => Plan {
             delay: Some(d),
             ..listing(state, kind, key, &page, rate)
@@ -473,7 +512,41 @@ fn listing(
     plan(StatusCode::OK, rate, body.to_string())
 }
 
-fn take_fault(state: &mut FakeState, kind: Kind, page: usize) -> Option<FaultAction> {
+/// One page of a zone's DNS records (Cloudflare), or Cloudflare's 404 for an unknown zone.
+fn dns_records(
+    state: &mut FakeState,
+    zone: &str,
+    query: &HashMap<String, String>,
+    rate: Vec<(&'static str, String)>,
+) -> Plan {
+    let page = shapes::Page::numbered(query, 100, 5_000, state.script.max_page_size);
+    let found = state.resources.get(&Kind::Domain).and_then(|zones| {
+        zones
+            .iter()
+            .find(|r| shapes::cloudflare_zone_id(r.index) == zone)
+    });
+    let Some(found) = found.cloned() else {
+        return plan(StatusCode::NOT_FOUND, rate, shapes::not_found(state.kind));
+    };
+    match take_fault(state, None, page.number()) {
+        Some(FaultAction::Slow(d)) => Plan {
+            delay: Some(d),
+            ..plan(
+                StatusCode::OK,
+                rate,
+                shapes::dns_records(&found, &page).to_string(),
+            )
+        },
+        Some(action) => fault_plan(state.kind, &action, rate),
+        None => plan(
+            StatusCode::OK,
+            rate,
+            shapes::dns_records(&found, &page).to_string(),
+        ),
+    }
+}
+
+fn take_fault(state: &mut FakeState, kind: Option<Kind>, page: usize) -> Option<FaultAction> {
     let fault = state
         .script
         .faults
@@ -492,13 +565,13 @@ fn fault_plan(fake: FakeKind, action: &FaultAction, mut rate: Vec<(&'static str,
             plan(
                 StatusCode::TOO_MANY_REQUESTS,
                 rate,
-                r#"{"id":"too_many_requests","message":"API Rate limit exceeded."}"#.into(),
+                shapes::error_bodies(fake).0.into(),
             )
         }
         FaultAction::ServerError(code) => plan(
             StatusCode::from_u16(*code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
             rate,
-            r#"{"id":"server_error","message":"Server was unable to give you a response."}"#.into(),
+            shapes::error_bodies(fake).1.into(),
         ),
         FaultAction::MalformedJson => plan(
             StatusCode::OK,
@@ -508,6 +581,12 @@ fn fault_plan(fake: FakeKind, action: &FaultAction, mut rate: Vec<(&'static str,
         FaultAction::Unauthorized => {
             plan(StatusCode::UNAUTHORIZED, rate, shapes::unauthorized(fake))
         }
+        FaultAction::Unsuccessful => plan(
+            StatusCode::OK,
+            rate,
+            r#"{"success":false,"errors":[{"code":1000,"message":"failed"}],"messages":[],"result":[]}"#
+                .into(),
+        ),
         FaultAction::Slow(_) => unreachable!("slow responses are served as listings"),
     }
 }
@@ -533,6 +612,13 @@ fn rate_headers(state: &FakeState) -> Vec<(&'static str, String)> {
     let limit = state.script.rate_limit as usize;
     let remaining = limit.saturating_sub(state.requests).to_string();
     let reset = (chrono::Utc::now().timestamp() + 60).to_string();
+    if state.kind == FakeKind::Cloudflare {
+        // Cloudflare's structured fields: quota and seconds until it resets.
+        return vec![
+            ("ratelimit", format!("\"default\";r={remaining};t=60")),
+            ("ratelimit-policy", format!("\"default\";q={limit};w=300")),
+        ];
+    }
     let names: [&'static str; 3] = match state.kind {
         FakeKind::DigitalOcean => ["ratelimit-limit", "ratelimit-remaining", "ratelimit-reset"],
         _ => [

@@ -23,6 +23,10 @@ pub fn status_words(fake: FakeKind, kind: Kind) -> &'static [&'static str] {
         (FakeKind::Linode, Kind::Database) => &["active", "provisioning", "suspended", "failed"],
         (FakeKind::Vercel, Kind::WebService) => &["READY", "BUILDING", "ERROR", "CANCELED"],
         (FakeKind::Vercel, Kind::Domain) => &["verified", "unverified"],
+        (FakeKind::GridPane, Kind::Server) => &["active", "building", "inactive", "failed"],
+        (FakeKind::GridPane, Kind::WebService) => &["active", "building", "disabled", "failed"],
+        (FakeKind::GridPane, Kind::Domain) => &["active", "pending", "failed"],
+        (FakeKind::Cloudflare, Kind::Domain) => &["active", "pending", "initializing", "moved"],
         _ => &["active"],
     }
 }
@@ -48,9 +52,43 @@ pub fn route(fake: FakeKind, path: &str) -> Option<(Kind, &'static str)> {
         (FakeKind::Linode, "/v4/databases/instances") => (Kind::Database, "data"),
         (FakeKind::Vercel, "/v9/projects") => (Kind::WebService, "projects"),
         (FakeKind::Vercel, "/v5/domains") => (Kind::Domain, "domains"),
+        (FakeKind::GridPane, "/oauth/api/v1/server") => (Kind::Server, "data"),
+        (FakeKind::GridPane, "/oauth/api/v1/site") => (Kind::WebService, "data"),
+        // Nested one level deeper: `{data: {domains: [...]}}`.
+        (FakeKind::GridPane, "/oauth/api/v1/domain") => (Kind::Domain, "domains"),
+        (FakeKind::Cloudflare, "/client/v4/zones") => (Kind::Domain, "result"),
         _ => return None,
     };
     Some(route)
+}
+
+/// The zone id of a Cloudflare `/zones/{id}/dns_records` path.
+pub fn dns_records_zone(fake: FakeKind, path: &str) -> Option<&str> {
+    if fake != FakeKind::Cloudflare {
+        return None;
+    }
+    path.strip_prefix("/client/v4/zones/")?
+        .strip_suffix("/dns_records")
+        .filter(|id| !id.contains('/'))
+}
+
+/// The id of the Cloudflare zone generated at `index` (32 hex digits, like Cloudflare's).
+pub fn cloudflare_zone_id(index: usize) -> String {
+    format!(
+        "{:032x}",
+        0x023e_105f_4ece_f8ad_9ca3_1a83_72d0_0000u128 + index as u128
+    )
+}
+
+/// A 404 body as the provider words it.
+pub fn not_found(fake: FakeKind) -> String {
+    match fake {
+        FakeKind::Cloudflare => {
+            r#"{"success":false,"errors":[{"code":7003,"message":"Could not route to /zones, perhaps your object identifier is invalid?"}],"messages":[],"result":null}"#
+        }
+        _ => r#"{"message":"not found"}"#,
+    }
+    .to_owned()
 }
 
 /// The account endpoints credentials checks use.
@@ -60,6 +98,7 @@ pub fn is_profile(fake: FakeKind, path: &str) -> bool {
         (FakeKind::DigitalOcean, "/v2/account")
             | (FakeKind::Linode, "/v4/profile")
             | (FakeKind::Vercel, "/v2/user")
+            | (FakeKind::GridPane, "/oauth/api/v1/user")
     )
 }
 
@@ -72,16 +111,37 @@ pub struct Page {
 impl Page {
     pub fn from_query(fake: FakeKind, query: &HashMap<String, String>, cap: Option<usize>) -> Self {
         let num = |key: &str| query.get(key).and_then(|v| v.parse::<usize>().ok());
+        if fake == FakeKind::Cloudflare {
+            return Self::numbered(query, 20, 50, cap);
+        }
         let (size, max) = match fake {
             FakeKind::DigitalOcean => (num("per_page").unwrap_or(20), 200),
             FakeKind::Linode => (num("page_size").unwrap_or(100), 500),
             FakeKind::Vercel => (num("limit").unwrap_or(20), 100),
+            FakeKind::GridPane => (num("per_page").unwrap_or(10), 100),
+            FakeKind::Cloudflare => (num("per_page").unwrap_or(20), 50),
         };
         let size = size.clamp(1, max).min(cap.unwrap_or(usize::MAX));
         let offset = match fake {
             FakeKind::Vercel => num("until").map_or(0, |u| VERCEL_EPOCH_MS.saturating_sub(u)),
             _ => (num("page").unwrap_or(1).max(1) - 1) * size,
         };
+        Self { offset, size }
+    }
+
+    /// `page` and `per_page` (from `default` up to `max`, and at most `cap`).
+    pub fn numbered(
+        query: &HashMap<String, String>,
+        default: usize,
+        max: usize,
+        cap: Option<usize>,
+    ) -> Self {
+        let num = |key: &str| query.get(key).and_then(|v| v.parse::<usize>().ok());
+        let size = num("per_page")
+            .unwrap_or(default)
+            .clamp(1, max)
+            .min(cap.unwrap_or(usize::MAX));
+        let offset = (num("page").unwrap_or(1).max(1) - 1) * size;
         Self { offset, size }
     }
 
@@ -134,6 +194,91 @@ pub fn envelope(
             let prev = (page.offset > 0).then(|| VERCEL_EPOCH_MS - page.offset);
             json!({ key: items, "pagination": { "count": items.len(), "next": next, "prev": prev } })
         }
+        FakeKind::Cloudflare => cloudflare_envelope(items, total, page),
+        FakeKind::GridPane => {
+            // Laravel's paginated resource collection.
+            let n = page.number();
+            let path = format!("{base}/oauth/api/v1/{}", gridpane_path(kind));
+            let url = |p: usize| format!("{path}?page={p}");
+            let last = total.div_ceil(page.size).max(1);
+            let data = match kind {
+                Kind::Domain => json!({ "domains": items }),
+                _ => json!(items),
+            };
+            json!({
+                "data": data,
+                "links": { "first": url(1), "last": url(last),
+                           "prev": (n > 1).then(|| url(n - 1)), "next": more.then(|| url(n + 1)) },
+                "meta": { "current_page": n, "from": page.offset + 1, "last_page": last,
+                          "per_page": page.size, "to": end, "total": total, "path": path }
+            })
+        }
+    }
+}
+
+/// Cloudflare's v4 envelope around one page of `total` items.
+fn cloudflare_envelope(items: Vec<Value>, total: usize, page: &Page) -> Value {
+    json!({
+        "success": true, "errors": [], "messages": [], "result": items,
+        "result_info": { "page": page.number(), "per_page": page.size, "count": items.len(),
+                         "total_count": total, "total_pages": total.div_ceil(page.size).max(1) }
+    })
+}
+
+/// One page of a zone's DNS records: the apex, then a cycle of record types, every address on
+/// loopback.
+pub fn dns_records(zone: &FakeResource, page: &Page) -> Value {
+    let total = zone.dns_records;
+    let end = (page.offset + page.size).min(total);
+    let zone_id = cloudflare_zone_id(zone.index);
+    let items = (page.offset.min(end)..end)
+        .map(|j| {
+            let name = match j {
+                0 => zone.name.clone(),
+                _ => format!("r{j}.{}", zone.name),
+            };
+            let (kind, content) = match j % 5 {
+                0 => ("A", format!("127.2.{}.{}", (j / 250) % 250, j % 250 + 1)),
+                1 => ("AAAA", "::1".to_owned()),
+                2 => ("CNAME", zone.name.clone()),
+                3 => ("TXT", "v=spf1 -all".to_owned()),
+                _ => ("MX", format!("mail.{}", zone.name)),
+            };
+            json!({
+                "id": format!("{:032x}", (zone.index as u128) << 32 | j as u128),
+                "zone_id": zone_id, "zone_name": zone.name, "name": name, "type": kind,
+                "content": content, "proxiable": kind != "TXT" && kind != "MX",
+                "proxied": j % 2 == 0 && kind == "A", "ttl": 1, "comment": null, "tags": [],
+                "created_on": "2025-01-01T00:00:00Z", "modified_on": "2025-01-01T00:00:00Z"
+            })
+        })
+        .collect();
+    cloudflare_envelope(items, total, page)
+}
+
+fn gridpane_path(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Server => "server",
+        Kind::WebService => "site",
+        _ => "domain",
+    }
+}
+
+/// What a provider answers with a 429 and with a 5xx.
+pub fn error_bodies(fake: FakeKind) -> (&'static str, &'static str) {
+    match fake {
+        FakeKind::Cloudflare => (
+            r#"{"success":false,"errors":[{"code":971,"message":"Please wait and consider throttling your request speed"}],"messages":[],"result":null}"#,
+            r#"{"success":false,"errors":[{"code":10001,"message":"Internal server error"}],"messages":[],"result":null}"#,
+        ),
+        FakeKind::GridPane => (
+            r#"{"message":"Too Many Attempts."}"#,
+            r#"{"message":"Server Error"}"#,
+        ),
+        _ => (
+            r#"{"id":"too_many_requests","message":"API Rate limit exceeded."}"#,
+            r#"{"id":"server_error","message":"Server was unable to give you a response."}"#,
+        ),
     }
 }
 
@@ -143,6 +288,10 @@ pub fn unauthorized(fake: FakeKind) -> String {
         FakeKind::DigitalOcean => r#"{"id":"unauthorized","message":"Unable to authenticate you"}"#,
         FakeKind::Linode => r#"{"errors":[{"reason":"Invalid Token"}]}"#,
         FakeKind::Vercel => r#"{"error":{"code":"forbidden","message":"Not authorized"}}"#,
+        FakeKind::GridPane => r#"{"message":"Unauthenticated."}"#,
+        FakeKind::Cloudflare => {
+            r#"{"success":false,"errors":[{"code":10000,"message":"Authentication error"}],"messages":[],"result":null}"#
+        }
     }
     .to_owned()
 }
@@ -153,6 +302,8 @@ pub fn item(fake: FakeKind, kind: Kind, r: &FakeResource) -> Value {
         FakeKind::DigitalOcean => digitalocean(kind, r),
         FakeKind::Linode => linode(kind, r),
         FakeKind::Vercel => vercel(kind, r),
+        FakeKind::GridPane => gridpane(kind, r),
+        FakeKind::Cloudflare => cloudflare(r),
     }
 }
 
@@ -261,4 +412,65 @@ fn vercel(kind: Kind, r: &FakeResource) -> Value {
             "env": [{"key": "DATABASE_URL", "value": format!("{SECRET_MARKER}-env-{i}"), "type": "encrypted"}]
         }),
     }
+}
+
+fn gridpane(kind: Kind, r: &FakeResource) -> Value {
+    let i = r.index;
+    let secret = |what: &str| format!("{SECRET_MARKER}-{what}-{i}");
+    match kind {
+        Kind::Server => json!({
+            "id": 50_000 + i, "label": r.name, "ip": r.address.clone().unwrap_or_else(|| ip(i)),
+            "ipv6": "::1", "region": "nyc1", "region_label": "New York 1", "status": r.status,
+            "database": "mariadb", "webserver": "nginx", "os_version": "ubuntu 24.04",
+            "cpu": 2, "ram": 4096, "sub_id": format!("sub-{i}"), "user_id": 1, "provider_id": 3,
+            "provider": {"id": 3, "name": "digitalocean"},
+            "sites": [{"id": 70_000 + i, "url": format!("{}.gridpane.invalid", r.name)}],
+            // Not all in the real API: proves passwords by any name never get stored.
+            "system_users": [{"id": i, "username": "gpuser", "sudo_pass": secret("sudo")}],
+            "mysql_root_password": secret("mysql"),
+            "ssh_keys": [{"id": 1, "name": "deploy"}]
+        }),
+        Kind::WebService => json!({
+            "id": 70_000 + i, "url": r.address.clone().unwrap_or_else(|| r.name.clone()),
+            "status": r.status, "is_ssl": true, "is_wsod": false, "ssl_status": "succeed",
+            "is_sso": false, "type": "primary", "php_version": "8.3", "server_id": 50_000 + i,
+            "user_id": 1, "system_user_id": i, "domain_id": 90_000 + i,
+            "server": {"id": 50_000 + i, "label": format!("server-{i:05}"), "region": "nyc1"},
+            "db_pass": secret("db"), "htpasswd": {"user": "staff", "pass": secret("basic")},
+            "wp_keys": {"AUTH_KEY": secret("salt")}
+        }),
+        _ => json!({
+            "id": 90_000 + i, "url": r.name, "route": "primary", "type": "primary",
+            "status": r.status, "is_ssl": true, "ssl_status": "succeed", "is_wildcard": false,
+            "site_id": 70_000 + i, "server_id": 50_000 + i, "user_id": 1,
+            "dns_management_id": 2, "creds_need_updating": false,
+            "user_dns": {"id": 4, "dns_provider_id": 2, "provider": {"id": 2, "name": "cloudflare"},
+                         "key": secret("dns"), "email": format!("{SECRET_MARKER}@example.invalid")}
+        }),
+    }
+}
+
+fn cloudflare(r: &FakeResource) -> Value {
+    let i = r.index;
+    json!({
+        "id": cloudflare_zone_id(i), "name": r.name, "status": r.status, "paused": false,
+        "type": if r.status == "pending" { "partial" } else { "full" },
+        "development_mode": 0,
+        "name_servers": ["ada.ns.cloudflare.invalid", "bob.ns.cloudflare.invalid"],
+        "original_name_servers": ["ns1.registrar.invalid", "ns2.registrar.invalid"],
+        "original_registrar": null, "original_dnshost": null,
+        "created_on": "2025-01-01T00:00:00Z", "modified_on": "2025-01-02T00:00:00Z",
+        "activated_on": "2025-01-02T00:00:00Z",
+        "owner": {"id": "owner-1", "type": "user",
+                  "email": format!("{SECRET_MARKER}-owner-{i}@example.invalid")},
+        "account": {"id": "account-1", "name": "Acme"},
+        "permissions": ["#zone:read", "#dns_records:read"],
+        "plan": {"id": "0feeeeeeeeeeeeeeeeeeeeeeeeeeeeee", "name": "Free Website", "price": 0,
+                 "currency": "USD", "frequency": "", "is_subscribed": false,
+                 "can_subscribe": false, "legacy_id": "free", "legacy_discount": false,
+                 "externally_managed": false},
+        "meta": {"step": 2, "custom_certificate_quota": 0, "page_rule_quota": 3,
+                 "phishing_detected": false},
+        "verification_key": format!("{SECRET_MARKER}-verify-{i}")
+    })
 }

@@ -34,7 +34,7 @@ const MAX_DOCK_NAME: usize = 100;
 pub struct CreateDockInput {
     /// 1–100 characters (trimmed), unique among the organization's docks.
     pub name: String,
-    /// Which provider's API the key is for: `digitalocean`, `linode` or `vercel`.
+    /// Which provider's API the key is for: `cloudflare`, `digitalocean`, `gridpane`, `linode` or `vercel`.
     pub provider: String,
     /// The provider's API token; checked against the provider, stored encrypted, never shown.
     pub api_key: String,

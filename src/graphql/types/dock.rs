@@ -34,7 +34,7 @@ impl DockNode {
     async fn name(&self) -> &str {
         &self.0.name
     }
-    /// The provider: `digitalocean`, `linode` or `vercel`.
+    /// The provider: `cloudflare`, `digitalocean`, `gridpane`, `linode` or `vercel`.
     async fn provider(&self) -> &str {
         &self.0.provider
     }

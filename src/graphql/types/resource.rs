@@ -134,7 +134,7 @@ async fn history_of(
     field(
         name = "provider",
         ty = "&str",
-        desc = "The provider of its dock: `digitalocean`, `linode` or `vercel`."
+        desc = "The provider of its dock: `cloudflare`, `digitalocean`, `gridpane`, `linode` or `vercel`."
     ),
     field(
         name = "provider_resource_id",
@@ -297,7 +297,7 @@ macro_rules! resource_object {
             pub async fn name(&self) -> &str {
                 &self.0.common.name
             }
-            /// The provider of its dock: `digitalocean`, `linode` or `vercel`.
+            /// The provider of its dock: `cloudflare`, `digitalocean`, `gridpane`, `linode` or `vercel`.
             pub async fn provider(&self) -> &str {
                 &self.0.common.provider
             }
