@@ -127,6 +127,14 @@ pub async fn org_1_digest(app: &TestApp) -> String {
             .expect("digest");
         digest.push_str(&format!("{}={} ", table.digest, row.digest));
     }
+    // The organization's own row (it has no org_id).
+    let row: Digest = diesel::sql_query(
+        "select md5(x::text) as digest from organizations x where slug = 'org-1'",
+    )
+    .get_result(&mut conn)
+    .await
+    .expect("digest");
+    digest.push_str(&format!("organizations={}", row.digest));
     digest
 }
 
@@ -319,6 +327,16 @@ async fn no_mutation_reaches_into_another_org() {
             "createInvitation",
             "mutation($a: ID!) { createInvitation(input: { email: \"x@example.invalid\", roleId: $a }) { id } }",
             json!({ "a": role }),
+        ),
+        (
+            "updateOrganization",
+            "mutation($a: ID!) { updateOrganization(id: $a, input: { name: \"x\" }) { id } }",
+            json!({ "a": id("Organization") }),
+        ),
+        (
+            "deleteOrganization",
+            "mutation($a: ID!) { deleteOrganization(id: $a) }",
+            json!({ "a": id("Organization") }),
         ),
     ];
     let listed = mutations_taking_ids(&app, &token).await;

@@ -276,7 +276,7 @@ async fn built_in_roles_by_area_and_action() {
     use Outcome::{Allowed, Forbidden, Hidden};
     let app = fixtures::seeded_with_teamer().await;
     // action → (query, outcome for owner, admin, member, viewer)
-    let table: [(&str, &str, [Outcome; 4]); 8] = [
+    let table: [(&str, &str, [Outcome; 4]); 10] = [
         (
             "projects FULL: createProject",
             "mutation($s: String!) { createProject(input: { name: $s, slug: $s }) { id } }",
@@ -317,17 +317,37 @@ async fn built_in_roles_by_area_and_action() {
             "{ viewer { organization { invitations { id } } } }",
             [Allowed, Allowed, Forbidden, Forbidden],
         ),
+        (
+            "settings FULL: updateOrganization",
+            "mutation($o: ID!, $s: String!) { updateOrganization(id: $o, input: { name: $s }) { id } }",
+            [Allowed, Allowed, Forbidden, Forbidden],
+        ),
+        (
+            "owner: deleteOrganization (denials only; deleting is in management.rs)",
+            "mutation($o: ID!) { deleteOrganization(id: $o) }",
+            [Hidden, Forbidden, Forbidden, Forbidden],
+        ),
     ];
+    let org = fixtures::find_org(&mut app.db.owner().await, "org-0").await;
+    let org = TestApp::global_id("Organization", org.id);
     for (i, role) in ["owner", "admin", "member", "viewer"]
         .into_iter()
         .enumerate()
     {
         let token = app.token(&format!("org-0-{role}"), Some("org-0"));
         for (action, query, outcomes) in &table {
+            // The owner would delete org-0 for everyone after it: not run, only listed.
+            if outcomes[i] == Hidden && action.starts_with("owner:") {
+                continue;
+            }
             let slug = format!("{role}-{}", action.len());
             let email = format!("{slug}@example.invalid");
             let (_, body) = app
-                .graphql(Some(&token), query, json!({ "s": slug, "e": email }))
+                .graphql(
+                    Some(&token),
+                    query,
+                    json!({ "s": slug, "e": email, "o": org }),
+                )
                 .await;
             let leaf = body.to_string();
             let got = if error_code(&body) == "FORBIDDEN" {

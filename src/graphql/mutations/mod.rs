@@ -8,6 +8,8 @@
 //! - [`dock`]: provider connections (docks FULL).
 //! - [`health`]: probe intervals (monitoring FULL).
 //! - [`invitation`]: invitations, sent with settings FULL and accepted by the invitee.
+//! - [`organization`]: creating (any signed-in user, who becomes its owner), changing (settings
+//!   FULL) and deleting (owners) organizations.
 //! - [`validate`]: the input checks they share.
 //!
 //! The order of [`Mutation`]'s parts is the order of its fields in `schema.graphql`.
@@ -24,6 +26,7 @@ pub mod grants;
 pub mod health;
 pub mod invitation;
 pub mod members;
+pub mod organization;
 pub mod project;
 pub mod roles;
 pub mod teams;
@@ -56,6 +59,7 @@ pub struct Mutation(
     dock::DockMutations,
     health::HealthMutations,
     invitation::InvitationMutations,
+    organization::OrganizationMutations,
 );
 
 /// Where a request came from (for the audit log and per-address rate limits).
