@@ -329,6 +329,51 @@ async fn no_mutation_reaches_into_another_org() {
             json!({ "a": role }),
         ),
         (
+            "updateTeam",
+            "mutation($a: ID!) { updateTeam(id: $a, name: \"x\") { id } }",
+            json!({ "a": id("Team") }),
+        ),
+        (
+            "deleteTeam",
+            "mutation($a: ID!) { deleteTeam(id: $a) }",
+            json!({ "a": id("Team") }),
+        ),
+        (
+            "removeTeamMember",
+            "mutation($a: ID!, $b: ID!) { removeTeamMember(teamId: $a, userId: $b) { id } }",
+            json!({ "a": id("Team"), "b": id("User") }),
+        ),
+        (
+            "updateClient",
+            "mutation($a: ID!) { updateClient(id: $a, name: \"x\") { id } }",
+            json!({ "a": id("Client") }),
+        ),
+        (
+            "deleteClient",
+            "mutation($a: ID!) { deleteClient(id: $a) }",
+            json!({ "a": id("Client") }),
+        ),
+        (
+            "removeClientMember",
+            "mutation($a: ID!, $b: ID!) { removeClientMember(clientId: $a, userId: $b) { id } }",
+            json!({ "a": id("Client"), "b": id("User") }),
+        ),
+        (
+            "updateRole",
+            "mutation($a: ID!) { updateRole(id: $a, name: \"x\") { id } }",
+            json!({ "a": role }),
+        ),
+        (
+            "deleteRole",
+            "mutation($a: ID!) { deleteRole(id: $a) }",
+            json!({ "a": role }),
+        ),
+        (
+            "updateDock",
+            "mutation($a: ID!) { updateDock(id: $a, input: { name: \"x\" }) { id } }",
+            json!({ "a": id("Dock") }),
+        ),
+        (
             "updateOrganization",
             "mutation($a: ID!) { updateOrganization(id: $a, input: { name: \"x\" }) { id } }",
             json!({ "a": id("Organization") }),

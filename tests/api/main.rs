@@ -24,6 +24,7 @@ mod http;
 mod interleaving;
 mod isolation;
 mod live;
+mod management;
 mod migrations;
 mod mutations;
 mod onboarding;
