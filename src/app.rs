@@ -64,6 +64,7 @@ impl AppState {
             scheduler: scheduler.clone(),
             rates: rates.clone(),
             max_node_ids: config.security.max_node_ids,
+            onboarding: config.security.onboarding,
         };
         let schema = graphql::build_schema(data, config.limits);
         let jwt = Arc::new(JwtKeys::new(
@@ -88,6 +89,7 @@ impl AppState {
             events: events.clone(),
             live_interval: config.security.live_interval,
             cache,
+            provision_users: config.security.onboarding.auto_provision_users,
         });
         let sockets = Arc::new(Sockets::new(config.security.sockets));
         Ok(Self {

@@ -2,6 +2,7 @@
 
 use uuid::Uuid;
 
+use super::jwt::Claims;
 use super::permissions::{Area, Level, Permissions};
 use crate::db::models::membership::{self, Membership};
 use crate::db::models::organization::{self, Organization};
@@ -70,6 +71,75 @@ pub async fn load(
         })
         .await?;
     found.ok_or_else(|| ApiError::Unauthenticated("unknown user".into()))
+}
+
+/// The longest token subject a user is provisioned for (bytes).
+pub const MAX_SUBJECT: usize = 255;
+/// The longest e-mail a user is provisioned with (bytes, the SMTP path limit).
+pub const MAX_EMAIL: usize = 320;
+/// The longest display name a user is provisioned with (characters).
+pub const MAX_NAME: usize = 200;
+
+/// Creates the user of a verified token whose subject is unknown, from its `email` and `name`
+/// claims (`name` defaults to the e-mail's local part). Refused (`UNAUTHENTICATED`, the subject
+/// stays unknown) without a usable e-mail, for claims over their bounds, and when another user
+/// has the e-mail (compared case-insensitively): a new subject never takes over an account.
+/// Concurrent first requests of one subject create one user.
+pub async fn provision(pool: &Pool, claims: &Claims) -> Result<(), ApiError> {
+    let (email, name) = profile(claims)?;
+    let scope = Scope {
+        external_id: Some(claims.sub.clone()),
+        ..Scope::default()
+    };
+    let created = scope
+        .transaction(pool, async |conn| {
+            user::provision(conn, &email, &name).await
+        })
+        .await?;
+    match created {
+        Some(_) => Ok(()),
+        None => Err(refuse(
+            "the token's e-mail belongs to another user; sign in as that user or ask an administrator",
+        )),
+    }
+}
+
+fn refuse(why: &str) -> ApiError {
+    ApiError::Unauthenticated(format!("unknown user: {why}"))
+}
+
+/// The e-mail and name a new user gets from `claims`, checked and bounded.
+fn profile(claims: &Claims) -> Result<(String, String), ApiError> {
+    let printable = |s: &str| !s.chars().any(char::is_control);
+    if claims.sub.is_empty() || claims.sub.len() > MAX_SUBJECT || !printable(&claims.sub) {
+        return Err(refuse(&format!(
+            "the token's `sub` must be 1 to {MAX_SUBJECT} bytes"
+        )));
+    }
+    let email = claims.email.as_deref().map(str::trim).unwrap_or_default();
+    let email_ok = email.len() <= MAX_EMAIL
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control())
+        && email.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty() && !domain.is_empty() && !domain.contains('@')
+        });
+    if !email_ok {
+        return Err(refuse(
+            "the token carries no usable `email` claim to create the user from",
+        ));
+    }
+    let local = email.split('@').next().unwrap_or(email);
+    let name = claims
+        .name
+        .as_deref()
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .unwrap_or(local);
+    if name.chars().count() > MAX_NAME || !printable(name) {
+        return Err(refuse(&format!(
+            "the token's `name` must be at most {MAX_NAME} printable characters"
+        )));
+    }
+    Ok((email.to_owned(), name.to_owned()))
 }
 
 /// The organization a request acts in and the org-wide role held there (if any).
@@ -264,4 +334,47 @@ fn full_grants(grants: &[Grant], teams: &[(Uuid, Permissions)], area: Area) -> V
         })
         .map(|g| g.dock)
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claims(sub: &str, email: Option<&str>, name: Option<&str>) -> Claims {
+        Claims {
+            sub: sub.into(),
+            org: None,
+            exp: 0,
+            iat: 0,
+            email: email.map(Into::into),
+            name: name.map(Into::into),
+        }
+    }
+
+    #[test]
+    fn profiles_are_checked_and_bounded() {
+        let ok = profile(&claims("s", Some(" ann@example.invalid "), None)).expect("ok");
+        assert_eq!(ok, ("ann@example.invalid".into(), "ann".into()));
+        let named = profile(&claims("s", Some("a@example.invalid"), Some(" Ann "))).expect("ok");
+        assert_eq!(named.1, "Ann");
+        for bad in [
+            claims("s", None, None),
+            claims("s", Some("nobody"), None),
+            claims("s", Some("a b@example.invalid"), None),
+            claims(
+                "s",
+                Some(&format!("{}@example.invalid", "a".repeat(320))),
+                None,
+            ),
+            claims("s", Some("a@example.invalid"), Some(&"n".repeat(201))),
+            claims("s", Some("a@example.invalid"), Some("a\u{7}b")),
+            claims("", Some("a@example.invalid"), None),
+            claims(&"s".repeat(256), Some("a@example.invalid"), None),
+        ] {
+            assert!(
+                matches!(profile(&bad), Err(ApiError::Unauthenticated(_))),
+                "{bad:?}"
+            );
+        }
+    }
 }

@@ -25,6 +25,12 @@ pub struct Claims {
     pub exp: i64,
     #[serde(default)]
     pub iat: i64,
+    /// The person's e-mail: a new subject's user is created with it (auto-provisioning).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    /// The person's display name, likewise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
 }
 
 /// The claims as a token may carry them: a missing `sub` or `exp` is reported by the
@@ -39,6 +45,10 @@ struct Received {
     iat: i64,
     #[serde(default)]
     nbf: i64,
+    #[serde(default)]
+    email: Option<serde_json::Value>,
+    #[serde(default)]
+    name: Option<serde_json::Value>,
 }
 
 /// What [`JwtKeys::mint`] writes: the claims, plus the configured issuer and audience so that a
@@ -137,6 +147,18 @@ impl JwtKeys {
     /// Mints an HS256 token for `sub` (optionally pinned to org `org`) valid for `ttl_seconds`,
     /// with the configured issuer and first audience.
     pub fn mint(&self, sub: &str, org: Option<&str>, ttl_seconds: i64) -> anyhow::Result<String> {
+        self.mint_profile(sub, org, None, ttl_seconds)
+    }
+
+    /// Like [`JwtKeys::mint`], with the `email` and `name` claims a new subject is provisioned
+    /// from.
+    pub fn mint_profile(
+        &self,
+        sub: &str,
+        org: Option<&str>,
+        profile: Option<(&str, &str)>,
+        ttl_seconds: i64,
+    ) -> anyhow::Result<String> {
         let (encoding, _) = self
             .hmac
             .as_ref()
@@ -148,6 +170,8 @@ impl JwtKeys {
                 org: org.map(str::to_owned),
                 exp: now + ttl_seconds,
                 iat: now,
+                email: profile.map(|(email, _)| email.to_owned()),
+                name: profile.map(|(_, name)| name.to_owned()),
             },
             iss: self.issuer.as_deref(),
             aud: self.audience.first().map(String::as_str),
@@ -180,11 +204,18 @@ impl JwtKeys {
                 "exp".into(),
             ))));
         };
+        // Profile claims only feed provisioning: one of another JSON type is ignored, not fatal.
+        let text = |v: Option<serde_json::Value>| match v {
+            Some(serde_json::Value::String(s)) => Some(s),
+            _ => None,
+        };
         Ok(Claims {
             sub,
             org: received.org,
             exp,
             iat: received.iat,
+            email: text(received.email),
+            name: text(received.name),
         })
     }
 

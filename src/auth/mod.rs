@@ -40,6 +40,9 @@ pub struct Viewer {
     pub as_platform_admin: bool,
     /// Every organization the caller reaches.
     pub organizations: Vec<Organization>,
+    /// The caller's role in each of `organizations`, by organization id (`guest` where they
+    /// reach it only through teams or clients).
+    pub roles: Vec<(Uuid, String)>,
 }
 
 impl Viewer {
@@ -175,6 +178,8 @@ pub struct Authenticator<'a> {
     pub pool: &'a Pool,
     pub keys: &'a JwtKeys,
     pub cache: &'a ViewerCache,
+    /// Create the user of an unknown subject from the token's claims (`identity::provision`).
+    pub provision_users: bool,
 }
 
 /// Resolves an `Authorization` header value (and an optional `X-Org` slug) to a viewer.
@@ -193,7 +198,13 @@ pub async fn authenticate(
     if let Some(viewer) = auth.cache.get(&subject, wanted_org.as_deref()) {
         return Ok(viewer);
     }
-    let identity = identity::load(auth.pool, Some(&claims.sub), None).await?;
+    let identity = match identity::load(auth.pool, Some(&claims.sub), None).await {
+        Err(ApiError::Unauthenticated(_)) if auth.provision_users => {
+            identity::provision(auth.pool, &claims).await?;
+            identity::load(auth.pool, Some(&claims.sub), None).await?
+        }
+        loaded => loaded?,
+    };
     let viewer = viewer_in(auth.pool, identity, wanted_org.clone(), None).await?;
     auth.cache.put(&subject, wanted_org.as_deref(), &viewer);
     Ok(viewer)
@@ -266,8 +277,21 @@ async fn viewer_in(
 ) -> Result<Viewer, ApiError> {
     let active = identity::choose(pool, &identity, wanted_org).await?;
     let reach = identity::reach(pool, &identity, &active).await?;
+    let organizations = identity.organizations();
+    let roles = organizations
+        .iter()
+        .map(|org| {
+            let role = identity
+                .memberships
+                .iter()
+                .find(|m| m.organization.id == org.id)
+                .map_or_else(|| "guest".to_owned(), |m| m.role.clone());
+            (org.id, role)
+        })
+        .collect();
     Ok(Viewer {
-        organizations: identity.organizations(),
+        organizations,
+        roles,
         user: identity.user,
         organization: active.organization,
         role: active.role,

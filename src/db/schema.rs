@@ -404,6 +404,7 @@ diesel::table! {
         is_platform_admin -> Bool,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        organizations_created -> Int4,
     }
 }
 

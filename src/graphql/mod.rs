@@ -127,6 +127,8 @@ pub struct SchemaData {
     pub scheduler: Option<Scheduler>,
     pub rates: Arc<crate::security::rate::RateLimits>,
     pub max_node_ids: usize,
+    /// Sign-up settings (`createOrganization` reads its bound).
+    pub onboarding: crate::security::settings::Onboarding,
 }
 
 /// The schema the server serves, with its data and the limits applied. Operations reach it only
@@ -138,6 +140,7 @@ pub fn build_schema(data: SchemaData, limits: QueryLimits) -> AppSchema {
         .data(data.events)
         .data(data.rates)
         .data(NodeIdLimit(data.max_node_ids))
+        .data(data.onboarding)
         .limit_depth(limits.depth)
         .limit_complexity(limits.complexity);
     if let Some(scheduler) = data.scheduler {

@@ -197,6 +197,27 @@ pub struct SecurityArgs {
     /// Which JWTs are accepted: issuer, audience, and published verification keys.
     #[command(flatten)]
     pub jwt: JwtArgs,
+
+    /// Whether a token whose subject is unknown creates its user from the token's `sub`,
+    /// `email` and `name` on first use (`false`: such tokens are `UNAUTHENTICATED`).
+    #[arg(
+        long,
+        env = "STACKGATE_AUTO_PROVISION_USERS",
+        default_value_t = true,
+        action = clap::ArgAction::Set,
+        global = true
+    )]
+    pub auto_provision_users: bool,
+
+    /// How many organizations one user may create with `createOrganization`, ever (deleted
+    /// ones count too).
+    #[arg(
+        long,
+        env = "STACKGATE_MAX_ORGANIZATIONS_PER_USER",
+        default_value_t = 20,
+        global = true
+    )]
+    pub max_organizations_per_user: u32,
 }
 
 /// The resolved security settings, passed down from [`crate::config::Config`].
@@ -221,6 +242,26 @@ pub struct SecuritySettings {
     pub response_cache_bytes: usize,
     /// See [`SecurityArgs::response_cache_seconds`].
     pub response_cache_age: std::time::Duration,
+    /// Who may sign up, and how many organizations they may create.
+    pub onboarding: Onboarding,
+}
+
+/// See [`SecurityArgs::auto_provision_users`] and [`SecurityArgs::max_organizations_per_user`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Onboarding {
+    /// Unknown token subjects become users on first use.
+    pub auto_provision_users: bool,
+    /// The most organizations one user may create.
+    pub max_organizations_per_user: u32,
+}
+
+impl Default for Onboarding {
+    fn default() -> Self {
+        Self {
+            auto_provision_users: true,
+            max_organizations_per_user: 20,
+        }
+    }
 }
 
 /// How long a provider key check may take when nothing else is set.
@@ -249,6 +290,7 @@ impl Default for SecuritySettings {
             live_interval: std::time::Duration::from_millis(250),
             response_cache_bytes: 64 * 1024 * 1024,
             response_cache_age: std::time::Duration::from_secs(10),
+            onboarding: Onboarding::default(),
         }
     }
 }
@@ -295,6 +337,10 @@ impl SecurityArgs {
             live_interval: std::time::Duration::from_millis(self.live_interval_ms.max(10)),
             response_cache_bytes: self.response_cache_bytes,
             response_cache_age: std::time::Duration::from_secs(self.response_cache_seconds),
+            onboarding: Onboarding {
+                auto_provision_users: self.auto_provision_users,
+                max_organizations_per_user: self.max_organizations_per_user,
+            },
         })
     }
 }

@@ -148,6 +148,14 @@ pub async fn org_digest(app: &TestApp, slug: &str) -> String {
             .expect("digest");
         digest.push_str(&format!("{}={} ", table.digest, row.digest));
     }
+    // The organization's own row (it has no org_id).
+    let row: Digest = diesel::sql_query(
+        "select md5(x::text) as digest from organizations x where slug = 'org-1'",
+    )
+    .get_result(&mut conn)
+    .await
+    .expect("digest");
+    digest.push_str(&format!("organizations={}", row.digest));
     digest
 }
 
@@ -375,6 +383,61 @@ async fn no_mutation_reaches_into_another_org() {
             "createInvitation",
             "mutation($a: ID!) { createInvitation(input: { email: \"x@example.invalid\", roleId: $a }) { id } }",
             json!({ "a": role }),
+        ),
+        (
+            "updateTeam",
+            "mutation($a: ID!) { updateTeam(id: $a, name: \"x\") { id } }",
+            json!({ "a": id("Team") }),
+        ),
+        (
+            "deleteTeam",
+            "mutation($a: ID!) { deleteTeam(id: $a) }",
+            json!({ "a": id("Team") }),
+        ),
+        (
+            "removeTeamMember",
+            "mutation($a: ID!, $b: ID!) { removeTeamMember(teamId: $a, userId: $b) { id } }",
+            json!({ "a": id("Team"), "b": id("User") }),
+        ),
+        (
+            "updateClient",
+            "mutation($a: ID!) { updateClient(id: $a, name: \"x\") { id } }",
+            json!({ "a": id("Client") }),
+        ),
+        (
+            "deleteClient",
+            "mutation($a: ID!) { deleteClient(id: $a) }",
+            json!({ "a": id("Client") }),
+        ),
+        (
+            "removeClientMember",
+            "mutation($a: ID!, $b: ID!) { removeClientMember(clientId: $a, userId: $b) { id } }",
+            json!({ "a": id("Client"), "b": id("User") }),
+        ),
+        (
+            "updateRole",
+            "mutation($a: ID!) { updateRole(id: $a, name: \"x\") { id } }",
+            json!({ "a": role }),
+        ),
+        (
+            "deleteRole",
+            "mutation($a: ID!) { deleteRole(id: $a) }",
+            json!({ "a": role }),
+        ),
+        (
+            "updateDock",
+            "mutation($a: ID!) { updateDock(id: $a, input: { name: \"x\" }) { id } }",
+            json!({ "a": id("Dock") }),
+        ),
+        (
+            "updateOrganization",
+            "mutation($a: ID!) { updateOrganization(id: $a, input: { name: \"x\" }) { id } }",
+            json!({ "a": id("Organization") }),
+        ),
+        (
+            "deleteOrganization",
+            "mutation($a: ID!) { deleteOrganization(id: $a) }",
+            json!({ "a": id("Organization") }),
         ),
     ];
     let listed = mutations_taking_ids(&app, &token).await;

@@ -285,7 +285,7 @@ async fn built_in_roles_by_area_and_action() {
         .await
         .1["data"]["viewer"]["organization"]["resources"]["nodes"][0]["id"]
         .clone();
-    let table: [(&str, &str, [Outcome; 4]); 12] = [
+    let table: [(&str, &str, [Outcome; 4]); 17] = [
         (
             "projects FULL: createProject",
             "mutation($s: String!) { createProject(input: { name: $s, slug: $s }) { id } }",
@@ -346,20 +346,68 @@ async fn built_in_roles_by_area_and_action() {
             "{ viewer { organization { invitations { id } } } }",
             [Allowed, Allowed, Forbidden, Forbidden],
         ),
+        (
+            "settings FULL: updateOrganization",
+            "mutation($o: ID!, $s: String!) { updateOrganization(id: $o, input: { name: $s }) { id } }",
+            [Allowed, Allowed, Forbidden, Forbidden],
+        ),
+        (
+            "settings FULL: updateTeam",
+            "mutation($t: ID!, $s: String!) { updateTeam(id: $t, name: $s) { id } }",
+            [Allowed, Allowed, Forbidden, Forbidden],
+        ),
+        (
+            "settings FULL: updateClient",
+            "mutation($c: ID!, $s: String!) { updateClient(id: $c, name: $s) { id } }",
+            [Allowed, Allowed, Forbidden, Forbidden],
+        ),
+        (
+            "docks FULL: updateDock",
+            "mutation($d: ID!, $s: String!) { updateDock(id: $d, input: { name: $s }) { id } }",
+            [Allowed, Allowed, Forbidden, Forbidden],
+        ),
+        (
+            "owner: deleteOrganization (denials only; deleting is in management.rs)",
+            "mutation($o: ID!) { deleteOrganization(id: $o) }",
+            [Hidden, Forbidden, Forbidden, Forbidden],
+        ),
     ];
+    let org = fixtures::find_org(&mut app.db.owner().await, "org-0").await;
+    let (_, body) = app
+        .graphql(
+            Some(&app.token("org-0-owner", Some("org-0"))),
+            "{ viewer { organization { id teams { id } clients { id } docks(first: 1) { nodes { id } } } } }",
+            json!({}),
+        )
+        .await;
+    let ids = body["data"]["viewer"]["organization"].clone();
+    assert_eq!(
+        ids["id"],
+        TestApp::global_id("Organization", org.id),
+        "{body}"
+    );
+    let (team, client, dock) = (
+        ids["teams"][0]["id"].clone(),
+        ids["clients"][0]["id"].clone(),
+        ids["docks"]["nodes"][0]["id"].clone(),
+    );
     for (i, role) in ["owner", "admin", "member", "viewer"]
         .into_iter()
         .enumerate()
     {
         let token = app.token(&format!("org-0-{role}"), Some("org-0"));
-        for (action, query, outcomes) in &table {
-            let slug = format!("{role}-{}", action.len());
+        for (j, (action, query, outcomes)) in table.iter().enumerate() {
+            // The owner would delete org-0 for everyone after it: not run, only listed.
+            if outcomes[i] == Hidden && action.starts_with("owner:") {
+                continue;
+            }
+            let slug = format!("{role}-{j}");
             let email = format!("{slug}@example.invalid");
             let (_, body) = app
                 .graphql(
                     Some(&token),
                     query,
-                    json!({ "s": slug, "e": email, "r": resource }),
+                    json!({ "s": slug, "e": email, "o": ids["id"], "t": team, "c": client, "d": dock, "r": resource }),
                 )
                 .await;
             let leaf = body.to_string();

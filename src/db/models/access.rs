@@ -388,3 +388,214 @@ pub async fn revoke_dock(
     };
     Ok(removed > 0)
 }
+
+/// Renames team `id` of `org_id`; `None` when there is no such team. A name in use is a
+/// unique violation.
+pub async fn rename_team(
+    conn: &mut AsyncPgConnection,
+    org_id: Uuid,
+    id: Uuid,
+    name: &str,
+) -> Result<Option<Team>, DbError> {
+    Ok(diesel::update(
+        teams::table
+            .filter(teams::org_id.eq(org_id))
+            .filter(teams::id.eq(id)),
+    )
+    .set(teams::name.eq(name))
+    .returning(Team::as_returning())
+    .get_result(conn)
+    .await
+    .optional()?)
+}
+
+/// Deletes team `id` of `org_id` with its memberships, dock grants and pending invitations;
+/// its projects stay, without a team. False when there is no such team.
+pub async fn delete_team(
+    conn: &mut AsyncPgConnection,
+    org_id: Uuid,
+    id: Uuid,
+) -> Result<bool, DbError> {
+    let n = diesel::delete(
+        teams::table
+            .filter(teams::org_id.eq(org_id))
+            .filter(teams::id.eq(id)),
+    )
+    .execute(conn)
+    .await?;
+    Ok(n == 1)
+}
+
+/// Takes `user_id` out of team `team_id`; false when they were not in it.
+pub async fn remove_team_member(
+    conn: &mut AsyncPgConnection,
+    org_id: Uuid,
+    team_id: Uuid,
+    user_id: Uuid,
+) -> Result<bool, DbError> {
+    let n = diesel::delete(
+        team_memberships::table
+            .filter(team_memberships::org_id.eq(org_id))
+            .filter(team_memberships::team_id.eq(team_id))
+            .filter(team_memberships::user_id.eq(user_id)),
+    )
+    .execute(conn)
+    .await?;
+    Ok(n == 1)
+}
+
+/// Renames client `id` of `org_id`; `None` when there is no such client.
+pub async fn rename_client(
+    conn: &mut AsyncPgConnection,
+    org_id: Uuid,
+    id: Uuid,
+    name: &str,
+) -> Result<Option<Client>, DbError> {
+    Ok(diesel::update(
+        clients::table
+            .filter(clients::org_id.eq(org_id))
+            .filter(clients::id.eq(id)),
+    )
+    .set(clients::name.eq(name))
+    .returning(Client::as_returning())
+    .get_result(conn)
+    .await
+    .optional()?)
+}
+
+/// Deletes client `id` of `org_id` with its memberships, dock grants and pending invitations;
+/// its projects stay, without a client. False when there is no such client.
+pub async fn delete_client(
+    conn: &mut AsyncPgConnection,
+    org_id: Uuid,
+    id: Uuid,
+) -> Result<bool, DbError> {
+    let n = diesel::delete(
+        clients::table
+            .filter(clients::org_id.eq(org_id))
+            .filter(clients::id.eq(id)),
+    )
+    .execute(conn)
+    .await?;
+    Ok(n == 1)
+}
+
+/// Takes `user_id` out of client `client_id`'s portal; false when they were not in it.
+pub async fn remove_client_member(
+    conn: &mut AsyncPgConnection,
+    org_id: Uuid,
+    client_id: Uuid,
+    user_id: Uuid,
+) -> Result<bool, DbError> {
+    let n = diesel::delete(
+        client_memberships::table
+            .filter(client_memberships::org_id.eq(org_id))
+            .filter(client_memberships::client_id.eq(client_id))
+            .filter(client_memberships::user_id.eq(user_id)),
+    )
+    .execute(conn)
+    .await?;
+    Ok(n == 1)
+}
+
+/// Renames the custom role `id` of `org_id` (built-in roles are left alone: `None`, as for no
+/// such role). A name in use is a unique violation.
+pub async fn rename_role(
+    conn: &mut AsyncPgConnection,
+    org_id: Uuid,
+    id: Uuid,
+    name: &str,
+) -> Result<Option<Role>, DbError> {
+    Ok(diesel::update(
+        roles::table
+            .filter(roles::org_id.eq(org_id))
+            .filter(roles::id.eq(id))
+            .filter(roles::is_builtin.eq(false)),
+    )
+    .set(roles::name.eq(name))
+    .returning(Role::as_returning())
+    .get_result(conn)
+    .await
+    .optional()?)
+}
+
+/// True when someone holds role `id` of `org_id`: in the organization, a team or a client.
+pub async fn role_in_use(
+    conn: &mut AsyncPgConnection,
+    org_id: Uuid,
+    id: Uuid,
+) -> Result<bool, DbError> {
+    use diesel::dsl::exists;
+    let members = exists(
+        memberships::table
+            .filter(memberships::org_id.eq(org_id))
+            .filter(memberships::role_id.eq(id)),
+    );
+    let teams = exists(
+        team_memberships::table
+            .filter(team_memberships::org_id.eq(org_id))
+            .filter(team_memberships::role_id.eq(id)),
+    );
+    let clients = exists(
+        client_memberships::table
+            .filter(client_memberships::org_id.eq(org_id))
+            .filter(client_memberships::role_id.eq(id)),
+    );
+    Ok(diesel::select(members.or(teams).or(clients))
+        .get_result(conn)
+        .await?)
+}
+
+/// Deletes the custom role `id` of `org_id`; false when there is no such custom role. A role
+/// someone holds, or that an invitation names, is a foreign key violation.
+pub async fn delete_role(
+    conn: &mut AsyncPgConnection,
+    org_id: Uuid,
+    id: Uuid,
+) -> Result<bool, DbError> {
+    let n = diesel::delete(
+        roles::table
+            .filter(roles::org_id.eq(org_id))
+            .filter(roles::id.eq(id))
+            .filter(roles::is_builtin.eq(false)),
+    )
+    .execute(conn)
+    .await?;
+    Ok(n == 1)
+}
+
+/// The role `user_id` holds in team `team_id`, if they are in it.
+pub async fn team_member_role(
+    conn: &mut AsyncPgConnection,
+    org_id: Uuid,
+    team_id: Uuid,
+    user_id: Uuid,
+) -> Result<Option<Role>, DbError> {
+    Ok(team_memberships::table
+        .inner_join(roles::table.on(roles::id.eq(team_memberships::role_id)))
+        .filter(team_memberships::org_id.eq(org_id))
+        .filter(team_memberships::team_id.eq(team_id))
+        .filter(team_memberships::user_id.eq(user_id))
+        .select(Role::as_select())
+        .first(conn)
+        .await
+        .optional()?)
+}
+
+/// The role `user_id` holds in client `client_id`'s portal, if they are in it.
+pub async fn client_member_role(
+    conn: &mut AsyncPgConnection,
+    org_id: Uuid,
+    client_id: Uuid,
+    user_id: Uuid,
+) -> Result<Option<Role>, DbError> {
+    Ok(client_memberships::table
+        .inner_join(roles::table.on(roles::id.eq(client_memberships::role_id)))
+        .filter(client_memberships::org_id.eq(org_id))
+        .filter(client_memberships::client_id.eq(client_id))
+        .filter(client_memberships::user_id.eq(user_id))
+        .select(Role::as_select())
+        .first(conn)
+        .await
+        .optional()?)
+}

@@ -151,3 +151,38 @@ pub async fn sync_runs_by_ids(
     .load(conn)
     .await?)
 }
+
+/// Renames live dock `id` of `org_id` and/or sets its sync interval (`None`: unchanged);
+/// false when there is no such live dock. A name in use is a unique violation.
+pub async fn update_settings(
+    conn: &mut AsyncPgConnection,
+    org_id: Uuid,
+    id: Uuid,
+    name: Option<&str>,
+    interval_seconds: Option<i32>,
+) -> Result<bool, DbError> {
+    if name.is_none() && interval_seconds.is_none() {
+        let found: Option<Uuid> = docks::table
+            .filter(docks::org_id.eq(org_id))
+            .filter(docks::id.eq(id))
+            .filter(docks::deleted_at.is_null())
+            .select(docks::id)
+            .first(conn)
+            .await
+            .optional()?;
+        return Ok(found.is_some());
+    }
+    let n = diesel::update(
+        docks::table
+            .filter(docks::org_id.eq(org_id))
+            .filter(docks::id.eq(id))
+            .filter(docks::deleted_at.is_null()),
+    )
+    .set((
+        name.map(|n| docks::name.eq(n)),
+        interval_seconds.map(|s| docks::sync_interval_seconds.eq(s)),
+    ))
+    .execute(conn)
+    .await?;
+    Ok(n == 1)
+}

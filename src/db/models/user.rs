@@ -83,3 +83,41 @@ pub async fn find_by_id(conn: &mut AsyncPgConnection, id: Uuid) -> Result<Option
         .await
         .optional()?)
 }
+
+/// Creates the user the transaction's `stackgate.external_id` names (a verified token's
+/// subject), unless it exists: returns its id, or `None` when another user has `email`
+/// (compared case-insensitively), which is never taken over. Concurrent calls for one subject
+/// create one user (see the `onboarding_management` migration).
+pub async fn provision(
+    conn: &mut AsyncPgConnection,
+    email: &str,
+    name: &str,
+) -> Result<Option<Uuid>, DbError> {
+    #[derive(diesel::QueryableByName)]
+    struct Provisioned {
+        #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Uuid>)]
+        id: Option<Uuid>,
+    }
+    let row: Provisioned = diesel::sql_query("select stackgate_provision_user($1, $2) as id")
+        .bind::<diesel::sql_types::Text, _>(email)
+        .bind::<diesel::sql_types::Text, _>(name)
+        .get_result(conn)
+        .await?;
+    Ok(row.id)
+}
+
+/// Counts one more organization created by `user_id`, unless they have created `max` already:
+/// false then. Locks the user's row, so concurrent creations by one user are counted one by one.
+pub async fn count_created_organization(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+    max: u32,
+) -> Result<bool, DbError> {
+    let updated = diesel::update(users::table)
+        .filter(users::id.eq(user_id))
+        .filter(users::organizations_created.lt(i32::try_from(max).unwrap_or(i32::MAX)))
+        .set(users::organizations_created.eq(users::organizations_created + 1))
+        .execute(conn)
+        .await?;
+    Ok(updated == 1)
+}

@@ -46,6 +46,15 @@ pub struct CreateDockInput {
     pub endpoint: Option<String>,
 }
 
+/// What `updateDock` takes; a field left out or `null` is unchanged.
+#[derive(InputObject)]
+pub struct UpdateDockInput {
+    /// A new name: 1–100 characters (trimmed), unique among the organization's docks.
+    pub name: Option<String>,
+    /// Seconds between scheduled syncs (60 to 604800), from the next scheduled sync on.
+    pub sync_interval_seconds: Option<i32>,
+}
+
 #[derive(Default)]
 pub struct DockMutations;
 
@@ -206,6 +215,46 @@ impl DockMutations {
                 SyncNowError::Db(e) => ApiError::from(e),
             })?;
         Ok(SyncRunNode(Arc::new(run.run().clone())))
+    }
+
+    /// Renames a dock and/or changes how often it syncs, and returns it (its key is changed
+    /// with `updateDockCredentials`). Needs docks FULL. `NOT_FOUND` for a dock the caller
+    /// cannot see; `CONFLICT` for a name in use; `BAD_USER_INPUT` for a bad name or interval.
+    async fn update_dock(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The dock's id.")] id: ID,
+        #[graphql(desc = "What to change.")] input: UpdateDockInput,
+    ) -> async_graphql::Result<DockNode> {
+        let (org_id, dock_id) = (viewer(ctx)?.organization.id, visible_dock(ctx, &id)?);
+        let name = (input.name.as_deref())
+            .map(|n| valid_name(n, MAX_DOCK_NAME))
+            .transpose()?;
+        let interval = (input.sync_interval_seconds)
+            .map(|s| valid_interval(Some(s)))
+            .transpose()?;
+        let conflict = format!("a dock named `{}` exists", name.unwrap_or_default());
+        let act = Act {
+            area: Area::Docks,
+            action: "dock.update",
+            target_type: "Dock",
+            target_id: Some(dock_id),
+        };
+        let row = audited(ctx, act, org_full(ctx, Area::Docks)?, async |conn| {
+            let updated = dock::update_settings(conn, org_id, dock_id, name, interval)
+                .await
+                .map_err(|e| refusal(e, &conflict, "no such dock"))?;
+            if !updated {
+                return Err(not_found("dock"));
+            }
+            let row = dock::by_ids(conn, &[dock_id])
+                .await?
+                .pop()
+                .ok_or_else(|| not_found("dock"))?;
+            Ok((row, None))
+        })
+        .await?;
+        Ok(DockNode(Arc::new(row)))
     }
 }
 

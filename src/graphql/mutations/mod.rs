@@ -11,6 +11,8 @@
 //! - [`health`]: probe intervals (monitoring FULL).
 //! - [`resources`]: tags on resources (resources FULL).
 //! - [`invitation`]: invitations, sent with settings FULL and accepted by the invitee.
+//! - [`organization`]: creating (any signed-in user, who becomes its owner), changing (settings
+//!   FULL) and deleting (owners) organizations.
 //! - [`validate`]: the input checks they share.
 //!
 //! The order of [`Mutation`]'s parts is the order of its fields in `schema.graphql`.
@@ -28,6 +30,7 @@ pub mod health;
 pub mod invitation;
 pub mod members;
 pub mod operations;
+pub mod organization;
 pub mod project;
 pub mod resources;
 pub mod roles;
@@ -63,6 +66,7 @@ pub struct Mutation(
     health::HealthMutations,
     resources::ResourceMutations,
     invitation::InvitationMutations,
+    organization::OrganizationMutations,
 );
 
 /// Where a request came from (for the audit log and per-address rate limits).

@@ -1,4 +1,5 @@
-//! The role hierarchy and the roles themselves: `createRole`, `setMemberRole`.
+//! The role hierarchy and the roles themselves: `createRole`, `updateRole`, `deleteRole`,
+//! `setMemberRole`.
 //!
 //! Both need settings FULL. On top of it, the hierarchy (docs/security.md): only owners grant,
 //! change or revoke the owner role and remove owners; nobody grants a role above their own org
@@ -101,6 +102,71 @@ impl RoleMutations {
         .await?;
         Ok(MemberNode(member))
     }
+
+    /// Renames a custom role and returns it. Built-in roles keep their names (`FORBIDDEN`,
+    /// audited), and nobody changes a role above their own (`FORBIDDEN`, audited). Needs
+    /// settings FULL. `NOT_FOUND` for an unknown role, `CONFLICT` for a name in use,
+    /// `BAD_USER_INPUT` for a bad name.
+    async fn update_role(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The role's id.")] id: ID,
+        #[graphql(desc = "The new name: 1–64 characters (trimmed), unique among the roles.")]
+        name: String,
+    ) -> async_graphql::Result<RoleNode> {
+        let org = viewer(ctx)?.organization.id;
+        let role = ids::decode_as(&id, "Role")?;
+        let name = valid_name(&name, MAX_ROLE_NAME)?;
+        let conflict = format!("a role named `{name}` exists");
+        let grantor = Grantor::of(viewer(ctx)?);
+        let act = settings_act("role.update", "Role", Some(role));
+        let row = audited(ctx, act, org_full(ctx, Area::Settings)?, async |conn| {
+            let current = changeable_role(conn, org, role, grantor).await?;
+            let row = access::rename_role(conn, org, current.id, name)
+                .await
+                .map_err(|e| refusal(e, &conflict, "no such role"))?
+                .ok_or_else(|| not_found("role"))?;
+            Ok((row, None))
+        })
+        .await?;
+        Ok(RoleNode(row))
+    }
+
+    /// Deletes a custom role. One that anyone holds (in the organization, a team or a client)
+    /// or that an invitation names, pending or not, is kept (`CONFLICT`): give them another
+    /// role first. Built-in roles are never deleted, and nobody deletes a role above their own
+    /// (`FORBIDDEN`, audited). Returns its id. Needs settings FULL. `NOT_FOUND` for an unknown
+    /// role.
+    async fn delete_role(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The role's id.")] id: ID,
+    ) -> async_graphql::Result<ID> {
+        let org = viewer(ctx)?.organization.id;
+        let role = ids::decode_as(&id, "Role")?;
+        let grantor = Grantor::of(viewer(ctx)?);
+        let act = settings_act("role.delete", "Role", Some(role));
+        audited(ctx, act, org_full(ctx, Area::Settings)?, async |conn| {
+            let current = changeable_role(conn, org, role, grantor).await?;
+            let in_use = || ApiError::Conflict(format!("the role `{}` is in use", current.name));
+            if access::role_in_use(conn, org, role).await? {
+                return Err(in_use());
+            }
+            // An invitation naming it (in any state) holds it too.
+            let deleted = access::delete_role(conn, org, role)
+                .await
+                .map_err(|e| match refusal(e, "", "") {
+                    ApiError::NotFound(_) => in_use(),
+                    other => other,
+                })?;
+            if !deleted {
+                return Err(not_found("role"));
+            }
+            Ok(((), None))
+        })
+        .await?;
+        Ok(id)
+    }
 }
 
 /// A role of the organization by id.
@@ -112,6 +178,25 @@ pub(super) async fn org_role(
     access::role(conn, org, id)
         .await?
         .ok_or_else(|| not_found("role"))
+}
+
+/// A custom role of `org` that `grantor` may change or delete: built-in roles are refused,
+/// as are roles above the grantor's own (both `FORBIDDEN`).
+async fn changeable_role(
+    conn: &mut AsyncPgConnection,
+    org: Uuid,
+    id: Uuid,
+    grantor: Grantor,
+) -> Result<Role, ApiError> {
+    let role = org_role(conn, org, id).await?;
+    if role.is_builtin {
+        return Err(ApiError::Forbidden(format!(
+            "the built-in role `{}` cannot be renamed or deleted",
+            role.name
+        )));
+    }
+    grantor.check(conn, org, &role).await?;
+    Ok(role)
 }
 
 fn is_owner_role(role: &Role) -> bool {

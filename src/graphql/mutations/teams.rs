@@ -1,4 +1,5 @@
-//! Teams: `createTeam`, `addTeamMember`. Both need settings FULL.
+//! Teams: `createTeam`, `updateTeam`, `deleteTeam`, `addTeamMember`, `removeTeamMember`. All
+//! need settings FULL.
 //!
 //! A team's members get a role of the organization within the team; the role may not exceed
 //! the caller's own ([`Grantor`]). Only people who already reach the organization are added;
@@ -81,6 +82,85 @@ impl TeamMutations {
             access::add_team_member(conn, org, team, user.id, role.id)
                 .await
                 .map_err(|e| refusal(e, "the user is already in the team", "no such user"))?;
+            Ok((row, None))
+        })
+        .await?;
+        Ok(TeamNode(Arc::new(row)))
+    }
+
+    /// Renames a team and returns it. Needs settings FULL. `NOT_FOUND` for an unknown team,
+    /// `CONFLICT` when the organization has a team of that name, `BAD_USER_INPUT` for a bad
+    /// name.
+    async fn update_team(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The team's id.")] id: ID,
+        #[graphql(desc = "The new name: 1–200 characters (trimmed), unique among the teams.")]
+        name: String,
+    ) -> async_graphql::Result<TeamNode> {
+        let org = viewer(ctx)?.organization.id;
+        let team = ids::decode_as(&id, "Team")?;
+        let name = valid_name(&name, MAX_NAME)?;
+        let conflict = format!("a team named `{name}` exists");
+        let act = settings_act("team.update", "Team", Some(team));
+        let row = audited(ctx, act, org_full(ctx, Area::Settings)?, async |conn| {
+            let row = access::rename_team(conn, org, team, name)
+                .await
+                .map_err(|e| refusal(e, &conflict, "no such team"))?
+                .ok_or_else(|| not_found("team"))?;
+            Ok((row, None))
+        })
+        .await?;
+        Ok(TeamNode(Arc::new(row)))
+    }
+
+    /// Deletes a team: its members lose what they reached through it (at once, on every
+    /// connection), its dock grants and pending invitations go, and its projects stay without a
+    /// team. Returns its id. Needs settings FULL. `NOT_FOUND` for an unknown team.
+    async fn delete_team(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The team's id.")] id: ID,
+    ) -> async_graphql::Result<ID> {
+        let org = viewer(ctx)?.organization.id;
+        let team = ids::decode_as(&id, "Team")?;
+        let act = settings_act("team.delete", "Team", Some(team));
+        audited(ctx, act, org_full(ctx, Area::Settings)?, async |conn| {
+            if !access::delete_team(conn, org, team).await? {
+                return Err(not_found("team"));
+            }
+            Ok(((), None))
+        })
+        .await?;
+        Ok(id)
+    }
+
+    /// Takes a person out of a team: they lose the team's role over its projects and granted
+    /// docks at once. Nobody takes away a team role above their own org role, and only owners
+    /// an owner one (`FORBIDDEN`, audited). Returns the team. Needs settings FULL. `NOT_FOUND`
+    /// for an unknown team or someone who is not in it.
+    async fn remove_team_member(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The team's id.")] team_id: ID,
+        #[graphql(desc = "The person's `User` id.")] user_id: ID,
+    ) -> async_graphql::Result<TeamNode> {
+        let org = viewer(ctx)?.organization.id;
+        let team = ids::decode_as(&team_id, "Team")?;
+        let user = ids::decode_as(&user_id, "User")?;
+        let grantor = Grantor::of(viewer(ctx)?);
+        let act = settings_act("team.remove_member", "Team", Some(team));
+        let row = audited(ctx, act, org_full(ctx, Area::Settings)?, async |conn| {
+            let row = directory::teams_by_ids(conn, &[team])
+                .await?
+                .into_iter()
+                .find(|t| t.org_id == org)
+                .ok_or_else(|| not_found("team"))?;
+            let role = access::team_member_role(conn, org, team, user)
+                .await?
+                .ok_or_else(|| not_found("team member"))?;
+            grantor.check(conn, org, &role).await?;
+            access::remove_team_member(conn, org, team, user).await?;
             Ok((row, None))
         })
         .await?;

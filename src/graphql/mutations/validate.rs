@@ -47,6 +47,23 @@ pub fn valid_email(email: &str) -> Result<&str, ApiError> {
     Ok(email)
 }
 
+/// The slug rule of the database's check constraint, checked first for a clear message.
+pub fn valid_slug(slug: &str) -> Result<&str, ApiError> {
+    let bytes = slug.as_bytes();
+    let ok = (1..=63).contains(&bytes.len())
+        && bytes[0].is_ascii_alphanumeric()
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
+        && !bytes[0].is_ascii_uppercase();
+    if !ok {
+        return Err(ApiError::BadUserInput(
+            "`slug` must be 1 to 63 lowercase letters, digits or dashes, starting with a letter or digit".into(),
+        ));
+    }
+    Ok(slug)
+}
+
 /// An optional global id of `type_name`, decoded.
 pub fn optional_id(id: Option<&ID>, type_name: &str) -> Result<Option<Uuid>, ApiError> {
     id.map(|id| ids::decode_as(id, type_name)).transpose()
@@ -81,5 +98,15 @@ mod tests {
         assert_eq!(valid_name("  Site ", MAX_NAME).ok(), Some("Site"));
         assert!(valid_name("   ", MAX_NAME).is_err());
         assert!(valid_name(&"x".repeat(201), MAX_NAME).is_err());
+    }
+
+    #[test]
+    fn slugs_follow_the_database_rule() {
+        for good in ["a", "web-1", "0abc", &"a".repeat(63)] {
+            assert!(valid_slug(good).is_ok(), "{good}");
+        }
+        for bad in ["", "-a", "Web", "a_b", "a b", "é", &"a".repeat(64)] {
+            assert!(valid_slug(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -101,6 +101,8 @@ struct Inner {
     /// The live queries running on this replica, shared by identical subscribers.
     live: Arc<live::hub::Hub>,
     labels: OperationLabels,
+    /// Unknown token subjects become users (`STACKGATE_AUTO_PROVISION_USERS`).
+    provision_users: bool,
 }
 
 /// Everything the pipeline is built from.
@@ -118,6 +120,8 @@ pub struct Parts {
     pub live_interval: Duration,
     /// The shared response cache of HTTP queries (it follows `events` by itself).
     pub cache: Arc<ResponseCache>,
+    /// Unknown token subjects become users (`STACKGATE_AUTO_PROVISION_USERS`).
+    pub provision_users: bool,
 }
 
 /// An operation that passed the first steps: its viewer, document kind and metric label.
@@ -147,6 +151,7 @@ impl Pipeline {
             cache: parts.cache,
             live: Arc::default(),
             labels: OperationLabels::default(),
+            provision_users: parts.provision_users,
         }))
     }
 
@@ -175,6 +180,7 @@ impl Pipeline {
             pool: &self.0.pool,
             keys: &self.0.jwt,
             cache: &self.0.viewers,
+            provision_users: self.0.provision_users,
         };
         crate::auth::authenticate(&auth, authorization, x_org).await
     }

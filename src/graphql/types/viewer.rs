@@ -33,6 +33,17 @@ pub struct Permissions {
     pub monitoring: AccessLevel,
 }
 
+/// One organization the caller reaches, with their role there.
+#[derive(SimpleObject)]
+pub struct OrganizationMembership {
+    /// The organization (of any but the request's active one, only `id`, `name` and `slug`
+    /// show).
+    pub organization: OrganizationNode,
+    /// The caller's org role there (`owner`, `admin`, `member`, `viewer` or a custom role's
+    /// name), or `guest` where they reach it only through teams or clients.
+    pub role: String,
+}
+
 /// The authenticated caller.
 pub struct ViewerNode(pub Viewer);
 
@@ -94,6 +105,21 @@ impl ViewerNode {
             .iter()
             .cloned()
             .map(OrganizationNode)
+            .collect()
+    }
+    /// Every organization the caller reaches, by slug, with their role in each: what a caller
+    /// picks their active organization from (the token's `org` claim or `X-Org`).
+    async fn memberships(&self) -> Vec<OrganizationMembership> {
+        let viewer = &self.0;
+        viewer
+            .organizations
+            .iter()
+            .map(|org| OrganizationMembership {
+                organization: OrganizationNode(org.clone()),
+                role: (viewer.roles.iter())
+                    .find(|(id, _)| *id == org.id)
+                    .map_or_else(|| "guest".to_owned(), |(_, role)| role.clone()),
+            })
             .collect()
     }
 }
