@@ -26,6 +26,7 @@ mod isolation;
 mod live;
 mod migrations;
 mod mutations;
+mod notifications;
 mod rbac;
 mod rls;
 mod schema_docs;

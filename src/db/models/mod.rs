@@ -13,6 +13,7 @@ pub mod invitation;
 pub mod link;
 pub mod membership;
 pub mod migration;
+pub mod notification;
 pub mod organization;
 pub mod probe;
 pub mod project;

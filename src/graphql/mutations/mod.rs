@@ -7,6 +7,8 @@
 //! - [`api_keys`]: API keys (one's own: anyone; others': settings FULL).
 //! - [`dock`]: provider connections (docks FULL).
 //! - [`health`]: probe intervals (monitoring FULL).
+//! - [`notification`]: notification channels, and acknowledging and resolving alerts
+//!   (monitoring FULL).
 //! - [`invitation`]: invitations, sent with settings FULL and accepted by the invitee.
 //! - [`validate`]: the input checks they share.
 //!
@@ -24,6 +26,7 @@ pub mod grants;
 pub mod health;
 pub mod invitation;
 pub mod members;
+pub mod notification;
 pub mod project;
 pub mod roles;
 pub mod teams;
@@ -56,6 +59,7 @@ pub struct Mutation(
     dock::DockMutations,
     health::HealthMutations,
     invitation::InvitationMutations,
+    notification::NotificationMutations,
 );
 
 /// Where a request came from (for the audit log and per-address rate limits).

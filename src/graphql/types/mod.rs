@@ -13,6 +13,7 @@ pub mod directory;
 pub mod dock;
 pub mod events;
 pub mod invitation;
+pub mod notification;
 pub mod organization;
 pub mod project;
 pub mod resource;
