@@ -431,7 +431,8 @@ fn print_delivery(headers: &axum::http::HeaderMap, body: &str, secret: Option<Se
             "SIGNATURE NOT VERIFIED"
         },
     );
-    let mut out = std::io::Write::lock(&mut std::io::stdout());
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "{line}");
 }
 
