@@ -14,6 +14,7 @@ use crate::graphql::pipeline::cache::ResponseCache;
 use crate::graphql::pipeline::documents::TrustedDocuments;
 use crate::graphql::pipeline::{Parts, Pipeline};
 use crate::graphql::{self};
+use crate::notify::Notifier;
 use crate::security::rate::RateLimits;
 use crate::security::sockets::Sockets;
 use crate::sync::Registry;
@@ -34,6 +35,9 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
     /// Runs syncs; present when credential keys are configured.
     pub scheduler: Option<Scheduler>,
+    /// Delivers alert notifications; present when credential keys are configured (channel
+    /// secrets are stored encrypted).
+    pub notifier: Option<Notifier>,
     /// This replica's LISTEN connection, fanned out to its subscribers.
     pub events: EventBus,
 }
@@ -49,10 +53,24 @@ impl AppState {
         let viewers = Arc::new(ViewerCache::new(std::time::Duration::from_secs(
             config.auth_cache_seconds,
         )));
-        let scheduler = match &config.encryption_keys {
-            Some(keys) => Some(sync_scheduler(&pool, keys, &config.security)?),
+        let keyring = match &config.encryption_keys {
+            Some(keys) => {
+                use secrecy::ExposeSecret;
+                Some(Arc::new(Keyring::from_config(Some(keys.expose_secret()))?))
+            }
             None => None,
         };
+        let scheduler = keyring
+            .as_ref()
+            .map(|keyring| sync_scheduler(&pool, keyring.clone(), &config.security));
+        let notifier = keyring.map(|keyring| {
+            let settings = crate::notify::NotifierConfig {
+                allow_private: config.security.allow_private_endpoints,
+                timeout: config.security.outbound_timeout(),
+                ..config.notify.clone()
+            };
+            Notifier::new(pool.clone(), keyring, settings)
+        });
         let events = EventBus::start(config.database_url.clone());
         crate::auth::cache::clear_on_access_events(&viewers, &events);
         let rates = Arc::new(RateLimits::new(&config.security.rates));
@@ -62,6 +80,7 @@ impl AppState {
             viewers: viewers.clone(),
             events: events.clone(),
             scheduler: scheduler.clone(),
+            notifier: notifier.clone(),
             rates: rates.clone(),
             max_node_ids: config.security.max_node_ids,
             onboarding: config.security.onboarding,
@@ -98,6 +117,7 @@ impl AppState {
             pipeline,
             sockets,
             scheduler,
+            notifier,
             events,
             jwt,
             viewers,
@@ -110,11 +130,9 @@ impl AppState {
 /// guard's settings.
 fn sync_scheduler(
     pool: &crate::db::Pool,
-    keys: &secrecy::SecretString,
+    keyring: Arc<Keyring>,
     security: &crate::security::settings::SecuritySettings,
-) -> anyhow::Result<Scheduler> {
-    use secrecy::ExposeSecret;
-    let keyring = Arc::new(Keyring::from_config(Some(keys.expose_secret()))?);
+) -> Scheduler {
     let engine = Engine::new(
         pool.clone(),
         keyring,
@@ -125,5 +143,5 @@ fn sync_scheduler(
             ..EngineConfig::default()
         },
     );
-    Ok(Scheduler::new(engine, SchedulerConfig::default()))
+    Scheduler::new(engine, SchedulerConfig::default())
 }

@@ -181,10 +181,13 @@ async fn run_demo(args: ConfigArgs) -> anyhow::Result<()> {
         .collect();
     say(&format!(
         "stackgate demo is up: organization `{}`, owner `{}`.\nFake providers (docks synced every 5 min):\n{}\n\
+         Alerts go to the webhook channel `{}` at {}, which prints each delivery here.\n\
          GraphiQL: http://{}/graphql\nAuthorization: Bearer {token}\nPress Ctrl-C to stop.",
         demo::ORG_SLUG,
         demo::OWNER_EXTERNAL_ID,
         synced.join("\n"),
+        demo::CHANNEL_NAME,
+        demo.receiver.url,
         running.addr
     ));
     server::shutdown_signal().await;
@@ -305,6 +308,8 @@ fn resolve(
         run_scheduler: true,
         health: args.health.monitor(),
         run_health: args.health.enabled,
+        notify: args.notify.notifier(),
+        run_notifications: args.notify.notifications,
         security: args.security.settings()?,
     })
 }
@@ -365,7 +370,8 @@ fn say(line: &str) {
     let _ = writeln!(out, "{line}").and_then(|()| out.flush());
 }
 
-/// Re-encrypts every `docks.encrypted_api_key` and `operation_services.encrypted_config` in one
+/// Re-encrypts every `docks.encrypted_api_key`, `operation_services.encrypted_config` and
+/// `notification_channels.encrypted_secret` in one
 /// transaction, as the schema owner, and prints the counts.
 async fn rotate_keys(args: &ConfigArgs) -> anyhow::Result<()> {
     use diesel_async::AsyncConnection;
@@ -384,12 +390,16 @@ async fn rotate_keys(args: &ConfigArgs) -> anyhow::Result<()> {
         )
     };
     say(&format!(
-        "rotated to key `{}`\n{}\n{}",
+        "rotated to key `{}`\n{}\n{}\n{}",
         keyring.active_key_id(),
         line("docks", report.docks),
-        line("operation services", report.operation_services)
+        line("operation services", report.operation_services),
+        line("notification channels", report.notification_channels)
     ));
-    if report.docks.unreadable + report.operation_services.unreadable > 0 {
+    let unreadable = report.docks.unreadable
+        + report.operation_services.unreadable
+        + report.notification_channels.unreadable;
+    if unreadable > 0 {
         say(
             "unreadable credentials were left as they were: keep their old keys configured, or enter them again",
         );

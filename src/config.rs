@@ -122,6 +122,10 @@ pub struct ConfigArgs {
     #[command(flatten)]
     pub health: crate::health::settings::HealthArgs,
 
+    /// Alert notification settings.
+    #[command(flatten)]
+    pub notify: crate::notify::settings::NotifyArgs,
+
     /// Security settings (tokens, outbound guard, budgets, rate limits).
     #[command(flatten)]
     pub security: crate::security::settings::SecurityArgs,
@@ -182,6 +186,10 @@ pub struct Config {
     pub health: crate::health::MonitorConfig,
     /// Whether this process probes resources' health in the background.
     pub run_health: bool,
+    /// Alert notification settings (the outbound guard's come from `security`).
+    pub notify: crate::notify::NotifierConfig,
+    /// Whether this process delivers alert notifications in the background.
+    pub run_notifications: bool,
     /// Token, outbound, budget and rate-limit settings.
     pub security: crate::security::settings::SecuritySettings,
 }
@@ -232,6 +240,8 @@ mod tests {
             run_scheduler: false,
             health: Default::default(),
             run_health: false,
+            notify: Default::default(),
+            run_notifications: false,
             security: Default::default(),
         };
         let shown = format!("{config:?}");

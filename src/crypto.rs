@@ -19,6 +19,8 @@ use uuid::Uuid;
 pub const DOCK_API_KEY: &str = "docks.encrypted_api_key";
 /// The column of `operation_services` that holds a service's configuration.
 pub const OPERATION_CONFIG: &str = "operation_services.encrypted_config";
+/// The column of `notification_channels` that holds a webhook's signing secret or a Slack URL.
+pub const NOTIFICATION_SECRET: &str = "notification_channels.encrypted_secret";
 
 const NONCE_LEN: usize = 12;
 const TAG_LEN: usize = 16;

@@ -25,6 +25,7 @@ pub mod health;
 pub mod http;
 pub mod metrics;
 pub mod net;
+pub mod notify;
 pub mod router;
 pub mod security;
 pub mod server;

@@ -10,6 +10,8 @@ use crate::config::Config;
 
 /// Database connections of the health monitor (a probe holds one only while recording it).
 const MONITOR_POOL_SIZE: usize = 4;
+/// Database connections of the notification worker (a delivery holds one only to read or record).
+const NOTIFIER_POOL_SIZE: usize = 2;
 
 /// A server running in the background until [`RunningServer::shutdown`].
 pub struct RunningServer {
@@ -19,6 +21,7 @@ pub struct RunningServer {
     task: JoinHandle<std::io::Result<()>>,
     scheduler: Option<crate::sync::scheduler::SchedulerHandle>,
     health: Option<crate::health::MonitorHandle>,
+    notifications: Option<crate::notify::NotifierHandle>,
 }
 
 /// Binds `config.listen` (port 0 picks a free one) and serves in a background task.
@@ -30,6 +33,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     let addr = listener.local_addr()?;
     let run_scheduler = config.run_scheduler;
     let run_health = config.run_health;
+    let run_notifications = config.run_notifications;
     let state = AppState::new(config)?;
     // Subscribers must not miss what happens right after start-up (tests rely on it too).
     if !state
@@ -59,6 +63,13 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         true => Some(spawn_monitor(&state)?),
         false => None,
     };
+    let notifications = match (run_notifications, &state.notifier) {
+        (true, Some(notifier)) => {
+            let pool = crate::db::build_pool(&state.config.database_url, NOTIFIER_POOL_SIZE)?;
+            Some(notifier.with_pool(pool).spawn())
+        }
+        _ => None,
+    };
     Ok(RunningServer {
         addr,
         state,
@@ -66,6 +77,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         task,
         scheduler,
         health,
+        notifications,
     })
 }
 
@@ -86,6 +98,9 @@ impl RunningServer {
         }
         if let Some(health) = self.health.take() {
             health.stop();
+        }
+        if let Some(notifications) = self.notifications.take() {
+            notifications.stop();
         }
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());

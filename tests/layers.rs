@@ -24,7 +24,7 @@ const LAYERS: &[&[&str]] = &[
     &["error"],
     &["events"],
     &["auth", "security", "net"],
-    &["sync", "health"],
+    &["sync", "health", "notify"],
     &["graphql"],
     &["config"],
     &["app"],

@@ -12,6 +12,11 @@ diesel::table! {
         message -> Text,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        acknowledged_at -> Nullable<Timestamptz>,
+        acknowledged_by -> Nullable<Uuid>,
+        acknowledgement_note -> Nullable<Text>,
+        resolved_by -> Nullable<Uuid>,
+        resolution_note -> Nullable<Text>,
     }
 }
 
@@ -216,6 +221,44 @@ diesel::table! {
         org_id -> Uuid,
         user_id -> Uuid,
         role_id -> Uuid,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    notification_channels (id) {
+        id -> Uuid,
+        org_id -> Uuid,
+        name -> Text,
+        kind -> Text,
+        url -> Nullable<Text>,
+        email_to -> Nullable<Text>,
+        encrypted_secret -> Nullable<Bytea>,
+        secret_hint -> Nullable<Text>,
+        min_severity -> Text,
+        project_id -> Nullable<Uuid>,
+        resource_kind -> Nullable<Text>,
+        enabled -> Bool,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    notification_deliveries (id) {
+        id -> Uuid,
+        org_id -> Uuid,
+        channel_id -> Uuid,
+        alert_id -> Nullable<Uuid>,
+        event -> Text,
+        status -> Text,
+        attempts -> Int4,
+        next_attempt_at -> Timestamptz,
+        lease_owner -> Nullable<Text>,
+        lease_expires_at -> Nullable<Timestamptz>,
+        last_error -> Nullable<Text>,
+        delivered_at -> Nullable<Timestamptz>,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
     }
@@ -456,6 +499,8 @@ diesel::joinable!(invitations -> organizations (org_id));
 diesel::joinable!(invitations -> users (invited_by));
 diesel::joinable!(memberships -> organizations (org_id));
 diesel::joinable!(memberships -> users (user_id));
+diesel::joinable!(notification_channels -> organizations (org_id));
+diesel::joinable!(notification_deliveries -> organizations (org_id));
 diesel::joinable!(operation_permissions -> organizations (org_id));
 diesel::joinable!(operation_services -> organizations (org_id));
 diesel::joinable!(project_operation_services -> organizations (org_id));
@@ -486,6 +531,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     health_checks,
     invitations,
     memberships,
+    notification_channels,
+    notification_deliveries,
     operation_permissions,
     operation_services,
     organizations,

@@ -7,7 +7,8 @@
 //! fake web services answer at local HTTP [`ProbeTarget`]s and the databases at local TCP ones
 //! (one of each kind steady, one flipping up and down), so health probes have something real to
 //! reach; servers carry the address 127.0.0.1 and domains are named under `acme.localhost`: no
-//! address in the demo can leave the machine.
+//! address in the demo can leave the machine. A webhook notification channel points at a
+//! receiver in this process ([`WebhookPrinter`]) that prints every alert delivered to it.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -337,6 +338,8 @@ pub async fn link_resources(conn: &mut AsyncPgConnection, seeded: Seeded) -> Res
 /// when this is dropped).
 pub struct Demo {
     pub seeded: Seeded,
+    /// The local endpoint of the demo's webhook channel, printing each delivery.
+    pub receiver: WebhookPrinter,
     pub docks: Vec<Uuid>,
     /// The first sync of each dock (`None`: another replica held its lease).
     pub runs: Vec<Option<RunReport>>,
@@ -356,7 +359,7 @@ pub async fn prepare(url: &SecretString, keyring: Arc<Keyring>) -> anyhow::Resul
         allow_private_endpoints: true,
         ..EngineConfig::default()
     };
-    let engine = Engine::new(pool, keyring, Registry::default(), config);
+    let engine = Engine::new(pool, keyring.clone(), Registry::default(), config);
     let scheduler = Scheduler::new(engine, SchedulerConfig::default());
     let mut runs = Vec::new();
     for dock in &docks {
@@ -367,10 +370,129 @@ pub async fn prepare(url: &SecretString, keyring: Arc<Keyring>) -> anyhow::Resul
         runs.push(run);
     }
     link_resources(&mut conn, seeded).await?;
+    let receiver = WebhookPrinter::start().await?;
+    ensure_channel(&mut conn, &keyring, seeded, &receiver).await?;
     Ok(Demo {
         seeded,
+        receiver,
         docks,
         runs,
         world,
     })
+}
+
+/// The name of the demo's webhook channel.
+pub const CHANNEL_NAME: &str = "Demo webhook receiver";
+
+/// A webhook endpoint on 127.0.0.1 inside the demo process: it checks each delivery's signature
+/// and prints one line per delivery, so a new user sees an alert arrive.
+pub struct WebhookPrinter {
+    pub url: String,
+    secret: Arc<std::sync::Mutex<Option<SecretString>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for WebhookPrinter {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl WebhookPrinter {
+    pub async fn start() -> std::io::Result<Self> {
+        let secret: Arc<std::sync::Mutex<Option<SecretString>>> = Arc::default();
+        let shared = secret.clone();
+        let app =
+            axum::Router::new().fallback(move |headers: axum::http::HeaderMap, body: String| {
+                let secret = shared.clone();
+                async move {
+                    print_delivery(&headers, &body, secret.lock().ok().and_then(|s| s.clone()));
+                    axum::http::StatusCode::NO_CONTENT
+                }
+            });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let url = format!("http://{}/alerts", listener.local_addr()?);
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Ok(Self { url, secret, task })
+    }
+}
+
+fn print_delivery(headers: &axum::http::HeaderMap, body: &str, secret: Option<SecretString>) {
+    use crate::notify::send;
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned()
+    };
+    let signature = header(send::SIGNATURE_HEADER);
+    let verified = secret.is_some_and(|secret| {
+        signature
+            .strip_prefix("t=")
+            .and_then(|rest| rest.split_once(','))
+            .and_then(|(t, _)| t.parse::<i64>().ok())
+            .is_some_and(|t| send::signature(&secret, t, body.as_bytes()) == signature)
+    });
+    let payload: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
+    let text = payload["alert"]["message"]
+        .as_str()
+        .unwrap_or("(test message)");
+    let line = format!(
+        "webhook received {} ({}): {text}",
+        header(send::EVENT_HEADER),
+        if verified {
+            "signature verified"
+        } else {
+            "SIGNATURE NOT VERIFIED"
+        },
+    );
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+}
+
+/// Creates the demo's webhook channel (or points the existing one at `receiver`) with a fresh
+/// signing secret, which the receiver keeps to check signatures.
+async fn ensure_channel(
+    conn: &mut AsyncPgConnection,
+    keyring: &Keyring,
+    seeded: Seeded,
+    receiver: &WebhookPrinter,
+) -> Result<(), DbError> {
+    use crate::db::models::notification::{self as q, NewChannel, Routing, Target};
+    let bytes: [u8; 32] = rand::random();
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let secret = SecretString::from(format!("whsec_{hex}"));
+    let org_id = seeded.org_id;
+    Scope::org(org_id, seeded.owner_id)
+        .transaction_on(conn, async |conn| {
+            diesel::sql_query("delete from notification_channels where org_id = $1 and name = $2")
+                .bind::<SqlUuid, _>(org_id)
+                .bind::<Text, _>(CHANNEL_NAME)
+                .execute(conn)
+                .await?;
+            let channel = NewChannel {
+                org_id,
+                name: CHANNEL_NAME,
+                target: Target::Webhook {
+                    url: &receiver.url,
+                    secret: &secret,
+                },
+                routing: Routing {
+                    min_severity: "warning",
+                    project_id: None,
+                    resource_kind: None,
+                },
+                enabled: true,
+            };
+            q::create_channel(conn, keyring, &channel).await
+        })
+        .await?;
+    if let Ok(mut kept) = receiver.secret.lock() {
+        *kept = Some(secret);
+    }
+    Ok(())
 }

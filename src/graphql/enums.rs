@@ -166,3 +166,63 @@ impl OperationServiceKind {
 pub fn words<T: Copy>(values: &[T], word: impl Fn(T) -> &'static str) -> Vec<String> {
     values.iter().map(|v| word(*v).to_owned()).collect()
 }
+
+/// Where a notification channel sends alerts.
+#[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+pub enum NotificationChannelKind {
+    /// A signed JSON `POST` to a URL (`X-Stackgate-Signature`, see `docs/health.md`).
+    Webhook,
+    /// A Slack-compatible incoming webhook (`POST {"text": ...}`).
+    Slack,
+    /// An e-mail through the server's SMTP relay.
+    Email,
+}
+
+stored_words!(NotificationChannelKind {
+    Webhook => "webhook", Slack => "slack", Email => "email",
+} else Webhook);
+
+/// How serious an alert is.
+#[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+pub enum AlertSeverity {
+    /// Informational.
+    Info,
+    /// A resource is DEGRADED.
+    Warning,
+    /// A resource is UNHEALTHY.
+    Critical,
+}
+
+stored_words!(AlertSeverity {
+    Info => "info", Warning => "warning", Critical => "critical",
+} else Info);
+
+/// What a notification announces.
+#[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+pub enum NotificationEvent {
+    /// An alert opened.
+    Opened,
+    /// An alert resolved (the resource recovered, or someone resolved it).
+    Resolved,
+    /// A test message (`testNotificationChannel`).
+    Test,
+}
+
+stored_words!(NotificationEvent {
+    Opened => "opened", Resolved => "resolved", Test => "test",
+} else Test);
+
+/// Where a notification's delivery stands.
+#[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+pub enum NotificationDeliveryStatus {
+    /// Not delivered yet: waiting for its first attempt or a retry.
+    Pending,
+    /// The channel accepted it.
+    Delivered,
+    /// Given up: every attempt failed, or the failure cannot be retried.
+    Failed,
+}
+
+stored_words!(NotificationDeliveryStatus {
+    Pending => "pending", Delivered => "delivered", Failed => "failed",
+} else Pending);

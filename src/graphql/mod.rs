@@ -125,6 +125,7 @@ pub struct SchemaData {
     pub viewers: Arc<ViewerCache>,
     pub events: EventBus,
     pub scheduler: Option<Scheduler>,
+    pub notifier: Option<crate::notify::Notifier>,
     pub rates: Arc<crate::security::rate::RateLimits>,
     pub max_node_ids: usize,
     /// Sign-up settings (`createOrganization` reads its bound).
@@ -145,6 +146,9 @@ pub fn build_schema(data: SchemaData, limits: QueryLimits) -> AppSchema {
         .limit_complexity(limits.complexity);
     if let Some(scheduler) = data.scheduler {
         builder = builder.data(scheduler);
+    }
+    if let Some(notifier) = data.notifier {
+        builder = builder.data(notifier);
     }
     builder.finish()
 }

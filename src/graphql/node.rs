@@ -17,6 +17,10 @@ use super::types::directory::{ClientId, ClientNode, TeamId, TeamNode};
 use super::types::dock::SyncRunNode;
 use super::types::dock::load::{DockId, DockNode, SyncRunId};
 use super::types::invitation::InvitationNode;
+use super::types::notification::{
+    NotificationChannelId, NotificationChannelNode, NotificationDeliveryId,
+    NotificationDeliveryNode,
+};
 use super::types::operation::load::{OperationServiceId, OperationServiceNode};
 use super::types::organization::OrganizationNode;
 use super::types::project::load::{ProjectId, ProjectNode};
@@ -54,6 +58,8 @@ pub enum Node {
     Alert(AlertNode),
     Invitation(InvitationNode),
     OperationService(OperationServiceNode),
+    NotificationChannel(NotificationChannelNode),
+    NotificationDelivery(NotificationDeliveryNode),
 }
 
 /// Resolves many ids at once, in order, with at most one batch per type.
@@ -104,6 +110,28 @@ pub async fn resolve_nodes(
         )
         .await?;
     let invitations = invitations(ctx, &of_type("Invitation")).await?;
+    // Channels and deliveries need monitoring READ; without it they are not even loaded.
+    let monitors = viewer
+        .effective_permissions()
+        .allows(Area::Monitoring, Level::Read);
+    let of_monitoring = |name: &str| match monitors {
+        true => of_type(name),
+        false => Vec::new(),
+    };
+    let channels = loaders
+        .load_many(
+            of_monitoring("NotificationChannel")
+                .into_iter()
+                .map(NotificationChannelId),
+        )
+        .await?;
+    let deliveries = loaders
+        .load_many(
+            of_monitoring("NotificationDelivery")
+                .into_iter()
+                .map(NotificationDeliveryId),
+        )
+        .await?;
     let resource_keys: Vec<ResourceKey> = decoded
         .iter()
         .filter_map(|(t, id)| Some(ResourceKey(ids::kind_of_type(t)?, *id)))
@@ -143,6 +171,14 @@ pub async fn resolve_nodes(
                 OperationServiceId(id),
                 |s| s.org_id == org,
             )?)),
+            "NotificationChannel" => Node::NotificationChannel(NotificationChannelNode(visible(
+                &channels,
+                NotificationChannelId(id),
+                |c| c.org_id == org,
+            )?)),
+            "NotificationDelivery" => Node::NotificationDelivery(NotificationDeliveryNode(
+                visible(&deliveries, NotificationDeliveryId(id), |d| d.org_id == org)?,
+            )),
             other => {
                 let key = ResourceKey(ids::kind_of_type(other)?, id);
                 let row = visible(&resources, key, |r| r.common.org_id == org)?;

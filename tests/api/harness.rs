@@ -208,6 +208,8 @@ impl TestApp {
             run_scheduler: false,
             health: Default::default(),
             run_health: false,
+            notify: Default::default(),
+            run_notifications: false,
             security: stackgate::security::settings::SecuritySettings {
                 allow_private_endpoints: true,
                 rates: stackgate::security::rate::RateSettings::off(),

@@ -12,10 +12,17 @@ use serde_json::{Value, json};
 use crate::fixtures;
 use crate::harness::{TestApp, error_code};
 
-/// The seed, with an alert in `org-1`.
+/// The seed, with a notification channel and an alert (so a delivery) in `org-1`.
 async fn seeded() -> TestApp {
     let app = fixtures::seeded().await;
     let conn = &mut app.db.owner().await;
+    diesel::sql_query(
+        "insert into notification_channels (org_id, name, kind, email_to) \
+         select id, 'ops', 'email', 'ops@example.invalid' from organizations where slug = 'org-1'",
+    )
+    .execute(conn)
+    .await
+    .expect("channel");
     let server = fixtures::id_of(
         conn,
         "select s.id from servers s join organizations o on o.id = s.org_id \
@@ -52,7 +59,8 @@ async fn ids_of_org_1(app: &TestApp) -> BTreeMap<String, String> {
         docks(first: 1) { nodes { id syncRuns(first: 1) { nodes { id } } } }
         resources(first: 500) { nodes { __typename id } }
         alerts(first: 1) { nodes { id } }
-        operationServices(first: 1) { nodes { id } } } } }";
+        operationServices(first: 1) { nodes { id } }
+        notificationChannels(first: 1) { nodes { id deliveries(first: 1) { nodes { id } } } } } } }";
     let (_, body) = app
         .graphql(
             Some(&app.token("org-1-owner", Some("org-1"))),
@@ -76,6 +84,12 @@ async fn ids_of_org_1(app: &TestApp) -> BTreeMap<String, String> {
     put("Dock", &org["docks"]["nodes"][0]["id"]);
     put("Alert", &org["alerts"]["nodes"][0]["id"]);
     put("Invitation", &org["invitations"][0]["id"]);
+    let channel = &org["notificationChannels"]["nodes"][0];
+    put("NotificationChannel", &channel["id"]);
+    put(
+        "NotificationDelivery",
+        &channel["deliveries"]["nodes"][0]["id"],
+    );
     put(
         "OperationService",
         &org["operationServices"]["nodes"][0]["id"],
@@ -363,6 +377,36 @@ async fn no_mutation_reaches_into_another_org() {
             "unlinkOperationService",
             "mutation($a: ID!, $b: ID!) { unlinkOperationService(projectId: $a, operationServiceId: $b) }",
             json!({ "a": id("Project"), "b": id("OperationService") }),
+        ),
+        (
+            "updateNotificationChannel",
+            "mutation($a: ID!) { updateNotificationChannel(id: $a, input: { name: \"x\" }) { id } }",
+            json!({ "a": id("NotificationChannel") }),
+        ),
+        (
+            "deleteNotificationChannel",
+            "mutation($a: ID!) { deleteNotificationChannel(id: $a) }",
+            json!({ "a": id("NotificationChannel") }),
+        ),
+        (
+            "testNotificationChannel",
+            "mutation($a: ID!) { testNotificationChannel(id: $a) { id } }",
+            json!({ "a": id("NotificationChannel") }),
+        ),
+        (
+            "acknowledgeAlert",
+            "mutation($a: ID!) { acknowledgeAlert(id: $a, note: \"x\") { id } }",
+            json!({ "a": id("Alert") }),
+        ),
+        (
+            "resolveAlert",
+            "mutation($a: ID!) { resolveAlert(id: $a, note: \"x\") { id } }",
+            json!({ "a": id("Alert") }),
+        ),
+        (
+            "createNotificationChannel",
+            "mutation($a: ID!) { createNotificationChannel(input: { name: \"x\", kind: WEBHOOK, url: \"http://127.0.0.1:9/\", projectId: $a }) { channel { id } } }",
+            json!({ "a": id("Project") }),
         ),
         (
             "revokeInvitation",

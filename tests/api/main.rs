@@ -27,6 +27,7 @@ mod live;
 mod management;
 mod migrations;
 mod mutations;
+mod notifications;
 mod onboarding;
 mod operations;
 mod providers;

@@ -263,17 +263,19 @@ async fn platform_admins_enter_any_org_and_every_act_is_audited() {
     );
 }
 
-/// What a built-in role gets for an action: done, FORBIDDEN, or hidden (`null`).
+/// What a built-in role gets for an action: done, FORBIDDEN, hidden (`null`), or let through
+/// the permission check to find no such object (`NOT_FOUND`).
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Outcome {
     Allowed,
     Forbidden,
     Hidden,
+    Missing,
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn built_in_roles_by_area_and_action() {
-    use Outcome::{Allowed, Forbidden, Hidden};
+    use Outcome::{Allowed, Forbidden, Hidden, Missing};
     let app = fixtures::seeded_with_teamer().await;
     // action → (query, outcome for owner, admin, member, viewer)
     let resource = app
@@ -285,7 +287,7 @@ async fn built_in_roles_by_area_and_action() {
         .await
         .1["data"]["viewer"]["organization"]["resources"]["nodes"][0]["id"]
         .clone();
-    let table: [(&str, &str, [Outcome; 4]); 17] = [
+    let table: [(&str, &str, [Outcome; 4]); 21] = [
         (
             "projects FULL: createProject",
             "mutation($s: String!) { createProject(input: { name: $s, slug: $s }) { id } }",
@@ -371,6 +373,27 @@ async fn built_in_roles_by_area_and_action() {
             "mutation($o: ID!) { deleteOrganization(id: $o) }",
             [Hidden, Forbidden, Forbidden, Forbidden],
         ),
+        (
+            "monitoring FULL: createNotificationChannel",
+            "mutation($s: String!) { createNotificationChannel(input: {
+                name: $s, kind: WEBHOOK, url: \"http://127.0.0.1:9/hook\" }) { channel { id } } }",
+            [Allowed, Allowed, Forbidden, Forbidden],
+        ),
+        (
+            "monitoring READ: notificationChannels",
+            "{ viewer { organization { notificationChannels(first: 1) { totalCount } } } }",
+            [Allowed, Allowed, Allowed, Allowed],
+        ),
+        (
+            "monitoring FULL: acknowledgeAlert",
+            "mutation { acknowledgeAlert(id: \"QWxlcnQ6MDAwMDAwMDAtMDAwMC0wMDAwLTAwMDAtMDAwMDAwMDAwMDAw\") { id } }",
+            [Missing, Missing, Forbidden, Forbidden],
+        ),
+        (
+            "monitoring FULL: resolveAlert",
+            "mutation { resolveAlert(id: \"QWxlcnQ6MDAwMDAwMDAtMDAwMC0wMDAwLTAwMDAtMDAwMDAwMDAwMDAw\") { id } }",
+            [Missing, Missing, Forbidden, Forbidden],
+        ),
     ];
     let org = fixtures::find_org(&mut app.db.owner().await, "org-0").await;
     let (_, body) = app
@@ -413,6 +436,8 @@ async fn built_in_roles_by_area_and_action() {
             let leaf = body.to_string();
             let got = if error_code(&body) == "FORBIDDEN" {
                 Forbidden
+            } else if error_code(&body) == "NOT_FOUND" {
+                Missing
             } else if body.get("errors").is_some() {
                 panic!("{role} / {action}: {body}");
             } else if leaf.contains("\"fullApiData\":null")

@@ -27,9 +27,21 @@ pub struct AlertRow {
     pub opened_at: DateTime<Utc>,
     #[diesel(sql_type = Nullable<Timestamptz>)]
     pub resolved_at: Option<DateTime<Utc>>,
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    pub acknowledged_at: Option<DateTime<Utc>>,
+    #[diesel(sql_type = Nullable<SqlUuid>)]
+    pub acknowledged_by: Option<Uuid>,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub acknowledgement_note: Option<String>,
+    /// Who resolved it by hand; `None` when the monitor did (or while open).
+    #[diesel(sql_type = Nullable<SqlUuid>)]
+    pub resolved_by: Option<Uuid>,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub resolution_note: Option<String>,
 }
 
-const COLUMNS: &str = "a.id, a.org_id, a.resource_kind, a.resource_id, a.severity, a.message, a.opened_at, a.resolved_at";
+const COLUMNS: &str = "a.id, a.org_id, a.resource_kind, a.resource_id, a.severity, a.message, a.opened_at, \
+     a.resolved_at, a.acknowledged_at, a.acknowledged_by, a.acknowledgement_note, a.resolved_by, a.resolution_note";
 
 /// Opens an alert on a resource (at most one may be open: resolve the last one first).
 pub async fn open(
@@ -146,4 +158,85 @@ pub async fn by_ids(conn: &mut AsyncPgConnection, ids: &[Uuid]) -> Result<Vec<Al
     .bind::<Array<SqlUuid>, _>(ids)
     .load(conn)
     .await?)
+}
+
+/// What a person did to an alert.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Handling {
+    Acknowledge,
+    Resolve,
+}
+
+/// Why an alert could not be acknowledged or resolved.
+#[derive(Debug, thiserror::Error)]
+pub enum HandlingError {
+    #[error("no such alert")]
+    NotFound,
+    #[error("the alert is already resolved")]
+    Resolved,
+    #[error("the alert is already acknowledged")]
+    Acknowledged,
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+impl From<diesel::result::Error> for HandlingError {
+    fn from(e: diesel::result::Error) -> Self {
+        Self::Db(e.into())
+    }
+}
+
+#[derive(diesel::QueryableByName)]
+struct OpenState {
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    resolved_at: Option<DateTime<Utc>>,
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    acknowledged_at: Option<DateTime<Utc>>,
+}
+
+/// Acknowledges or resolves the open alert `id` (of the scope's organization) as `user` with
+/// `note`, under the row's lock. Resolving an acknowledged alert is allowed; acknowledging twice,
+/// or handling a resolved alert, is not.
+pub async fn handle(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    user: Uuid,
+    how: Handling,
+    note: Option<&str>,
+) -> Result<(), HandlingError> {
+    let state: Option<OpenState> = diesel::sql_query(
+        "select resolved_at, acknowledged_at from alerts where id = $1 for update",
+    )
+    .bind::<SqlUuid, _>(id)
+    .get_result(conn)
+    .await
+    .map(Some)
+    .or_else(|e| match e {
+        diesel::result::Error::NotFound => Ok(None),
+        e => Err(e),
+    })?;
+    let state = state.ok_or(HandlingError::NotFound)?;
+    if state.resolved_at.is_some() {
+        return Err(HandlingError::Resolved);
+    }
+    let sql = match how {
+        Handling::Acknowledge if state.acknowledged_at.is_some() => {
+            return Err(HandlingError::Acknowledged);
+        }
+        Handling::Acknowledge => {
+            "update alerts set acknowledged_at = now(), acknowledged_by = $2, \
+             acknowledgement_note = $3 where id = $1"
+        }
+        Handling::Resolve => {
+            "update alerts set resolved_at = now(), resolved_by = $2, resolution_note = $3 \
+             where id = $1"
+        }
+    };
+    diesel::sql_query(sql)
+        .bind::<SqlUuid, _>(id)
+        .bind::<SqlUuid, _>(user)
+        .bind::<Nullable<Text>, _>(note)
+        .execute(conn)
+        .await?;
+    Ok(())
 }

@@ -103,6 +103,7 @@ pub struct Rotated {
 pub struct RotationReport {
     pub docks: Rotated,
     pub operation_services: Rotated,
+    pub notification_channels: Rotated,
 }
 
 #[derive(QueryableByName)]
@@ -141,11 +142,20 @@ pub async fn rotate_all(
         crypto::OPERATION_CONFIG,
     )
     .await?;
+    let channels = rotate_column(
+        conn,
+        keyring,
+        "notification_channels",
+        "encrypted_secret",
+        crypto::NOTIFICATION_SECRET,
+    )
+    .await?;
     conn.batch_execute("select set_config('stackgate.owner_maintenance', '', true)")
         .await?;
     Ok(RotationReport {
         docks,
         operation_services: services,
+        notification_channels: channels,
     })
 }
 

@@ -13,6 +13,7 @@ pub mod invitation;
 pub mod link;
 pub mod membership;
 pub mod migration;
+pub mod notification;
 pub mod operation;
 pub mod organization;
 pub mod probe;

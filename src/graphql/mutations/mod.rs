@@ -10,6 +10,8 @@
 //!   links to projects (projects FULL).
 //! - [`health`]: probe intervals (monitoring FULL).
 //! - [`resources`]: tags on resources (resources FULL).
+//! - [`notification`]: notification channels, and acknowledging and resolving alerts
+//!   (monitoring FULL).
 //! - [`invitation`]: invitations, sent with settings FULL and accepted by the invitee.
 //! - [`organization`]: creating (any signed-in user, who becomes its owner), changing (settings
 //!   FULL) and deleting (owners) organizations.
@@ -29,6 +31,7 @@ pub mod grants;
 pub mod health;
 pub mod invitation;
 pub mod members;
+pub mod notification;
 pub mod operations;
 pub mod organization;
 pub mod project;
@@ -67,6 +70,7 @@ pub struct Mutation(
     resources::ResourceMutations,
     invitation::InvitationMutations,
     organization::OrganizationMutations,
+    notification::NotificationMutations,
 );
 
 /// Where a request came from (for the audit log and per-address rate limits).

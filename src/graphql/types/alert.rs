@@ -8,6 +8,7 @@ use uuid::Uuid;
 
 use super::resource::ResourceInterface;
 use super::resource::load::{ResourceKey, load_and_prime};
+use super::user::{MemberId, UserNode};
 use crate::auth::permissions::{Area, Level};
 use crate::db::models::alert::{self, AlertRow};
 use crate::db::models::resource::Kind;
@@ -73,10 +74,42 @@ impl AlertNode {
     async fn opened_at(&self) -> DateTime<Utc> {
         self.0.opened_at
     }
-    /// When the resource's health changed again; `null` while open.
+    /// When the resource's health changed again, or someone resolved it (`resolveAlert`);
+    /// `null` while open.
     async fn resolved_at(&self) -> Option<DateTime<Utc>> {
         self.0.resolved_at
     }
+    /// Who resolved it with `resolveAlert`; `null` while open, when the monitor resolved it, or
+    /// once they left the organization.
+    async fn resolved_by(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<UserNode>> {
+        member(ctx, self.0.resolved_by).await
+    }
+    /// The note given with `resolveAlert`, if any.
+    async fn resolution_note(&self) -> Option<&str> {
+        self.0.resolution_note.as_deref()
+    }
+    /// When someone acknowledged it (`acknowledgeAlert`); `null` until then.
+    async fn acknowledged_at(&self) -> Option<DateTime<Utc>> {
+        self.0.acknowledged_at
+    }
+    /// Who acknowledged it; `null` until then, or once they left the organization.
+    async fn acknowledged_by(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<UserNode>> {
+        member(ctx, self.0.acknowledged_by).await
+    }
+    /// The note given with `acknowledgeAlert`, if any.
+    async fn acknowledgement_note(&self) -> Option<&str> {
+        self.0.acknowledgement_note.as_deref()
+    }
+}
+
+/// A member of the organization by id, as the viewer may see them.
+async fn member(ctx: &Context<'_>, id: Option<Uuid>) -> async_graphql::Result<Option<UserNode>> {
+    let Some(id) = id else {
+        return Ok(None);
+    };
+    Ok(load_one(ctx, MemberId(id))
+        .await?
+        .map(|u| UserNode(u.as_ref().clone())))
 }
 
 /// `Organization.alerts`: newest first, needs monitoring READ (from the org role or a team role;

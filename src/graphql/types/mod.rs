@@ -14,6 +14,7 @@ pub mod directory;
 pub mod dock;
 pub mod events;
 pub mod invitation;
+pub mod notification;
 pub mod operation;
 pub mod organization;
 pub mod project;

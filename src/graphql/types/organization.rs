@@ -302,6 +302,20 @@ impl OrganizationNode {
         let page = (first, after.as_deref());
         Ok(super::alert::alerts_of(ctx, self.0.id, page, open).await?)
     }
+    /// Where this organization's alerts are sent, by name. Needs monitoring READ.
+    #[graphql(complexity = "first.unwrap_or(50).max(0) as usize * child_complexity")]
+    async fn notification_channels(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "How many channels (default 50, at most 500).")] first: Option<i32>,
+        #[graphql(desc = "A cursor of this list: the channels after it.")] after: Option<String>,
+    ) -> async_graphql::Result<super::notification::NotificationChannelConnection> {
+        if !self.is_active(ctx)? {
+            return Ok(super::notification::NotificationChannelConnection::empty());
+        }
+        let page = (first, after.as_deref());
+        Ok(super::notification::channels_of(ctx, self.0.id, page).await?)
+    }
     /// This organization's probe intervals per resource kind, where they differ from the
     /// server's default (`setHealthCheckInterval`). Needs monitoring READ.
     async fn health_check_intervals(
