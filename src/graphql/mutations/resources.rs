@@ -14,7 +14,7 @@ use crate::events::{self, ChangeEvent, Event};
 use crate::graphql::context::viewer;
 use crate::graphql::ids;
 use crate::graphql::types::resource::ResourceInterface;
-use crate::graphql::types::resource_list::{MAX_TAGS, normalize_tags};
+use crate::graphql::types::resource_filter::{MAX_TAGS, normalize_tags};
 
 #[derive(Default)]
 pub struct ResourceMutations;

@@ -7,9 +7,8 @@ use std::sync::Arc;
 use async_graphql::{Context, ID, Object};
 use chrono::{DateTime, Utc};
 
-use super::resource_list::{
-    ListArgs, ResourceConnection, ResourceFilter, prime_pages, resource_page,
-};
+use super::resource_filter::{ListArgs, ResourceFilter};
+use super::resource_list::{ResourceConnection, prime_pages, resource_page};
 use crate::db::models::dock::SyncRunRow;
 use crate::db::models::resource::Parent;
 use crate::error::ApiError;

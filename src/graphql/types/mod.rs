@@ -19,6 +19,7 @@ pub mod operation;
 pub mod organization;
 pub mod project;
 pub mod resource;
+pub mod resource_filter;
 pub mod resource_list;
 pub mod user;
 pub mod viewer;

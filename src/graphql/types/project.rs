@@ -9,7 +9,7 @@ use super::directory::{ClientId, ClientNode, TeamId, TeamNode};
 use super::operation::load::{OperationServiceId, OperationServiceNode, ProjectServicesKey};
 use super::resource::ResourceInterface;
 use super::resource::load::load_and_prime;
-use super::resource_list::{ListArgs, ResourceFilter};
+use super::resource_filter::{ListArgs, ResourceFilter};
 use crate::db::models::link::LinkRow;
 use crate::graphql::connection::{PageInfo, Window, node_looks, paginate};
 use crate::graphql::context::{load_one, loaders};

@@ -21,7 +21,7 @@ use crate::graphql::loaders::{DbLoader, LoadError, Recorded, group_by};
 use crate::graphql::types::directory::{ClientId, TeamId};
 use crate::graphql::types::operation::load as operation;
 use crate::graphql::types::resource::load::{ResourceKey, load_and_prime};
-use crate::graphql::types::resource_list::ListArgs;
+use crate::graphql::types::resource_filter::ListArgs;
 
 /// A loaded project: the value of the `Project` object type (its fields are in
 /// `types/project.rs`).
