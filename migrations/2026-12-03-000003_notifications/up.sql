@@ -113,6 +113,10 @@ alter table alerts
     add column resolution_note      text,
     add constraint alerts_acknowledgement_note_check check (length(acknowledgement_note) <= 1000),
     add constraint alerts_resolution_note_check check (length(resolution_note) <= 1000);
+-- Indexes behind the foreign keys, so deleting a user or a project never scans these tables.
+create index alerts_acknowledged_by_idx on alerts (acknowledged_by);
+create index alerts_resolved_by_idx on alerts (resolved_by);
+create index notification_channels_org_id_project_id_idx on notification_channels (org_id, project_id);
 
 -- A delivery per matching channel when an alert opens or resolves. Routing: the alert is at
 -- least the channel's severity, of its resource kind if it names one, and of a resource linked

@@ -180,6 +180,10 @@ pub struct Authenticator<'a> {
     pub cache: &'a ViewerCache,
     /// Create the user of an unknown subject from the token's claims (`identity::provision`).
     pub provision_users: bool,
+    /// Resolve from the database even when the cache holds the caller (the result is still
+    /// cached): a connection's re-check must not read an entry that an access change it is
+    /// reacting to has not cleared yet.
+    pub fresh: bool,
 }
 
 /// Resolves an `Authorization` header value (and an optional `X-Org` slug) to a viewer.
@@ -195,7 +199,11 @@ pub async fn authenticate(
     let claims = auth.keys.verify(token).await?;
     let wanted_org = claims.org.as_deref().or(x_org).map(str::to_owned);
     let subject = format!("jwt:{}", claims.sub);
-    if let Some(viewer) = auth.cache.get(&subject, wanted_org.as_deref()) {
+    if let Some(viewer) = auth
+        .cache
+        .get(&subject, wanted_org.as_deref())
+        .filter(|_| !auth.fresh)
+    {
         return Ok(viewer);
     }
     let identity = match identity::load(auth.pool, Some(&claims.sub), None).await {
@@ -225,7 +233,7 @@ async fn authenticate_key(
             api_key::hash_secret(token)
         )
     );
-    if let Some(viewer) = auth.cache.get(&subject, x_org) {
+    if let Some(viewer) = auth.cache.get(&subject, x_org).filter(|_| !auth.fresh) {
         return Ok(viewer);
     }
     let mut conn = auth.pool.get().await.map_err(crate::db::DbError::from)?;

@@ -116,7 +116,7 @@ impl Reauthenticate for Credentials {
         let authorization = self.authorization.as_ref().map(|a| a.expose_secret());
         self.app
             .pipeline
-            .authenticate(authorization, self.x_org.as_deref())
+            .authenticate_fresh(authorization, self.x_org.as_deref())
             .await
     }
 }

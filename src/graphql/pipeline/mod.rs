@@ -176,11 +176,31 @@ impl Pipeline {
         authorization: Option<&str>,
         x_org: Option<&str>,
     ) -> Result<Viewer, ApiError> {
+        self.authenticate_with(authorization, x_org, false).await
+    }
+
+    /// [`Pipeline::authenticate`] from the database, past the viewer cache: for a connection's
+    /// re-checks, which may run before this replica's cache has seen the access change.
+    pub async fn authenticate_fresh(
+        &self,
+        authorization: Option<&str>,
+        x_org: Option<&str>,
+    ) -> Result<Viewer, ApiError> {
+        self.authenticate_with(authorization, x_org, true).await
+    }
+
+    async fn authenticate_with(
+        &self,
+        authorization: Option<&str>,
+        x_org: Option<&str>,
+        fresh: bool,
+    ) -> Result<Viewer, ApiError> {
         let auth = Authenticator {
             pool: &self.0.pool,
             keys: &self.0.jwt,
             cache: &self.0.viewers,
             provision_users: self.0.provision_users,
+            fresh,
         };
         crate::auth::authenticate(&auth, authorization, x_org).await
     }

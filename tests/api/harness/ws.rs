@@ -27,6 +27,9 @@ pub struct Ws {
     pub socket: Socket,
     legacy: bool,
     next_id: u32,
+    /// Messages of other operations that arrived while [`Ws::run`] waited for its own; handed
+    /// out first by [`Ws::message`], so a subscription's message is never lost to a query.
+    skipped: std::collections::VecDeque<Value>,
 }
 
 impl Ws {
@@ -45,6 +48,7 @@ impl Ws {
             socket,
             legacy: protocol == LEGACY_WS,
             next_id: 0,
+            skipped: std::collections::VecDeque::new(),
         }
     }
 
@@ -98,6 +102,9 @@ impl Ws {
 
     /// The next JSON message (keep-alives skipped); `None` once the socket closes.
     pub async fn message(&mut self) -> Option<Value> {
+        if let Some(value) = self.skipped.pop_front() {
+            return Some(value);
+        }
         loop {
             match self.frame().await? {
                 Message::Text(text) => {
@@ -146,10 +153,16 @@ impl Ws {
     /// Runs one operation and returns its (first) result payload.
     pub async fn run(&mut self, query: &str, variables: Value) -> Value {
         let id = self.subscribe(query, variables).await;
+        let mut others = Vec::new();
         loop {
             let message = self.message().await.expect("a result");
-            if message["id"] == id.as_str() && message["type"] == self.result_type() {
-                return message["payload"].clone();
+            if message["id"] == id.as_str() {
+                if message["type"] == self.result_type() {
+                    self.skipped.extend(others);
+                    return message["payload"].clone();
+                }
+            } else {
+                others.push(message);
             }
         }
     }
