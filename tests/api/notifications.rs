@@ -167,6 +167,23 @@ struct Acme {
     owner: String,
 }
 
+impl Acme {
+    /// Opens an alert of `severity` on a new server of the dock, as the monitor does on a
+    /// transition (the trigger enqueues its deliveries); returns the server.
+    async fn alert_on_new_server(&self, app: &TestApp, severity: &str, message: &str) -> Uuid {
+        let owner = &mut app.db.owner().await;
+        let server = fixtures::resource(
+            owner,
+            &self.org,
+            self.dock,
+            crate::fixtures::Target::Server("127.0.0.1"),
+        )
+        .await;
+        fixtures::alert(owner, server, severity, message).await;
+        server
+    }
+}
+
 async fn acme(app: &TestApp) -> Acme {
     let conn = &mut app.db.owner().await;
     let org = fixtures::org(conn, "acme").await;
@@ -329,15 +346,7 @@ async fn a_failing_endpoint_is_retried_with_back_off_and_logged() {
     )
     .await;
     let channel = created["channel"]["id"].clone();
-    let owner = &mut app.db.owner().await;
-    let server = fixtures::resource(
-        owner,
-        &acme.org,
-        acme.dock,
-        crate::fixtures::Target::Server("127.0.0.1"),
-    )
-    .await;
-    fixtures::alert(owner, server, "critical", "down").await;
+    acme.alert_on_new_server(&app, "critical", "down").await;
 
     let delivered = settled(&app, &acme.owner, &channel, "DELIVERED").await;
     assert_eq!(delivered["attempts"], 3, "{delivered}");
@@ -373,15 +382,7 @@ async fn deliveries_give_up_after_the_last_attempt() {
     )
     .await;
     let channel = created["channel"]["id"].clone();
-    let owner = &mut app.db.owner().await;
-    let server = fixtures::resource(
-        owner,
-        &acme.org,
-        acme.dock,
-        crate::fixtures::Target::Server("127.0.0.1"),
-    )
-    .await;
-    fixtures::alert(owner, server, "critical", "down").await;
+    acme.alert_on_new_server(&app, "critical", "down").await;
     let failed = settled(&app, &acme.owner, &channel, "FAILED").await;
     assert_eq!(failed["attempts"], 2);
     assert_eq!(receiver.received().len(), 2);
@@ -575,15 +576,8 @@ async fn email_channels_send_through_the_smtp_relay() {
     .await;
     assert_eq!(created["channel"]["email"], "ops@example.invalid");
     let channel = created["channel"]["id"].clone();
-    let owner = &mut app.db.owner().await;
-    let server = fixtures::resource(
-        owner,
-        &acme.org,
-        acme.dock,
-        crate::fixtures::Target::Server("127.0.0.1"),
-    )
-    .await;
-    fixtures::alert(owner, server, "critical", "server is unhealthy: refused").await;
+    acme.alert_on_new_server(&app, "critical", "server is unhealthy: refused")
+        .await;
     settled(&app, &acme.owner, &channel, "DELIVERED").await;
     let messages = sink.messages.lock().expect("lock").clone();
     assert_eq!(messages.len(), 1, "{messages:?}");
@@ -681,15 +675,7 @@ async fn people_acknowledge_and_resolve_alerts() {
         json!({ "name": "hook", "kind": "WEBHOOK", "url": receiver_url }),
     )
     .await;
-    let owner = &mut app.db.owner().await;
-    let server = fixtures::resource(
-        owner,
-        &acme.org,
-        acme.dock,
-        crate::fixtures::Target::Server("127.0.0.1"),
-    )
-    .await;
-    fixtures::alert(owner, server, "critical", "down").await;
+    acme.alert_on_new_server(&app, "critical", "down").await;
     let alert = alerts(&app, &acme.owner).await[0]["id"].clone();
     let me = {
         let (_, body) = app
