@@ -813,7 +813,7 @@ impl Writer {
             .transaction(&self.pool, async |conn| {
                 let lock = diesel::sql_query(format!(
                     "select dock_id, health_state from {} where id = $1 for update",
-                    probe::table_of(kind)
+                    kind.table()
                 ))
                 .bind::<diesel::sql_types::Uuid, _>(id);
                 let row: HealthRow = diesel_async::RunQueryDsl::get_result(lock, conn).await?;

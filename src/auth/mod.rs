@@ -408,18 +408,21 @@ impl Renewal {
                 {
                     wait = wait.min(left + std::time::Duration::from_millis(50));
                 }
-                tokio::select! {
-                    _ = tokio::time::sleep(wait) => {}
+                // After an access change, past the viewer cache: this replica's cache may not
+                // have seen the change yet (it is cleared by another receiver of the bus).
+                let fresh = tokio::select! {
+                    _ = tokio::time::sleep(wait) => false,
                     () = access_change(&mut access, org) => {
                         // Spread the re-checks of many connections of one organization.
                         let spread = std::time::Duration::from_millis(rand::random::<u64>() % 200);
                         tokio::time::sleep(spread).await;
+                        true
                     }
-                }
+                };
                 if sender.is_closed() {
                     return;
                 }
-                if let Some(standing) = recheck(&*source).await {
+                if let Some(standing) = recheck(&*source, fresh).await {
                     let revoked = matches!(standing, Standing::Revoked { .. });
                     sender.send_replace(standing);
                     if revoked {
@@ -466,8 +469,8 @@ async fn access_change(
 
 /// One re-check: the new standing, or `None` when the check itself failed (the database
 /// restarting): the last standing is kept.
-async fn recheck(source: &dyn Reauthenticate) -> Option<Standing> {
-    match source.viewer().await {
+async fn recheck(source: &dyn Reauthenticate, fresh: bool) -> Option<Standing> {
+    match source.viewer(fresh).await {
         // A caller left with no organization may only list and accept invitations: whatever
         // the connection subscribed to in its organization ends now.
         Ok(viewer) if !viewer.in_organization() => Some(Standing::Revoked {
@@ -492,8 +495,9 @@ async fn recheck(source: &dyn Reauthenticate) -> Option<Standing> {
     }
 }
 
-/// Authenticates a connection's caller again, with the credentials it connected with.
+/// Authenticates a connection's caller again, with the credentials it connected with;
+/// `fresh`: from the database, past the viewer cache.
 #[async_trait::async_trait]
 pub trait Reauthenticate: Send + Sync {
-    async fn viewer(&self) -> Result<Viewer, ApiError>;
+    async fn viewer(&self, fresh: bool) -> Result<Viewer, ApiError>;
 }

@@ -303,12 +303,7 @@ pub async fn link_resources(conn: &mut AsyncPgConnection, seeded: Seeded) -> Res
     Scope::org(seeded.org_id, seeded.owner_id)
         .transaction_on(conn, async |conn| {
             for (slug, provider, kind, names) in LINKS {
-                let table = match kind {
-                    Kind::Server => "servers",
-                    Kind::WebService => "web_services",
-                    Kind::Domain => "domains",
-                    Kind::Database => "databases",
-                };
+                let table = kind.table();
                 let column = format!("{}_id", kind.as_str());
                 diesel::sql_query(format!(
                     "insert into project_resources (org_id, project_id, resource_kind, {column}, \

@@ -32,7 +32,7 @@ pub async fn open(
     credentials: Credentials,
     client: ClientInfo,
 ) -> Result<Data, ApiError> {
-    let viewer = credentials.viewer().await?;
+    let viewer = credentials.viewer(false).await?;
     let budget = app
         .sockets
         .connect(viewer.api_key_id.unwrap_or(viewer.user.id))?;
@@ -112,11 +112,14 @@ impl Credentials {
 
 #[async_trait::async_trait]
 impl Reauthenticate for Credentials {
-    async fn viewer(&self) -> Result<Viewer, ApiError> {
+    async fn viewer(&self, fresh: bool) -> Result<Viewer, ApiError> {
         let authorization = self.authorization.as_ref().map(|a| a.expose_secret());
-        self.app
-            .pipeline
-            .authenticate_fresh(authorization, self.x_org.as_deref())
-            .await
+        let pipeline = &self.app.pipeline;
+        let x_org = self.x_org.as_deref();
+        if fresh {
+            pipeline.authenticate_fresh(authorization, x_org).await
+        } else {
+            pipeline.authenticate(authorization, x_org).await
+        }
     }
 }

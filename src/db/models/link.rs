@@ -76,7 +76,7 @@ pub async fn page(
     .bind::<Nullable<Text>, _>(after_name)
     .bind::<Nullable<SqlUuid>, _>(after_id)
     .bind::<BigInt, _>(filter.limit);
-    Ok(filter.matching.bind_ids(query).load(conn).await?)
+    Ok(filter.matching.bind(query).load(conn).await?)
 }
 
 /// Per project, how many linked resources are in each health state.

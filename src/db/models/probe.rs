@@ -11,16 +11,6 @@ use uuid::Uuid;
 use super::resource::Kind;
 use crate::db::DbError;
 
-/// The table holding resources of `kind`.
-pub fn table_of(kind: Kind) -> &'static str {
-    match kind {
-        Kind::Server => "servers",
-        Kind::WebService => "web_services",
-        Kind::Domain => "domains",
-        Kind::Database => "databases",
-    }
-}
-
 /// A claimed probe: which resource, in which organization, and its interval.
 #[derive(diesel::QueryableByName, Clone, Debug, PartialEq, Eq)]
 pub struct Claim {
@@ -142,7 +132,7 @@ pub async fn lock_leased(
     let sql = format!(
         "select dock_id, health_state, health_streak_state, health_streak_count from {} \
           where id = $1 and health_lease_owner = $2 for update",
-        table_of(kind)
+        kind.table()
     );
     let rows: Vec<HealthRow> = diesel::sql_query(sql)
         .bind::<SqlUuid, _>(id)
@@ -173,7 +163,7 @@ pub async fn record_on_resource(
                 health_streak_count = $5, health_next_check_at = $6, \
                 health_lease_owner = null, health_lease_expires_at = null \
           where id = $1",
-        table_of(kind)
+        kind.table()
     );
     diesel::sql_query(sql)
         .bind::<SqlUuid, _>(id)

@@ -36,6 +36,16 @@ impl Kind {
         }
     }
 
+    /// The table holding resources of this kind.
+    pub const fn table(self) -> &'static str {
+        match self {
+            Kind::Server => "servers",
+            Kind::WebService => "web_services",
+            Kind::Domain => "domains",
+            Kind::Database => "databases",
+        }
+    }
+
     pub fn parse(word: &str) -> Option<Kind> {
         Kind::ALL.into_iter().find(|k| k.as_str() == word)
     }
@@ -296,7 +306,12 @@ pub struct Match {
 type Boxed<'f> = diesel::query_builder::BoxedSqlQuery<'f, Pg, diesel::query_builder::SqlQuery>;
 
 /// The resource tables, in [`Kind::ALL`]'s order.
-const TABLES: [&str; 4] = ["servers", "web_services", "domains", "databases"];
+const TABLES: [&str; 4] = [
+    Kind::Server.table(),
+    Kind::WebService.table(),
+    Kind::Domain.table(),
+    Kind::Database.table(),
+];
 
 impl Match {
     pub fn is_empty(&self) -> bool {
@@ -329,8 +344,8 @@ impl Match {
         (text, next)
     }
 
-    /// Binds the values of [`Match::conditions`], in its order.
-    fn bind<'f>(&'f self, mut query: Boxed<'f>) -> Boxed<'f> {
+    /// Binds the values of [`Match::conditions`] (and of [`Match::ids_condition`]), in order.
+    pub(crate) fn bind<'f>(&'f self, mut query: Boxed<'f>) -> Boxed<'f> {
         if let Some(status) = &self.status {
             query = query.bind::<Array<Text>, _>(status);
         }
@@ -362,11 +377,6 @@ impl Match {
             .collect::<Vec<_>>()
             .join(" union all ");
         format!(" and {column} in ({union})")
-    }
-
-    /// Binds the values of [`Match::ids_condition`].
-    pub(crate) fn bind_ids<'f>(&'f self, query: Boxed<'f>) -> Boxed<'f> {
-        self.bind(query)
     }
 }
 
