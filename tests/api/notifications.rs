@@ -365,6 +365,37 @@ async fn a_failing_endpoint_is_retried_with_back_off_and_logged() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn an_organization_has_at_most_fifty_channels() {
+    use diesel_async::RunQueryDsl;
+    let app = TestApp::spawn().await;
+    let acme = acme(&app).await;
+    diesel::sql_query(
+        "insert into notification_channels (org_id, name, kind, email_to) \
+         select $1, 'mail-' || g, 'email', 'ops@example.invalid' from generate_series(1, 50) g",
+    )
+    .bind::<diesel::sql_types::Uuid, _>(acme.org.id)
+    .execute(&mut app.db.owner().await)
+    .await
+    .expect("fifty channels");
+    let (_, body) = app
+        .graphql(
+            Some(&acme.owner),
+            "mutation { createNotificationChannel(input: {
+                name: \"one more\", kind: WEBHOOK, url: \"http://127.0.0.1:9/hook\" }) { channel { id } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(error_code(&body), "BAD_USER_INPUT", "{body}");
+    let count = fixtures::count(
+        &mut app.db.owner().await,
+        "select count(*) as n from notification_channels where org_id = $1",
+        acme.org.id,
+    )
+    .await;
+    assert_eq!(count, 50, "nothing was written");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn deliveries_give_up_after_the_last_attempt() {
     let app = TestApp::spawn_with(|c| {
         c.run_notifications = true;

@@ -29,6 +29,8 @@ const MAX_CHANNEL_NAME: usize = 100;
 const MAX_URL: usize = 500;
 const MAX_EMAIL: usize = 254;
 const MAX_NOTE: usize = 1_000;
+/// The most channels one organization may have: every alert is routed through each of them.
+const MAX_CHANNELS: i64 = 50;
 
 /// What `createNotificationChannel` takes.
 #[derive(InputObject)]
@@ -98,7 +100,7 @@ impl NotificationMutations {
     /// Creates a notification channel: alerts of the organization matching its rules are sent
     /// to it from now on. For a `WEBHOOK` the payload carries its signing secret, shown this
     /// once. `BAD_USER_INPUT` for a bad or refused URL or address (or an `EMAIL` channel on a
-    /// server without an SMTP relay); `CONFLICT` for a name in use; `NOT_FOUND` for a project
+    /// server without an SMTP relay, or an organization with 50 channels already); `CONFLICT` for a name in use; `NOT_FOUND` for a project
     /// the caller cannot see. Needs monitoring FULL.
     async fn create_notification_channel(
         &self,
@@ -148,6 +150,11 @@ impl NotificationMutations {
         let conflict = format!("a notification channel named `{name}` exists");
         let keyring = notifier.keyring();
         let row = audited(ctx, act, true, async |conn| {
+            if q::channels_count(conn, org_id).await? >= MAX_CHANNELS {
+                return Err(ApiError::BadUserInput(format!(
+                    "an organization has at most {MAX_CHANNELS} notification channels"
+                )));
+            }
             let id = q::create_channel(conn, keyring, &new)
                 .await
                 .map_err(|e| refusal(e, &conflict, "no such project"))?;
