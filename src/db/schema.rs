@@ -1,6 +1,26 @@
 // @generated automatically by Diesel CLI.
 
 diesel::table! {
+    action_runs (id) {
+        id -> Uuid,
+        org_id -> Uuid,
+        resource_kind -> Text,
+        resource_id -> Uuid,
+        dock_id -> Uuid,
+        action -> Text,
+        status -> Text,
+        requested_by -> Nullable<Uuid>,
+        api_key_id -> Nullable<Uuid>,
+        idempotency_key -> Nullable<Text>,
+        summary -> Nullable<Text>,
+        started_at -> Timestamptz,
+        finished_at -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     alerts (id) {
         id -> Uuid,
         org_id -> Uuid,
@@ -480,6 +500,8 @@ diesel::table! {
     }
 }
 
+diesel::joinable!(action_runs -> organizations (org_id));
+diesel::joinable!(action_runs -> users (requested_by));
 diesel::joinable!(alerts -> organizations (org_id));
 diesel::joinable!(api_keys -> organizations (org_id));
 diesel::joinable!(api_keys -> users (user_id));
@@ -518,6 +540,7 @@ diesel::joinable!(teams -> organizations (org_id));
 diesel::joinable!(web_services -> organizations (org_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
+    action_runs,
     alerts,
     api_keys,
     audit_logs,

@@ -10,12 +10,15 @@
 //! - `access`: [`AccessEvent`], from triggers on every table that decides who may do what
 //!   (memberships, roles, teams, clients, grants, keys): replicas forget cached viewers on it;
 //! - `change`: [`ChangeEvent`], from triggers on projects, docks and operation services (and
-//!   their links to projects): what management mutations changed, for live queries.
+//!   their links to projects): what management mutations changed, for live queries;
+//! - `action`: [`ActionEvent`], from `performResourceAction`: a provider action run started or
+//!   finished.
 //!
 //! Subscribers filter every event by tenant and permission when it reaches them, and resolve
 //! what they show with their own permissions.
 
 pub mod access;
+pub mod action;
 pub mod bus;
 pub mod change;
 pub mod health;
@@ -28,6 +31,7 @@ use serde::Serialize;
 use uuid::Uuid;
 
 pub use access::AccessEvent;
+pub use action::ActionEvent;
 pub use bus::{Delivery, Envelope, EventBus};
 pub use change::ChangeEvent;
 pub use health::HealthEvent;
@@ -47,6 +51,7 @@ pub enum Event {
     Health(HealthEvent),
     Access(AccessEvent),
     Change(ChangeEvent),
+    Action(ActionEvent),
 }
 
 impl From<SyncEvent> for Event {
@@ -90,6 +95,11 @@ impl Event {
                 event,
             })
             .unwrap_or_default(),
+            Event::Action(event) => serde_json::to_string(&Tagged {
+                event_type: "action",
+                event,
+            })
+            .unwrap_or_default(),
         }
     }
 
@@ -106,6 +116,7 @@ impl Event {
             "health" => HealthEvent::parse(payload).map(Event::Health),
             "access" => serde_json::from_str(payload).ok().map(Event::Access),
             "change" => serde_json::from_str(payload).ok().map(Event::Change),
+            "action" => serde_json::from_str(payload).ok().map(Event::Action),
             _ => None,
         }
     }
@@ -119,6 +130,7 @@ impl Event {
             Event::Health(e) => e.org_id,
             Event::Access(e) => e.org_id.unwrap_or_default(),
             Event::Change(e) => e.org_id,
+            Event::Action(e) => e.org_id,
         }
     }
 
@@ -184,6 +196,13 @@ mod tests {
                 at,
             }),
             Event::Access(AccessEvent { org_id: Some(org) }),
+            Event::Action(ActionEvent {
+                org_id: org,
+                run_id: id,
+                resource_id: id,
+                dock_id: dock,
+                status: "running".into(),
+            }),
         ];
         for event in events {
             let payload = event.to_payload();

@@ -34,6 +34,8 @@ pub enum Topic {
     OperationService(Uuid),
     /// Which operation services the organization has (a list of services).
     OperationServices,
+    /// The organization's provider action runs (any run read, by id or in a resource's list).
+    ActionRuns,
     /// Health states summed over resources (a project's health counts).
     Health,
     /// Anything of the organization: what an unclassified read depends on.
@@ -79,6 +81,7 @@ impl Event {
                 "operation_services" => vec![OperationService(e.id), OperationServices],
                 _ => return Changes::Everything,
             },
+            Event::Action(_) => vec![ActionRuns],
             // Who may see what: every result may differ.
             Event::Access(_) => return Changes::Everything,
         })

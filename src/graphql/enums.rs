@@ -226,3 +226,60 @@ pub enum NotificationDeliveryStatus {
 stored_words!(NotificationDeliveryStatus {
     Pending => "pending", Delivered => "delivered", Failed => "failed",
 } else Pending);
+
+/// Something a provider can be asked to do to a resource (`performResourceAction`); which ones
+/// a resource supports depends on its provider and kind (`Resource.availableActions`).
+#[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+pub enum ResourceAction {
+    /// Restart a server (DigitalOcean droplets, Linode instances).
+    Reboot,
+    /// Stop a server (DigitalOcean `power_off`, Linode `shutdown`).
+    PowerOff,
+    /// Start a stopped server (DigitalOcean `power_on`, Linode `boot`).
+    PowerOn,
+    /// Deploy a web service's latest deployment again, to production (Vercel projects).
+    Redeploy,
+    /// Empty a site's or a zone's cache (GridPane sites, Cloudflare zones).
+    PurgeCache,
+}
+
+impl From<crate::sync::Action> for ResourceAction {
+    fn from(action: crate::sync::Action) -> Self {
+        use crate::sync::Action;
+        match action {
+            Action::Reboot => Self::Reboot,
+            Action::PowerOff => Self::PowerOff,
+            Action::PowerOn => Self::PowerOn,
+            Action::Redeploy => Self::Redeploy,
+            Action::PurgeCache => Self::PurgeCache,
+        }
+    }
+}
+
+impl From<ResourceAction> for crate::sync::Action {
+    fn from(action: ResourceAction) -> Self {
+        use crate::sync::Action;
+        match action {
+            ResourceAction::Reboot => Action::Reboot,
+            ResourceAction::PowerOff => Action::PowerOff,
+            ResourceAction::PowerOn => Action::PowerOn,
+            ResourceAction::Redeploy => Action::Redeploy,
+            ResourceAction::PurgeCache => Action::PurgeCache,
+        }
+    }
+}
+
+/// Where a provider action run stands.
+#[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+pub enum ActionRunStatus {
+    /// Sent, or being sent, to the provider.
+    Running,
+    /// The provider accepted it (it may still be carrying it out: a reboot takes a while).
+    Succeeded,
+    /// The provider refused it or could not be reached; `summary` says why.
+    Failed,
+}
+
+stored_words!(ActionRunStatus {
+    Running => "running", Succeeded => "succeeded", Failed => "failed",
+} else Failed);

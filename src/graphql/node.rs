@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use super::context::{loaders, run, viewer};
 use super::ids;
+use super::types::action::load::{ActionRunId, ActionRunNode};
 use super::types::alert::{AlertId, AlertNode};
 use super::types::directory::{ClientId, ClientNode, TeamId, TeamNode};
 use super::types::dock::SyncRunNode;
@@ -60,6 +61,7 @@ pub enum Node {
     OperationService(OperationServiceNode),
     NotificationChannel(NotificationChannelNode),
     NotificationDelivery(NotificationDeliveryNode),
+    ActionRun(ActionRunNode),
 }
 
 /// Resolves many ids at once, in order, with at most one batch per type.
@@ -108,6 +110,9 @@ pub async fn resolve_nodes(
                 .into_iter()
                 .map(OperationServiceId),
         )
+        .await?;
+    let runs_of_actions = loaders
+        .load_many(of_type("ActionRun").into_iter().map(ActionRunId))
         .await?;
     let invitations = invitations(ctx, &of_type("Invitation")).await?;
     // Channels and deliveries need monitoring READ; without it they are not even loaded.
@@ -179,6 +184,11 @@ pub async fn resolve_nodes(
             "NotificationDelivery" => Node::NotificationDelivery(NotificationDeliveryNode(
                 visible(&deliveries, NotificationDeliveryId(id), |d| d.org_id == org)?,
             )),
+            "ActionRun" => Node::ActionRun(ActionRunNode(visible(
+                &runs_of_actions,
+                ActionRunId(id),
+                |r| r.org_id == org,
+            )?)),
             other => {
                 let key = ResourceKey(ids::kind_of_type(other)?, id);
                 let row = visible(&resources, key, |r| r.common.org_id == org)?;

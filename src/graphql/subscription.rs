@@ -18,10 +18,11 @@ use uuid::Uuid;
 
 use super::context::viewer;
 use super::ids;
+use super::types::action::load::ActionRunNode;
 use super::types::events::{HealthEventNode, ProjectResourceEventNode, SyncEventNode};
 use crate::auth::{Renewal, Standing, Viewer};
 use crate::db::models::resource::{self, Kind};
-use crate::db::models::{dock, link, project};
+use crate::db::models::{action, dock, link, project};
 use crate::db::{Pool, RequestDb};
 use crate::error::ApiError;
 use crate::events::link::LinkChange;
@@ -171,6 +172,52 @@ impl Subscription {
                 }
                 _ => None,
             }
+        })
+        .filter_map(|item| async move { item.transpose() }))
+    }
+
+    /// Provider action runs (`performResourceAction`), from now on: each run as it starts and as it
+    /// finishes, of every resource the viewer may see, or of `resourceId` only.
+    async fn action_runs(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Only this resource's runs (`NOT_FOUND` unless visible).")]
+        resource_id: Option<ID>,
+    ) -> async_graphql::Result<impl Stream<Item = async_graphql::Result<ActionRunNode>> + use<>>
+    {
+        let viewer = viewer(ctx)?.clone();
+        let (bus, pool) = bus_and_pool(ctx)?;
+        let named = resource_id
+            .map(|id| ids::decode_resource(&id))
+            .transpose()?;
+        let receiver = bus.subscribe();
+        if let Some(named) = named {
+            check_resources(pool, &viewer, &[named]).await?;
+        }
+        let only = named.map(|(_, id)| id);
+        let org = viewer.organization.id;
+        let pool = pool.clone();
+        let live = Live::new(ctx, viewer);
+        Ok(deliveries(receiver, live, move |envelope, viewer| {
+            let Event::Action(e) = &envelope.event else {
+                return None;
+            };
+            let wanted = e.org_id == org
+                && only.is_none_or(|id| id == e.resource_id)
+                && viewer.visibility().sees_resource(e.resource_id, e.dock_id);
+            if !wanted {
+                return None;
+            }
+            let (pool, scope, run_id) = (pool.clone(), viewer.scope(), e.run_id);
+            Some(async move {
+                let rows = scope
+                    .transaction(&pool, async |conn| action::by_ids(conn, &[run_id]).await)
+                    .await?;
+                Ok(rows
+                    .into_iter()
+                    .find(|r| r.org_id == org)
+                    .map(|r| ActionRunNode(Arc::new(r))))
+            })
         })
         .filter_map(|item| async move { item.transpose() }))
     }

@@ -17,14 +17,17 @@
 //! ([`strip_secret_keys`]). Its DNS records are added as `dns_records`, at most
 //! [`MAX_RECORDS_PER_ZONE`] of them (the first in Cloudflare's order), and
 //! `dns_records_truncated` says whether the zone has more, so one huge zone cannot bloat a row
-//! or a run (it costs at most one page past the cap). A zone id is sent back in a path, so it must be alphanumeric (Cloudflare's are 32 hex
+//! or a run (it costs at most one page past the cap).
+//!
+//! Actions: a zone's cache is purged entirely (`POST /zones/{zone_id}/purge_cache`). A zone id is sent back in a path, so it must be alphanumeric (Cloudflare's are 32 hex
 //! digits); any other fails the listing.
 
 use serde_json::{Value, json};
 
+use super::action::{self, Summary};
 use super::{
-    Collection, Details, FetchError, FetchErrorKind, Kind, Listing, NextPage, PageObserver, Paging,
-    Provider, Record, Session, Status, collection, id_string, list_pages, str_at,
+    Action, Collection, Details, FetchError, FetchErrorKind, Kind, Listing, NextPage, PageObserver,
+    Paging, Provider, Record, Session, Status, Target, collection, id_string, list_pages, str_at,
     strip_secret_keys, walk_pages,
 };
 
@@ -73,6 +76,35 @@ impl Provider for Cloudflare {
             }
         }
         Ok(listing)
+    }
+
+    fn actions(&self, kind: Kind) -> &'static [Action] {
+        match kind {
+            Kind::Domain => &[Action::PurgeCache],
+            _ => &[],
+        }
+    }
+
+    /// `POST /zones/{zone_id}/purge_cache` with `{"purge_everything": true}`, answered with the
+    /// envelope (`result: {id}`); a `success` that is not `true` is a refusal.
+    async fn perform(
+        &self,
+        session: &mut Session,
+        action: Action,
+        target: &Target,
+    ) -> Result<Summary, FetchError> {
+        let zone = action::segment(target)?;
+        if action != Action::PurgeCache {
+            return Err(action::lacking("/zones", "such zone action"));
+        }
+        let path = format!("/zones/{zone}/purge_cache");
+        let body = json!({ "purge_everything": true });
+        let answer = session.post_json(&path, &body).await?;
+        if answer.get("success") != Some(&Value::Bool(true)) {
+            let why = str_at(&answer, "/errors/0/message").unwrap_or_else(|| "no reason".into());
+            return Err(action::refused(session, &path, &why));
+        }
+        Ok(format!("zone {zone}: everything purged"))
     }
 
     async fn verify(&self, session: &mut Session) -> Result<(), FetchError> {

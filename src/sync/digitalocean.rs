@@ -5,12 +5,16 @@
 //! `ratelimit-remaining` and `ratelimit-reset` (epoch seconds). Database clusters carry their
 //! passwords and connection URIs (`connection`, `private_connection`, standby connections and
 //! `users[].password`): those are removed before `full_api_data` is stored.
+//!
+//! Actions: droplets reboot, power off and power on (`POST /v2/droplets/{id}/actions`).
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
+use super::action::{self, Summary};
 use super::{
-    Collection, Details, FetchError, Kind, Listing, NextPage, PageObserver, Paging, Provider,
-    Record, Session, Status, collection, id_string, int_at, list_pages, str_at, strip_secret_keys,
+    Action, Collection, Details, FetchError, Kind, Listing, NextPage, PageObserver, Paging,
+    Provider, Record, Session, Status, Target, collection, id_string, int_at, list_pages, str_at,
+    strip_secret_keys,
 };
 
 pub struct DigitalOcean;
@@ -49,6 +53,39 @@ impl Provider for DigitalOcean {
         on_page: PageObserver<'_>,
     ) -> Result<Listing, FetchError> {
         list_pages(session, &PAGING, &COLLECTIONS, record, on_page).await
+    }
+
+    fn actions(&self, kind: Kind) -> &'static [Action] {
+        match kind {
+            Kind::Server => &[Action::Reboot, Action::PowerOff, Action::PowerOn],
+            _ => &[],
+        }
+    }
+
+    /// A droplet action: `POST /v2/droplets/{id}/actions` with `{"type": "reboot" | "power_off"
+    /// | "power_on"}`, answered `201 {action: {id, status: "in-progress", type, ...}}`; the
+    /// droplet's `status` follows (`off`, then `active` again after a reboot).
+    async fn perform(
+        &self,
+        session: &mut Session,
+        action: Action,
+        target: &Target,
+    ) -> Result<Summary, FetchError> {
+        let id = action::segment(target)?;
+        let word = match action {
+            Action::Reboot | Action::PowerOff | Action::PowerOn => action.as_str(),
+            _ => return Err(action::lacking("/v2/droplets", "such droplet action")),
+        };
+        let path = format!("/v2/droplets/{id}/actions");
+        let answer = session.post_json(&path, &json!({ "type": word })).await?;
+        let run = answer.get("action").unwrap_or(&Value::Null);
+        Ok(format!(
+            "droplet action {} ({word}): {}",
+            run.get("id")
+                .and_then(id_string)
+                .unwrap_or_else(|| "?".into()),
+            str_at(run, "/status").unwrap_or_else(|| "accepted".into())
+        ))
     }
 
     async fn verify(&self, session: &mut Session) -> Result<(), FetchError> {

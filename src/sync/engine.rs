@@ -39,7 +39,8 @@ pub struct EngineConfig {
     /// Whether docks' endpoints may be loopback or private addresses
     /// (`STACKGATE_ALLOW_PRIVATE_ENDPOINTS`); off, the outbound guard refuses them.
     pub allow_private_endpoints: bool,
-    /// The longest a key check ([`Engine::verify`]) may take, all included.
+    /// The longest a call made while a caller waits may take, all included: a key check
+    /// ([`Engine::verify`]) or an action ([`Engine::perform`]).
     pub verify_deadline: Duration,
 }
 
@@ -174,6 +175,10 @@ impl Engine {
         &self.keyring
     }
 
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
+    }
+
     /// A session against `provider` at `endpoint` (or its default URL) with `key`, through the
     /// outbound guard; errors quote the remote end only from the provider's default URL.
     pub fn session(
@@ -185,7 +190,8 @@ impl Engine {
         self.session_with(provider, endpoint, key, self.config.http.clone())
     }
 
-    fn session_with(
+    /// [`Self::session`] under `policy` (one try within a deadline, for a caller who waits).
+    pub(crate) fn session_with(
         &self,
         provider: &dyn super::Provider,
         endpoint: Option<&str>,

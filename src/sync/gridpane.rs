@@ -23,12 +23,17 @@
 //! passwords (`*_pass`, `*_password`), HTTP basic-auth (`htpasswd`), WordPress salts and keys,
 //! a DNS integration's keys (`user_dns` keeps its provider's name only), plus every
 //! credential-named key ([`strip_secret_keys`]).
+//!
+//! Actions: a site's cache is purged with `POST /site/{id}/purge-cache` (assumed: GridPane's
+//! panel offers the purge; the path follows its API's naming).
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
+use super::action::{self, Summary};
 use super::{
-    Collection, Details, FetchError, Kind, Listing, NextPage, PageObserver, Paging, Provider,
-    Record, Session, Status, collection, id_string, int_at, list_pages, str_at, strip_secret_keys,
+    Action, Collection, Details, FetchError, Kind, Listing, NextPage, PageObserver, Paging,
+    Provider, Record, Session, Status, Target, collection, id_string, int_at, list_pages, str_at,
+    strip_secret_keys,
 };
 
 pub struct GridPane;
@@ -69,6 +74,38 @@ impl Provider for GridPane {
 
     async fn verify(&self, session: &mut Session) -> Result<(), FetchError> {
         session.get_json("/user", &[]).await.map(drop)
+    }
+
+    fn actions(&self, kind: Kind) -> &'static [Action] {
+        match kind {
+            Kind::WebService => &[Action::PurgeCache],
+            _ => &[],
+        }
+    }
+
+    /// A site's cache purge: `POST /site/{id}/purge-cache` (assumed, see the module's
+    /// comment), answered `{success: true, message}`; a `success` that is not `true` is a
+    /// refusal.
+    async fn perform(
+        &self,
+        session: &mut Session,
+        action: Action,
+        target: &Target,
+    ) -> Result<Summary, FetchError> {
+        let id = action::segment(target)?;
+        if action != Action::PurgeCache {
+            return Err(action::lacking("/site", "such site action"));
+        }
+        let path = format!("/site/{id}/purge-cache");
+        let answer = session.post_json(&path, &json!({})).await?;
+        if answer.get("success") == Some(&Value::Bool(false)) {
+            return Err(action::refused(
+                session,
+                &path,
+                &str_at(&answer, "/message").unwrap_or_default(),
+            ));
+        }
+        Ok(format!("site {id}: cache purged"))
     }
 }
 

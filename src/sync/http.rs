@@ -96,8 +96,10 @@ pub struct RateLimit {
 
 /// Why a request failed, and where (`path` holds the query, never the credential).
 #[derive(Debug, thiserror::Error)]
-#[error("GET {path}: {kind}")]
+#[error("{method} {path}: {kind}")]
 pub struct FetchError {
+    /// `GET` (listings, checks) or `POST` (actions).
+    pub method: &'static str,
     pub path: String,
     pub kind: FetchErrorKind,
 }
@@ -125,10 +127,18 @@ pub enum FetchErrorKind {
     /// The outbound guard refused the address; nothing was sent.
     #[error("not sent: {0}")]
     Refused(Blocked),
-    #[error("unexpected HTTP {status}")]
-    Status { status: u16 },
+    #[error("unexpected HTTP {status}{}", suffix(reason))]
+    Status {
+        status: u16,
+        /// The provider's own words; only from the provider's default URL.
+        reason: Option<String>,
+    },
     #[error("malformed response: {0}")]
     Malformed(String),
+    /// A well-formed answer saying the provider did not do what was asked (its envelope's
+    /// success flag), with its reason when it may be quoted.
+    #[error("the provider declined{}", suffix(.0))]
+    Declined(Option<String>),
     #[error("more than {0} pages")]
     TooManyPages(u32),
     #[error("retry budget exhausted")]
@@ -145,8 +155,17 @@ fn suffix(detail: &Option<String>) -> String {
 impl FetchError {
     pub fn new(path: impl Into<String>, kind: FetchErrorKind) -> Self {
         Self {
+            method: "GET",
             path: path.into(),
             kind,
+        }
+    }
+
+    /// The error of a `POST` to `path`.
+    pub fn post(path: impl Into<String>, kind: FetchErrorKind) -> Self {
+        Self {
+            method: "POST",
+            ..Self::new(path, kind)
         }
     }
 
@@ -188,6 +207,13 @@ impl std::fmt::Debug for Session {
             .field("pages", &self.pages)
             .finish_non_exhaustive()
     }
+}
+
+/// One request: a GET of `path` with `query`, or a POST of `body` to it.
+struct Outgoing<'a> {
+    path: &'a str,
+    query: &'a [(&'a str, String)],
+    body: Option<&'a Value>,
 }
 
 /// What one attempt came to.
@@ -242,6 +268,11 @@ impl Session {
         &self.policy
     }
 
+    /// Whether errors may quote the provider's own words (see [`Self::quote_remote`]).
+    pub fn quotes_remote(&self) -> bool {
+        self.quote_remote
+    }
+
     /// Total time spent waiting between tries.
     pub fn waited(&self) -> Duration {
         self.waited
@@ -260,22 +291,50 @@ impl Session {
                 FetchErrorKind::TooManyPages(self.policy.max_pages),
             ));
         }
+        let value = self
+            .send(&Outgoing {
+                path,
+                query,
+                body: None,
+            })
+            .await
+            .map_err(|kind| FetchError::new(shown, kind))?;
+        self.pages += 1;
+        Ok(value)
+    }
+
+    /// POSTs `body` as JSON to `path` and parses the answer (an empty one is `null`). A POST
+    /// asks the provider to do something, so it is sent again only after a 429 (which says it
+    /// was not processed), never after a 5xx, a timeout or a broken connection, which may hide
+    /// a request the provider carried out.
+    pub async fn post_json(&mut self, path: &str, body: &Value) -> Result<Value, FetchError> {
+        let outgoing = Outgoing {
+            path,
+            query: &[],
+            body: Some(body),
+        };
+        self.send(&outgoing)
+            .await
+            .map_err(|kind| FetchError::post(path, kind))
+    }
+
+    /// Sends `req`, retrying within the policy (a POST only after a 429).
+    async fn send(&mut self, req: &Outgoing<'_>) -> Result<Value, FetchErrorKind> {
         for attempt in 1..=self.policy.max_attempts.max(1) {
-            self.wait_for_rate_limit(&shown).await?;
-            match self.attempt(path, query, attempt).await {
-                Attempt::Done(value) => {
-                    self.pages += 1;
-                    return Ok(value);
-                }
-                Attempt::Fail(kind) => return Err(FetchError::new(shown, kind)),
+            self.wait_for_rate_limit().await?;
+            match self.attempt(req, attempt).await {
+                Attempt::Done(value) => return Ok(value),
+                Attempt::Fail(kind) => return Err(kind),
                 Attempt::Retry { wait, error } => {
-                    if attempt == self.policy.max_attempts || !self.sleep(wait).await {
-                        return Err(FetchError::new(shown, error));
+                    let resend =
+                        req.body.is_none() || matches!(error, FetchErrorKind::RateLimited { .. });
+                    if !resend || attempt == self.policy.max_attempts || !self.sleep(wait).await {
+                        return Err(error);
                     }
                 }
             }
         }
-        Err(FetchError::new(shown, FetchErrorKind::BudgetExhausted))
+        Err(FetchErrorKind::BudgetExhausted)
     }
 
     /// The URL of `path`, once it passed the guard (checked before anything is sent).
@@ -292,17 +351,18 @@ impl Session {
         Ok(url)
     }
 
-    async fn attempt(&mut self, path: &str, query: &[(&str, String)], attempt: u32) -> Attempt {
-        let url = match self.target(path) {
+    async fn attempt(&mut self, req: &Outgoing<'_>, attempt: u32) -> Attempt {
+        let url = match self.target(req.path) {
             Ok(url) => url,
             Err(refused) => return Attempt::Fail(refused),
         };
         self.requests += 1;
-        let sent = self
-            .client
-            .get(url)
+        let request = match req.body {
+            Some(body) => self.client.post(url).json(body),
+            None => self.client.get(url).query(req.query),
+        };
+        let sent = request
             .timeout(self.policy.request_timeout)
-            .query(query)
             .header(reqwest::header::AUTHORIZATION, self.auth.clone())
             .header(reqwest::header::ACCEPT, "application/json")
             .send()
@@ -319,6 +379,7 @@ impl Session {
             Err(e) => return self.transport_failure(&e, attempt),
         };
         match status {
+            200..=299 if body.is_empty() && req.body.is_some() => Attempt::Done(Value::Null),
             200..=299 => match serde_json::from_slice(&body) {
                 Ok(value) => Attempt::Done(value),
                 Err(e) => Attempt::Fail(FetchErrorKind::Malformed(format!(
@@ -338,7 +399,10 @@ impl Session {
                     attempts: attempt,
                 },
             },
-            _ => Attempt::Fail(FetchErrorKind::Status { status }),
+            _ => Attempt::Fail(FetchErrorKind::Status {
+                status,
+                reason: self.quote_remote.then(|| provider_reason(&body)),
+            }),
         }
     }
 
@@ -400,7 +464,7 @@ impl Session {
     }
 
     /// When the provider said no requests remain until a reset, waits for it (within budget).
-    async fn wait_for_rate_limit(&mut self, path: &str) -> Result<(), FetchError> {
+    async fn wait_for_rate_limit(&mut self) -> Result<(), FetchErrorKind> {
         if self.rate_limit.remaining != Some(0) {
             return Ok(());
         }
@@ -408,12 +472,9 @@ impl Session {
             return Ok(());
         };
         if !self.sleep(wait).await {
-            return Err(FetchError::new(
-                path,
-                FetchErrorKind::RateLimited {
-                    retry_after: Some(wait),
-                },
-            ));
+            return Err(FetchErrorKind::RateLimited {
+                retry_after: Some(wait),
+            });
         }
         self.rate_limit.remaining = None;
         Ok(())

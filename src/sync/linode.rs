@@ -4,12 +4,16 @@
 //! `Authorization: Bearer`, rate limits in `X-RateLimit-Limit`, `X-RateLimit-Remaining` and
 //! `X-RateLimit-Reset` (epoch seconds). Database passwords live behind a separate credentials
 //! endpoint that is never called; any credential-named key is still stripped.
+//!
+//! Actions: instances reboot, shut down (power off) and boot (power on).
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
+use super::action::{self, Summary};
 use super::{
-    Collection, Details, FetchError, Kind, Listing, NextPage, PageObserver, Paging, Provider,
-    Record, Session, Status, collection, id_string, int_at, list_pages, str_at, strip_secret_keys,
+    Action, Collection, Details, FetchError, Kind, Listing, NextPage, PageObserver, Paging,
+    Provider, Record, Session, Status, Target, collection, id_string, int_at, list_pages, str_at,
+    strip_secret_keys,
 };
 
 pub struct Linode;
@@ -51,6 +55,35 @@ impl Provider for Linode {
 
     async fn verify(&self, session: &mut Session) -> Result<(), FetchError> {
         session.get_json("/profile", &[]).await.map(drop)
+    }
+
+    fn actions(&self, kind: Kind) -> &'static [Action] {
+        match kind {
+            Kind::Server => &[Action::Reboot, Action::PowerOff, Action::PowerOn],
+            _ => &[],
+        }
+    }
+
+    /// `POST /linode/instances/{id}/reboot`, `/shutdown` (power off) or `/boot` (power on), with
+    /// an empty object, answered `200 {}`; the instance's `status` follows (`rebooting`,
+    /// `shutting_down`, `booting`, then `running` or `offline`). A refusal (booting a running
+    /// instance) is a 400 with `{errors: [{reason}]}`.
+    async fn perform(
+        &self,
+        session: &mut Session,
+        action: Action,
+        target: &Target,
+    ) -> Result<Summary, FetchError> {
+        let id = action::segment(target)?;
+        let word = match action {
+            Action::Reboot => "reboot",
+            Action::PowerOff => "shutdown",
+            Action::PowerOn => "boot",
+            _ => return Err(action::lacking("/linode/instances", "such instance action")),
+        };
+        let path = format!("/linode/instances/{id}/{word}");
+        session.post_json(&path, &json!({})).await?;
+        Ok(format!("instance {id}: {word} accepted"))
     }
 }
 

@@ -11,7 +11,9 @@
 //! - [`engine`]: one run: fetch everything, then apply it in one transaction.
 //! - [`scheduler`]: which replica syncs which dock, through leases.
 //! - [`verify`]: a key checked with its provider before it is stored, as callers are told.
+//! - [`action`]: what a provider can be asked to do to one resource (reboot, redeploy, purge).
 
+pub mod action;
 pub mod cloudflare;
 pub mod digitalocean;
 pub mod engine;
@@ -29,6 +31,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 pub use crate::db::models::resource::Kind;
+pub use action::{Action, Target};
 pub use http::{FetchError, FetchErrorKind, HttpPolicy, Session};
 
 /// The normalized status words of `resources.status` (docs/architecture.md).
@@ -137,6 +140,27 @@ pub trait Provider: Send + Sync {
 
     /// Checks the credentials with one cheap request (`createDock` calls this before saving).
     async fn verify(&self, session: &mut Session) -> Result<(), FetchError>;
+
+    /// The actions it performs on a resource of `kind` (none by default).
+    fn actions(&self, kind: Kind) -> &'static [Action] {
+        let _ = kind;
+        &[]
+    }
+
+    /// Asks the provider to perform `action` on `target` (one of [`Self::actions`] for its
+    /// kind) and summarizes the answer from named fields only.
+    async fn perform(
+        &self,
+        session: &mut Session,
+        action: Action,
+        target: &Target,
+    ) -> Result<action::Summary, FetchError> {
+        let _ = (session, target);
+        Err(FetchError::post(
+            action.as_str(),
+            FetchErrorKind::Malformed(format!("`{}` does not perform actions", self.name())),
+        ))
+    }
 }
 
 /// One collection of a provider's API: where it is listed, the envelope key holding a page's
@@ -290,6 +314,12 @@ pub async fn walk_pages(
     }
 }
 
+/// The actions `provider` performs on a resource of `kind`, as this build's providers say.
+pub fn supported_actions(provider: &str, kind: Kind) -> &'static [Action] {
+    static BUILT_IN: std::sync::LazyLock<Registry> = std::sync::LazyLock::new(Registry::default);
+    BUILT_IN.actions(provider, kind)
+}
+
 /// The providers this build knows, by name.
 #[derive(Clone)]
 pub struct Registry {
@@ -317,6 +347,11 @@ impl Registry {
 
     pub fn get(&self, name: &str) -> Option<Arc<dyn Provider>> {
         self.providers.get(name).cloned()
+    }
+
+    /// The actions `provider` performs on a resource of `kind` (none for an unknown provider).
+    pub fn actions(&self, provider: &str, kind: Kind) -> &'static [Action] {
+        self.get(provider).map_or(&[], |p| p.actions(kind))
     }
 
     /// Every registered provider name, sorted.

@@ -4,13 +4,17 @@
 //! a timestamp cursor passed back as `until` (`from` walks the other way), `limit` at most 100,
 //! `Authorization: Bearer`, rate limits in `X-RateLimit-*`. A project's `env` (its environment
 //! variables, values included) is dropped before `full_api_data` is stored.
+//!
+//! Actions: projects redeploy their latest deployment to production.
 
 use chrono::DateTime;
-use serde_json::Value;
+use serde_json::{Value, json};
 
+use super::action::{self, Summary};
 use super::{
-    Collection, Details, FetchError, Kind, Listing, NextPage, PageObserver, Paging, Provider,
-    Record, Session, Status, collection, id_string, list_pages, str_at, strip_secret_keys,
+    Action, Collection, Details, FetchError, Kind, Listing, NextPage, PageObserver, Paging,
+    Provider, Record, Session, Status, Target, collection, id_string, list_pages, str_at,
+    strip_secret_keys,
 };
 
 pub struct Vercel;
@@ -53,6 +57,42 @@ impl Provider for Vercel {
 
     async fn verify(&self, session: &mut Session) -> Result<(), FetchError> {
         session.get_json("/v2/user", &[]).await.map(drop)
+    }
+
+    fn actions(&self, kind: Kind) -> &'static [Action] {
+        match kind {
+            Kind::WebService => &[Action::Redeploy],
+            _ => &[],
+        }
+    }
+
+    /// A redeploy: `POST /v13/deployments` with `{name, project, deploymentId, target:
+    /// "production"}`, where `deploymentId` is the project's latest deployment as the last sync
+    /// recorded it (`latestDeployments[0].id`); answered with the new deployment
+    /// `{id, readyState, ...}`.
+    async fn perform(
+        &self,
+        session: &mut Session,
+        action: Action,
+        target: &Target,
+    ) -> Result<Summary, FetchError> {
+        const PATH: &str = "/v13/deployments";
+        let project = action::segment(target)?;
+        let latest = str_at(&target.api_data, "/latestDeployments/0/id")
+            .filter(|id| action::is_path_safe(id));
+        let (Action::Redeploy, Some(latest)) = (action, latest) else {
+            return Err(action::lacking(PATH, "deployment to redeploy"));
+        };
+        let body = json!({
+            "name": target.name, "project": project, "deploymentId": latest,
+            "target": "production"
+        });
+        let answer = session.post_json(PATH, &body).await?;
+        Ok(format!(
+            "deployment {} of {latest}: {}",
+            str_at(&answer, "/id").unwrap_or_else(|| "?".into()),
+            str_at(&answer, "/readyState").unwrap_or_else(|| "accepted".into())
+        ))
     }
 }
 

@@ -44,10 +44,12 @@ impl From<&FetchErrorKind> for VerifyError {
             FetchErrorKind::Refused(Blocked::Scheme | Blocked::Userinfo) => Self::BadEndpoint,
             FetchErrorKind::Unauthorized { status, .. } => Self::KeyRefused(*status),
             FetchErrorKind::RateLimited { .. } => Self::RateLimited,
-            FetchErrorKind::Server { status, .. } | FetchErrorKind::Status { status } => {
+            FetchErrorKind::Server { status, .. } | FetchErrorKind::Status { status, .. } => {
                 Self::Answered(status / 100)
             }
-            FetchErrorKind::Malformed(_) | FetchErrorKind::TooManyPages(_) => Self::NotUnderstood,
+            FetchErrorKind::Malformed(_)
+            | FetchErrorKind::Declined(_)
+            | FetchErrorKind::TooManyPages(_) => Self::NotUnderstood,
             FetchErrorKind::Refused(Blocked::Unresolvable { .. })
             | FetchErrorKind::Timeout { .. }
             | FetchErrorKind::Network { .. }
@@ -85,7 +87,11 @@ mod tests {
         let timeout = FetchErrorKind::Timeout { attempts: 1 };
         assert_eq!(VerifyError::from(&network), VerifyError::from(&timeout));
         assert_eq!(
-            VerifyError::from(&FetchErrorKind::Status { status: 302 }).to_string(),
+            VerifyError::from(&FetchErrorKind::Status {
+                status: 302,
+                reason: None
+            })
+            .to_string(),
             "the provider answered HTTP 3xx"
         );
     }

@@ -1,6 +1,7 @@
 //! One module per table (or small group of tables): row types and the queries over them.
 
 pub mod access;
+pub mod action;
 pub mod alert;
 pub mod api_key;
 pub mod audit;

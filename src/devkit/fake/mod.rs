@@ -15,6 +15,7 @@
 //! stays on loopback. The handle renames, re-statuses, removes and re-counts them, and changes
 //! faults, between runs. The server stops when the handle is dropped.
 
+mod actions;
 mod shapes;
 pub mod targets;
 
@@ -22,8 +23,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
@@ -149,6 +151,8 @@ pub struct Script {
     pub database_endpoints: Vec<(String, u16)>,
     /// DNS records per zone (Cloudflare).
     pub dns_records: usize,
+    /// How long an action takes to complete (a reboot's `off` before `active` again).
+    pub action_time: Duration,
 }
 
 impl Script {
@@ -163,7 +167,14 @@ impl Script {
             server_ips: Vec::new(),
             database_endpoints: Vec::new(),
             dns_records: 3,
+            action_time: Duration::from_millis(300),
         }
+    }
+
+    /// Makes actions take `time` to complete.
+    pub fn action_time(mut self, time: Duration) -> Self {
+        self.action_time = time;
+        self
     }
 
     /// Gives every zone this many DNS records (Cloudflare).
@@ -236,6 +247,8 @@ pub struct FakeResource {
     pub port: Option<u16>,
     /// A zone's DNS records (Cloudflare).
     pub dns_records: usize,
+    /// The provider's words of the actions performed on it, oldest first.
+    pub actions: Vec<String>,
 }
 
 struct FakeState {
@@ -422,6 +435,7 @@ fn generate(
                 address,
                 port,
                 dns_records: script.dns_records,
+                actions: Vec::new(),
             }
         })
         .collect()
@@ -435,11 +449,30 @@ struct Plan {
     body: String,
 }
 
-async fn handle(State(state): State<Shared>, uri: Uri, headers: HeaderMap) -> Response {
-    let plan = {
-        let mut state = state.lock().unwrap_or_else(|p| p.into_inner());
-        decide(&mut state, &uri, &headers)
+async fn handle(
+    State(state): State<Shared>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let (plan, later) = {
+        let mut locked = state.lock().unwrap_or_else(|p| p.into_inner());
+        match method {
+            Method::POST => act(&mut locked, &uri, &headers, &body),
+            _ => (decide(&mut locked, &uri, &headers), None),
+        }
     };
+    if let Some(later) = later {
+        tokio::spawn(async move {
+            tokio::time::sleep(later.after).await;
+            let mut locked = state.lock().unwrap_or_else(|p| p.into_inner());
+            let resources = locked.resources.get_mut(&later.kind);
+            if let Some(r) = resources.and_then(|v| v.iter_mut().find(|r| r.index == later.index)) {
+                r.status = later.status.to_owned();
+            }
+        });
+    }
     if let Some(delay) = plan.delay {
         tokio::time::sleep(delay).await;
     }
@@ -494,6 +527,41 @@ fn decide(state: &mut FakeState, uri: &Uri, headers: &HeaderMap) -> Plan {
     out.headers
         .push(("x-fake-requests", state.requests.to_string()));
     out
+}
+
+/// A `POST`: an action, after the token check and any fault of every request.
+fn act(
+    state: &mut FakeState,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> (Plan, Option<actions::Later>) {
+    state.requests += 1;
+    let rate = rate_headers(state);
+    let token = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    if token != Some(state.script.token.as_str()) {
+        let refused = plan(
+            StatusCode::UNAUTHORIZED,
+            rate,
+            shapes::unauthorized(state.kind),
+        );
+        return (refused, None);
+    }
+    match take_fault(state, None, 0) {
+        Some(FaultAction::Slow(d)) => {
+            let (answer, later) = actions::perform(state, uri.path(), body, rate);
+            let slow = Plan {
+                delay: Some(d),
+                ..answer
+            };
+            (slow, later)
+        }
+        Some(action) => (fault_plan(state.kind, &action, rate), None),
+        None => actions::perform(state, uri.path(), body, rate),
+    }
 }
 
 fn listing(

@@ -260,7 +260,7 @@ impl DockMutations {
 
 /// The rate limits of provider-calling dock operations: per organization, and per dock for
 /// syncs of an existing one.
-fn dock_rate(ctx: &Context<'_>, org: Uuid, dock: Option<Uuid>) -> Result<(), ApiError> {
+pub(super) fn dock_rate(ctx: &Context<'_>, org: Uuid, dock: Option<Uuid>) -> Result<(), ApiError> {
     match ctx.data_opt::<Arc<RateLimits>>() {
         Some(rates) => rates.dock_operation(org, dock),
         None => Ok(()),

@@ -10,6 +10,7 @@
 //!   links to projects (projects FULL).
 //! - [`health`]: probe intervals (monitoring FULL).
 //! - [`resources`]: tags on resources (resources FULL).
+//! - [`actions`]: provider actions on resources (resources FULL on the resource's dock).
 //! - [`notification`]: notification channels, and acknowledging and resolving alerts
 //!   (monitoring FULL).
 //! - [`invitation`]: invitations, sent with settings FULL and accepted by the invitee.
@@ -24,6 +25,7 @@
 //! same transaction, and records a failure in a transaction of its own. Database refusals map to
 //! stable codes through [`refusal`] (unique → `CONFLICT`, missing reference → `NOT_FOUND`).
 
+pub mod actions;
 pub mod api_keys;
 pub mod clients;
 pub mod dock;
@@ -68,6 +70,7 @@ pub struct Mutation(
     operations::OperationMutations,
     health::HealthMutations,
     resources::ResourceMutations,
+    actions::ActionMutations,
     invitation::InvitationMutations,
     organization::OrganizationMutations,
     notification::NotificationMutations,

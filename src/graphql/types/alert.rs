@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use super::resource::ResourceInterface;
 use super::resource::load::{ResourceKey, load_and_prime};
-use super::user::{MemberId, UserNode};
+use super::user::{UserNode, member};
 use crate::auth::permissions::{Area, Level};
 use crate::db::models::alert::{self, AlertRow};
 use crate::db::models::resource::Kind;
@@ -100,16 +100,6 @@ impl AlertNode {
     async fn acknowledgement_note(&self) -> Option<&str> {
         self.0.acknowledgement_note.as_deref()
     }
-}
-
-/// A member of the organization by id, as the viewer may see them.
-async fn member(ctx: &Context<'_>, id: Option<Uuid>) -> async_graphql::Result<Option<UserNode>> {
-    let Some(id) = id else {
-        return Ok(None);
-    };
-    Ok(load_one(ctx, MemberId(id))
-        .await?
-        .map(|u| UserNode(u.as_ref().clone())))
 }
 
 /// `Organization.alerts`: newest first, needs monitoring READ (from the org role or a team role;

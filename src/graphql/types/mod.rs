@@ -8,6 +8,7 @@
 //! (`dock/load.rs`, `project/load.rs`, `resource/load.rs`, `operation/load.rs`) that imports no
 //! object module of that circle, so the module graph has none.
 
+pub mod action;
 pub mod alert;
 pub mod audit;
 pub mod directory;

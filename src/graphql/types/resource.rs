@@ -9,6 +9,7 @@ use std::sync::Arc;
 use async_graphql::{Context, ID, Interface, Json, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 
+use super::action::load::{ActionRunNode, runs_of};
 use super::dock::load::{DockId, DockNode};
 use super::project::load::{self as project_load, ProjectNode};
 use crate::db::models::health::CheckRow;
@@ -16,7 +17,7 @@ use crate::db::models::resource::{Extra, Kind, Resource};
 use crate::error::ApiError;
 use crate::graphql::connection::{Window, connection, paginate};
 use crate::graphql::context::{load_one, visibility};
-use crate::graphql::enums::{HealthState, ResourceKind, ResourceStatus};
+use crate::graphql::enums::{HealthState, ResourceAction, ResourceKind, ResourceStatus};
 use crate::graphql::ids;
 use load::{ApiDataKey, HealthHistoryKey, ProjectsOfKey};
 
@@ -158,6 +159,21 @@ async fn history_of(
         desc = "Tags people gave it with `setResourceTags`, sorted; sync never changes them."
     ),
     field(
+        name = "available_actions",
+        ty = "Vec<ResourceAction>",
+        desc = "What the viewer may ask its provider to do to it with `performResourceAction`: the actions its provider supports for its kind, or none without resources FULL on its dock."
+    ),
+    field(
+        name = "action_runs",
+        ty = "Vec<ActionRunNode>",
+        desc = "Provider actions asked for on it, newest first.",
+        arg(
+            name = "first",
+            ty = "Option<i32>",
+            desc = "How many runs (default 20, at most 100)."
+        )
+    ),
+    field(
         name = "health",
         ty = "Health",
         desc = "Latest health; `UNKNOWN` until first probed."
@@ -259,6 +275,14 @@ async fn api_data_of(
     Ok(data.and_then(|d| d.as_ref().clone()).map(Json))
 }
 
+fn actions_of(ctx: &Context<'_>, row: &Resource) -> async_graphql::Result<Vec<ResourceAction>> {
+    if !visibility(ctx)?.sees_api_data(row.common.dock_id) {
+        return Ok(Vec::new());
+    }
+    let supported = crate::sync::supported_actions(&row.common.provider, row.kind());
+    Ok(supported.iter().map(|&a| a.into()).collect())
+}
+
 fn health_of(row: &Resource) -> Health {
     Health {
         resource: row.common.id,
@@ -320,6 +344,20 @@ macro_rules! resource_object {
             /// Tags people gave it with `setResourceTags`, sorted; sync never changes them.
             pub async fn tags(&self) -> &[String] {
                 &self.0.common.tags
+            }
+            /// What the viewer may ask its provider to do to it with `performResourceAction`:
+            /// the actions its provider supports for its kind, or none without resources FULL
+            /// on its dock.
+            pub async fn available_actions(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<ResourceAction>> {
+                actions_of(ctx, &self.0)
+            }
+            /// Provider actions asked for on it, newest first.
+            pub async fn action_runs(
+                &self,
+                ctx: &Context<'_>,
+                #[graphql(desc = "How many runs (default 20, at most 100).")] first: Option<i32>,
+            ) -> async_graphql::Result<Vec<ActionRunNode>> {
+                runs_of(ctx, self.0.common.id, first).await
             }
             /// Latest health; `UNKNOWN` until first probed.
             pub async fn health(&self) -> Health {

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_graphql::dataloader::Loader;
-use async_graphql::{ID, Object};
+use async_graphql::{Context, ID, Object};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
@@ -86,4 +86,17 @@ impl Loader<MemberId> for DbLoader {
             .map(|u| (MemberId(u.id), Arc::new(u)))
             .collect())
     }
+}
+
+/// A member of the organization by id, as the viewer may see them.
+pub async fn member(
+    ctx: &Context<'_>,
+    id: Option<Uuid>,
+) -> async_graphql::Result<Option<UserNode>> {
+    let Some(id) = id else {
+        return Ok(None);
+    };
+    Ok(crate::graphql::context::load_one(ctx, MemberId(id))
+        .await?
+        .map(|u| UserNode(u.as_ref().clone())))
 }

@@ -1,0 +1,1 @@
+drop table action_runs;
