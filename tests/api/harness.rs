@@ -206,6 +206,7 @@ impl TestApp {
             auth_cache_seconds: 0,
             encryption_keys: Some(stackgate::crypto::Keyring::generate_spec("test")),
             run_scheduler: false,
+            sync: Default::default(),
             health: Default::default(),
             run_health: false,
             notify: Default::default(),
