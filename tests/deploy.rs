@@ -404,3 +404,28 @@ fn the_password_check_finds_passwords_only() {
     assert!(!has_password("postgres://app@db/stackgate"));
     assert!(!has_password("0.0.0.0:8080"));
 }
+
+/// Debian's yamllint over the manifests, when it is installed (`tests/setup.sh` installs it);
+/// the checks above are the ones that must pass everywhere.
+#[test]
+fn yamllint_passes_where_it_is_installed() {
+    let run = std::process::Command::new("yamllint")
+        .args([
+            "-s",
+            "-c",
+            "deploy/yamllint.yaml",
+            "deploy/kubernetes",
+            "deploy/yamllint.yaml",
+        ])
+        .current_dir(ROOT)
+        .output();
+    let Ok(output) = run else {
+        eprintln!("yamllint is not installed; skipped");
+        return;
+    };
+    assert!(
+        output.status.success(),
+        "yamllint:\n{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+}
