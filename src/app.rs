@@ -62,7 +62,7 @@ impl AppState {
         };
         let scheduler = keyring
             .as_ref()
-            .map(|keyring| sync_scheduler(&pool, keyring.clone(), &config.security));
+            .map(|keyring| sync_scheduler(&pool, keyring.clone(), &config));
         let notifier = keyring.map(|keyring| {
             let settings = crate::notify::NotifierConfig {
                 allow_private: config.security.allow_private_endpoints,
@@ -127,12 +127,9 @@ impl AppState {
 }
 
 /// The sync engine and scheduler over the configured credential keys, behind the outbound
-/// guard's settings.
-fn sync_scheduler(
-    pool: &crate::db::Pool,
-    keyring: Arc<Keyring>,
-    security: &crate::security::settings::SecuritySettings,
-) -> Scheduler {
+/// guard's settings, with the configured lease and claim interval.
+fn sync_scheduler(pool: &crate::db::Pool, keyring: Arc<Keyring>, config: &Config) -> Scheduler {
+    let security = &config.security;
     let engine = Engine::new(
         pool.clone(),
         keyring,
@@ -143,5 +140,5 @@ fn sync_scheduler(
             ..EngineConfig::default()
         },
     );
-    Scheduler::new(engine, SchedulerConfig::default())
+    Scheduler::new(engine, SchedulerConfig::with_timing(config.sync))
 }

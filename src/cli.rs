@@ -306,6 +306,7 @@ fn resolve(
         auth_cache_seconds: args.auth_cache_seconds,
         encryption_keys: args.encryption_keys.clone().map(SecretString::from),
         run_scheduler: true,
+        sync: args.sync.timing(),
         health: args.health.monitor(),
         run_health: args.health.enabled,
         notify: args.notify.notifier(),

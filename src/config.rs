@@ -126,6 +126,10 @@ pub struct ConfigArgs {
     #[command(flatten)]
     pub notify: crate::notify::settings::NotifyArgs,
 
+    /// Sync scheduling settings (lease length, claim interval).
+    #[command(flatten)]
+    pub sync: crate::sync::settings::SyncArgs,
+
     /// Security settings (tokens, outbound guard, budgets, rate limits).
     #[command(flatten)]
     pub security: crate::security::settings::SecurityArgs,
@@ -182,6 +186,8 @@ pub struct Config {
     pub encryption_keys: Option<SecretString>,
     /// Whether this process claims and runs due syncs in the background.
     pub run_scheduler: bool,
+    /// How long sync leases last and how often due docks are claimed.
+    pub sync: crate::sync::settings::SyncTiming,
     /// Health monitoring settings.
     pub health: crate::health::MonitorConfig,
     /// Whether this process probes resources' health in the background.
@@ -238,6 +244,7 @@ mod tests {
             auth_cache_seconds: 0,
             encryption_keys: None,
             run_scheduler: false,
+            sync: Default::default(),
             health: Default::default(),
             run_health: false,
             notify: Default::default(),

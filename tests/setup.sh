@@ -4,7 +4,8 @@
 #      `stackgate demo` start a private cluster from,
 #   1. Debian's chromium for the headless-browser test,
 #   2. tests/browser/node_modules (playwright-core),
-#   3. the local GraphiQL assets (default target/graphiql-assets, or $1).
+#   3. the local GraphiQL assets (default target/graphiql-assets, or $1);
+#   and, optional, Debian's yamllint (tests/deploy.rs lints deploy/kubernetes with it when present).
 # STACKGATE_SETUP_PG_BIN (default /usr/lib/postgresql/*/bin) is where initdb is looked for.
 set -euo pipefail
 
@@ -63,6 +64,15 @@ if [ -x /usr/bin/chromium ]; then
 else
   echo "setup: installing chromium (apt-get)"
   apt_install chromium
+fi
+
+# 1b. yamllint (optional: its absence only skips one check of tests/deploy.rs)
+if command -v yamllint >/dev/null; then
+  echo "setup: yamllint already installed"
+elif apt_install yamllint 2>/dev/null; then
+  echo "setup: yamllint installed"
+else
+  echo "setup: yamllint could not be installed; tests/deploy.rs skips its lint" >&2
 fi
 
 # 2. node modules of tests/browser

@@ -9,7 +9,7 @@
 //!   records; the loop fetches, checks each page and stops.
 //! - [`http`]: the shared client (timeouts, retries of 429/5xx with a wait budget, rate limits).
 //! - [`engine`]: one run: fetch everything, then apply it in one transaction.
-//! - [`scheduler`]: which replica syncs which dock, through leases.
+//! - [`scheduler`]: which replica syncs which dock, through leases; [`settings`]: their timing.
 //! - [`verify`]: a key checked with its provider before it is stored, as callers are told.
 //! - [`action`]: what a provider can be asked to do to one resource (reboot, redeploy, purge).
 
@@ -21,6 +21,7 @@ pub mod gridpane;
 pub mod http;
 pub mod linode;
 pub mod scheduler;
+pub mod settings;
 pub mod vercel;
 pub mod verify;
 

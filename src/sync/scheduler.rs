@@ -4,7 +4,8 @@
 //! slots through `stackgate_claim_due_docks` (`FOR UPDATE SKIP LOCKED`, a lease with an expiry:
 //! see the `sync_leases` migration), and runs each in its own task. While a run lasts its lease is
 //! renewed every third of the lease's length; at the end it is released. A replica that dies
-//! stops renewing, its leases expire, and another replica claims those docks. The apply
+//! stops renewing, its leases expire, and another replica claims those docks at its next tick:
+//! a dock waits at most one lease length plus one tick ([`super::settings`]). The apply
 //! transaction re-checks the lease, so a run that lost its lease writes nothing.
 //!
 //! [`Scheduler::sync_now`] is the `syncDock` mutation: it takes the dock's lease at once (due or
@@ -18,6 +19,7 @@ use tokio::task::JoinHandle;
 use uuid::Uuid;
 
 use super::engine::{Engine, EngineError, RunReport, RunRequest, Trigger};
+use super::settings::SyncTiming;
 use crate::db::models::dock::{self, SyncRunRow};
 use crate::db::models::sync as q;
 use crate::db::{DbError, Scope};
@@ -37,10 +39,17 @@ pub struct SchedulerConfig {
 
 impl Default for SchedulerConfig {
     fn default() -> Self {
+        Self::with_timing(SyncTiming::default())
+    }
+}
+
+impl SchedulerConfig {
+    /// This process's scheduler with the deployment's lease and claim interval.
+    pub fn with_timing(timing: SyncTiming) -> Self {
         Self {
             owner: default_owner(),
-            tick: Duration::from_secs(5),
-            lease_ttl: Duration::from_secs(60),
+            tick: timing.claim_interval,
+            lease_ttl: timing.lease,
             max_concurrent: 4,
         }
     }

@@ -12,6 +12,7 @@ use stackgate::config::Config;
 use stackgate::devkit::embedded::{Durability, EmbeddedPostgres};
 use stackgate::server::RunningServer;
 
+pub mod serve;
 pub mod wait;
 pub mod ws;
 
@@ -206,6 +207,7 @@ impl TestApp {
             auth_cache_seconds: 0,
             encryption_keys: Some(stackgate::crypto::Keyring::generate_spec("test")),
             run_scheduler: false,
+            sync: Default::default(),
             health: Default::default(),
             run_health: false,
             notify: Default::default(),

@@ -2,7 +2,8 @@
 //!
 //! - `harness`: the test cluster, a database per test, servers on a free port (`TestApp`);
 //!   `harness::ws`, the one WebSocket client (both subprotocols); `harness::wait`, bounded
-//!   waits on a state. Tests never synchronise with a fixed sleep.
+//!   waits on a state; `harness::serve`, the built binary as a replica a test may SIGKILL.
+//!   Tests never synchronise with a fixed sleep.
 //! - `fixtures`: builders for the rows a test needs (the seed, orgs, members, teams, grants,
 //!   docks, resources, links, health rows), so that test bodies hold no SQL of their own.
 //! - One module per area; `adversarial` holds what a hostile caller tries.
@@ -16,6 +17,7 @@ mod cli;
 mod demo;
 mod docks;
 mod documents;
+mod failover;
 mod fixtures;
 mod graph;
 mod harness;

@@ -137,3 +137,82 @@ async fn every_foreign_key_has_an_index() {
         "foreign keys without an index: {unindexed:?}"
     );
 }
+
+/// Every unique key and index of the public schema, as `table: definition`.
+const KEYS_AND_INDEXES: &str = "select conrelid::regclass::text || ': ' || pg_get_constraintdef(oid) as name \
+       from pg_constraint where connamespace = 'public'::regnamespace \
+     union all select tablename::text || ': ' || indexdef from pg_indexes where schemaname = 'public' \
+     order by 1";
+
+const CITUS_READY: &str = "/migrations/2026-12-04-000004_citus_ready";
+
+/// The `citus_ready` migration rebuilds six unique keys with `org_id` first and changes nothing
+/// else: undone, exactly those keys (and their indexes) lose `org_id`; redone, the schema is
+/// what it was (docs/scale-out.md, "What the schema takes now").
+#[tokio::test(flavor = "multi_thread")]
+async fn the_citus_ready_migration_only_puts_org_id_into_six_unique_keys() {
+    use diesel_async::SimpleAsyncConnection;
+    let db = TestDb::migrated().await;
+    let mut conn = db.owner().await;
+    let read = |file: &str| {
+        std::fs::read_to_string(format!(
+            "{}{CITUS_READY}/{file}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .expect(file)
+    };
+    let after = names(&mut conn, KEYS_AND_INDEXES).await;
+    conn.batch_execute(&read("down.sql")).await.expect("down");
+    let before = names(&mut conn, KEYS_AND_INDEXES).await;
+    let added: Vec<&String> = after.iter().filter(|k| !before.contains(k)).collect();
+    let removed: Vec<&String> = before.iter().filter(|k| !after.contains(k)).collect();
+    assert_eq!(added.len(), 12, "six keys and their indexes: {added:#?}");
+    let mut without_org: Vec<String> = added
+        .iter()
+        .map(|k| {
+            assert!(k.contains("(org_id, "), "{k}");
+            k.replacen("(org_id, ", "(", 1)
+        })
+        .collect();
+    without_org.sort();
+    let mut removed: Vec<String> = removed.into_iter().cloned().collect();
+    removed.sort();
+    assert_eq!(without_org, removed, "the same keys, without org_id");
+    conn.batch_execute(&read("up.sql")).await.expect("up");
+    assert_eq!(names(&mut conn, KEYS_AND_INDEXES).await, after);
+}
+
+/// A table distributed by `org_id` enforces only unique keys that contain it. Every unique key
+/// of a tenant table does, but the primary keys on `id` and the keys listed in
+/// docs/scale-out.md ("Keys and constraints"), which the move to Citus changes with the code
+/// that names them.
+#[tokio::test(flavor = "multi_thread")]
+async fn unique_keys_of_tenant_tables_contain_org_id_or_are_planned() {
+    let db = TestDb::migrated().await;
+    let mut conn = db.owner().await;
+    let without_org_id = names(
+        &mut conn,
+        "select i.indexrelid::regclass::text as name from pg_index i \
+           join pg_class c on c.oid = i.indrelid \
+          where i.indisunique and not i.indisprimary \
+            and c.relnamespace = 'public'::regnamespace \
+            and exists (select 1 from pg_attribute a where a.attrelid = c.oid and a.attname = 'org_id') \
+            and not exists (select 1 from pg_attribute a where a.attrelid = c.oid \
+                            and a.attname = 'org_id' and a.attnum = any(i.indkey::int2[])) \
+          order by 1",
+    )
+    .await;
+    assert_eq!(
+        without_org_id,
+        [
+            "api_keys_prefix_key",
+            "databases_dock_id_provider_resource_id_key",
+            "domains_dock_id_provider_resource_id_key",
+            "notification_deliveries_channel_alert_event_key",
+            "project_resources_project_id_resource_id_key",
+            "servers_dock_id_provider_resource_id_key",
+            "web_services_dock_id_provider_resource_id_key",
+        ],
+        "a new unique key of a tenant table names org_id (docs/scale-out.md)"
+    );
+}
