@@ -218,6 +218,7 @@ impl TestApp {
                 response_cache_bytes: 0,
                 ..Default::default()
             },
+            reads: Default::default(),
         };
         adjust(&mut config);
         let jwt = JwtKeys::hs256(&SecretString::from(JWT_SECRET.to_owned()));
