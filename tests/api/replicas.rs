@@ -11,6 +11,7 @@ use stackgate::db::Scope;
 
 use crate::fixtures;
 use crate::harness::replicas::Replicated;
+use crate::harness::ws::Ws;
 
 const PROJECTS: &str = "{ viewer { organization { projects(first: 50) { nodes { slug } } } } }";
 const CREATE: &str =
@@ -213,4 +214,44 @@ async fn a_lagging_standby_is_skipped_until_it_catches_up() {
     r.wait_standing("in use").await;
     assert_eq!(slugs(&r, &token, &[]).await, ["late", "site"]);
     r.wait_standby_read("projects", before).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_live_rerun_never_reads_a_standby_that_has_not_replayed_its_event() {
+    let r = Replicated::spawn(Duration::from_secs(60), Duration::from_millis(200)).await;
+    let (token, acme, ..) = two_orgs(&r).await;
+    r.wait_standing("in use").await;
+    let live =
+        "query Live @live { viewer { organization { projects(first: 50) { nodes { slug } } } } }";
+    let mut ws = Ws::subscribed(&r.app.ws_url(), &token, live, json!({})).await;
+    let first = ws.event("viewer").await;
+    assert_eq!(
+        first["organization"]["projects"]["nodes"],
+        json!([{ "slug": "site" }])
+    );
+    r.app.wait_subscribed(1).await;
+
+    // Replay stops: the event of the next write arrives, its commit is not on the standby.
+    r.on_standby("select pg_wal_replay_pause()").await;
+    fixtures::project(&mut r.app.db.owner().await, &acme, "late").await;
+    let next = ws.event("viewer").await;
+    let mut slugs: Vec<&str> = next["organization"]["projects"]["nodes"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{next}"))
+        .iter()
+        .filter_map(|n| n["slug"].as_str())
+        .collect();
+    slugs.sort_unstable();
+    assert_eq!(slugs, ["late", "site"], "the re-run saw the event's commit");
+
+    // A socket's own mutation is read back by its next query, whatever the standby did.
+    let mut socket = Ws::open(&r.app, &token).await;
+    let created = socket
+        .query(CREATE, json!({ "input": { "name": "Ws", "slug": "ws" } }))
+        .await;
+    assert_eq!(created["data"]["createProject"]["slug"], "ws", "{created}");
+    let read = socket.query(PROJECTS, json!({})).await;
+    let nodes = &read["data"]["viewer"]["organization"]["projects"]["nodes"];
+    assert!(nodes.to_string().contains("\"ws\""), "{read}");
+    r.on_standby("select pg_wal_replay_resume()").await;
 }
