@@ -159,6 +159,7 @@ impl EmbeddedPostgres {
                 "-X",
                 "stream",
                 "--no-sync",
+                "--checkpoint=fast",
                 "-h",
                 "127.0.0.1",
                 "-U",
