@@ -8,6 +8,7 @@ use crate::auth::cache::ViewerCache;
 use crate::auth::jwt::JwtKeys;
 use crate::config::Config;
 use crate::crypto::Keyring;
+use crate::db::replicas::Replicas;
 use crate::db::{self, Pool};
 use crate::events::EventBus;
 use crate::graphql::pipeline::cache::ResponseCache;
@@ -40,6 +41,8 @@ pub struct AppState {
     pub notifier: Option<Notifier>,
     /// This replica's LISTEN connection, fanned out to its subscribers.
     pub events: EventBus,
+    /// The read replicas (`STACKGATE_READ_DATABASE_URLS`), checked in the background.
+    pub replicas: Replicas,
 }
 
 impl AppState {
@@ -71,7 +74,8 @@ impl AppState {
             };
             Notifier::new(pool.clone(), keyring, settings)
         });
-        let events = EventBus::start(config.database_url.clone());
+        let replicas = Replicas::start(&config.reads, config.pool_size, pool.clone())?;
+        let events = EventBus::start_with(config.database_url.clone(), !replicas.is_empty());
         crate::auth::cache::clear_on_access_events(&viewers, &events);
         let rates = Arc::new(RateLimits::new(&config.security.rates));
         rates.start_sweeping();
@@ -109,6 +113,7 @@ impl AppState {
             live_interval: config.security.live_interval,
             cache,
             provision_users: config.security.onboarding.auto_provision_users,
+            replicas: replicas.clone(),
         });
         let sockets = Arc::new(Sockets::new(config.security.sockets));
         Ok(Self {
@@ -119,6 +124,7 @@ impl AppState {
             scheduler,
             notifier,
             events,
+            replicas,
             jwt,
             viewers,
             metrics: crate::metrics::install(),

@@ -312,6 +312,7 @@ fn resolve(
         notify: args.notify.notifier(),
         run_notifications: args.notify.notifications,
         security: args.security.settings()?,
+        reads: args.reads()?,
     })
 }
 

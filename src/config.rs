@@ -118,6 +118,27 @@ pub struct ConfigArgs {
     )]
     pub max_tokens: usize,
 
+    /// Comma-separated PostgreSQL URLs of streaming standbys that serve reads, logging in as
+    /// STACKGATE_APP_DATABASE_URL does (`docs/scale-out.md`, "Reads"). Unset: the primary serves.
+    #[arg(
+        long,
+        env = "STACKGATE_READ_DATABASE_URLS",
+        global = true,
+        hide_env_values = true
+    )]
+    pub read_database_urls: Option<String>,
+
+    /// A replica further behind the primary than this is skipped until it catches up.
+    #[arg(long, env = "STACKGATE_READ_MAX_LAG", default_value = "5s",
+          value_parser = parse_read_duration, global = true)]
+    pub read_max_lag: std::time::Duration,
+
+    /// How long a read carrying a write's position waits for a replica to replay it before the
+    /// primary serves it.
+    #[arg(long, env = "STACKGATE_READ_WAIT", default_value = "250ms",
+          value_parser = parse_read_duration, global = true)]
+    pub read_wait: std::time::Duration,
+
     /// Health monitoring settings.
     #[command(flatten)]
     pub health: crate::health::settings::HealthArgs,
@@ -146,6 +167,37 @@ impl ConfigArgs {
                 max_aliases: self.max_aliases,
             },
         }
+    }
+
+    /// Where reads go: the replicas of `--read-database-urls`, and how far behind they may be.
+    pub fn reads(&self) -> anyhow::Result<crate::db::replicas::ReadSettings> {
+        let urls: Vec<SecretString> = self
+            .read_database_urls
+            .iter()
+            .flat_map(|urls| urls.split(','))
+            .map(str::trim)
+            .filter(|url| !url.is_empty())
+            .map(|url| SecretString::from(url.to_owned()))
+            .collect();
+        for (i, url) in urls.iter().enumerate() {
+            use secrecy::ExposeSecret;
+            let url = url.expose_secret();
+            anyhow::ensure!(
+                url.starts_with("postgres://") || url.starts_with("postgresql://"),
+                "STACKGATE_READ_DATABASE_URLS: entry {} is not a postgres:// URL",
+                i + 1
+            );
+        }
+        anyhow::ensure!(
+            urls.len() <= MAX_READ_REPLICAS,
+            "STACKGATE_READ_DATABASE_URLS names {} replicas; at most {MAX_READ_REPLICAS}",
+            urls.len()
+        );
+        Ok(crate::db::replicas::ReadSettings {
+            urls,
+            max_lag: self.read_max_lag,
+            wait: self.read_wait,
+        })
     }
 
     /// The data directory: `--data-dir`, else a default the cluster's user can reach.
@@ -198,6 +250,8 @@ pub struct Config {
     pub run_notifications: bool,
     /// Token, outbound, budget and rate-limit settings.
     pub security: crate::security::settings::SecuritySettings,
+    /// Read replicas (none by default).
+    pub reads: crate::db::replicas::ReadSettings,
 }
 
 impl std::fmt::Debug for Config {
@@ -209,8 +263,25 @@ impl std::fmt::Debug for Config {
             .field("graphiql_assets", &self.graphiql_assets)
             .field("pool_size", &self.pool_size)
             .field("body_limit", &self.body_limit)
+            .field("read_replicas", &self.reads.urls.len())
             .finish_non_exhaustive()
     }
+}
+
+/// The most replicas `STACKGATE_READ_DATABASE_URLS` may name (each is a pool and a metrics label).
+pub const MAX_READ_REPLICAS: usize = 16;
+
+/// A read setting's duration: `500ms`, `5s`… from 10 ms to 1 h.
+fn parse_read_duration(text: &str) -> Result<std::time::Duration, String> {
+    let d = crate::health::settings::parse_duration(text)?;
+    let (min, max) = (
+        std::time::Duration::from_millis(10),
+        std::time::Duration::from_secs(3600),
+    );
+    if d < min || d > max {
+        return Err(format!("`{text}` is out of range: between 10ms and 1h"));
+    }
+    Ok(d)
 }
 
 /// The smallest JWT secret accepted, in bytes (HS256 wants at least the hash's size).
@@ -250,6 +321,10 @@ mod tests {
             notify: Default::default(),
             run_notifications: false,
             security: Default::default(),
+            reads: crate::db::replicas::ReadSettings {
+                urls: vec![SecretString::from("postgres://u:hunter2@r/db")],
+                ..Default::default()
+            },
         };
         let shown = format!("{config:?}");
         assert!(!shown.contains("hunter2"), "{shown}");

@@ -4,6 +4,7 @@
 //! imports `diesel_async::RunQueryDsl` (it clashes with async-graphql's `execute`).
 
 pub mod models;
+pub mod replicas;
 pub mod request;
 pub mod schema;
 pub mod tenancy;
@@ -20,7 +21,7 @@ use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 use futures_util::FutureExt;
 use secrecy::{ExposeSecret, SecretString};
 
-pub use request::RequestDb;
+pub use request::{RequestDb, Route};
 pub use tenancy::Scope;
 
 /// Every migration in `migrations/`, compiled in.
@@ -76,9 +77,33 @@ pub fn build_pool_with_wait(
     size: usize,
     wait: Duration,
 ) -> Result<Pool, DbError> {
+    pool_of(url, size, "stackgate", wait, Duration::from_secs(10))
+}
+
+/// A read replica's pool (`db::replicas`): connections as on the primary, named
+/// `stackgate-read` in the standby's `pg_stat_activity`. Checkouts give up within a second or
+/// two, so a replica that vanished costs a read little before the primary serves it.
+pub fn build_replica_pool(url: &SecretString, size: usize) -> Result<Pool, DbError> {
+    pool_of(
+        url,
+        size,
+        "stackgate-read",
+        Duration::from_secs(1),
+        Duration::from_secs(2),
+    )
+}
+
+fn pool_of(
+    url: &SecretString,
+    size: usize,
+    application_name: &'static str,
+    wait: Duration,
+    create: Duration,
+) -> Result<Pool, DbError> {
     let mut config = ManagerConfig::default();
     config.recycling_method = RecyclingMethod::Fast;
-    config.custom_setup = Box::new(|url| connect_as_app(url.to_owned(), "stackgate").boxed());
+    config.custom_setup =
+        Box::new(move |url| connect_as_app(url.to_owned(), application_name).boxed());
     let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(
         url.expose_secret(),
         config,
@@ -87,7 +112,7 @@ pub fn build_pool_with_wait(
         .max_size(size)
         .runtime(deadpool::Runtime::Tokio1)
         .wait_timeout(Some(wait))
-        .create_timeout(Some(Duration::from_secs(10)))
+        .create_timeout(Some(create))
         .build()
         .map_err(|e| DbError::Migration(format!("pool: {e}")))
 }

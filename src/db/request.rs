@@ -5,9 +5,13 @@
 //! transaction is begun through diesel's transaction manager: if the request is dropped midway,
 //! the pool sees an open transaction on return and discards the connection, so no tenant setting
 //! ever outlives its request. Statements are counted for `stackgate_sql_statements_per_request`.
+//!
+//! With read replicas configured the transaction may be begun on one ([`Route`]): until the
+//! request writes. A mutation calls [`RequestDb::write`] before taking its own connection, and
+//! every read after it, in the same request, runs on the primary.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use diesel::connection::{Instrumentation, InstrumentationEvent};
 use diesel_async::pooled_connection::deadpool::Object;
@@ -17,27 +21,57 @@ use diesel_async::{
 use tokio::sync::Mutex;
 
 use super::models::visibility::Visibility;
+use super::replicas::{Lsn, Replicas, Watermark};
 use super::tenancy::TxBody;
 use super::{DbError, Pool, Scope};
+
+/// Where a request's reads may go: a replica that has replayed both positions, else the primary.
+#[derive(Clone, Default)]
+pub struct Route {
+    pub replicas: Replicas,
+    /// The newest write the caller was told of (`X-Stackgate-Lsn`, or its socket's last).
+    pub caller: Watermark,
+    /// The newest commit whose event this server received: what was read after an event
+    /// reflects it (live re-runs, cache fills, subscription events).
+    pub events: Watermark,
+}
+
+impl Route {
+    /// The position a read must see.
+    pub fn floor(&self) -> Option<Lsn> {
+        self.caller.get().max(self.events.get())
+    }
+}
 
 /// The per-request database handle.
 pub struct RequestDb {
     pool: Pool,
+    route: Route,
     scope: Scope,
     visibility: std::sync::RwLock<Arc<Visibility>>,
     conn: Mutex<Option<Object<AsyncPgConnection>>>,
     statements: Arc<AtomicUsize>,
+    /// The request wrote: what it reads from now on comes from the primary.
+    wrote: AtomicBool,
 }
 
 impl RequestDb {
     pub fn new(pool: Pool, scope: Scope, visibility: Visibility) -> Self {
         Self {
             pool,
+            route: Route::default(),
             scope,
             visibility: std::sync::RwLock::new(Arc::new(visibility)),
             conn: Mutex::new(None),
             statements: Arc::default(),
+            wrote: AtomicBool::new(false),
         }
+    }
+
+    /// Lets the request's reads go to replicas along `route`.
+    pub fn routed(mut self, route: Route) -> Self {
+        self.route = route;
+        self
     }
 
     /// What the viewer may read: the rule every loader and field guard of the operation asks.
@@ -71,16 +105,82 @@ impl RequestDb {
     {
         let mut guard = self.conn.lock().await;
         if guard.is_none() {
-            let mut conn = self.pool.get().await?;
-            AnsiTransactionManager::begin_transaction(&mut *conn).await?;
-            self.scope.apply(&mut conn).await?;
-            conn.set_instrumentation(StatementCounter(self.statements.clone()));
-            *guard = Some(conn);
+            *guard = Some(self.begin().await?);
         }
         let conn = guard
             .as_mut()
             .ok_or(DbError::Migration("request connection vanished".into()))?;
         body(conn).await
+    }
+
+    /// Begins the request's transaction: on a replica when the route allows and the request has
+    /// not written, else on the primary. A replica whose connection fails before any read ran
+    /// on it is marked down and the primary serves instead, so the client never sees it.
+    async fn begin(&self) -> Result<Object<AsyncPgConnection>, DbError> {
+        let replicas = &self.route.replicas;
+        if !replicas.is_empty()
+            && !self.wrote.load(Ordering::Acquire)
+            && let Some(reader) = replicas.reader(self.route.floor()).await
+        {
+            let index = reader.replica;
+            match self.open(reader.conn).await {
+                Ok(conn) => {
+                    Replicas::count_read(index);
+                    return Ok(conn);
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "read replica failed; reading from the primary");
+                    if let Some(index) = index {
+                        replicas.failed(index);
+                    }
+                }
+            }
+        }
+        let conn = self.open(self.pool.get().await?).await?;
+        if !replicas.is_empty() {
+            Replicas::count_read(None);
+        }
+        Ok(conn)
+    }
+
+    /// Begins a transaction in the request's scope on `conn`; a connection that fails is
+    /// discarded, not returned to its pool.
+    async fn open(
+        &self,
+        mut conn: Object<AsyncPgConnection>,
+    ) -> Result<Object<AsyncPgConnection>, DbError> {
+        let begun = async {
+            AnsiTransactionManager::begin_transaction(&mut *conn).await?;
+            self.scope.apply(&mut conn).await
+        };
+        match begun.await {
+            Ok(()) => {
+                conn.set_instrumentation(StatementCounter(self.statements.clone()));
+                Ok(conn)
+            }
+            Err(e) => {
+                let _ = Object::take(conn);
+                Err(e)
+            }
+        }
+    }
+
+    /// Ends the read transaction before the request writes; every read after it, in this
+    /// request, runs on the primary (a replica may not have replayed the write yet).
+    pub async fn write(&self) {
+        self.wrote.store(true, Ordering::Release);
+        self.finish().await;
+    }
+
+    /// Marks a request that will write (a mutation operation) before it reads: all its reads go
+    /// to the primary, which its checks before the first write must see too.
+    pub fn will_write(&self) {
+        self.wrote.store(true, Ordering::Release);
+    }
+
+    /// True once the request has written (see [`RequestDb::write`]).
+    pub fn wrote(&self) -> bool {
+        self.wrote.load(Ordering::Acquire)
     }
 
     /// Commits and returns the connection to the pool (reads leave nothing to commit, but a

@@ -126,6 +126,66 @@ impl EmbeddedPostgres {
         Ok(cluster)
     }
 
+    /// Starts a streaming standby of this cluster under `data_dir`: `pg_basebackup -R` (which
+    /// writes `primary_conninfo` and `standby.signal`) from the system's binaries, then the
+    /// standby on another free loopback port, read-only (hot standby) and replaying this
+    /// cluster's WAL. It shares the superuser's and the serving role's passwords. Blocking.
+    pub fn start_standby(&self, data_dir: &Path) -> Result<Self, EmbeddedError> {
+        use secrecy::ExposeSecret;
+        let pg_dir = prepare_dir(data_dir, self.run_as)?;
+        let mut standby = Self {
+            bin_dir: self.bin_dir.clone(),
+            pg_dir,
+            port: 0,
+            password: self.password.clone(),
+            run_as: self.run_as,
+            running: false,
+        };
+        for file in ["password", "server-password"] {
+            if let Ok(contents) = fs::read_to_string(self.pg_dir.join(file)) {
+                write_private(&standby.pg_dir.join(file), contents.trim(), self.run_as).map_err(
+                    |e| EmbeddedError::Step {
+                        step: "copying the passwords to the standby",
+                        detail: e.to_string(),
+                    },
+                )?;
+            }
+        }
+        let mut cmd = Command::new(self.tool("pg_basebackup"));
+        cmd.arg("-D")
+            .arg(standby.data())
+            .args([
+                "-R",
+                "-X",
+                "stream",
+                "--no-sync",
+                "--checkpoint=fast",
+                "-h",
+                "127.0.0.1",
+                "-U",
+                "postgres",
+            ])
+            .arg("-p")
+            .arg(self.port.to_string())
+            .env("PGPASSWORD", self.password.expose_secret());
+        standby.run(cmd, "pg_basebackup")?;
+        standby.start_server(Durability { ephemeral: true })?;
+        Ok(standby)
+    }
+
+    /// A PostgreSQL tool beside `pg_ctl`: in the binaries' directory, else where `pg_ctl` links
+    /// to (a PATH directory may hold links to `initdb` and `pg_ctl` alone).
+    fn tool(&self, name: &str) -> PathBuf {
+        let beside = self.bin_dir.join(name);
+        if beside.is_file() {
+            return beside;
+        }
+        fs::canonicalize(self.bin_dir.join("pg_ctl"))
+            .ok()
+            .and_then(|ctl| ctl.parent().map(|dir| dir.join(name)))
+            .unwrap_or(beside)
+    }
+
     /// The URL of database `dbname` as the cluster's superuser.
     pub fn url(&self, dbname: &str) -> SecretString {
         use secrecy::ExposeSecret;
@@ -140,7 +200,6 @@ impl EmbeddedPostgres {
     /// log in as: created (or its password reset) through the superuser, its random password
     /// made on first use and kept in `<data-dir>/pg/server-password` (mode 600).
     pub async fn serving_url(&self, dbname: &str) -> Result<SecretString, EmbeddedError> {
-        use secrecy::ExposeSecret;
         let password = self.serving_password()?;
         crate::db::ensure_login_role(&self.url("postgres"), &password)
             .await
@@ -148,12 +207,23 @@ impl EmbeddedPostgres {
                 step: "creating the serving login role",
                 detail: e.to_string(),
             })?;
-        Ok(SecretString::from(format!(
+        Ok(self.login_url(&password, dbname))
+    }
+
+    /// [`EmbeddedPostgres::serving_url`] of a standby (read-only: the role comes from its
+    /// primary, which must have made it first).
+    pub fn standby_serving_url(&self, dbname: &str) -> Result<SecretString, EmbeddedError> {
+        Ok(self.login_url(&self.serving_password()?, dbname))
+    }
+
+    fn login_url(&self, password: &SecretString, dbname: &str) -> SecretString {
+        use secrecy::ExposeSecret;
+        SecretString::from(format!(
             "postgres://{}:{}@127.0.0.1:{}/{dbname}",
             crate::db::LOGIN_ROLE,
             password.expose_secret(),
             self.port
-        )))
+        ))
     }
 
     fn serving_password(&self) -> Result<SecretString, EmbeddedError> {

@@ -9,6 +9,13 @@
 //! missed: the listener reconnects with capped, jittered back-off and then broadcasts
 //! [`Delivery::Gap`], on which subscribers tell their clients to refetch. A subscriber that falls
 //! more than [`CAPACITY`] events behind is told the same.
+//!
+//! With read replicas, the listener also stamps each batch of notifications with the primary's
+//! WAL insert position, read on the listening connection once the batch has arrived: a
+//! notification is delivered only after its transaction committed, so that position is at or
+//! past every commit of the batch. [`EventBus::position`] is advanced *before* the batch is
+//! broadcast, and reads that follow events (live re-runs, cache fills, subscription events)
+//! wait for a replica that has replayed it (`docs/scale-out.md`, "Reads after events").
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,6 +29,7 @@ use tokio::task::JoinHandle;
 use super::{CHANNEL, Event};
 use crate::db::models::dock::{self, Dock, SyncRunRow};
 use crate::db::models::resource::{self, Kind, Resource};
+use crate::db::replicas::{self, Lsn, Watermark};
 use crate::db::{DbError, Pool, Scope};
 use diesel_async::{AsyncPgConnection, SimpleAsyncConnection};
 
@@ -49,6 +57,9 @@ pub struct Envelope {
     pub event: Event,
     /// When this replica received it: a query whose transaction began later sees its change.
     pub received: std::time::Instant,
+    /// The primary's WAL position when it was received, at or past its commit (stamped only
+    /// when read replicas are configured).
+    pub position: Option<Lsn>,
     sync_objects: OnceCell<SyncObjects>,
     resource: OnceCell<Option<Arc<Resource>>>,
 }
@@ -61,6 +72,7 @@ impl Envelope {
         Self {
             event,
             received: std::time::Instant::now(),
+            position: None,
             sync_objects: OnceCell::new(),
             resource: OnceCell::new(),
         }
@@ -139,6 +151,8 @@ struct Inner {
     access: broadcast::Sender<Delivery>,
     connected: watch::Receiver<bool>,
     listener: JoinHandle<()>,
+    /// The newest position stamped on a received batch.
+    position: Watermark,
 }
 
 impl Drop for Inner {
@@ -150,12 +164,20 @@ impl Drop for Inner {
 impl EventBus {
     /// Starts listening on `url` (as `stackgate_app`).
     pub fn start(url: SecretString) -> Self {
+        Self::start_with(url, false)
+    }
+
+    /// [`EventBus::start`]; with `stamp`, every batch is stamped with the primary's WAL
+    /// position (for read replicas; one statement per batch).
+    pub fn start_with(url: SecretString, stamp: bool) -> Self {
         let (sender, _) = broadcast::channel(CAPACITY);
         let (access, _) = broadcast::channel(ACCESS_CAPACITY);
         let (connected_tx, connected) = watch::channel(false);
+        let position = Watermark::default();
         let outlets = Outlets {
             events: sender.clone(),
             access: access.clone(),
+            position: stamp.then(|| position.clone()),
         };
         let listener = tokio::spawn(listen(url, outlets, connected_tx));
         Self {
@@ -164,8 +186,15 @@ impl EventBus {
                 access,
                 connected,
                 listener,
+                position,
             }),
         }
+    }
+
+    /// The newest WAL position stamped on a received event (none without read replicas): what
+    /// a read that follows events must see.
+    pub fn position(&self) -> Watermark {
+        self.inner.position.clone()
     }
 
     /// A new subscriber: receives every event from now on.
@@ -202,6 +231,8 @@ impl EventBus {
 struct Outlets {
     events: broadcast::Sender<Delivery>,
     access: broadcast::Sender<Delivery>,
+    /// Where batches are stamped, when they are.
+    position: Option<Watermark>,
 }
 
 impl Outlets {
@@ -211,7 +242,7 @@ impl Outlets {
     }
 
     /// Parses and sends a payload, to nobody's cost when nobody listens.
-    fn send(&self, payload: &str) {
+    fn send(&self, payload: &str, position: Option<Lsn>) {
         if self.events.receiver_count() == 0 && self.access.receiver_count() == 0 {
             return;
         }
@@ -221,7 +252,10 @@ impl Outlets {
         };
         let changes_access = event.changes_access().is_some();
         let is_access = matches!(event, Event::Access(_));
-        let envelope = Arc::new(Envelope::new(event));
+        let envelope = Arc::new(Envelope {
+            position,
+            ..Envelope::new(event)
+        });
         if changes_access {
             let _ = self.access.send(Delivery::Event(envelope.clone()));
         }
@@ -282,8 +316,21 @@ async fn forward(conn: &mut AsyncPgConnection, outlets: &Outlets) -> String {
         };
         match next {
             Ok(Some(Ok(notification))) => {
-                metrics::counter!("stackgate_events_received_total").increment(1);
-                outlets.send(&notification.payload);
+                let batch = with_ready(conn, notification.payload);
+                let position = match &outlets.position {
+                    Some(mark) => match replicas::write_position(conn).await {
+                        Ok(position) => {
+                            position.inspect(|p| mark.advance(*p));
+                            position
+                        }
+                        Err(e) => return e.to_string(),
+                    },
+                    None => None,
+                };
+                for payload in batch {
+                    metrics::counter!("stackgate_events_received_total").increment(1);
+                    outlets.send(&payload, position);
+                }
             }
             Ok(Some(Err(e))) => return e.to_string(),
             Ok(None) => return "connection closed".to_owned(),
@@ -297,4 +344,21 @@ async fn forward(conn: &mut AsyncPgConnection, outlets: &Outlets) -> String {
             }
         }
     }
+}
+
+/// The most notifications stamped as one batch.
+const BATCH: usize = 256;
+
+/// `first` and the notifications already received behind it (at most [`BATCH`] in all).
+fn with_ready(conn: &mut AsyncPgConnection, first: String) -> Vec<String> {
+    use futures_util::FutureExt;
+    let mut batch = vec![first];
+    let mut notifications = std::pin::pin!(conn.notifications_stream());
+    while batch.len() < BATCH {
+        match notifications.next().now_or_never() {
+            Some(Some(Ok(notification))) => batch.push(notification.payload),
+            _ => break,
+        }
+    }
+    batch
 }

@@ -21,6 +21,7 @@ use tracing::Instrument;
 
 use super::response::{Format, request_error};
 use crate::app::AppState;
+use crate::db::replicas::{LSN_COOKIE, LSN_HEADER, Lsn, Watermark};
 use crate::error::code;
 use crate::graphql::mutations::ClientInfo;
 use crate::graphql::pipeline::{Answer, Caller, RequestId, errors};
@@ -197,6 +198,13 @@ async fn execute(
             .insert(header::ALLOW, HeaderValue::from_static("POST"));
         return response;
     }
+    let Ok(written) = written_position(headers) else {
+        return request_error(
+            StatusCode::BAD_REQUEST,
+            code::BAD_USER_INPUT,
+            "`X-Stackgate-Lsn` must be a WAL position such as `0/16B3748`",
+        );
+    };
     let request_id = uuid::Uuid::new_v4().to_string();
     let span = tracing::info_span!(
         "graphql",
@@ -210,6 +218,7 @@ async fn execute(
         client,
         trace: header_str(headers, "x-stackgate-trace").is_some_and(|v| v.contains("statements")),
         read_only: via_get,
+        written: Watermark::at(written),
     };
     let mut gql = async_graphql::Request::new(query)
         .variables(variables)
@@ -282,6 +291,26 @@ fn respond(
         http.headers_mut().insert("x-request-id", value);
     }
     http
+}
+
+/// The newest write position the request carries: `X-Stackgate-Lsn` (malformed: an error, the
+/// client sent it on purpose) or the `stackgate_lsn` cookie (malformed: ignored, a browser
+/// cannot be told to drop it), whichever is further.
+fn written_position(headers: &HeaderMap) -> Result<Option<Lsn>, ()> {
+    let header = headers
+        .get(LSN_HEADER)
+        .map(|v| v.to_str().ok().and_then(Lsn::parse).ok_or(()))
+        .transpose()?;
+    let cookie = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .filter(|(name, _)| *name == LSN_COOKIE)
+        .filter_map(|(_, value)| Lsn::parse(value))
+        .max();
+    Ok(header.max(cookie))
 }
 
 /// Whether the client asks for Server-Sent Events.

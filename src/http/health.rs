@@ -1,4 +1,5 @@
-//! `/healthz` (the process is up), `/readyz` (database reachable, migrations current) and
+//! `/healthz` (the process is up), `/readyz` (database reachable, migrations current, read
+//! replicas' standing) and
 //! `/metrics` (Prometheus text).
 
 use axum::extract::State;
@@ -7,18 +8,21 @@ use axum::response::{IntoResponse, Response};
 
 use crate::app::AppState;
 use crate::db::models::migration;
+use crate::db::replicas::{Replicas, Standing};
 
 /// Liveness: answers while the process serves HTTP.
 pub async fn healthz() -> &'static str {
     "ok"
 }
 
-/// Readiness: 200 when the database answers and has every migration this binary carries.
+/// Readiness: 200 when the database answers and has every migration this binary carries. Read
+/// replicas are listed with their standing (`in use`, `lagging`, `down`) but never make the
+/// server unready: the primary serves what they cannot.
 pub async fn readyz(State(app): State<AppState>) -> Response {
     let expected = crate::db::latest_migration_version();
     match migration::latest_applied(&app.pool).await {
         Ok(applied) if applied.is_some() && applied == expected => {
-            (StatusCode::OK, "ready").into_response()
+            (StatusCode::OK, ready(&app.replicas)).into_response()
         }
         Ok(applied) => (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -43,4 +47,22 @@ pub async fn metrics(State(app): State<AppState>) -> Response {
         app.metrics.render(),
     )
         .into_response()
+}
+
+/// `ready`, then a line per read replica: `replica <index> <host:port/db>: <standing>[, lag …]`.
+fn ready(replicas: &Replicas) -> String {
+    let mut text = String::from("ready");
+    for replica in replicas.all() {
+        let standing = replica.standing();
+        text.push_str(&format!(
+            "\nreplica {} {}: {}",
+            replica.index,
+            replica.name,
+            standing.as_str()
+        ));
+        if standing == Standing::InUse || standing == Standing::Lagging {
+            text.push_str(&format!(", lag {:.1}s", replica.lag().as_secs_f64()));
+        }
+    }
+    text
 }

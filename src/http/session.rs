@@ -42,6 +42,7 @@ pub async fn open(
         client,
         trace: false,
         read_only: false,
+        written: Default::default(),
     };
     let expires = credentials.expiry();
     let every = renewal_period(app.config.auth_cache_seconds);

@@ -12,6 +12,7 @@ use stackgate::config::Config;
 use stackgate::devkit::embedded::{Durability, EmbeddedPostgres};
 use stackgate::server::RunningServer;
 
+pub mod replicas;
 pub mod serve;
 pub mod wait;
 pub mod ws;
@@ -106,6 +107,9 @@ async fn connect(url: &str) -> anyhow::Result<AsyncPgConnection> {
 /// A database for one test, dropped when the test ends.
 pub struct TestDb {
     pub name: String,
+    /// The cluster's base URLs (owner's, serving role's) when not the shared one's: a cluster
+    /// of the test's own, thrown away whole.
+    own: Option<(String, String)>,
 }
 
 impl TestDb {
@@ -131,16 +135,30 @@ impl TestDb {
             .batch_execute(&format!("CREATE DATABASE {name}{template}"))
             .await
             .expect("create test database");
-        Self { name }
+        Self { name, own: None }
+    }
+
+    /// Database `name` of a cluster of the test's own, reached at `base` (owner) and
+    /// `serving_base` (serving role), each ending in `/`.
+    pub fn on_own_cluster(name: &str, base: String, serving_base: String) -> Self {
+        Self {
+            name: name.to_owned(),
+            own: Some((base, serving_base)),
+        }
     }
 
     pub fn url(&self) -> SecretString {
-        SecretString::from(format!("{}{}", cluster().base, self.name))
+        let base = self.own.as_ref().map_or(&cluster().base, |(b, _)| b);
+        SecretString::from(format!("{base}{}", self.name))
     }
 
     /// The URL servers under test log in with: the serving login role, not the owner.
     pub fn app_url(&self) -> SecretString {
-        SecretString::from(format!("{}{}", cluster().serving_base, self.name))
+        let base = self
+            .own
+            .as_ref()
+            .map_or(&cluster().serving_base, |(_, b)| b);
+        SecretString::from(format!("{base}{}", self.name))
     }
 
     /// A connection as the schema owner (a superuser): fixtures and inspection.
@@ -153,6 +171,9 @@ impl TestDb {
 
 impl Drop for TestDb {
     fn drop(&mut self) {
+        if self.own.is_some() {
+            return;
+        }
         let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
         let admin_url = format!("{}postgres", cluster().base);
         let dropped = std::thread::spawn(move || {
@@ -193,7 +214,11 @@ impl TestApp {
 
     /// Starts a server, letting the test adjust its configuration first.
     pub async fn spawn_with(adjust: impl FnOnce(&mut Config)) -> Self {
-        let db = TestDb::migrated().await;
+        Self::spawn_over(TestDb::migrated().await, adjust).await
+    }
+
+    /// Starts a server over `db`, letting the test adjust its configuration first.
+    pub async fn spawn_over(db: TestDb, adjust: impl FnOnce(&mut Config)) -> Self {
         let mut config = Config {
             database_url: db.app_url(),
             listen: "127.0.0.1:0".parse().expect("addr"),
@@ -220,6 +245,7 @@ impl TestApp {
                 response_cache_bytes: 0,
                 ..Default::default()
             },
+            reads: Default::default(),
         };
         adjust(&mut config);
         let jwt = JwtKeys::hs256(&SecretString::from(JWT_SECRET.to_owned()));

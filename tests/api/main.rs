@@ -34,6 +34,7 @@ mod onboarding;
 mod operations;
 mod providers;
 mod rbac;
+mod replicas;
 mod rls;
 mod schema_docs;
 mod seed;

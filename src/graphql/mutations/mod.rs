@@ -111,12 +111,13 @@ pub fn actor(ctx: &Context<'_>, viewer: &Viewer) -> Actor {
     }
 }
 
-/// The schema's pool, for a mutation's own transaction. The request's read transaction is ended
-/// first, so an operation never holds two pooled connections at once (mutations run one after
-/// another; reads after a mutation begin a new read transaction, which also sees its writes).
+/// The schema's pool (the primary's), for a mutation's own transaction. The request's read
+/// transaction is ended first, so an operation never holds two pooled connections at once
+/// (mutations run one after another); reads after a mutation begin a new read transaction on
+/// the primary, which sees its writes, and the response carries the write's WAL position.
 pub async fn pool<'a>(ctx: &Context<'a>) -> Result<&'a Pool, ApiError> {
     if let Ok(db) = ctx.data::<std::sync::Arc<crate::db::RequestDb>>() {
-        db.finish().await;
+        db.write().await;
     }
     ctx.data::<Pool>()
         .map_err(|_| ApiError::internal(anyhow::anyhow!("no pool in schema data")))

@@ -41,7 +41,8 @@ use crate::auth::cache::ViewerCache;
 use crate::auth::jwt::JwtKeys;
 use crate::auth::{Authenticator, Renewal, Viewer};
 use crate::db::models::audit::{self, Actor, Entry};
-use crate::db::{Pool, RequestDb};
+use crate::db::replicas::{Replicas, Watermark};
+use crate::db::{Pool, RequestDb, Route};
 use crate::error::ApiError;
 use crate::events::{EventBus, Reads};
 use crate::graphql::QueryLimits;
@@ -64,6 +65,9 @@ pub struct Caller {
     /// The transport may only read (HTTP GET): a mutation is refused. HTTP refuses the ones it
     /// can see itself with 405; this catches those named by a persisted-query hash.
     pub read_only: bool,
+    /// The newest write position the caller was told of (`X-Stackgate-Lsn` or its cookie over
+    /// HTTP; a socket's own mutations over WebSocket): its reads see at least that far.
+    pub written: Watermark,
 }
 
 impl std::fmt::Debug for Caller {
@@ -75,6 +79,7 @@ impl std::fmt::Debug for Caller {
             )
             .field("x_org", &self.x_org)
             .field("client", &self.client)
+            .field("written", &self.written.get())
             .finish()
     }
 }
@@ -103,6 +108,8 @@ struct Inner {
     labels: OperationLabels,
     /// Unknown token subjects become users (`STACKGATE_AUTO_PROVISION_USERS`).
     provision_users: bool,
+    /// Where reads may go besides the primary.
+    replicas: Replicas,
 }
 
 /// Everything the pipeline is built from.
@@ -122,6 +129,8 @@ pub struct Parts {
     pub cache: Arc<ResponseCache>,
     /// Unknown token subjects become users (`STACKGATE_AUTO_PROVISION_USERS`).
     pub provision_users: bool,
+    /// Read replicas (empty: the primary serves every read).
+    pub replicas: Replicas,
 }
 
 /// An operation that passed the first steps: its viewer, document kind and metric label.
@@ -152,6 +161,7 @@ impl Pipeline {
             live: Arc::default(),
             labels: OperationLabels::default(),
             provision_users: parts.provision_users,
+            replicas: parts.replicas,
         }))
     }
 
@@ -392,9 +402,13 @@ impl Pipeline {
             request,
             viewer,
             name,
+            kind,
             ..
         } = admitted;
         let (request, db, loaders) = self.attach(request, &viewer, caller);
+        if kind == OperationType::Mutation {
+            db.will_write();
+        }
         let response = match session {
             Some(session) => {
                 let mut stream = self
@@ -675,11 +689,19 @@ impl Pipeline {
         viewer: &Viewer,
         caller: &Caller,
     ) -> (Request, Arc<RequestDb>, Arc<LoaderSlot>) {
-        let db = Arc::new(RequestDb::new(
-            self.0.pool.clone(),
-            viewer.scope(),
-            viewer.visibility().clone(),
-        ));
+        let route = Route {
+            replicas: self.0.replicas.clone(),
+            caller: caller.written.clone(),
+            events: self.0.events.position(),
+        };
+        let db = Arc::new(
+            RequestDb::new(
+                self.0.pool.clone(),
+                viewer.scope(),
+                viewer.visibility().clone(),
+            )
+            .routed(route),
+        );
         let loaders = LoaderSlot::new(db.clone());
         let request = request
             .data(loaders.clone())
@@ -701,6 +723,10 @@ impl Pipeline {
         let statements = db.finish().await;
         metrics::histogram!("stackgate_sql_statements_per_request").record(statements as f64);
         tracing::Span::current().record("statements", statements);
+        let mut response = response;
+        if db.wrote() {
+            self.tell_position(caller, &mut response).await;
+        }
         if viewer.as_platform_admin {
             audit_platform_admin(&self.0.pool, viewer, &caller.client, operation, &response).await;
         }
@@ -708,6 +734,36 @@ impl Pipeline {
             return response.extension("sqlStatements", Value::from(statements));
         }
         response
+    }
+
+    /// After a write, with replicas: the primary's WAL position (at or past the write's commit)
+    /// goes into the caller's watermark, and into the response as `X-Stackgate-Lsn` and the
+    /// `stackgate_lsn` cookie (`docs/scale-out.md`, "Read-your-writes").
+    async fn tell_position(&self, caller: &Caller, response: &mut Response) {
+        if self.0.replicas.is_empty() {
+            return;
+        }
+        let position = async {
+            let mut conn = self.0.pool.get().await.ok()?;
+            crate::db::replicas::write_position(&mut conn).await.ok()?
+        };
+        let Some(position) = position.await else {
+            tracing::warn!("could not read the primary's WAL position after a write");
+            return;
+        };
+        caller.written.advance(position);
+        let headers = &mut response.http_headers;
+        if let Ok(value) = HeaderValue::from_str(&position.to_string()) {
+            headers.insert(crate::db::replicas::LSN_HEADER, value);
+        }
+        let cookie = format!(
+            "{}={position}; Path=/; Max-Age={}; HttpOnly; SameSite=Lax",
+            crate::db::replicas::LSN_COOKIE,
+            self.0.replicas.remember_for().as_secs()
+        );
+        if let Ok(value) = HeaderValue::from_str(&cookie) {
+            headers.insert(axum::http::header::SET_COOKIE, value);
+        }
     }
 
     /// A stream of one response, ended (steps 6–7) like any other.
