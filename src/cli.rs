@@ -311,6 +311,7 @@ fn resolve(
         notify: args.notify.notifier(),
         run_notifications: args.notify.notifications,
         security: args.security.settings()?,
+        events: args.events.settings(),
     })
 }
 

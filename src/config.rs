@@ -126,6 +126,10 @@ pub struct ConfigArgs {
     #[command(flatten)]
     pub notify: crate::notify::settings::NotifyArgs,
 
+    /// Event bus settings (which bus, the outbox relay's poll and lease).
+    #[command(flatten)]
+    pub events: crate::events::settings::EventArgs,
+
     /// Security settings (tokens, outbound guard, budgets, rate limits).
     #[command(flatten)]
     pub security: crate::security::settings::SecurityArgs,
@@ -192,6 +196,8 @@ pub struct Config {
     pub run_notifications: bool,
     /// Token, outbound, budget and rate-limit settings.
     pub security: crate::security::settings::SecuritySettings,
+    /// The event bus and the outbox relay.
+    pub events: crate::events::settings::EventSettings,
 }
 
 impl std::fmt::Debug for Config {
@@ -243,6 +249,7 @@ mod tests {
             notify: Default::default(),
             run_notifications: false,
             security: Default::default(),
+            events: Default::default(),
         };
         let shown = format!("{config:?}");
         assert!(!shown.contains("hunter2"), "{shown}");

@@ -218,6 +218,7 @@ impl TestApp {
                 response_cache_bytes: 0,
                 ..Default::default()
             },
+            events: Default::default(),
         };
         adjust(&mut config);
         let jwt = JwtKeys::hs256(&SecretString::from(JWT_SECRET.to_owned()));
@@ -257,8 +258,8 @@ impl TestApp {
     }
 
     /// Waits until `server` (this app's or a replica) has received every event committed so
-    /// far: publishes a marker (a `change` of no organization's) and waits for it; events
-    /// arrive in commit order.
+    /// far: publishes a marker (a `change` of no organization's) through the outbox and waits for
+    /// it; the relay publishes in order, so every event committed before it came first.
     pub async fn settle_events_on(&self, server: &RunningServer) {
         use stackgate::events::{Delivery, Event};
         let mut events = server.state.events.subscribe();
@@ -268,9 +269,7 @@ impl TestApp {
         self.db
             .owner()
             .await
-            .batch_execute(&format!(
-                "select pg_notify('stackgate_events', '{payload}')"
-            ))
+            .batch_execute(&format!("select stackgate_publish(null, '{payload}')"))
             .await
             .expect("marker");
         let seen = async {
