@@ -173,6 +173,19 @@ impl Drop for TestDb {
     }
 }
 
+/// An outbox relay on `db` (as servers run one), for tests that write and LISTEN without a
+/// server, once it has published what set-up committed: LISTEN after it to receive only what
+/// follows.
+pub async fn relay(db: &TestDb) -> stackgate::events::RelayHandle {
+    let relay = stackgate::events::Relay::new(db.app_url(), Default::default()).spawn();
+    let mut conn = db.owner().await;
+    wait::wait_until("the outbox to be drained", wait::PATIENCE, async || {
+        crate::fixtures::outbox_rows(&mut conn).await == 0
+    })
+    .await;
+    relay
+}
+
 /// A server on a free port over its own migrated database.
 pub struct TestApp {
     pub db: TestDb,
