@@ -4,7 +4,8 @@
 //! `cargo bench --bench events` (options: `-- --help`) seeds a database, starts `stackgate serve`
 //! as its own process, opens N `graphql-transport-ws` connections that each subscribe to
 //! `dockSyncStatus` of one seeded dock, and then commits M transactions, each updating the dock
-//! and publishing a `PAGE` event with `pg_notify` (as the sync engine does), one every interval.
+//! and publishing a `PAGE` event into the outbox (as the sync engine does; the server's relay
+//! NOTIFYs it), one every interval.
 //! Each event carries its sequence number in `itemsFetched`; every subscriber stamps when it
 //! receives it. The latency of a delivery is its receipt time minus the instant the publishing
 //! transaction's COMMIT returned. The subscribers run in this process on the same 2 cores as the
@@ -23,7 +24,7 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncC
 use futures_util::{SinkExt, StreamExt};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
-use stackgate::events::{CHANNEL, Phase, SyncEvent};
+use stackgate::events::{Phase, SyncEvent};
 use tokio::sync::{Barrier, mpsc};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -291,8 +292,8 @@ async fn publish(
         .bind::<SqlUuid, _>(dock.id)
         .execute(conn)
         .await?;
-    diesel::sql_query("select pg_notify($1, $2)::text")
-        .bind::<Text, _>(CHANNEL)
+    diesel::sql_query("select stackgate_publish($1, $2)::text")
+        .bind::<SqlUuid, _>(dock.org_id)
         .bind::<Text, _>(&payload)
         .execute(conn)
         .await?;

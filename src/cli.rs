@@ -313,6 +313,7 @@ fn resolve(
         run_notifications: args.notify.notifications,
         security: args.security.settings()?,
         reads: args.reads()?,
+        events: args.events.settings(),
     })
 }
 

@@ -150,6 +150,9 @@ pub struct ConfigArgs {
     /// Sync scheduling settings (lease length, claim interval).
     #[command(flatten)]
     pub sync: crate::sync::settings::SyncArgs,
+    /// Event bus settings (which bus, the outbox relay's poll and lease).
+    #[command(flatten)]
+    pub events: crate::events::settings::EventArgs,
 
     /// Security settings (tokens, outbound guard, budgets, rate limits).
     #[command(flatten)]
@@ -252,6 +255,8 @@ pub struct Config {
     pub security: crate::security::settings::SecuritySettings,
     /// Read replicas (none by default).
     pub reads: crate::db::replicas::ReadSettings,
+    /// The event bus and the outbox relay.
+    pub events: crate::events::settings::EventSettings,
 }
 
 impl std::fmt::Debug for Config {
@@ -325,6 +330,7 @@ mod tests {
                 urls: vec![SecretString::from("postgres://u:hunter2@r/db")],
                 ..Default::default()
             },
+            events: Default::default(),
         };
         let shown = format!("{config:?}");
         assert!(!shown.contains("hunter2"), "{shown}");

@@ -22,6 +22,7 @@ pub struct RunningServer {
     scheduler: Option<crate::sync::scheduler::SchedulerHandle>,
     health: Option<crate::health::MonitorHandle>,
     notifications: Option<crate::notify::NotifierHandle>,
+    relay: Option<crate::events::RelayHandle>,
 }
 
 /// Binds `config.listen` (port 0 picks a free one) and serves in a background task.
@@ -43,6 +44,12 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     {
         tracing::warn!("the event listener is not connected yet; subscriptions start when it is");
     }
+    // The outbox relay: every replica runs one, the lease holder publishes.
+    let relay = crate::events::Relay::new(
+        state.config.database_url.clone(),
+        state.config.events.clone(),
+    )
+    .spawn();
     let (stop, stopped) = oneshot::channel::<()>();
     let app = crate::router::router(state.clone());
     let task = tokio::spawn(async move {
@@ -78,6 +85,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         scheduler,
         health,
         notifications,
+        relay: Some(relay),
     })
 }
 
@@ -91,6 +99,19 @@ fn spawn_monitor(state: &AppState) -> anyhow::Result<crate::health::MonitorHandl
 }
 
 impl RunningServer {
+    /// This replica's outbox relay (`None` once shut down).
+    pub fn relay(&self) -> Option<&crate::events::RelayHandle> {
+        self.relay.as_ref()
+    }
+
+    /// Stops this replica's outbox relay at once without giving up its lease, as a crash would
+    /// (fault tests): another replica's relay takes over when the lease expires.
+    pub fn kill_relay(&mut self) {
+        if let Some(relay) = self.relay.take() {
+            relay.abort();
+        }
+    }
+
     /// Stops accepting connections, lets in-flight requests finish, and waits.
     pub async fn shutdown(mut self) -> anyhow::Result<()> {
         if let Some(scheduler) = self.scheduler.take() {
@@ -104,6 +125,9 @@ impl RunningServer {
         }
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
+        }
+        if let Some(relay) = self.relay.take() {
+            relay.stop().await;
         }
         (&mut self.task).await??;
         Ok(())

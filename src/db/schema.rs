@@ -1,5 +1,11 @@
 // @generated automatically by Diesel CLI.
 
+pub mod sql_types {
+    #[derive(diesel::query_builder::QueryId, Clone, diesel::sql_types::SqlType)]
+    #[diesel(postgres_type(name = "xid8", schema = "pg_catalog"))]
+    pub struct Xid8;
+}
+
 diesel::table! {
     action_runs (id) {
         id -> Uuid,
@@ -190,6 +196,29 @@ diesel::table! {
         health_streak_state -> Nullable<Text>,
         health_streak_count -> Int4,
         tags -> Array<Text>,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use super::sql_types::Xid8;
+
+    event_outbox (xid, id) {
+        id -> Int8,
+        org_id -> Nullable<Uuid>,
+        payload -> Text,
+        xid -> Xid8,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    event_relay (id) {
+        id -> Bool,
+        lease_owner -> Nullable<Text>,
+        lease_expires_at -> Nullable<Timestamptz>,
+        last_seq -> Int8,
+        published_at -> Nullable<Timestamptz>,
     }
 }
 
@@ -550,6 +579,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     dock_permissions,
     docks,
     domains,
+    event_outbox,
+    event_relay,
     health_check_intervals,
     health_checks,
     invitations,

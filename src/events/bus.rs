@@ -8,7 +8,9 @@
 //! Losing the connection (an error, or a ping unanswered while idle) means events may have been
 //! missed: the listener reconnects with capped, jittered back-off and then broadcasts
 //! [`Delivery::Gap`], on which subscribers tell their clients to refetch. A subscriber that falls
-//! more than [`CAPACITY`] events behind is told the same.
+//! more than [`CAPACITY`] events behind is told the same, and so is every subscriber when the
+//! relay's sequence number (`{"seq":N,…}`, see [`super::relay`]) jumps: events were published
+//! that this connection did not receive.
 //!
 //! With read replicas, the listener also stamps each batch of notifications with the primary's
 //! WAL insert position, read on the listening connection once the batch has arrived: a
@@ -309,6 +311,7 @@ async fn connect(url: &SecretString) -> Result<AsyncPgConnection, String> {
 
 /// Forwards notifications until the connection is lost; returns why.
 async fn forward(conn: &mut AsyncPgConnection, outlets: &Outlets) -> String {
+    let mut sequence = Sequence::default();
     loop {
         let next = {
             let mut notifications = std::pin::pin!(conn.notifications_stream());
@@ -329,6 +332,11 @@ async fn forward(conn: &mut AsyncPgConnection, outlets: &Outlets) -> String {
                 };
                 for payload in batch {
                     metrics::counter!("stackgate_events_received_total").increment(1);
+                    if sequence.skipped(&payload) {
+                        metrics::counter!("stackgate_event_gaps_total").increment(1);
+                        tracing::warn!("event sequence skipped; subscribers told to refetch");
+                        outlets.gap();
+                    }
                     outlets.send(&payload, position);
                 }
             }
@@ -361,4 +369,65 @@ fn with_ready(conn: &mut AsyncPgConnection, first: String) -> Vec<String> {
         }
     }
     batch
+}
+
+/// The relay's numbering as this connection has seen it: a number more than one past the last
+/// means events were published that this replica did not receive.
+#[derive(Default)]
+struct Sequence {
+    last: Option<u64>,
+}
+
+impl Sequence {
+    /// Reads the payload's number, if it has one (events sent with a bare `NOTIFY` have none and
+    /// pass); true when numbers were skipped before it.
+    fn skipped(&mut self, payload: &str) -> bool {
+        let Some(seq) = sequence_of(payload) else {
+            return false;
+        };
+        let skipped = self.last.is_some_and(|last| seq > last + 1);
+        self.last = Some(seq);
+        skipped
+    }
+}
+
+/// The relay's number of a payload: it writes `{"seq":N,` (or `{"seq":N}`) first.
+fn sequence_of(payload: &str) -> Option<u64> {
+    let rest = payload.strip_prefix(r#"{"seq":"#)?;
+    let end = rest.find(|c: char| !c.is_ascii_digit())?;
+    rest[..end].parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_skipped_number_is_a_gap_and_unnumbered_events_pass() {
+        assert_eq!(
+            sequence_of(r#"{"seq":42,"type":"access","org_id":null}"#),
+            Some(42)
+        );
+        assert_eq!(sequence_of(r#"{"seq":7}"#), Some(7));
+        assert_eq!(sequence_of(r#"{"type":"access","seq":7}"#), None);
+        let mut sequence = Sequence::default();
+        assert!(
+            !sequence.skipped(r#"{"seq":5,"type":"x"}"#),
+            "the first sets the start"
+        );
+        assert!(!sequence.skipped(r#"{"seq":6,"type":"x"}"#));
+        assert!(!sequence.skipped(r#"{"type":"x"}"#), "unnumbered");
+        assert!(sequence.skipped(r#"{"seq":8,"type":"x"}"#), "7 was skipped");
+        assert!(!sequence.skipped(r#"{"seq":9,"type":"x"}"#));
+        assert!(
+            !sequence.skipped(r#"{"seq":1,"type":"x"}"#),
+            "numbering restarted"
+        );
+    }
+
+    #[test]
+    fn numbered_payloads_parse_as_events() {
+        let payload = r#"{"seq":3,"type":"change","org_id":"00000000-0000-0000-0000-000000000001","table":"projects","id":"00000000-0000-0000-0000-000000000002"}"#;
+        assert!(matches!(Event::parse(payload), Some(Event::Change(_))));
+    }
 }

@@ -1,8 +1,10 @@
 //! Live events (`docs/events.md`): every payload type, the one [`publish`] function writers
 //! call, and the [`EventBus`] that brings events to this replica's subscribers.
 //!
-//! Writers publish inside the transaction that writes what the event reports, so an event is
-//! delivered only if that transaction commits, on every replica (each LISTENs on [`CHANNEL`]).
+//! Writers publish inside the transaction that writes what the event reports, into the outbox;
+//! the one [`Relay`] of the cluster (chosen by a lease) NOTIFYs committed events in order, each
+//! numbered, so an event is delivered only if its transaction commits, on every replica (each
+//! LISTENs on [`CHANNEL`] and tells subscribers when a number was skipped).
 //! The payloads are JSON with a `type` and an `org_id`, and carry ids and states only:
 //! - `sync`: [`SyncEvent`], from the sync engine;
 //! - `link`: [`LinkEvent`], from a trigger on `project_resources`;
@@ -24,6 +26,8 @@ pub mod change;
 pub mod health;
 pub mod link;
 mod publish;
+pub mod relay;
+pub mod settings;
 pub mod sync;
 pub mod topic;
 
@@ -37,6 +41,7 @@ pub use change::ChangeEvent;
 pub use health::HealthEvent;
 pub use link::{LinkChange, LinkEvent};
 pub use publish::publish;
+pub use relay::{Relay, RelayHandle};
 pub use sync::{Phase, SyncEvent};
 pub use topic::{Changes, Reads, Topic};
 
@@ -131,6 +136,14 @@ impl Event {
             Event::Access(e) => e.org_id.unwrap_or_default(),
             Event::Change(e) => e.org_id,
             Event::Action(e) => e.org_id,
+        }
+    }
+
+    /// The organization the outbox files the event under (`None`: a user-level access change).
+    pub fn outbox_org(&self) -> Option<Uuid> {
+        match self {
+            Event::Access(e) => e.org_id,
+            other => Some(other.org_id()),
         }
     }
 

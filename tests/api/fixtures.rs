@@ -338,7 +338,7 @@ pub async fn health_transition(
     ));
     conn.batch_execute(&format!(
         "begin; update servers set health_state = '{current}' where id = '{id}';
-         select pg_notify('stackgate_events', '{}'); commit;",
+         select stackgate_publish('{org}', '{}'); commit;",
         event.to_payload()
     ))
     .await
@@ -357,7 +357,7 @@ pub async fn synced_change(
     let event = Event::from(SyncEvent::new(org, dock, None, Phase::Applied));
     conn.batch_execute(&format!(
         "begin; update servers set name = '{name}', status = '{status}' where id = '{id}';
-         select pg_notify('stackgate_events', '{}'); commit;",
+         select stackgate_publish('{org}', '{}'); commit;",
         event.to_payload()
     ))
     .await
@@ -510,4 +510,44 @@ pub async fn acme_site(app: &TestApp) -> AcmeSite {
         server,
         hidden,
     }
+}
+
+/// The payload of a `change` event of table `table` (no real table: only tests publish it) and
+/// row `id`, in organization `org`.
+pub fn change_payload(org: Uuid, table: &str, id: Uuid) -> String {
+    serde_json::json!({ "type": "change", "org_id": org, "table": table, "id": id }).to_string()
+}
+
+/// Appends `payload` to the outbox in the connection's current transaction, as writers do.
+pub async fn publish(conn: &mut AsyncPgConnection, org: Uuid, payload: &str) {
+    sql_query("select stackgate_publish($1, $2)")
+        .bind::<SqlUuid, _>(org)
+        .bind::<Text, _>(payload)
+        .execute(conn)
+        .await
+        .expect("publish");
+}
+
+/// Rows waiting in the outbox.
+pub async fn outbox_rows(conn: &mut AsyncPgConnection) -> i64 {
+    #[derive(QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = BigInt)]
+        n: i64,
+    }
+    sql_query("select count(*) as n from event_outbox")
+        .get_result::<Count>(conn)
+        .await
+        .expect("outbox rows")
+        .n
+}
+
+/// Moves the relay's last sequence number `by` ahead, as if it had published events no replica
+/// received.
+pub async fn skip_relay_sequence(conn: &mut AsyncPgConnection, by: i64) {
+    sql_query("update event_relay set last_seq = last_seq + $1")
+        .bind::<BigInt, _>(by)
+        .execute(conn)
+        .await
+        .expect("skip sequence");
 }

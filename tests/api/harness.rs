@@ -195,6 +195,19 @@ impl Drop for TestDb {
     }
 }
 
+/// An outbox relay on `db` (as servers run one), for tests that write and LISTEN without a
+/// server, once it has published what set-up committed: LISTEN after it to receive only what
+/// follows.
+pub async fn relay(db: &TestDb) -> stackgate::events::RelayHandle {
+    let relay = stackgate::events::Relay::new(db.app_url(), Default::default()).spawn();
+    let mut conn = db.owner().await;
+    wait::wait_until("the outbox to be drained", wait::PATIENCE, async || {
+        crate::fixtures::outbox_rows(&mut conn).await == 0
+    })
+    .await;
+    relay
+}
+
 /// A server on a free port over its own migrated database.
 pub struct TestApp {
     pub db: TestDb,
@@ -246,6 +259,7 @@ impl TestApp {
                 ..Default::default()
             },
             reads: Default::default(),
+            events: Default::default(),
         };
         adjust(&mut config);
         let jwt = JwtKeys::hs256(&SecretString::from(JWT_SECRET.to_owned()));
@@ -285,8 +299,8 @@ impl TestApp {
     }
 
     /// Waits until `server` (this app's or a replica) has received every event committed so
-    /// far: publishes a marker (a `change` of no organization's) and waits for it; events
-    /// arrive in commit order.
+    /// far: publishes a marker (a `change` of no organization's) through the outbox and waits for
+    /// it; the relay publishes in order, so every event committed before it came first.
     pub async fn settle_events_on(&self, server: &RunningServer) {
         use stackgate::events::{Delivery, Event};
         let mut events = server.state.events.subscribe();
@@ -296,9 +310,7 @@ impl TestApp {
         self.db
             .owner()
             .await
-            .batch_execute(&format!(
-                "select pg_notify('stackgate_events', '{payload}')"
-            ))
+            .batch_execute(&format!("select stackgate_publish(null, '{payload}')"))
             .await
             .expect("marker");
         let seen = async {

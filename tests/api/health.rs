@@ -393,6 +393,7 @@ async fn each_transition_publishes_the_agreed_payload_on_commit() {
     let owner = &mut env.db.owner().await;
     let site = Site::start(UP).await;
     let web = fixtures::resource(owner, &env.org, env.dock, Web(&site.url)).await;
+    let _relay = crate::harness::relay(&env.db).await;
     let mut listener = env.db.owner().await;
     listener
         .batch_execute("LISTEN stackgate_events")
@@ -414,7 +415,12 @@ async fn each_transition_publishes_the_agreed_payload_on_commit() {
         .await
         .last_health_check_at
         .expect("checked");
-    let event: Value = serde_json::from_str(&payload).expect("JSON");
+    let mut event: Value = serde_json::from_str(&payload).expect("JSON");
+    let seq = event.as_object_mut().and_then(|o| o.remove("seq"));
+    assert!(
+        seq.is_some_and(|s| s.is_u64()),
+        "the relay numbers it: {payload}"
+    );
     let keys: Vec<&String> = event.as_object().expect("object").keys().collect();
     assert_eq!(
         keys,

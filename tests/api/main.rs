@@ -32,6 +32,7 @@ mod mutations;
 mod notifications;
 mod onboarding;
 mod operations;
+mod outbox;
 mod providers;
 mod rbac;
 mod replicas;

@@ -182,6 +182,7 @@ async fn digitalocean_lists_every_page_maps_statuses_and_strips_secrets() {
         .await
         .expect("fake");
     let dock = env.dock(env.org, FakeKind::DigitalOcean, &url, KEY).await;
+    let _relay = crate::harness::relay(&env.db).await;
     let mut listener = env.db.owner().await;
     listener
         .batch_execute("LISTEN stackgate_events")
@@ -973,6 +974,7 @@ async fn no_credential_reaches_logs_errors_or_events() {
         .await
         .expect("fake");
     let dock = env.dock(env.org, FakeKind::DigitalOcean, &url, KEY).await;
+    let _relay = crate::harness::relay(&env.db).await;
     let mut listener = env.db.owner().await;
     listener
         .batch_execute("LISTEN stackgate_events")

@@ -497,8 +497,8 @@ async fn notify_health(conn: &mut AsyncPgConnection, resource: &Value) {
         ("healthy", "unhealthy"),
         chrono::Utc::now(),
     );
-    diesel::sql_query("select pg_notify($1, $2)")
-        .bind::<Text, _>(stackgate::events::CHANNEL)
+    diesel::sql_query("select stackgate_publish($1, $2)")
+        .bind::<diesel::sql_types::Uuid, _>(row.org_id)
         .bind::<Text, _>(event.to_payload())
         .execute(conn)
         .await
