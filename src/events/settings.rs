@@ -22,7 +22,7 @@ pub struct EventArgs {
     /// How long the relay's lease lasts without renewal (1s-1h, whole seconds): after the holder
     /// dies or stalls, another replica's relay takes over within about this long.
     #[arg(long = "relay-lease", env = "STACKGATE_RELAY_LEASE", default_value = "5s",
-          value_parser = parse_lease, global = true)]
+          value_parser = parse_lease, global = true, id = "relay_lease")]
     pub lease: Duration,
 }
 

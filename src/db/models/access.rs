@@ -346,7 +346,11 @@ pub async fn grant_dock(
     match grantee {
         Grantee::Team(_) => {
             insert
-                .on_conflict((dock_permissions::dock_id, dock_permissions::team_id))
+                .on_conflict((
+                    dock_permissions::org_id,
+                    dock_permissions::dock_id,
+                    dock_permissions::team_id,
+                ))
                 .do_update()
                 .set(set_level)
                 .execute(conn)
@@ -354,7 +358,11 @@ pub async fn grant_dock(
         }
         Grantee::Client(_) => {
             insert
-                .on_conflict((dock_permissions::dock_id, dock_permissions::client_id))
+                .on_conflict((
+                    dock_permissions::org_id,
+                    dock_permissions::dock_id,
+                    dock_permissions::client_id,
+                ))
                 .do_update()
                 .set(set_level)
                 .execute(conn)

@@ -316,6 +316,7 @@ pub async fn link(
             project_operation_services::linked_by.eq(linked_by),
         ))
         .on_conflict((
+            project_operation_services::org_id,
             project_operation_services::project_id,
             project_operation_services::operation_service_id,
         ))
@@ -397,6 +398,7 @@ pub async fn grant(
             operation_permissions::level.eq(level),
         ))
         .on_conflict((
+            operation_permissions::org_id,
             operation_permissions::operation_service_id,
             operation_permissions::team_id,
         ))
