@@ -447,6 +447,21 @@ pub async fn alert(conn: &mut AsyncPgConnection, server: Uuid, severity: &str, m
     .expect("alert");
 }
 
+/// A finished provider action run (a reboot that succeeded) on the server `server`, in its
+/// organization.
+pub async fn action_run(conn: &mut AsyncPgConnection, server: Uuid) {
+    sql_query(
+        "insert into action_runs (org_id, resource_kind, resource_id, dock_id, action, status, \
+           summary, finished_at) \
+         select org_id, 'server', id, dock_id, 'reboot', 'succeeded', 'seeded', now() \
+         from servers where id = $1",
+    )
+    .bind::<SqlUuid, _>(server)
+    .execute(conn)
+    .await
+    .expect("action run");
+}
+
 // ---------------------------------------------------------------------------------------------
 // Inspection
 

@@ -30,6 +30,7 @@ async fn seeded() -> TestApp {
     )
     .await;
     fixtures::alert(conn, server, "critical", "seeded").await;
+    fixtures::action_run(conn, server).await;
     app
 }
 
@@ -57,7 +58,7 @@ async fn ids_of_org_1(app: &TestApp) -> BTreeMap<String, String> {
         teams { id } clients { id } members { user { id } }
         projects(first: 1) { nodes { id } }
         docks(first: 1) { nodes { id syncRuns(first: 1) { nodes { id } } } }
-        resources(first: 500) { nodes { __typename id } }
+        resources(first: 500) { nodes { __typename id ... on Resource { actionRuns(first: 1) { id } } } }
         alerts(first: 1) { nodes { id } }
         operationServices(first: 1) { nodes { id } }
         notificationChannels(first: 1) { nodes { id deliveries(first: 1) { nodes { id } } } } } } }";
@@ -103,6 +104,7 @@ async fn ids_of_org_1(app: &TestApp) -> BTreeMap<String, String> {
             resource["__typename"].as_str().unwrap_or(""),
             &resource["id"],
         );
+        put("ActionRun", &resource["actionRuns"][0]["id"]);
     }
     ids
 }
@@ -346,6 +348,11 @@ async fn no_mutation_reaches_into_another_org() {
         (
             "setResourceTags",
             "mutation($a: ID!) { setResourceTags(resourceId: $a, tags: [\"x\"]) { id } }",
+            json!({ "a": id("Server") }),
+        ),
+        (
+            "performResourceAction",
+            "mutation($a: ID!) { performResourceAction(resourceId: $a, action: REBOOT) { id } }",
             json!({ "a": id("Server") }),
         ),
         (

@@ -9,6 +9,7 @@
 //! - One module per area; `adversarial` holds what a hostile caller tries.
 
 mod access;
+mod actions;
 mod adversarial;
 mod auth;
 mod browser;
