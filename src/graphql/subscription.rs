@@ -209,13 +209,15 @@ impl Subscription {
                 return None;
             }
             let (pool, scope, run_id) = (pool.clone(), viewer.scope(), e.run_id);
+            let status = e.status.clone();
             Some(async move {
                 let rows = scope
                     .transaction(&pool, async |conn| action::by_ids(conn, &[run_id]).await)
                     .await?;
+                // A run that moved on since this event is delivered by the later event, once.
                 Ok(rows
                     .into_iter()
-                    .find(|r| r.org_id == org)
+                    .find(|r| r.org_id == org && r.status == status)
                     .map(|r| ActionRunNode(Arc::new(r))))
             })
         })
