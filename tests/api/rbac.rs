@@ -287,7 +287,17 @@ async fn built_in_roles_by_area_and_action() {
         .await
         .1["data"]["viewer"]["organization"]["resources"]["nodes"][0]["id"]
         .clone();
-    let table: [(&str, &str, [Outcome; 4]); 21] = [
+    let droplet = app
+        .graphql(
+            Some(&app.token("org-0-owner", Some("org-0"))),
+            r#"{ viewer { organization { resources(first: 1, filter: { kinds: [SERVER], providers: ["digitalocean"] }) { nodes { id } } } } }"#,
+            json!({}),
+        )
+        .await
+        .1["data"]["viewer"]["organization"]["resources"]["nodes"][0]["id"]
+        .clone();
+    assert!(droplet.is_string(), "the seed has a DigitalOcean server");
+    let table: [(&str, &str, [Outcome; 4]); 22] = [
         (
             "projects FULL: createProject",
             "mutation($s: String!) { createProject(input: { name: $s, slug: $s }) { id } }",
@@ -311,6 +321,13 @@ async fn built_in_roles_by_area_and_action() {
         (
             "resources FULL: setResourceTags",
             "mutation($r: ID!, $s: String!) { setResourceTags(resourceId: $r, tags: [$s]) { id } }",
+            [Allowed, Allowed, Forbidden, Forbidden],
+        ),
+        (
+            // The seeded dock's key cannot be decrypted: an allowed caller gets a FAILED run,
+            // and nothing leaves the machine.
+            "resources FULL: performResourceAction",
+            "mutation($x: ID!) { performResourceAction(resourceId: $x, action: REBOOT) { status } }",
             [Allowed, Allowed, Forbidden, Forbidden],
         ),
         (
@@ -430,7 +447,7 @@ async fn built_in_roles_by_area_and_action() {
                 .graphql(
                     Some(&token),
                     query,
-                    json!({ "s": slug, "e": email, "o": ids["id"], "t": team, "c": client, "d": dock, "r": resource }),
+                    json!({ "s": slug, "e": email, "o": ids["id"], "t": team, "c": client, "d": dock, "r": resource, "x": droplet }),
                 )
                 .await;
             let leaf = body.to_string();
