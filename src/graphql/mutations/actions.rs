@@ -87,6 +87,14 @@ impl ActionMutations {
         if let Err(err) = dock_rate(ctx, org, None) {
             return Err(failed(ctx, &act, err).await.into());
         }
+        // Everything the call needs is read before the run is recorded: a failure here leaves
+        // no run behind waiting to be closed as stale.
+        let target = Target {
+            kind,
+            provider_resource_id: row.common.provider_resource_id.clone(),
+            name: row.common.name.clone(),
+            api_data: api_data(ctx, &row).await?,
+        };
         let new = NewRun {
             org_id: org,
             kind,
@@ -113,12 +121,6 @@ impl ActionMutations {
         let run = match started {
             Started::Existing(run) => return Ok(node(run)),
             Started::New(run) => run,
-        };
-        let target = Target {
-            kind,
-            provider_resource_id: row.common.provider_resource_id.clone(),
-            name: row.common.name.clone(),
-            api_data: api_data(ctx, &row).await?,
         };
         let outcome = match &dock {
             Some(dock) => scheduler.engine().perform(dock, action, &target).await,
