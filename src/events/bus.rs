@@ -29,6 +29,7 @@ use tokio::sync::{OnceCell, broadcast, watch};
 use tokio::task::JoinHandle;
 
 use super::{CHANNEL, Event};
+use crate::db::models::action::{self, ActionRun};
 use crate::db::models::dock::{self, Dock, SyncRunRow};
 use crate::db::models::resource::{self, Kind, Resource};
 use crate::db::replicas::{self, Lsn, Watermark};
@@ -64,6 +65,7 @@ pub struct Envelope {
     pub position: Option<Lsn>,
     sync_objects: OnceCell<SyncObjects>,
     resource: OnceCell<Option<Arc<Resource>>>,
+    action_run: OnceCell<Option<Arc<ActionRun>>>,
 }
 
 /// A sync event's dock (`None` when deleted or gone) and run.
@@ -77,6 +79,7 @@ impl Envelope {
             position: None,
             sync_objects: OnceCell::new(),
             resource: OnceCell::new(),
+            action_run: OnceCell::new(),
         }
     }
 
@@ -108,6 +111,29 @@ impl Envelope {
                     .find(|d| d.deleted_at.is_none())
                     .map(Arc::new);
                 Ok((dock, runs.into_iter().next().map(Arc::new)))
+            })
+            .await
+            .cloned()
+    }
+
+    /// An action event's run (`None` when gone), loaded in the event's organization by the
+    /// first subscriber that asks, like [`Envelope::sync_objects`].
+    pub async fn action_run(&self, pool: &Pool) -> Result<Option<Arc<ActionRun>>, DbError> {
+        let Event::Action(event) = &self.event else {
+            return Ok(None);
+        };
+        self.action_run
+            .get_or_try_init(|| async {
+                let scope = Scope {
+                    org_id: Some(event.org_id),
+                    ..Scope::default()
+                };
+                let rows = scope
+                    .transaction(pool, async |conn| {
+                        action::by_ids(conn, &[event.run_id]).await
+                    })
+                    .await?;
+                Ok(rows.into_iter().next().map(Arc::new))
             })
             .await
             .cloned()

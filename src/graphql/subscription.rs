@@ -22,7 +22,7 @@ use super::types::action::load::ActionRunNode;
 use super::types::events::{HealthEventNode, ProjectResourceEventNode, SyncEventNode};
 use crate::auth::{Renewal, Standing, Viewer};
 use crate::db::models::resource::{self, Kind};
-use crate::db::models::{action, dock, link, project};
+use crate::db::models::{dock, link, project};
 use crate::db::{Pool, RequestDb};
 use crate::error::ApiError;
 use crate::events::link::LinkChange;
@@ -208,17 +208,13 @@ impl Subscription {
             if !wanted {
                 return None;
             }
-            let (pool, scope, run_id) = (pool.clone(), viewer.scope(), e.run_id);
-            let status = e.status.clone();
+            let (envelope, pool, status) = (envelope.clone(), pool.clone(), e.status.clone());
             Some(async move {
-                let rows = scope
-                    .transaction(&pool, async |conn| action::by_ids(conn, &[run_id]).await)
-                    .await?;
+                let run = envelope.action_run(&pool).await.map_err(ApiError::from)?;
                 // A run that moved on since this event is delivered by the later event, once.
-                Ok(rows
-                    .into_iter()
-                    .find(|r| r.org_id == org && r.status == status)
-                    .map(|r| ActionRunNode(Arc::new(r))))
+                Ok(run
+                    .filter(|r| r.org_id == org && r.status == status)
+                    .map(ActionRunNode))
             })
         })
         .filter_map(|item| async move { item.transpose() }))

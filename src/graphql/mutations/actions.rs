@@ -70,7 +70,7 @@ impl ActionMutations {
         let action = Action::from(action);
         let viewer = viewer(ctx)?;
         let org = viewer.organization.id;
-        let row = visible_resource(ctx, kind, id).await?;
+        let (row, api_data) = visible_resource(ctx, kind, id).await?;
         let act = Act {
             area: Area::Resources,
             action: "resource.action",
@@ -87,13 +87,11 @@ impl ActionMutations {
         if let Err(err) = dock_rate(ctx, org, None) {
             return Err(failed(ctx, &act, err).await.into());
         }
-        // Everything the call needs is read before the run is recorded: a failure here leaves
-        // no run behind waiting to be closed as stale.
         let target = Target {
             kind,
             provider_resource_id: row.common.provider_resource_id.clone(),
             name: row.common.name.clone(),
-            api_data: api_data(ctx, &row).await?,
+            api_data,
         };
         let new = NewRun {
             org_id: org,
@@ -165,58 +163,58 @@ fn valid_key(key: &str) -> Result<&str, ApiError> {
     Ok(key)
 }
 
-/// The resource, when it exists and the viewer may see it.
+/// The resource, when it exists and the viewer may see it, with its provider record (what an
+/// action needs beyond its id), read in one transaction before anything is recorded.
 async fn visible_resource(
     ctx: &Context<'_>,
     kind: resource::Kind,
     id: uuid::Uuid,
-) -> Result<Resource, ApiError> {
+) -> Result<(Resource, serde_json::Value), ApiError> {
     let viewer = viewer(ctx)?;
     let visibility = viewer.visibility().clone();
-    let rows = viewer
+    let (rows, data) = viewer
         .scope()
         .transaction(pool(ctx).await?, async |conn| {
-            resource::by_ids(conn, kind, &[id]).await
+            let rows = resource::by_ids(conn, kind, &[id]).await?;
+            let data = resource::api_data(conn, kind, &[id]).await?;
+            Ok::<_, DbError>((rows, data))
         })
         .await?;
-    rows.into_iter()
+    let row = rows
+        .into_iter()
         .find(|r| {
             r.common.org_id == viewer.organization.id
                 && visibility.sees_resource(r.common.id, r.common.dock_id)
         })
-        .ok_or_else(|| ApiError::NotFound("no such resource".into()))
-}
-
-/// The resource's provider record (what an action needs beyond its id).
-async fn api_data(ctx: &Context<'_>, row: &Resource) -> Result<serde_json::Value, ApiError> {
-    let (kind, id) = (row.kind(), row.common.id);
-    let data = viewer(ctx)?
-        .scope()
-        .transaction(pool(ctx).await?, async |conn| {
-            resource::api_data(conn, kind, &[id]).await
-        })
-        .await?;
-    Ok(data
+        .ok_or_else(|| ApiError::NotFound("no such resource".into()))?;
+    let data = data
         .into_iter()
         .find_map(|(rid, value)| (rid == id).then_some(value).flatten())
-        .unwrap_or(serde_json::Value::Null))
+        .unwrap_or(serde_json::Value::Null);
+    Ok((row, data))
 }
 
 fn unsupported(row: &Resource, action: Action, supported: &[Action]) -> ApiError {
-    let words: Vec<String> = supported
-        .iter()
-        .map(|&a| format!("{:?}", ResourceAction::from(a)))
-        .collect();
-    let kind = row.kind().as_str();
+    let words: Vec<&str> = supported.iter().map(|&a| graphql_name(a.into())).collect();
     let offers = match words.is_empty() {
         true => "no actions".to_owned(),
         false => words.join(", "),
     };
     ApiError::BadUserInput(format!(
-        "`{}` cannot {} a {kind}; it offers {offers} for it",
+        "`{}` cannot {} a {}; it offers {offers} for it",
         row.common.provider,
-        action.as_str()
+        graphql_name(action.into()),
+        row.kind().as_str()
     ))
+}
+
+/// An action's name in the schema (`POWER_OFF`).
+fn graphql_name(action: ResourceAction) -> &'static str {
+    use async_graphql::resolver_utils::EnumType;
+    ResourceAction::items()
+        .iter()
+        .find(|item| item.value == action)
+        .map_or("?", |item| item.name)
 }
 
 /// The id of the run an earlier request with the same key started, when it asked the same

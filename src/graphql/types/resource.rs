@@ -352,6 +352,7 @@ macro_rules! resource_object {
                 actions_of(ctx, &self.0)
             }
             /// Provider actions asked for on it, newest first.
+            #[graphql(complexity = "first.unwrap_or(20).clamp(0, 100) as usize * child_complexity")]
             pub async fn action_runs(
                 &self,
                 ctx: &Context<'_>,
