@@ -2,6 +2,7 @@
 //! links to the projects, and a second start that reuses the docks.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use diesel::QueryableByName;
 use diesel::sql_types::{BigInt, Text};
@@ -167,6 +168,10 @@ async fn the_demos_services_go_up_and_down_under_the_health_monitor() {
     let pool = stackgate::db::build_pool(&db.url(), 4).expect("pool");
     let mut config = crate::health::config(1, 32);
     config.confirmations = 1;
+    // Up or down is what is checked here: a probe slowed by a busy machine must not read as
+    // degraded (the shared test config calls 150 ms slow).
+    config.probe.timeout = Duration::from_secs(2);
+    config.probe.slow = Duration::from_millis(1500);
     let monitor = stackgate::health::Monitor::new(pool, config).expect("monitor");
     let conn = &mut db.owner().await;
     for (first, second) in [(true, false), (false, true)] {
