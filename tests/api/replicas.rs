@@ -11,6 +11,7 @@ use stackgate::db::Scope;
 
 use crate::fixtures;
 use crate::harness::replicas::Replicated;
+use crate::harness::wait;
 use crate::harness::ws::Ws;
 
 const PROJECTS: &str = "{ viewer { organization { projects(first: 50) { nodes { slug } } } } }";
@@ -157,6 +158,55 @@ async fn a_write_is_read_back_through_its_position_while_the_standby_is_paused()
         ["launch", "site"]
     );
     r.wait_standby_read("projects", before).await;
+}
+
+/// The shared response cache drops an answer when the event of a write reaches this replica;
+/// until then, a read carrying the write's position is not answered from it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cached_answer_never_hides_the_write_a_read_carries() {
+    let r = Replicated::spawn_adjusted(Duration::from_secs(5), Duration::from_millis(300), |c| {
+        c.security.response_cache_bytes = 1 << 20;
+        // The relay publishes at most this late: the write's event arrives well after the read.
+        c.events.poll = Duration::from_secs(1);
+    })
+    .await;
+    let (token, ..) = two_orgs(&r).await;
+    // The rows were written without events: let the standby replay them before anything is
+    // cached.
+    wait::wait_for(
+        "the standby to replay the fixtures",
+        wait::PATIENCE,
+        async || {
+            let conn = &mut r.standby_owner().await;
+            let found = diesel::sql_query("select slug from projects where slug = 'secret'")
+                .load::<Slug>(conn)
+                .await
+                .map_err(|e| e.to_string())?;
+            (!found.is_empty())
+                .then_some(())
+                .ok_or_else(|| "not yet".to_owned())
+        },
+    )
+    .await;
+    let server = r.app.server.as_ref().expect("running");
+    let cache = server.state.pipeline.response_cache();
+    assert_eq!(slugs(&r, &token, &[]).await, ["site"]);
+    let hits = cache.hits();
+    assert_eq!(slugs(&r, &token, &[]).await, ["site"]);
+    assert_eq!(cache.hits(), hits + 1, "the second read is a cache hit");
+
+    let input = json!({ "input": { "name": "Launch", "slug": "launch" } });
+    let (_, headers, _) = post(&r, &token, CREATE, input, &[]).await;
+    let lsn = headers
+        .get("x-stackgate-lsn")
+        .and_then(|v| v.to_str().ok())
+        .expect("a position")
+        .to_owned();
+    assert_eq!(
+        slugs(&r, &token, &[("x-stackgate-lsn", &lsn)]).await,
+        ["launch", "site"],
+        "a read carrying the write sees it"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

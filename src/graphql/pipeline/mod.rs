@@ -318,11 +318,14 @@ impl Pipeline {
                 };
             }
         };
-        // A platform admin's every request is audited: never answered from the cache.
+        // A platform admin's every request is audited: never answered from the cache. Nor is
+        // a read carrying a write this replica has not yet received the event of: a cached
+        // answer is only dropped when that event arrives, so it may predate the write.
         let cacheable = admitted.kind == OperationType::Query
             && !admitted.live
             && !caller.trace
-            && !admitted.viewer.as_platform_admin;
+            && !admitted.viewer.as_platform_admin
+            && !self.ahead_of_events(&caller);
         let fill = cacheable.then(|| self.fill(&admitted));
         if let Some(hit) = fill.as_ref().and_then(cache::Fill::lookup) {
             self.0.labels.count(&label, "ok", started.elapsed());
@@ -337,6 +340,18 @@ impl Pipeline {
             response: Box::new(response),
             fill,
         }
+    }
+
+    /// Whether the caller carries a write position past the newest event this replica has
+    /// received (read-your-writes: `docs/scale-out.md`, "Reads").
+    fn ahead_of_events(&self, caller: &Caller) -> bool {
+        caller.written.get().is_some_and(|written| {
+            self.0
+                .events
+                .position()
+                .get()
+                .is_none_or(|seen| seen < written)
+        })
     }
 
     /// Where an admitted query's answer is kept: under its viewer, document and variables.

@@ -26,6 +26,15 @@ pub struct Replicated {
 impl Replicated {
     /// A migrated primary, its standby, and a server reading from it with `max_lag` and `wait`.
     pub async fn spawn(max_lag: Duration, wait: Duration) -> Self {
+        Self::spawn_adjusted(max_lag, wait, |_| {}).await
+    }
+
+    /// [`Replicated::spawn`], with the server's configuration changed by `adjust`.
+    pub async fn spawn_adjusted(
+        max_lag: Duration,
+        wait: Duration,
+        adjust: impl FnOnce(&mut stackgate::config::Config),
+    ) -> Self {
         let dir = PathBuf::from(format!(
             "/tmp/stackgate-replicas-{}",
             uuid::Uuid::new_v4().simple()
@@ -61,7 +70,11 @@ impl Replicated {
             url[..url.len() - DATABASE.len()].to_owned()
         };
         let db = TestDb::on_own_cluster(DATABASE, base(primary.url(DATABASE)), base(serving));
-        let app = TestApp::spawn_over(db, |c| c.reads = reads).await;
+        let app = TestApp::spawn_over(db, |c| {
+            c.reads = reads;
+            adjust(c);
+        })
+        .await;
         Self {
             app,
             primary,
