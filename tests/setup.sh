@@ -4,7 +4,8 @@
 #      `stackgate demo` start a private cluster from,
 #   1. Debian's chromium for the headless-browser test,
 #   2. tests/browser/node_modules (playwright-core),
-#   3. the local GraphiQL assets (default target/graphiql-assets, or $1);
+#   3. the local GraphiQL assets (default target/graphiql-assets, or $1),
+#   4. haproxy and curl, for the local cluster script and its test;
 #   and, optional, Debian's yamllint (tests/deploy.rs lints deploy/kubernetes with it when present).
 # STACKGATE_SETUP_PG_BIN (default /usr/lib/postgresql/*/bin) is where initdb is looked for.
 set -euo pipefail
@@ -74,6 +75,16 @@ elif apt_install yamllint 2>/dev/null; then
 else
   echo "setup: yamllint could not be installed; tests/deploy.rs skips its lint" >&2
 fi
+
+# 1c. haproxy and curl, for the local cluster (deploy/local/cluster.sh) and its test
+for tool in haproxy curl; do
+  if command -v "$tool" >/dev/null; then
+    echo "setup: $tool already installed"
+  else
+    echo "setup: installing $tool (apt-get)"
+    apt_install "$tool"
+  fi
+done
 
 # 2. node modules of tests/browser
 BROWSER_DIR="$ROOT/tests/browser"

@@ -15,6 +15,7 @@ mod auth;
 mod browser;
 mod cache;
 mod cli;
+mod cluster;
 mod demo;
 mod docks;
 mod documents;
