@@ -46,6 +46,8 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 
+#[path = "dashboard/cluster.rs"]
+mod cluster;
 mod support;
 
 use support::{BenchDatabase, CLOCK_TICKS, ChildGuard, CpuSnapshot, CpuUse, free_port};
@@ -71,6 +73,9 @@ usage: cargo bench --bench dashboard -- [options]
                             (development: skips the dashboard shape check)
   --baseline-bin FILE       also run another stackgate binary (an earlier build) as a column
                             `stackgate (baseline)`, to measure a change in one run
+  --cluster                 instead: one replica on the primary against three replicas and a
+                            streaming standby behind haproxy (deploy/local/cluster.sh), on the
+                            cluster's own database (bench/dashboard/cluster.rs)
 
 stackgate runs three columns: `stackgate` (response cache off), `stackgate (cached)` (on), and
 `stackgate (If-None-Match)` (on, each client sending the ETag of its last 200 answer; a 304 is a
@@ -94,6 +99,7 @@ struct Options {
     postgraphile_workers: Vec<usize>,
     stackgate_query: Option<PathBuf>,
     baseline_bin: Option<PathBuf>,
+    cluster: bool,
 }
 
 fn parse_args() -> anyhow::Result<Options> {
@@ -107,6 +113,7 @@ fn parse_args() -> anyhow::Result<Options> {
         postgraphile_workers: vec![1],
         stackgate_query: None,
         baseline_bin: None,
+        cluster: false,
     };
     support::parse_flags(USAGE, |flag, value| {
         match flag {
@@ -128,6 +135,7 @@ fn parse_args() -> anyhow::Result<Options> {
             }
             "--stackgate-query" => o.stackgate_query = Some(value()?.into()),
             "--baseline-bin" => o.baseline_bin = Some(value()?.into()),
+            "--cluster" => o.cluster = true,
             other => bail!("unknown argument `{other}`\n\n{USAGE}"),
         }
         Ok(())
@@ -165,6 +173,9 @@ fn main() -> ExitCode {
 
 /// The whole run; `Ok(false)` when a server's answer failed its check.
 async fn run(o: Options) -> anyhow::Result<bool> {
+    if o.cluster {
+        return cluster::run(o).await;
+    }
     let started = Instant::now();
     let logs = std::env::temp_dir().join(format!("stackgate-bench-{}-logs", std::process::id()));
     std::fs::create_dir_all(&logs)?;
@@ -264,8 +275,8 @@ async fn run(o: Options) -> anyhow::Result<bool> {
             .await?;
         let target = Target {
             name,
-            server_pid: server.pid(),
-            postmaster,
+            server_pids: server.pid().into_iter().collect(),
+            postmasters: postmaster.into_iter().collect(),
             url: format!("{base}/graphql"),
             metrics_url: Some(format!("{base}/metrics")),
             authorization: Some(format!("Bearer {token}")),
@@ -315,8 +326,8 @@ async fn run(o: Options) -> anyhow::Result<bool> {
                 .await?;
             let target = Target {
                 name,
-                server_pid: server.pid(),
-                postmaster,
+                server_pids: server.pid().into_iter().collect(),
+                postmasters: postmaster.into_iter().collect(),
                 url: url_graphql,
                 metrics_url: None,
                 authorization: None,
@@ -459,10 +470,12 @@ enum Shape {
 
 struct Target {
     name: String,
-    /// The server's process (its CPU time, with its children's, is accounted).
-    server_pid: Option<i32>,
-    /// PostgreSQL's postmaster (its CPU time, with every backend's, is accounted).
-    postmaster: Option<i32>,
+    /// The server's processes: one, or the replicas and the load balancer of a cluster (their
+    /// CPU time, with their children's, is accounted).
+    server_pids: Vec<i32>,
+    /// PostgreSQL's postmasters: the primary's, and a standby's (their CPU time, with every
+    /// backend's, is accounted).
+    postmasters: Vec<i32>,
     url: String,
     metrics_url: Option<String>,
     authorization: Option<String>,
@@ -666,7 +679,7 @@ async fn load(
         (
             stats,
             xacts,
-            CpuSnapshot::take(target.server_pid, target.postmaster),
+            CpuSnapshot::take_many(&target.server_pids, &target.postmasters),
         )
     };
     tokio::time::sleep_until(window_start.into()).await;
@@ -832,8 +845,8 @@ async fn measure(o: &Options, target: &Target, db_url: &SecretString, org: &Org0
 
     let target = Arc::new(Target {
         name: target.name.clone(),
-        server_pid: target.server_pid,
-        postmaster: target.postmaster,
+        server_pids: target.server_pids.clone(),
+        postmasters: target.postmasters.clone(),
         url: target.url.clone(),
         metrics_url: target.metrics_url.clone(),
         authorization: target.authorization.clone(),

@@ -230,11 +230,20 @@ pub struct CpuSnapshot {
 
 impl CpuSnapshot {
     pub fn take(server: Option<i32>, postmaster: Option<i32>) -> Self {
+        Self::take_many(server.as_slice(), postmaster.as_slice())
+    }
+
+    /// [`CpuSnapshot::take`] of several servers (replicas, a load balancer) and several
+    /// PostgreSQL clusters (a primary and its standbys), each group summed.
+    pub fn take_many(servers: &[i32], postmasters: &[i32]) -> Self {
         let table = process_table();
         let me = i32::try_from(std::process::id()).ok();
+        let sum = |pids: &[i32]| {
+            (!pids.is_empty()).then(|| pids.iter().map(|&pid| tree_ticks(&table, pid)).sum())
+        };
         Self {
-            server: server.map(|pid| tree_ticks(&table, pid)),
-            postgres: postmaster.map(|pid| tree_ticks(&table, pid)),
+            server: sum(servers),
+            postgres: sum(postmasters),
             me: me.and_then(|pid| table.get(&pid)).map_or(0, |p| p.1),
             total_busy: machine_busy_ticks(),
         }

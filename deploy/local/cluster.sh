@@ -17,9 +17,11 @@
 #   --bin FILE        the stackgate binary (default: target/release/stackgate, else target/debug)
 #   --replicas N      stackgate replicas, 1 to 3 (default 3)
 #   --serve-env K=V   one more environment variable for every replica (repeatable)
+#   --keys off        no credential key: the replicas run no sync scheduler (benchmarks)
 #
 # Everything a client needs is written to DIR/cluster.env (mode 600): STACKGATE_URL (haproxy),
-# REPLICA_URLS, DATABASE_URL (the primary's superuser), STANDBY_URL, NATS_URL, and
+# REPLICA_URLS, DATABASE_URL (the primary's superuser), STACKGATE_APP_DATABASE_URL (the
+# serving login), STANDBY_URL, NATS_URL, and
 # STACKGATE_JWT_SECRET for `stackgate token`. Logs are DIR/*.log and DIR/pg/*.log. The PostgreSQL clusters run
 # without fsync: this is a cluster to test and measure on, not to keep data in.
 set -Eeuo pipefail
@@ -73,7 +75,7 @@ pg_start() {
 }
 
 up() {
-  local base=26400 bus=postgres lifetime=900 bin="" replicas=3
+  local base=26400 bus=postgres lifetime=900 bin="" replicas=3 with_keys=on
   local -a serve_env=()
   while [ $# -gt 0 ]; do
     case "$1" in
@@ -83,6 +85,7 @@ up() {
       --bin) bin="$2"; shift 2 ;;
       --replicas) replicas="$2"; shift 2 ;;
       --serve-env) serve_env+=("$2"); shift 2 ;;
+      --keys) with_keys="$2"; shift 2 ;;
       *) die "unknown option $1" ;;
     esac
   done
@@ -90,6 +93,7 @@ up() {
   [[ "$lifetime" =~ ^[0-9]+$ ]] && [ "$lifetime" -ge 1 ] && [ "$lifetime" -le 86400 ] || die "--lifetime must be 1-86400 seconds"
   [[ "$replicas" =~ ^[1-3]$ ]] || die "--replicas must be 1, 2 or 3"
   case "$bus" in postgres|nats) ;; *) die "--bus must be postgres or nats" ;; esac
+  case "$with_keys" in on|off) ;; *) die "--keys must be on or off" ;; esac
   if [ -z "$bin" ]; then
     for bin in "$ROOT/target/release/stackgate" "$ROOT/target/debug/stackgate"; do [ -x "$bin" ] && break; done
   fi
@@ -151,13 +155,15 @@ up() {
   local jwt_secret keys
   jwt_secret="$(random_hex 32)"
   keys="k1:$(head -c 32 /dev/urandom | base64 -w0)"
+  local -a key_env=("STACKGATE_ENCRYPTION_KEYS=$keys")
+  [ "$with_keys" = on ] || key_env=()
   local i port urls=""
   for i in $(seq 1 "$replicas"); do
     port=$((base + 2 + i))
     spawn "replica-$i" env -i PATH="$PATH" HOSTNAME="replica-$i" RUST_LOG="${RUST_LOG:-info}" NO_COLOR=1 \
       DATABASE_URL="$owner_url" STACKGATE_APP_DATABASE_URL="$app_url" \
       STACKGATE_READ_DATABASE_URLS="$standby_url" STACKGATE_EVENT_BUS="$bus_url" \
-      STACKGATE_JWT_SECRET="$jwt_secret" STACKGATE_ENCRYPTION_KEYS="$keys" \
+      STACKGATE_JWT_SECRET="$jwt_secret" "${key_env[@]}" \
       STACKGATE_LISTEN="127.0.0.1:$port" "${serve_env[@]}" "$bin" serve
     urls="$urls${urls:+,}http://127.0.0.1:$port"
   done
@@ -199,6 +205,7 @@ EOF
 STACKGATE_URL=http://127.0.0.1:$p_lb
 REPLICA_URLS=$urls
 DATABASE_URL=$owner_url
+STACKGATE_APP_DATABASE_URL=$app_url
 STANDBY_URL=postgres://postgres:$password@127.0.0.1:$p_standby/$DATABASE
 NATS_URL=$nats_url
 STACKGATE_JWT_SECRET=$jwt_secret
