@@ -1,5 +1,9 @@
 //! One LISTEN connection per replica, fanned out in-process to every subscriber.
 //!
+//! The transport is the only thing that differs between buses: a source (the LISTEN connection
+//! here, or the NATS JetStream consumer of [`super::consume`]) hands payloads to an [`Inlet`],
+//! which checks the numbering, stamps and broadcasts them the same way for both.
+//!
 //! The listener is a dedicated connection (never a pooled one: a connection buffers every
 //! notification it receives), as `stackgate_app`, named `stackgate-events` in
 //! `pg_stat_activity`. Each notification is parsed once and broadcast as an [`Envelope`]; with
