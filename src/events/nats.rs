@@ -234,3 +234,42 @@ pub fn age_of(headers: Option<&HeaderMap>) -> Option<Duration> {
     let now = chrono::Utc::now().timestamp_micros();
     u64::try_from(now - created).ok().map(Duration::from_micros)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subjects_name_the_organization_or_global() {
+        let org = uuid::Uuid::from_u128(1);
+        assert_eq!(
+            subject(Some(org)),
+            "stackgate.events.00000000-0000-0000-0000-000000000001"
+        );
+        assert_eq!(subject(None), "stackgate.events.global");
+    }
+
+    #[test]
+    fn headers_carry_the_number_position_and_creation_time() {
+        let created = chrono::Utc::now().timestamp_micros() - 2_000_000;
+        let row = Claimed {
+            held: true,
+            last_seq: Some(7),
+            seq: Some(7),
+            org_id: None,
+            payload: Some(r#"{"seq":7}"#.to_owned()),
+            created_us: Some(created),
+        };
+        let headers = headers(&row, Lsn::parse("0/16B3748"));
+        let id = headers.get(async_nats::header::NATS_MESSAGE_ID);
+        assert_eq!(id.map(|v| v.as_str()), Some("7"));
+        assert_eq!(position_of(Some(&headers)), Lsn::parse("0/16B3748"));
+        let age = age_of(Some(&headers)).expect("an age");
+        assert!(
+            age >= Duration::from_secs(2) && age < Duration::from_secs(60),
+            "{age:?}"
+        );
+        assert_eq!(position_of(None), None);
+        assert_eq!(age_of(Some(&HeaderMap::new())), None);
+    }
+}
