@@ -10,6 +10,10 @@
 //! receives it. The latency of a delivery is its receipt time minus the instant the publishing
 //! transaction's COMMIT returned. The subscribers run in this process on the same 2 cores as the
 //! server and PostgreSQL, so the numbers include their share of the machine.
+//!
+//! `--nats` carries events over NATS JetStream instead (`STACKGATE_EVENT_BUS=nats://…`, a private
+//! `nats-server -js` on 127.0.0.1 with a temporary store; target p99 ≤ 100 ms), and `--replicas N`
+//! starts N `serve` processes on the same database, the subscribers spread over them round-robin.
 
 mod support;
 
@@ -39,12 +43,18 @@ cargo bench --bench events -- [options]
   --subscribers N   WebSocket subscribers (default 1000)
   --events M        events published and measured (default 50)
   --interval-ms T   milliseconds between published events (default 100)
+  --replicas R      `stackgate serve` processes, subscribers spread over them (default 1)
+  --nats            carry events over a private NATS JetStream server (/usr/sbin/nats-server)
 
 DATABASE_URL (a superuser URL) selects an existing database; otherwise a private PostgreSQL
 cluster is started under /tmp and removed at the end.";
 
 /// The target: p99 from commit to delivery.
 const TARGET_P99_MS: f64 = 50.0;
+/// The target over NATS JetStream (one more hop, and a replica per WebSocket share).
+const TARGET_P99_NATS_MS: f64 = 100.0;
+/// Where Debian's `nats-server` package puts the server.
+const NATS_SERVER: &str = "/usr/sbin/nats-server";
 
 const SUBSCRIPTION: &str =
     "subscription($id: ID!) { dockSyncStatus(dockId: $id) { phase itemsFetched at } }";
@@ -54,6 +64,8 @@ struct Options {
     subscribers: usize,
     events: usize,
     interval: Duration,
+    replicas: usize,
+    nats: bool,
 }
 
 fn parse_args() -> anyhow::Result<Options> {
@@ -61,9 +73,13 @@ fn parse_args() -> anyhow::Result<Options> {
         subscribers: 1000,
         events: 50,
         interval: Duration::from_millis(100),
+        replicas: 1,
+        nats: false,
     };
     support::parse_flags(USAGE, |flag, value| {
         match flag {
+            "--replicas" => o.replicas = value()?.parse().context("--replicas")?,
+            "--nats" => o.nats = true,
             "--subscribers" => o.subscribers = value()?.parse().context("--subscribers")?,
             "--events" => o.events = value()?.parse().context("--events")?,
             "--interval-ms" => {
@@ -73,6 +89,9 @@ fn parse_args() -> anyhow::Result<Options> {
         }
         Ok(())
     })?;
+    if !(1..=5).contains(&o.replicas) {
+        bail!("--replicas must be from 1 to 5");
+    }
     if !(1..=5000).contains(&o.subscribers) {
         bail!("--subscribers must be from 1 to 5000");
     }
@@ -142,15 +161,39 @@ async fn run(o: Options) -> anyhow::Result<bool> {
         ("STACKGATE_WS_MAX_PENDING", (o.subscribers + 8).to_string()),
         ("STACKGATE_RATE_PER_PRINCIPAL", "1000000/s".to_owned()),
     ];
-    let (mut server, base) = support::serve_with(
-        "stackgate",
-        &url,
-        &secret,
-        &logs.join("stackgate.log"),
-        "warn",
-        &budget,
-    )
-    .await?;
+    // With --nats, a private JetStream server first.
+    let mut env = budget.to_vec();
+    let nats = match o.nats {
+        true => {
+            let (guard, nats_url) = start_nats(&logs).await?;
+            env.push(("STACKGATE_EVENT_BUS", nats_url));
+            Some(guard)
+        }
+        false => None,
+    };
+    let mut servers = Vec::with_capacity(o.replicas);
+    for n in 0..o.replicas {
+        servers.push(
+            support::serve_with(
+                "stackgate",
+                &url,
+                &secret,
+                &logs.join(format!("stackgate-{n}.log")),
+                "warn",
+                &env,
+            )
+            .await?,
+        );
+    }
+    println!(
+        "{} replica(s), events over {}",
+        o.replicas,
+        if o.nats {
+            "NATS JetStream"
+        } else {
+            "PostgreSQL NOTIFY"
+        }
+    );
 
     // 3. The subscribers: connected, acknowledged and subscribed before anything is measured.
     let opened = Instant::now();
@@ -158,7 +201,8 @@ async fn run(o: Options) -> anyhow::Result<bool> {
     let (warm_tx, mut warm_rx) = mpsc::unbounded_channel::<()>();
     let mut tasks = Vec::with_capacity(o.subscribers);
     let gid = stackgate::graphql::ids::encode("Dock", dock.id).0;
-    for _ in 0..o.subscribers {
+    for n in 0..o.subscribers {
+        let base = &servers[n % servers.len()].1;
         let ws = format!("ws://{base}/graphql/ws");
         let (token, gid, ready, warm) =
             (token.clone(), gid.clone(), ready.clone(), warm_tx.clone());
@@ -208,7 +252,7 @@ async fn run(o: Options) -> anyhow::Result<bool> {
     tokio::time::sleep(Duration::from_millis(500)).await;
 
     // 5. The measured events.
-    let cpu_before = CpuSnapshot::take(server.pid(), postmaster);
+    let cpu_before = CpuSnapshot::take(servers[0].0.pid(), postmaster);
     let mut committed = Vec::with_capacity(o.events);
     for seq in 1..=o.events {
         let at = publish(&mut publisher, &dock, seq).await?;
@@ -229,8 +273,11 @@ async fn run(o: Options) -> anyhow::Result<bool> {
             }
         }
     }
-    let cpu_after = CpuSnapshot::take(server.pid(), postmaster);
-    server.stop();
+    let cpu_after = CpuSnapshot::take(servers[0].0.pid(), postmaster);
+    for (server, _) in &mut servers {
+        server.stop();
+    }
+    drop(nats);
 
     latencies.sort_by(f64::total_cmp);
     let pct = |p: f64| {
@@ -269,12 +316,41 @@ async fn run(o: Options) -> anyhow::Result<bool> {
         per_delivery(cpu_before.postgres, cpu_after.postgres),
         per_delivery(Some(cpu_before.me), Some(cpu_after.me)),
     );
-    let met = p99 <= TARGET_P99_MS && missing == 0;
+    let target = if o.nats {
+        TARGET_P99_NATS_MS
+    } else {
+        TARGET_P99_MS
+    };
+    let met = p99 <= target && missing == 0;
     println!(
-        "target p99 ≤ {TARGET_P99_MS} ms with every event delivered: {}",
+        "target p99 ≤ {target} ms with every event delivered: {}",
         if met { "met" } else { "NOT met" }
     );
     Ok(met)
+}
+
+/// Starts `nats-server -js` on 127.0.0.1 (a free port, a store under `logs`); returns it and its
+/// URL once it accepts connections.
+async fn start_nats(logs: &std::path::Path) -> anyhow::Result<(support::ChildGuard, String)> {
+    if !std::path::Path::new(NATS_SERVER).exists() {
+        bail!("{NATS_SERVER} is missing: install Debian's `nats-server` (tests/setup.sh does)");
+    }
+    let port = support::free_port()?;
+    let mut cmd = std::process::Command::new(NATS_SERVER);
+    cmd.args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
+        .arg(logs.join("nats-store"));
+    let guard = support::ChildGuard::spawn("nats-server", cmd, &logs.join("nats-server.log"))?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
+        if Instant::now() > deadline {
+            bail!("nats-server did not accept connections within 10 s");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok((guard, format!("nats://127.0.0.1:{port}")))
 }
 
 /// Commits one transaction that touches the dock and publishes a `PAGE` event numbered `seq`;

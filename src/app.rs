@@ -11,6 +11,7 @@ use crate::crypto::Keyring;
 use crate::db::replicas::Replicas;
 use crate::db::{self, Pool};
 use crate::events::EventBus;
+use crate::events::settings::Bus;
 use crate::graphql::pipeline::cache::ResponseCache;
 use crate::graphql::pipeline::documents::TrustedDocuments;
 use crate::graphql::pipeline::{Parts, Pipeline};
@@ -75,7 +76,12 @@ impl AppState {
             Notifier::new(pool.clone(), keyring, settings)
         });
         let replicas = Replicas::start(&config.reads, config.pool_size, pool.clone())?;
-        let events = EventBus::start_with(config.database_url.clone(), !replicas.is_empty());
+        let events = match &config.events.bus {
+            Bus::Postgres => {
+                EventBus::start_with(config.database_url.clone(), !replicas.is_empty())
+            }
+            Bus::Nats(url) => crate::events::consume::start(url.clone(), !replicas.is_empty()),
+        };
         crate::auth::cache::clear_on_access_events(&viewers, &events);
         let rates = Arc::new(RateLimits::new(&config.security.rates));
         rates.start_sweeping();

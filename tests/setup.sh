@@ -5,7 +5,8 @@
 #   1. Debian's chromium for the headless-browser test,
 #   2. tests/browser/node_modules (playwright-core),
 #   3. the local GraphiQL assets (default target/graphiql-assets, or $1),
-#   4. haproxy and curl, for the local cluster script and its test;
+#   4. haproxy and curl, for the local cluster script and its test,
+#   5. Debian's nats-server (JetStream), which the NATS event bus's tests start privately;
 #   and, optional, Debian's yamllint (tests/deploy.rs lints deploy/kubernetes with it when present).
 # STACKGATE_SETUP_PG_BIN (default /usr/lib/postgresql/*/bin) is where initdb is looked for.
 set -euo pipefail
@@ -85,6 +86,18 @@ for tool in haproxy curl; do
     apt_install "$tool"
   fi
 done
+
+# 1d. nats-server (tests/api/nats.rs starts one on 127.0.0.1 with a temporary store)
+if [ -x /usr/sbin/nats-server ]; then
+  echo "setup: nats-server already installed ($(/usr/sbin/nats-server --version 2>/dev/null || echo '?'))"
+else
+  echo "setup: installing nats-server (apt-get)"
+  apt_install nats-server
+  # The package's own service is not what the tests use: they start their own servers.
+  if command -v systemctl >/dev/null && systemctl is-active --quiet nats-server 2>/dev/null; then
+    systemctl disable --now nats-server >/dev/null 2>&1 || true
+  fi
+fi
 
 # 2. node modules of tests/browser
 BROWSER_DIR="$ROOT/tests/browser"

@@ -1,5 +1,9 @@
 //! One LISTEN connection per replica, fanned out in-process to every subscriber.
 //!
+//! The transport is the only thing that differs between buses: a source (the LISTEN connection
+//! here, or the NATS JetStream consumer of [`super::consume`]) hands payloads to an [`Inlet`],
+//! which checks the numbering, stamps and broadcasts them the same way for both.
+//!
 //! The listener is a dedicated connection (never a pooled one: a connection buffers every
 //! notification it receives), as `stackgate_app`, named `stackgate-events` in
 //! `pg_stat_activity`. Each notification is parsed once and broadcast as an [`Envelope`]; with
@@ -198,6 +202,13 @@ impl EventBus {
     /// [`EventBus::start`]; with `stamp`, every batch is stamped with the primary's WAL
     /// position (for read replicas; one statement per batch).
     pub fn start_with(url: SecretString, stamp: bool) -> Self {
+        Self::start_from(stamp, |inlet| tokio::spawn(listen(url, inlet)))
+    }
+
+    /// A bus fed by `source`, a task that brings payloads to its [`Inlet`] (the LISTEN
+    /// connection here, or the NATS consumer of `super::consume`); with `stamp`, the positions
+    /// it reports advance [`EventBus::position`].
+    pub fn start_from(stamp: bool, source: impl FnOnce(Inlet) -> JoinHandle<()>) -> Self {
         let (sender, _) = broadcast::channel(CAPACITY);
         let (access, _) = broadcast::channel(ACCESS_CAPACITY);
         let (connected_tx, connected) = watch::channel(false);
@@ -207,7 +218,12 @@ impl EventBus {
             access: access.clone(),
             position: stamp.then(|| position.clone()),
         };
-        let listener = tokio::spawn(listen(url, outlets, connected_tx));
+        let listener = source(Inlet {
+            outlets,
+            up: connected_tx,
+            sequence: Sequence::default(),
+            connected_before: false,
+        });
         Self {
             inner: Arc::new(Inner {
                 sender,
@@ -236,7 +252,7 @@ impl EventBus {
         self.inner.access.subscribe()
     }
 
-    /// True while the LISTEN connection is up.
+    /// True while the LISTEN connection (or the NATS consumer) is up.
     pub fn is_connected(&self) -> bool {
         *self.inner.connected.borrow()
     }
@@ -296,24 +312,72 @@ impl Outlets {
 /// Access events a listener may fall behind by before it is told (as a gap).
 const ACCESS_CAPACITY: usize = 256;
 
+/// Where a bus's source delivers, whatever the transport: it reports its connection, and each
+/// payload goes through the same numbering check, stamping and broadcast.
+pub struct Inlet {
+    outlets: Outlets,
+    up: watch::Sender<bool>,
+    /// The numbering as seen since the source last connected.
+    sequence: Sequence,
+    connected_before: bool,
+}
+
+impl Inlet {
+    /// True when received events are stamped with the primary's WAL position.
+    pub fn stamps(&self) -> bool {
+        self.outlets.position.is_some()
+    }
+
+    /// The source is (again) connected: after a loss, subscribers are told to refetch.
+    pub fn connected(&mut self) {
+        self.up.send_replace(true);
+        self.sequence = Sequence::default();
+        if self.connected_before {
+            metrics::counter!("stackgate_event_listener_reconnects_total").increment(1);
+            tracing::info!("event listener reconnected; subscribers told to refetch");
+            self.outlets.gap();
+        }
+        self.connected_before = true;
+    }
+
+    /// The source lost its connection (`reason` names no secret).
+    pub fn lost(&mut self, reason: &str) {
+        self.up.send_replace(false);
+        tracing::warn!(reason, "event listener lost its connection");
+    }
+
+    /// Advances the bus's position to `position` (when it stamps), before the events it covers
+    /// are broadcast.
+    pub fn advance(&self, position: Option<Lsn>) {
+        if let (Some(mark), Some(position)) = (&self.outlets.position, position) {
+            mark.advance(position);
+        }
+    }
+
+    /// One received payload: numbering checked (a skipped number is a gap), then broadcast,
+    /// stamped with `position` when the bus stamps.
+    pub fn receive(&mut self, payload: &str, position: Option<Lsn>) {
+        metrics::counter!("stackgate_events_received_total").increment(1);
+        if self.sequence.skipped(payload) {
+            metrics::counter!("stackgate_event_gaps_total").increment(1);
+            tracing::warn!("event sequence skipped; subscribers told to refetch");
+            self.outlets.gap();
+        }
+        let position = self.outlets.position.as_ref().and(position);
+        self.outlets.send(payload, position);
+    }
+}
+
 /// The listener: connect, LISTEN, forward; on loss, reconnect and broadcast a gap.
-async fn listen(url: SecretString, outlets: Outlets, up: watch::Sender<bool>) {
+async fn listen(url: SecretString, mut inlet: Inlet) {
     let mut backoff = Duration::from_millis(100);
-    let mut listened_before = false;
     loop {
         match connect(&url).await {
             Ok(mut conn) => {
                 backoff = Duration::from_millis(100);
-                up.send_replace(true);
-                if listened_before {
-                    metrics::counter!("stackgate_event_listener_reconnects_total").increment(1);
-                    tracing::info!("event listener reconnected; subscribers told to refetch");
-                    outlets.gap();
-                }
-                listened_before = true;
-                let lost = forward(&mut conn, &outlets).await;
-                up.send_replace(false);
-                tracing::warn!(reason = %lost, "event listener lost its connection");
+                inlet.connected();
+                let lost = forward(&mut conn, &mut inlet).await;
+                inlet.lost(&lost);
             }
             Err(e) => tracing::warn!(error = %e, "event listener cannot connect"),
         }
@@ -336,8 +400,7 @@ async fn connect(url: &SecretString) -> Result<AsyncPgConnection, String> {
 }
 
 /// Forwards notifications until the connection is lost; returns why.
-async fn forward(conn: &mut AsyncPgConnection, outlets: &Outlets) -> String {
-    let mut sequence = Sequence::default();
+async fn forward(conn: &mut AsyncPgConnection, inlet: &mut Inlet) -> String {
     loop {
         let next = {
             let mut notifications = std::pin::pin!(conn.notifications_stream());
@@ -346,24 +409,16 @@ async fn forward(conn: &mut AsyncPgConnection, outlets: &Outlets) -> String {
         match next {
             Ok(Some(Ok(notification))) => {
                 let batch = with_ready(conn, notification.payload);
-                let position = match &outlets.position {
-                    Some(mark) => match replicas::write_position(conn).await {
-                        Ok(position) => {
-                            position.inspect(|p| mark.advance(*p));
-                            position
-                        }
+                let position = match inlet.stamps() {
+                    true => match replicas::write_position(conn).await {
+                        Ok(position) => position,
                         Err(e) => return e.to_string(),
                     },
-                    None => None,
+                    false => None,
                 };
+                inlet.advance(position);
                 for payload in batch {
-                    metrics::counter!("stackgate_events_received_total").increment(1);
-                    if sequence.skipped(&payload) {
-                        metrics::counter!("stackgate_event_gaps_total").increment(1);
-                        tracing::warn!("event sequence skipped; subscribers told to refetch");
-                        outlets.gap();
-                    }
-                    outlets.send(&payload, position);
+                    inlet.receive(&payload, position);
                 }
             }
             Ok(Some(Err(e))) => return e.to_string(),

@@ -1,5 +1,6 @@
 //! The outbox relay: one per cluster, chosen by a lease, publishes committed outbox rows with
-//! NOTIFY on [`super::CHANNEL`] (`docs/events.md`, "How events travel").
+//! NOTIFY on [`super::CHANNEL`] (`docs/events.md`, "How events travel"), or, with the NATS bus,
+//! to JetStream ([`super::nats`]: the same lease, rows deleted only once acknowledged).
 //!
 //! Every replica runs one. Each round is a single call of `stackgate_relay_events` on a dedicated
 //! connection (as `stackgate_app`, named `stackgate-relay`): the function takes or renews the
@@ -23,7 +24,8 @@ use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use super::settings::EventSettings;
+use super::nats::Publisher;
+use super::settings::{Bus, EventSettings};
 
 /// Outbox rows one round publishes at most.
 pub const BATCH: i32 = 1000;
@@ -92,12 +94,26 @@ impl Relay {
         rounds: Arc<AtomicU64>,
     ) {
         let mut backoff = Duration::from_millis(100);
+        // In NATS mode, the JetStream connection (kept across database reconnections).
+        let mut publisher: Option<Publisher> = None;
         loop {
-            match self.connect().await {
+            let connected = match (&self.settings.bus, &publisher) {
+                (Bus::Nats(url), None) => Publisher::connect(url).await.map(|p| {
+                    publisher = Some(p);
+                }),
+                _ => Ok(()),
+            };
+            match connected.and(self.connect().await) {
                 Ok(mut conn) => {
                     backoff = Duration::from_millis(100);
                     let lost = self
-                        .rounds(&mut conn, &mut stopped, &holding, &rounds)
+                        .rounds(
+                            &mut conn,
+                            publisher.as_ref(),
+                            &mut stopped,
+                            &holding,
+                            &rounds,
+                        )
                         .await;
                     set_holding(&holding, false);
                     match lost {
@@ -122,6 +138,7 @@ impl Relay {
         }
     }
 
+    /// The connection of this relay's rounds.
     async fn connect(&self) -> Result<AsyncPgConnection, String> {
         let url = self.url.expose_secret().to_owned();
         let connecting = crate::db::connect_as_app(url, "stackgate-relay");
@@ -136,10 +153,12 @@ impl Relay {
         Ok(conn)
     }
 
-    /// Runs rounds until stopped (`None`) or the connection fails (why).
+    /// Runs rounds until stopped (`None`) or the connection fails (why): NOTIFY rounds, or
+    /// JetStream rounds through `publisher`.
     async fn rounds(
         &self,
         conn: &mut AsyncPgConnection,
+        publisher: Option<&Publisher>,
         stopped: &mut watch::Receiver<bool>,
         holding: &watch::Sender<bool>,
         count: &AtomicU64,
@@ -150,17 +169,28 @@ impl Relay {
             if *stopped.borrow() {
                 return None;
             }
-            let round = diesel::sql_query(
-                "select held, published, last_seq from stackgate_relay_events($1, $2, $3)",
-            )
-            .bind::<Text, _>(&self.owner)
-            .bind::<Integer, _>(lease_seconds)
-            .bind::<Integer, _>(BATCH)
-            .get_result::<Round>(conn)
-            .await;
+            let round = match publisher {
+                None => diesel::sql_query(
+                    "select held, published, last_seq from stackgate_relay_events($1, $2, $3)",
+                )
+                .bind::<Text, _>(&self.owner)
+                .bind::<Integer, _>(lease_seconds)
+                .bind::<Integer, _>(BATCH)
+                .get_result::<Round>(conn)
+                .await
+                .map_err(|e| e.to_string()),
+                Some(publisher) => publisher
+                    .round(conn, &self.owner, lease_seconds, BATCH)
+                    .await
+                    .map(|p| Round {
+                        held: p.held,
+                        published: p.published,
+                        last_seq: p.last_seq,
+                    }),
+            };
             let round = match round {
                 Ok(round) => round,
-                Err(e) => return Some(e.to_string()),
+                Err(e) => return Some(e),
             };
             if round.held != *holding.borrow() {
                 tracing::info!(

@@ -4,11 +4,14 @@
 
 use std::time::Duration;
 
+use secrecy::{ExposeSecret, SecretString};
+
 /// Event bus settings.
 #[derive(clap::Args, Clone, Debug)]
 pub struct EventArgs {
     /// What carries events between replicas: `postgres` (the outbox relay NOTIFYs on the
-    /// database). `nats://…` (NATS JetStream) is reserved and not available yet.
+    /// database) or `nats://[user:password@]host:port` (the relay publishes to a NATS JetStream
+    /// stream every replica consumes).
     #[arg(long = "event-bus", env = "STACKGATE_EVENT_BUS", default_value = "postgres",
           value_parser = parse_bus, global = true)]
     pub bus: Bus,
@@ -30,7 +33,7 @@ impl EventArgs {
     /// The resolved settings.
     pub fn settings(&self) -> EventSettings {
         EventSettings {
-            bus: self.bus,
+            bus: self.bus.clone(),
             poll: self.poll,
             lease: self.lease,
         }
@@ -38,12 +41,47 @@ impl EventArgs {
 }
 
 /// Where events travel between replicas.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub enum Bus {
     /// The outbox relay publishes with NOTIFY; every replica LISTENs.
     #[default]
     Postgres,
+    /// The outbox relay publishes to NATS JetStream; every replica consumes the stream.
+    Nats(NatsUrl),
 }
+
+/// A `nats://` URL, possibly with credentials: its Debug output shows neither user nor
+/// password.
+#[derive(Clone)]
+pub struct NatsUrl(SecretString);
+
+impl NatsUrl {
+    /// The URL, credentials included: for connecting only.
+    pub fn secret(&self) -> &SecretString {
+        &self.0
+    }
+
+    /// `host:port`, without credentials: what logs and errors may name.
+    pub fn host(&self) -> &str {
+        let rest = self.0.expose_secret().trim_start_matches("nats://");
+        let rest = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
+        rest.split('/').next().unwrap_or_default()
+    }
+}
+
+impl std::fmt::Debug for NatsUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "NatsUrl(nats://{})", self.host())
+    }
+}
+
+impl PartialEq for NatsUrl {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.expose_secret() == other.0.expose_secret()
+    }
+}
+
+impl Eq for NatsUrl {}
 
 /// The event bus's resolved settings.
 #[derive(Clone, Debug)]
@@ -68,13 +106,19 @@ impl Default for EventSettings {
 fn parse_bus(text: &str) -> Result<Bus, String> {
     match text.trim() {
         "postgres" => Ok(Bus::Postgres),
-        nats if nats.starts_with("nats://") => Err(
-            "the NATS JetStream bus (`nats://…`) is not available in this build yet; use `postgres`"
-                .to_owned(),
-        ),
-        other => Err(format!(
-            "unknown event bus `{other}`: use `postgres` (the default)"
-        )),
+        nats if nats.starts_with("nats://") => {
+            let url = NatsUrl(SecretString::from(nats.to_owned()));
+            let host = url.host();
+            let port = host.rsplit_once(':').map(|(_, port)| port);
+            if host.is_empty() || port.is_some_and(|p| p.parse::<u16>().is_err()) {
+                return Err("the NATS bus needs `nats://[user:password@]host[:port]`".to_owned());
+            }
+            Ok(Bus::Nats(url))
+        }
+        // Never echo the value: it may be a URL with a password in another scheme.
+        _ => {
+            Err("unknown event bus: use `postgres` (the default) or `nats://host:port`".to_owned())
+        }
     }
 }
 
@@ -124,12 +168,29 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_the_postgres_bus_is_accepted() {
+    fn postgres_and_nats_buses_are_accepted_and_credentials_never_shown() {
         assert_eq!(parse_bus("postgres"), Ok(Bus::Postgres));
-        let nats = parse_bus("nats://127.0.0.1:4222").expect_err("reserved");
-        assert!(nats.contains("not available"), "{nats}");
-        let other = parse_bus("kafka").expect_err("unknown");
-        assert!(other.contains("unknown event bus `kafka`"), "{other}");
+        let Ok(Bus::Nats(url)) = parse_bus("nats://relay:s3cret@127.0.0.1:4222") else {
+            panic!("a NATS URL is accepted");
+        };
+        assert_eq!(url.host(), "127.0.0.1:4222");
+        assert_eq!(
+            url.secret().expose_secret(),
+            "nats://relay:s3cret@127.0.0.1:4222"
+        );
+        let shown = format!("{:?}", Bus::Nats(url));
+        assert!(
+            !shown.contains("s3cret") && !shown.contains("relay"),
+            "{shown}"
+        );
+        assert!(shown.contains("127.0.0.1:4222"), "{shown}");
+        assert!(parse_bus("nats://").is_err());
+        assert!(parse_bus("nats://host:port").is_err());
+        let other = parse_bus("kafka://user:s3cret@x").expect_err("unknown");
+        assert!(
+            other.contains("unknown event bus") && !other.contains("s3cret"),
+            "{other}"
+        );
     }
 
     #[test]

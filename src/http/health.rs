@@ -1,5 +1,5 @@
-//! `/healthz` (the process is up), `/readyz` (database reachable, migrations current, read
-//! replicas' standing) and
+//! `/healthz` (the process is up), `/readyz` (database reachable, migrations current, the NATS
+//! event bus's and read replicas' standing) and
 //! `/metrics` (Prometheus text).
 
 use axum::extract::State;
@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 use crate::app::AppState;
 use crate::db::models::migration;
 use crate::db::replicas::{Replicas, Standing};
+use crate::events::settings::Bus;
 
 /// Liveness: answers while the process serves HTTP.
 pub async fn healthz() -> &'static str {
@@ -17,12 +18,13 @@ pub async fn healthz() -> &'static str {
 
 /// Readiness: 200 when the database answers and has every migration this binary carries. Read
 /// replicas are listed with their standing (`in use`, `lagging`, `down`) but never make the
-/// server unready: the primary serves what they cannot.
+/// server unready: the primary serves what they cannot. Nor does a NATS event bus that is down
+/// (it is listed too): queries do not need it.
 pub async fn readyz(State(app): State<AppState>) -> Response {
     let expected = crate::db::latest_migration_version();
     match migration::latest_applied(&app.pool).await {
         Ok(applied) if applied.is_some() && applied == expected => {
-            (StatusCode::OK, ready(&app.replicas)).into_response()
+            (StatusCode::OK, ready(&app)).into_response()
         }
         Ok(applied) => (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -49,9 +51,19 @@ pub async fn metrics(State(app): State<AppState>) -> Response {
         .into_response()
 }
 
-/// `ready`, then a line per read replica: `replica <index> <host:port/db>: <standing>[, lag …]`.
-fn ready(replicas: &Replicas) -> String {
+/// `ready`, then with the NATS bus `event bus nats <host:port>: connected` (or `down`: live
+/// events do not arrive; queries are served), then a line per read replica:
+/// `replica <index> <host:port/db>: <standing>[, lag …]`.
+fn ready(app: &AppState) -> String {
     let mut text = String::from("ready");
+    if let Bus::Nats(url) = &app.config.events.bus {
+        let state = match app.events.is_connected() {
+            true => "connected",
+            false => "down",
+        };
+        text.push_str(&format!("\nevent bus nats {}: {state}", url.host()));
+    }
+    let replicas: &Replicas = &app.replicas;
     for replica in replicas.all() {
         let standing = replica.standing();
         text.push_str(&format!(

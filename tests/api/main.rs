@@ -31,6 +31,7 @@ mod live;
 mod management;
 mod migrations;
 mod mutations;
+mod nats;
 mod notifications;
 mod onboarding;
 mod operations;
