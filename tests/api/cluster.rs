@@ -303,15 +303,29 @@ async fn three_replicas_serve_one_cluster(bus: &str) {
     written.sort();
     assert_eq!(cluster.slugs(&token, lsn.as_deref()).await, written);
 
-    // The standby stopped: reads fall back to the primary with no error to clients.
+    // The standby stopped: reads fall back to the primary with no error to clients. They carry
+    // the write's position as a browser sends its cookie: if the killed replica held the outbox
+    // relay's lease, the write's event waits for the lease to expire, and until it arrives a read
+    // without a position may be answered from a cache filled before the write.
     cluster.run("stop-pg", "standby");
     for i in 0..20 {
         assert_eq!(
-            cluster.slugs(&token, None).await,
+            cluster.slugs(&token, lsn.as_deref()).await,
             written,
             "read {i} without the standby"
         );
     }
+    // Once another replica has taken the relay over, the event clears every cache: reads without
+    // a position see the write too (the relay's lease is 5 s; a cached answer lives 10 s at most).
+    wait::wait_for(
+        "reads without a position to see the write made after the kill",
+        wait::PATIENCE,
+        async || {
+            let seen = cluster.slugs(&token, None).await;
+            (seen == written).then_some(()).ok_or(format!("{seen:?}"))
+        },
+    )
+    .await;
     let replica = cluster.replicas()[0].to_owned();
     wait::wait_for(
         "replica-1 to report the standby down",
@@ -335,4 +349,9 @@ async fn three_replicas_serve_one_cluster(bus: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_replicas_behind_haproxy_over_the_postgres_bus() {
     three_replicas_serve_one_cluster("postgres").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_replicas_behind_haproxy_over_the_nats_bus() {
+    three_replicas_serve_one_cluster("nats").await;
 }
