@@ -33,6 +33,7 @@ mod mutations;
 mod notifications;
 mod onboarding;
 mod operations;
+mod otel;
 mod outbox;
 mod providers;
 mod rbac;
