@@ -223,8 +223,8 @@ impl World {
 
 /// The operation's span continues the caller's trace (its parent is the caller's span), names
 /// the document, and holds loader-batch and SQL-statement spans; the sync's run and page spans
-/// are exported, the fake provider was sent a page span's `traceparent`; no key, token or
-/// secret is in any exported span.
+/// and the relay's publish are exported, the fake provider was sent a page span's
+/// `traceparent`; no key, token or secret is in any exported span.
 #[tokio::test(flavor = "multi_thread")]
 async fn spans_continue_the_callers_trace_and_reach_the_provider() {
     let world = World::build().await;
@@ -306,6 +306,10 @@ async fn spans_continue_the_callers_trace_and_reach_the_provider() {
             .find(|s| s.name == "sync.page" && s.parent == run.id)
             .cloned()
             .ok_or("no sync.page under the run")?;
+        // The run's events went out through the outbox relay.
+        if !spans.iter().any(|s| s.name == "relay.publish") {
+            return Err("no relay.publish".into());
+        }
         Ok((run, page))
     })
     .await;
