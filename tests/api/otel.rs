@@ -348,9 +348,22 @@ async fn spans_continue_the_callers_trace_and_reach_the_provider() {
 #[tokio::test(flavor = "multi_thread")]
 async fn without_an_endpoint_nothing_is_traced() {
     let world = World::build().await;
-    let server = ServeProcess::start("untraced", &world.env());
+    let mut env = world.env();
+    env.push(("STACKGATE_REPLICA_ID", "replica-7".to_owned()));
+    let server = ServeProcess::start("untraced", &env);
     world.synced().await;
     world.query(&server).await;
+    // (And the replica's metrics carry its name.)
+    let metrics = reqwest::get(format!("http://{}/metrics", server.addr))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics.contains(r#"stackgate_graphql_requests_total{replica="replica-7",operation="Docks",status="ok"} 1"#),
+        "{metrics}"
+    );
     assert!(
         world.fake.traceparents().is_empty(),
         "no traceparent without tracing"
