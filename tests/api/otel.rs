@@ -386,3 +386,36 @@ async fn without_an_endpoint_nothing_is_traced() {
     server.stop().await;
     assert_eq!(receiver.exports(), 0, "nothing was exported");
 }
+
+/// Spans still queued when the process is stopped gracefully are exported before it exits:
+/// with batches sent only every 10 minutes, the operation's span reaches the receiver on SIGTERM.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_graceful_stop_exports_the_queued_spans() {
+    let world = World::build().await;
+    let (endpoint, receiver) = Receiver::start().await;
+    let mut env = world.env();
+    env.extend([
+        (
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+            format!("{endpoint}/v1/traces"),
+        ),
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json".to_owned()),
+        ("OTEL_BSP_SCHEDULE_DELAY", "600000".to_owned()),
+    ]);
+    let server = ServeProcess::start("flushed", &env);
+    world.query(&server).await;
+    assert_eq!(
+        receiver.exports(),
+        0,
+        "nothing is sent before the batch is due"
+    );
+    server.stop().await;
+    let spans = receiver.spans();
+    assert!(
+        spans
+            .iter()
+            .any(|s| s.name == "graphql" && s.trace == TRACE_ID),
+        "{} spans exported at the stop, none of the operation",
+        spans.len()
+    );
+}
