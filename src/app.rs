@@ -122,6 +122,7 @@ impl AppState {
             replicas: replicas.clone(),
         });
         let sockets = Arc::new(Sockets::new(config.security.sockets));
+        let metrics = crate::metrics::install(&config.replica_id);
         Ok(Self {
             config: Arc::new(config),
             pool,
@@ -133,7 +134,7 @@ impl AppState {
             replicas,
             jwt,
             viewers,
-            metrics: crate::metrics::install(),
+            metrics,
         })
     }
 }

@@ -294,6 +294,7 @@ fn resolve(
         None => None,
     };
     Ok(Config {
+        replica_id: args.replica_id(),
         database_url,
         listen: args.listen,
         jwt_secret,

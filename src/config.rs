@@ -157,6 +157,11 @@ pub struct ConfigArgs {
     /// Security settings (tokens, outbound guard, budgets, rate limits).
     #[command(flatten)]
     pub security: crate::security::settings::SecurityArgs,
+
+    /// This replica's name: the `replica` label of every metric it exports. Default: the host
+    /// name (a Kubernetes pod's name).
+    #[arg(long, env = "STACKGATE_REPLICA_ID", global = true)]
+    pub replica_id: Option<String>,
 }
 
 impl ConfigArgs {
@@ -201,6 +206,26 @@ impl ConfigArgs {
             max_lag: self.read_max_lag,
             wait: self.read_wait,
         })
+    }
+
+    /// This replica's name: `--replica-id`, else the host name, else `stackgate`.
+    pub fn replica_id(&self) -> String {
+        let named = self
+            .replica_id
+            .clone()
+            .or_else(|| std::env::var("HOSTNAME").ok())
+            .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok());
+        let name: String = named
+            .as_deref()
+            .map(str::trim)
+            .unwrap_or_default()
+            .chars()
+            .take(MAX_REPLICA_ID)
+            .collect();
+        match name.is_empty() {
+            true => "stackgate".to_owned(),
+            false => name,
+        }
     }
 
     /// The data directory: `--data-dir`, else a default the cluster's user can reach.
@@ -257,6 +282,9 @@ pub struct Config {
     pub reads: crate::db::replicas::ReadSettings,
     /// The event bus and the outbox relay.
     pub events: crate::events::settings::EventSettings,
+    /// This replica's name, the `replica` label of its metrics (the first server of a process
+    /// sets it: the recorder is process-wide).
+    pub replica_id: String,
 }
 
 impl std::fmt::Debug for Config {
@@ -272,6 +300,9 @@ impl std::fmt::Debug for Config {
             .finish_non_exhaustive()
     }
 }
+
+/// The longest replica name kept (a label value of every metric).
+pub const MAX_REPLICA_ID: usize = 128;
 
 /// The most replicas `STACKGATE_READ_DATABASE_URLS` may name (each is a pool and a metrics label).
 pub const MAX_READ_REPLICAS: usize = 16;
@@ -331,6 +362,7 @@ mod tests {
                 ..Default::default()
             },
             events: Default::default(),
+            replica_id: "r".into(),
         };
         let shown = format!("{config:?}");
         assert!(!shown.contains("hunter2"), "{shown}");

@@ -7,9 +7,12 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    stackgate::telemetry::init();
+    let telemetry = stackgate::telemetry::init();
     let cli = stackgate::cli::Cli::parse();
-    match stackgate::cli::run(cli).await {
+    let outcome = stackgate::cli::run(cli).await;
+    // The spans of the last requests are exported before the process ends.
+    let _ = tokio::task::spawn_blocking(move || telemetry.shutdown()).await;
+    match outcome {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");

@@ -14,11 +14,14 @@ const LATENCY_BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
-/// Installs the recorder on first use and returns the handle that renders it.
-pub fn install() -> PrometheusHandle {
+/// Installs the recorder on first use and returns the handle that renders it. Every metric
+/// carries `replica="<replica>"` (`STACKGATE_REPLICA_ID`), the first caller's: one recorder
+/// serves the whole process.
+pub fn install(replica: &str) -> PrometheusHandle {
     HANDLE
         .get_or_init(|| {
             let recorder = PrometheusBuilder::new()
+                .add_global_label("replica", replica)
                 .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)
                 .expect("static buckets are valid")
                 .build_recorder();

@@ -24,6 +24,7 @@ use super::models::visibility::Visibility;
 use super::replicas::{Lsn, Replicas, Watermark};
 use super::tenancy::TxBody;
 use super::{DbError, Pool, Scope};
+use crate::telemetry::sql::SqlSpans;
 
 /// Where a request's reads may go: a replica that has replayed both positions, else the primary.
 #[derive(Clone, Default)]
@@ -155,7 +156,10 @@ impl RequestDb {
         };
         match begun.await {
             Ok(()) => {
-                conn.set_instrumentation(StatementCounter(self.statements.clone()));
+                conn.set_instrumentation(StatementCounter(
+                    self.statements.clone(),
+                    SqlSpans::new(),
+                ));
                 Ok(conn)
             }
             Err(e) => {
@@ -189,7 +193,7 @@ impl RequestDb {
     /// statements the request ran so far.
     pub async fn finish(&self) -> usize {
         if let Some(mut conn) = self.conn.lock().await.take() {
-            conn.set_instrumentation(Quiet);
+            conn.set_instrumentation(SqlSpans::new());
             if let Err(e) = AnsiTransactionManager::commit_transaction(&mut *conn).await {
                 tracing::warn!(error = %e, "request transaction did not commit; discarding its connection");
                 let _ = Object::take(conn);
@@ -204,20 +208,15 @@ impl RequestDb {
     }
 }
 
-/// Records nothing: what a pooled connection carries between requests.
-struct Quiet;
-
-impl Instrumentation for Quiet {
-    fn on_connection_event(&mut self, _: InstrumentationEvent<'_>) {}
-}
-
-/// Counts the statements a connection starts.
-struct StatementCounter(Arc<AtomicUsize>);
+/// Counts the statements a connection starts (and gives each a span when traces are exported;
+/// between requests a pooled connection carries only the spans).
+struct StatementCounter(Arc<AtomicUsize>, Option<SqlSpans>);
 
 impl Instrumentation for StatementCounter {
     fn on_connection_event(&mut self, event: InstrumentationEvent<'_>) {
         if let InstrumentationEvent::StartQuery { .. } = event {
             self.0.fetch_add(1, Ordering::Relaxed);
         }
+        self.1.on_connection_event(event);
     }
 }

@@ -169,6 +169,7 @@ impl Relay {
             if *stopped.borrow() {
                 return None;
             }
+            let started = std::time::Instant::now();
             let round = match publisher {
                 None => diesel::sql_query(
                     "select held, published, last_seq from stackgate_relay_events($1, $2, $3)",
@@ -202,6 +203,15 @@ impl Relay {
             set_holding(holding, round.held);
             count.fetch_add(1, Ordering::Relaxed);
             if round.published > 0 {
+                // A round that published is traced once it is known to have (the polls between
+                // would each be a trace): its duration is an attribute.
+                let _span = tracing::info_span!(
+                    "relay.publish",
+                    relay.published = round.published,
+                    relay.last_seq = round.last_seq,
+                    relay.round_ms = started.elapsed().as_millis() as u64
+                )
+                .entered();
                 metrics::counter!("stackgate_outbox_published_total")
                     .increment(round.published as u64);
             }

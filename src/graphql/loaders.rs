@@ -65,7 +65,13 @@ pub struct Loaders {
 impl Loaders {
     fn new(db: Arc<RequestDb>) -> Self {
         Self {
-            loader: DataLoader::with_cache(DbLoader { db }, tokio::spawn, HashMapCache::default()),
+            // A batch runs in a task of its own, under the span of the operation that asked
+            // for it first (its `loader` span, and its statements', are that span's children).
+            loader: DataLoader::with_cache(
+                DbLoader { db },
+                |batch| tokio::spawn(tracing::Instrument::in_current_span(batch)),
+                HashMapCache::default(),
+            ),
             reads: Mutex::default(),
         }
     }

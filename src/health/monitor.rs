@@ -234,6 +234,11 @@ impl Monitor {
             .collect())
     }
 
+    #[tracing::instrument(
+        name = "health.probe",
+        skip_all,
+        fields(health.resource_id = %claim.resource_id, health.kind = %claim.kind)
+    )]
     async fn probe_and_record(
         &self,
         claim: Claim,

@@ -206,11 +206,8 @@ async fn execute(
         );
     };
     let request_id = uuid::Uuid::new_v4().to_string();
-    let span = tracing::info_span!(
-        "graphql",
-        request_id = %request_id,
-        statements = tracing::field::Empty
-    );
+    let span = crate::graphql::pipeline::operation_span(&request_id);
+    crate::telemetry::propagation::continue_trace(&span, headers);
     let caller = Caller {
         authorization: header_str(headers, header::AUTHORIZATION.as_str())
             .map(|a| SecretString::from(a.to_owned())),

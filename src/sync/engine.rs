@@ -235,7 +235,13 @@ impl Engine {
         Ok(run_id)
     }
 
-    /// Runs one sync to the end; a provider failure is a recorded, failed run (`Ok`).
+    /// Runs one sync to the end; a provider failure is a recorded, failed run (`Ok`). Its
+    /// `sync.run` span holds a `sync.page` span per page fetched.
+    #[tracing::instrument(
+        name = "sync.run",
+        skip_all,
+        fields(sync.dock_id = %req.dock_id, sync.trigger = req.trigger.as_str(), sync.run_id)
+    )]
     pub async fn run(&self, req: &RunRequest) -> Result<RunReport, EngineError> {
         let scope = org_scope(req.org_id);
         let dock = scope
@@ -255,6 +261,7 @@ impl Engine {
                     .await?
             }
         };
+        tracing::Span::current().record("sync.run_id", tracing::field::display(run_id));
         let started = Instant::now();
         let key = self.keyring.decrypt_str(
             &dock.encrypted_api_key,

@@ -20,6 +20,7 @@ use rand::Rng;
 use reqwest::header::{HeaderMap, HeaderValue};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
+use tracing::Instrument;
 
 use crate::net::guard::{self, Blocked, GuardedResolver};
 
@@ -291,12 +292,20 @@ impl Session {
                 FetchErrorKind::TooManyPages(self.policy.max_pages),
             ));
         }
+        let span = tracing::info_span!(
+            "sync.page",
+            otel.kind = "client",
+            http.request.method = "GET",
+            url.path = path,
+            sync.page = self.pages + 1,
+        );
         let value = self
             .send(&Outgoing {
                 path,
                 query,
                 body: None,
             })
+            .instrument(span)
             .await
             .map_err(|kind| FetchError::new(shown, kind))?;
         self.pages += 1;
@@ -313,7 +322,14 @@ impl Session {
             query: &[],
             body: Some(body),
         };
+        let span = tracing::info_span!(
+            "provider.call",
+            otel.kind = "client",
+            http.request.method = "POST",
+            url.path = path,
+        );
         self.send(&outgoing)
+            .instrument(span)
             .await
             .map_err(|kind| FetchError::post(path, kind))
     }
@@ -361,7 +377,11 @@ impl Session {
             Some(body) => self.client.post(url).json(body),
             None => self.client.get(url).query(req.query),
         };
+        // The provider sees our trace: `traceparent` of this page's or call's span.
+        let mut trace = HeaderMap::new();
+        crate::telemetry::propagation::inject(&mut trace);
         let sent = request
+            .headers(trace)
             .timeout(self.policy.request_timeout)
             .header(reqwest::header::AUTHORIZATION, self.auth.clone())
             .header(reqwest::header::ACCEPT, "application/json")

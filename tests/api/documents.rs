@@ -190,7 +190,7 @@ async fn enforce_runs_only_the_manifest() {
     }
     let metrics = app.metrics().await;
     assert!(
-        metrics.contains(r#"stackgate_graphql_requests_total{operation="OrgName",status="ok"}"#),
+        metrics.contains(r#"stackgate_graphql_requests_total{replica="test-replica",operation="OrgName",status="ok"}"#),
         "{metrics}"
     );
     std::fs::remove_dir_all(dir).ok();

@@ -18,6 +18,8 @@ pub mod serve;
 pub mod wait;
 pub mod ws;
 
+/// The `replica` label of in-process servers' metrics.
+pub const REPLICA_ID: &str = "test-replica";
 pub const JWT_SECRET: &str = "test-secret-test-secret-test-secret!";
 const TEMPLATE: &str = "stackgate_template";
 
@@ -234,6 +236,7 @@ impl TestApp {
     /// Starts a server over `db`, letting the test adjust its configuration first.
     pub async fn spawn_over(db: TestDb, adjust: impl FnOnce(&mut Config)) -> Self {
         let mut config = Config {
+            replica_id: REPLICA_ID.to_owned(),
             database_url: db.app_url(),
             listen: "127.0.0.1:0".parse().expect("addr"),
             jwt_secret: Some(SecretString::from(JWT_SECRET.to_owned())),

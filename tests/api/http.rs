@@ -5,7 +5,7 @@ use reqwest::header::{ACCEPT, CONTENT_TYPE};
 use serde_json::{Value, json};
 
 use crate::fixtures;
-use crate::harness::{TestApp, TestDb, error_code};
+use crate::harness::{REPLICA_ID, TestApp, TestDb, error_code};
 
 async fn app_with_alice() -> (TestApp, String) {
     fixtures::with_alice(TestApp::spawn().await).await
@@ -267,13 +267,26 @@ async fn health_readiness_and_metrics() {
         .expect("sent");
     let metrics = app.metrics().await;
     assert!(
-        metrics.contains(r#"stackgate_graphql_requests_total{operation="Dash",status="ok"}"#),
+        metrics.contains(r#"stackgate_graphql_requests_total{replica="test-replica",operation="Dash",status="ok"}"#),
         "{metrics}"
     );
     assert!(
-        metrics.contains("stackgate_graphql_request_duration_seconds_bucket{operation=\"Dash\""),
+        metrics.contains("stackgate_graphql_request_duration_seconds_bucket{replica=\"test-replica\",operation=\"Dash\""),
         "{metrics}"
     );
+
+    // Every sample names the replica that exported it.
+    let samples: Vec<&str> = metrics
+        .lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .collect();
+    assert!(!samples.is_empty());
+    for sample in samples {
+        assert!(
+            sample.contains(&format!("replica=\"{REPLICA_ID}\"")),
+            "{sample}"
+        );
+    }
 
     let unmigrated = TestDb::empty().await;
     let app = TestApp::spawn_with(|c| c.database_url = unmigrated.url()).await;

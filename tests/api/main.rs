@@ -35,6 +35,7 @@ mod nats;
 mod notifications;
 mod onboarding;
 mod operations;
+mod otel;
 mod outbox;
 mod providers;
 mod rbac;

@@ -256,6 +256,8 @@ struct FakeState {
     script: Script,
     resources: HashMap<Kind, Vec<FakeResource>>,
     requests: usize,
+    /// The `traceparent` of every request that carried one, in arrival order.
+    traceparents: Vec<String>,
     base_url: String,
 }
 
@@ -301,6 +303,7 @@ impl FakeProvider {
             script,
             resources,
             requests: 0,
+            traceparents: Vec::new(),
             base_url: format!("http://{addr}"),
         }));
         let router = axum::Router::new()
@@ -334,6 +337,11 @@ impl FakeProvider {
     /// Requests served so far (every attempt counts).
     pub fn requests(&self) -> usize {
         self.lock().requests
+    }
+
+    /// The `traceparent` headers received so far (requests without one are not listed).
+    pub fn traceparents(&self) -> Vec<String> {
+        self.lock().traceparents.clone()
     }
 
     /// The current resources of a kind.
@@ -458,6 +466,9 @@ async fn handle(
 ) -> Response {
     let (plan, later) = {
         let mut locked = state.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(parent) = headers.get("traceparent").and_then(|v| v.to_str().ok()) {
+            locked.traceparents.push(parent.to_owned());
+        }
         match method {
             Method::POST => act(&mut locked, &uri, &headers, &body),
             _ => (decide(&mut locked, &uri, &headers), None),

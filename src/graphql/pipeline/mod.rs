@@ -52,6 +52,22 @@ use crate::security::rate::RateLimits;
 use cache::ResponseCache;
 use documents::TrustedDocuments;
 
+/// The span of one operation, named by its request id: its transport runs the operation inside
+/// it, and the pipeline records the document id (the SHA-256 of its text), the operation's name
+/// and type once it is admitted, and its statement count at the end. Loader batches and SQL
+/// statements are its children.
+pub fn operation_span(request_id: &str) -> tracing::Span {
+    tracing::info_span!(
+        "graphql",
+        otel.kind = "server",
+        request_id = %request_id,
+        statements = tracing::field::Empty,
+        graphql.document.id = tracing::field::Empty,
+        graphql.operation.name = tracing::field::Empty,
+        graphql.operation.type = tracing::field::Empty,
+    )
+}
+
 /// What a transport knows of the caller of an operation: the credentials it presented (the HTTP
 /// headers, or the WebSocket's `connection_init`), where it came from, and whether it asked for
 /// statement counts.
@@ -229,6 +245,8 @@ impl Pipeline {
             self.0.rates.unauthenticated(ip).map_err(refusal)?;
         }
         let known = self.0.documents.resolve(&mut request).map_err(refusal)?;
+        let span = tracing::Span::current();
+        span.record("graphql.document.id", known.id.as_str());
         let limits = &self.0.limits.parse;
         limits::check_text(&request.query, limits).map_err(refusal)?;
         let wanted = request.operation_name.clone();
@@ -242,6 +260,10 @@ impl Pipeline {
                 "the document has no operation of that name; pass `operationName`".into(),
             ))
         })?;
+        span.record("graphql.operation.type", kind.to_string());
+        if let Some(name) = &name {
+            span.record("graphql.operation.name", name.as_str());
+        }
         let live =
             live::mentions(&request.query) && live::strip(&mut request, name.as_deref()).is_some();
         if live && kind != OperationType::Query {

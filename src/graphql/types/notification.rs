@@ -61,6 +61,7 @@ impl Loader<DeliveriesKey> for DbLoader {
     type Value = Arc<(Vec<DeliveryRow>, i64)>;
     type Error = LoadError;
 
+    #[tracing::instrument(name = "loader", skip_all, fields(otel.name = "load DeliveriesKey", loader.keys = keys.len()))]
     async fn load(
         &self,
         keys: &[DeliveriesKey],

@@ -62,6 +62,7 @@ impl Loader<ResourcePageKey> for DbLoader {
     type Value = Arc<ResourcePage>;
     type Error = LoadError;
 
+    #[tracing::instrument(name = "loader", skip_all, fields(otel.name = "load ResourcePageKey", loader.keys = keys.len()))]
     async fn load(
         &self,
         keys: &[ResourcePageKey],

@@ -58,6 +58,7 @@ impl Loader<MemberId> for DbLoader {
     type Value = Arc<User>;
     type Error = LoadError;
 
+    #[tracing::instrument(name = "loader", skip_all, fields(otel.name = "load MemberId", loader.keys = keys.len()))]
     async fn load(&self, keys: &[MemberId]) -> Result<HashMap<MemberId, Arc<User>>, LoadError> {
         let visibility = self.db().visibility();
         let Some(org_id) = self.db().scope().org_id else {

@@ -72,6 +72,24 @@ impl ServeProcess {
         let _ = self.child.wait();
     }
 
+    /// Stops the process as an operator would (SIGTERM: a graceful shutdown) and waits for it
+    /// to exit, at most 20 s (then it is killed).
+    pub async fn stop(mut self) {
+        let _ = kill(Pid::from_raw(self.child.id() as i32), Signal::SIGTERM);
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while std::time::Instant::now() < deadline {
+            if !self.is_running() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!(
+            "{} did not stop on SIGTERM:\n{}",
+            self.name,
+            self.log_text()
+        );
+    }
+
     /// Whether the process is still running.
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))

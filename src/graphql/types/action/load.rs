@@ -39,6 +39,7 @@ impl Loader<ResourceRunsKey> for DbLoader {
     type Value = Arc<Vec<Arc<ActionRun>>>;
     type Error = LoadError;
 
+    #[tracing::instrument(name = "loader", skip_all, fields(otel.name = "load ResourceRunsKey", loader.keys = keys.len()))]
     async fn load(
         &self,
         keys: &[ResourceRunsKey],

@@ -50,6 +50,7 @@ impl Loader<SyncRunsKey> for DbLoader {
     type Value = Arc<(Vec<SyncRunRow>, i64)>;
     type Error = LoadError;
 
+    #[tracing::instrument(name = "loader", skip_all, fields(otel.name = "load SyncRunsKey", loader.keys = keys.len()))]
     async fn load(
         &self,
         keys: &[SyncRunsKey],

@@ -67,6 +67,7 @@ impl Loader<ProjectServicesKey> for DbLoader {
     type Value = Arc<Vec<Uuid>>;
     type Error = LoadError;
 
+    #[tracing::instrument(name = "loader", skip_all, fields(otel.name = "load ProjectServicesKey", loader.keys = keys.len()))]
     async fn load(
         &self,
         keys: &[ProjectServicesKey],
@@ -102,6 +103,7 @@ impl Loader<ServiceProjectsKey> for DbLoader {
     type Value = Arc<Vec<Uuid>>;
     type Error = LoadError;
 
+    #[tracing::instrument(name = "loader", skip_all, fields(otel.name = "load ServiceProjectsKey", loader.keys = keys.len()))]
     async fn load(
         &self,
         keys: &[ServiceProjectsKey],
@@ -137,6 +139,7 @@ impl Loader<ServicePermissionsKey> for DbLoader {
     type Value = Arc<Vec<Permission>>;
     type Error = LoadError;
 
+    #[tracing::instrument(name = "loader", skip_all, fields(otel.name = "load ServicePermissionsKey", loader.keys = keys.len()))]
     async fn load(
         &self,
         keys: &[ServicePermissionsKey],

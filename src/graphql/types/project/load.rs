@@ -36,6 +36,7 @@ impl Loader<ProjectId> for DbLoader {
     type Value = Arc<Project>;
     type Error = LoadError;
 
+    #[tracing::instrument(name = "loader", skip_all, fields(otel.name = "load ProjectId", loader.keys = keys.len()))]
     async fn load(
         &self,
         keys: &[ProjectId],
@@ -82,6 +83,7 @@ impl Loader<LinksKey> for DbLoader {
     type Value = Arc<LinkPage>;
     type Error = LoadError;
 
+    #[tracing::instrument(name = "loader", skip_all, fields(otel.name = "load LinksKey", loader.keys = keys.len()))]
     async fn load(&self, keys: &[LinksKey]) -> Result<HashMap<LinksKey, Arc<LinkPage>>, LoadError> {
         let groups = group_by(keys, |k| k.filter.clone());
         self.db()
@@ -143,6 +145,7 @@ impl Loader<HealthKey> for DbLoader {
     type Value = HealthCounts;
     type Error = LoadError;
 
+    #[tracing::instrument(name = "loader", skip_all, fields(otel.name = "load HealthKey", loader.keys = keys.len()))]
     async fn load(
         &self,
         keys: &[HealthKey],

@@ -27,6 +27,7 @@ impl Loader<ResourceKey> for DbLoader {
     type Value = Arc<Resource>;
     type Error = LoadError;
 
+    #[tracing::instrument(name = "loader", skip_all, fields(otel.name = "load ResourceKey", loader.keys = keys.len()))]
     async fn load(
         &self,
         keys: &[ResourceKey],
@@ -67,6 +68,7 @@ impl Loader<ApiDataKey> for DbLoader {
     type Value = Arc<Option<serde_json::Value>>;
     type Error = LoadError;
 
+    #[tracing::instrument(name = "loader", skip_all, fields(otel.name = "load ApiDataKey", loader.keys = keys.len()))]
     async fn load(
         &self,
         keys: &[ApiDataKey],
@@ -103,6 +105,7 @@ impl Loader<ProjectsOfKey> for DbLoader {
     type Value = Arc<Vec<Project>>;
     type Error = LoadError;
 
+    #[tracing::instrument(name = "loader", skip_all, fields(otel.name = "load ProjectsOfKey", loader.keys = keys.len()))]
     async fn load(
         &self,
         keys: &[ProjectsOfKey],
@@ -165,6 +168,7 @@ impl Loader<HealthHistoryKey> for DbLoader {
     type Value = Arc<(Vec<CheckRow>, i64)>;
     type Error = LoadError;
 
+    #[tracing::instrument(name = "loader", skip_all, fields(otel.name = "load HealthHistoryKey", loader.keys = keys.len()))]
     async fn load(
         &self,
         keys: &[HealthHistoryKey],
