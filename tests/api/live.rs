@@ -360,3 +360,222 @@ async fn a_client_portal_live_dashboard_never_shows_another_clients_project() {
         .collect();
     assert!(!shown.contains(&&first_link(&mine[0])), "{changed}");
 }
+
+/// The hub of the app's only server.
+fn hub(app: &TestApp) -> &stackgate::graphql::pipeline::live::hub::Hub {
+    app.server
+        .as_ref()
+        .expect("running")
+        .state
+        .pipeline
+        .live_queries()
+}
+
+/// `acme` with a second member, `carl`, whose permissions are `bob`'s; tokens of alice, bob
+/// and carl, on an app that re-runs at once (no coalescing).
+async fn acme_with_carl() -> (TestApp, Acme, [String; 3], uuid::Uuid) {
+    let app =
+        TestApp::spawn_with(|config| config.security.live_interval = std::time::Duration::ZERO)
+            .await;
+    let acme = acme(&app).await;
+    let carl = fixtures::member(&mut app.db.owner().await, &acme.org, "carl", "member").await;
+    let tokens = ["alice", "bob", "carl"].map(|who| app.token(who, None));
+    (app, acme, tokens, carl)
+}
+
+/// Two users of one role run one live dashboard group between them: one run per change for
+/// both. A live query that reads who the viewer is runs once per user, each seeing only their
+/// own user.
+#[tokio::test(flavor = "multi_thread")]
+async fn viewers_of_one_role_share_a_group_and_personal_queries_do_not() {
+    let (app, acme, [alice, bob, carl], carl_id) = acme_with_carl().await;
+    let (project_id, _) = link_server(&app, &acme, &alice).await;
+    let (mut b, mut c) = (Ws::open(&app, &bob).await, Ws::open(&app, &carl).await);
+    b.subscribe(DASHBOARD, json!({})).await;
+    let first = b.result().await;
+    c.subscribe(DASHBOARD, json!({})).await;
+    assert_eq!(c.result().await["data"], first["data"]);
+    let hub = hub(&app);
+    assert_eq!(hub.groups(), 1, "bob and carl have the same permissions");
+
+    let runs = hub.runs();
+    mutate(
+        &app,
+        &app.url(""),
+        &alice,
+        RENAME,
+        json!({ "id": project_id, "name": "Shared" }),
+    )
+    .await;
+    for ws in [&mut b, &mut c] {
+        assert_eq!(project(&ws.result().await)["name"], "Shared");
+    }
+    assert_eq!(hub.runs(), runs + 1, "one run for both users");
+
+    // Their own user: one group each, and neither sees the other's.
+    const ME: &str = "query Me @live { viewer { user { id } organization { name } } }";
+    let (mut bm, mut cm) = (Ws::open(&app, &bob).await, Ws::open(&app, &carl).await);
+    bm.subscribe(ME, json!({})).await;
+    cm.subscribe(ME, json!({})).await;
+    let me = |result: &Value| result["data"]["viewer"]["user"]["id"].clone();
+    assert_eq!(
+        me(&bm.result().await),
+        json!(TestApp::global_id("User", acme.bob))
+    );
+    assert_eq!(
+        me(&cm.result().await),
+        json!(TestApp::global_id("User", carl_id))
+    );
+    crate::harness::wait::wait_until(
+        "the dashboard's group and one group per user of the personal query",
+        crate::harness::wait::PATIENCE,
+        async || hub.groups() == 3,
+    )
+    .await;
+}
+
+/// A subscriber whose role changes moves to the group of its new permissions; the group's
+/// runner losing access ends only the runner's own stream: the others carry on in a group of
+/// their own.
+#[tokio::test(flavor = "multi_thread")]
+async fn subscribers_follow_their_own_permissions_out_of_a_shared_group() {
+    let (app, acme, [alice, bob, carl], carl_id) = acme_with_carl().await;
+    fixtures::member(&mut app.db.owner().await, &acme.org, "dave", "member").await;
+    let dave = app.token("dave", None);
+    let (project_id, _) = link_server(&app, &acme, &alice).await;
+    let base = app.url("");
+    // Bob first: his credentials run the group.
+    let mut b = Ws::open(&app, &bob).await;
+    b.subscribe(DASHBOARD, json!({})).await;
+    b.result().await;
+    let (mut c, mut d) = (Ws::open(&app, &carl).await, Ws::open(&app, &dave).await);
+    for ws in [&mut c, &mut d] {
+        ws.subscribe(DASHBOARD, json!({})).await;
+        ws.result().await;
+    }
+    let hub = hub(&app);
+    assert_eq!(hub.groups(), 1);
+
+    // Carl becomes a viewer: his connection's re-check moves him to a group of his own.
+    let (_, roles) = app
+        .graphql(
+            Some(&alice),
+            "{ viewer { organization { roles { id name } } } }",
+            json!({}),
+        )
+        .await;
+    let viewer_role = roles["data"]["viewer"]["organization"]["roles"]
+        .as_array()
+        .expect("roles")
+        .iter()
+        .find(|r| r["name"] == "viewer")
+        .expect("the built-in viewer role")["id"]
+        .clone();
+    mutate(
+        &app,
+        &base,
+        &alice,
+        "mutation($user: ID!, $role: ID!) { setMemberRole(userId: $user, roleId: $role) { role } }",
+        json!({ "user": TestApp::global_id("User", carl_id), "role": viewer_role }),
+    )
+    .await;
+    crate::harness::wait::wait_until(
+        "carl to move to a group of the viewer role",
+        crate::harness::wait::PATIENCE,
+        async || hub.groups() == 2,
+    )
+    .await;
+    mutate(
+        &app,
+        &base,
+        &alice,
+        RENAME,
+        json!({ "id": project_id, "name": "Moved" }),
+    )
+    .await;
+    for ws in [&mut b, &mut c, &mut d] {
+        let mut result = ws.result().await;
+        // A result of the access change itself may come first.
+        while project(&result)["name"] != "Moved" {
+            result = ws.result().await;
+        }
+    }
+
+    // Bob, whose credentials run the members' group, is removed: he gets FORBIDDEN and the end;
+    // dave (same group, same permissions as before) and carl go on.
+    mutate(
+        &app,
+        &base,
+        &alice,
+        "mutation($id: ID!) { removeMember(userId: $id) }",
+        json!({ "id": TestApp::global_id("User", acme.bob) }),
+    )
+    .await;
+    let revoked = b.result().await;
+    assert_eq!(error_code(&revoked), "FORBIDDEN", "{revoked}");
+    assert_eq!(b.message().await.expect("complete")["type"], "complete");
+    mutate(
+        &app,
+        &base,
+        &alice,
+        RENAME,
+        json!({ "id": project_id, "name": "After bob" }),
+    )
+    .await;
+    for ws in [&mut c, &mut d] {
+        let result = ws.result().await;
+        assert_eq!(project(&result)["name"], "After bob", "{result}");
+    }
+}
+
+/// A group whose runner's credentials stop authenticating (a revoked API key) ends only the
+/// streams of those credentials: a subscriber of the same permissions with other credentials
+/// (another key of the same user) goes on in a group of its own, and is sent nothing it already
+/// has.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_revoked_key_running_a_group_ends_only_its_own_stream() {
+    let (app, acme, [alice, bob, _], _) = acme_with_carl().await;
+    let (project_id, _) = link_server(&app, &acme, &alice).await;
+    let mut keys = Vec::new();
+    for name in ["first", "second"] {
+        let (_, created) = app
+            .graphql(
+                Some(&bob),
+                "mutation($name: String!) { createApiKey(name: $name) { secret apiKey { id } } }",
+                json!({ "name": name }),
+            )
+            .await;
+        let created = &created["data"]["createApiKey"];
+        let secret = created["secret"].as_str().expect("a key").to_owned();
+        keys.push((secret, created["apiKey"]["id"].clone()));
+    }
+    let mut first = Ws::open(&app, &keys[0].0).await;
+    first.subscribe(DASHBOARD, json!({})).await;
+    first.result().await;
+    let mut second = Ws::open(&app, &keys[1].0).await;
+    second.subscribe(DASHBOARD, json!({})).await;
+    second.result().await;
+    assert_eq!(hub(&app).groups(), 1, "two keys of one user share a group");
+
+    // The first key runs the group.
+    mutate(
+        &app,
+        &app.url(""),
+        &bob,
+        "mutation($id: ID!) { revokeApiKey(id: $id) }",
+        json!({ "id": keys[0].1 }),
+    )
+    .await;
+    let revoked = first.result().await;
+    assert_eq!(error_code(&revoked), "UNAUTHENTICATED", "{revoked}");
+    mutate(
+        &app,
+        &app.url(""),
+        &alice,
+        RENAME,
+        json!({ "id": project_id, "name": "After the key" }),
+    )
+    .await;
+    let result = second.result().await;
+    assert_eq!(project(&result)["name"], "After the key", "{result}");
+}

@@ -524,8 +524,8 @@ impl Pipeline {
         until_revoked(delivered, &session_copy, revoked_id)
     }
 
-    /// A live query: its group's results (see [`live::hub`]), starting the group's runner when
-    /// no identical live query runs yet.
+    /// A live query: the results of the group of its viewer's permissions (see [`live::hub`]),
+    /// for as long as the subscriber follows it ([`live::member`]).
     async fn live(
         self,
         admitted: Admitted,
@@ -539,14 +539,47 @@ impl Pipeline {
             Ok(slot) => slot,
             Err(err) => return self.single(refusal(err), &request_id, &label, started),
         };
-        let (receiver, runner) = self.0.live.join(live_key(&admitted, &caller));
+        let source = live::Source::of(&admitted.request);
+        let permissions = admitted.viewer.permission_fingerprint();
+        let receiver = self.start_live(admitted, caller.clone(), &request_id, label, started);
+        let member = live::member::Member::new(
+            self.clone(),
+            live::member::Joined {
+                source,
+                permissions,
+                caller,
+                request_id: request_id.clone(),
+                subscription: live::hub::Subscription::new(receiver),
+            },
+            session_data::<Renewal>(&session),
+            slot,
+        );
+        until_revoked(member.results(), &session, request_id)
+    }
+
+    /// Joins the group of an admitted live query, starting its runner when no such query runs
+    /// yet; its results.
+    fn start_live(
+        &self,
+        admitted: Admitted,
+        caller: Caller,
+        request_id: &str,
+        label: String,
+        started: Instant,
+    ) -> tokio::sync::watch::Receiver<live::hub::Latest> {
+        let permissions = admitted.viewer.permission_fingerprint();
+        let (shared, personal) = live_keys(&admitted, &caller, &permissions);
+        let key = self.0.live.key(shared, personal);
+        let (receiver, runner) = (self.0.live).join(key, live::member::owner_key(&caller));
         match runner {
             Some(runner) => {
                 let run = LiveRun {
                     org: admitted.viewer.organization.id,
                     source: live::Source::of(&admitted.request),
                     caller,
-                    request_id: request_id.clone(),
+                    request_id: request_id.to_owned(),
+                    permissions,
+                    shared: (key == shared).then_some(shared),
                 };
                 let this = self.clone();
                 tokio::spawn(async move {
@@ -555,7 +588,7 @@ impl Pipeline {
             }
             None => self.0.labels.count(&label, "ok", started.elapsed()),
         }
-        until_revoked(live::hub::results(receiver, slot), &session, request_id)
+        receiver
     }
 
     /// A live query group's runner: the first result, then a new one each time an event touches
@@ -575,9 +608,12 @@ impl Pipeline {
         let (mut response, mut reads) = self.execute_reading(admitted, &run.caller, None).await;
         runner.ran(true);
         self.end(&mut response, &run.request_id, &label, started);
-        let mut last = live::fingerprint(&response);
         let mut ends = ends_stream(&response);
-        runner.publish(response, ends);
+        if self.found_personal(&run, &reads, ends) {
+            return;
+        }
+        let mut last = live::fingerprint(&response);
+        runner.publish(response, ends, last);
         // A run refused for want of capacity is tried again after the interval, keeping the
         // last result rather than sending the refusal.
         let mut retry = false;
@@ -613,34 +649,57 @@ impl Pipeline {
                 return;
             }
             last_run = Instant::now();
-            let (response, read) = self.rerun(&run).await;
+            // Admitted with other permissions than the group's: its subscribers move on.
+            let Some((response, read)) = self.rerun(&run).await else {
+                return;
+            };
             runner.ran(false);
             retry = errors::outcome(&response.errors) == crate::error::code::RATE_LIMITED;
             if retry {
                 continue;
             }
-            reads = read;
             ends = ends_stream(&response);
+            if self.found_personal(&run, &read, ends) {
+                return;
+            }
+            reads = read;
             let fingerprint = live::fingerprint(&response);
             if fingerprint != last || ends {
                 last = fingerprint;
-                runner.publish(response, ends);
+                runner.publish(response, ends, fingerprint);
             }
         }
         runner.close();
     }
 
-    /// One more run of a live query, through every step as if it were new.
-    async fn rerun(&self, run: &LiveRun) -> (Response, Reads) {
+    /// One more run of a live query, through every step as if it were new; `None` when its
+    /// caller was admitted with other permissions than the group's.
+    async fn rerun(&self, run: &LiveRun) -> Option<(Response, Reads)> {
         let started = Instant::now();
         let mut label = String::from(crate::metrics::UNAUTHENTICATED_LABEL);
         let request = run.source.request().data(RequestId(run.request_id.clone()));
         let (mut response, reads) = match self.admit(request, &run.caller, &mut label).await {
             Err(response) => (response, Reads::everything()),
+            Ok(admitted) if admitted.viewer.permission_fingerprint() != run.permissions => {
+                return None;
+            }
             Ok(admitted) => self.execute_reading(admitted, &run.caller, None).await,
         };
         self.end(&mut response, &run.request_id, &label, started);
-        (response, reads)
+        Some((response, reads))
+    }
+
+    /// True when a group shared by permissions ran a query that read something of its viewer's
+    /// own: the hub remembers the query as personal, and the group must stop unpublished (its
+    /// subscribers join groups of their own credentials).
+    fn found_personal(&self, run: &LiveRun, reads: &Reads, ends: bool) -> bool {
+        match run.shared {
+            Some(shared) if !ends && reads.is_personal() => {
+                self.0.live.personal(shared);
+                true
+            }
+            _ => false,
+        }
     }
 }
 
@@ -650,25 +709,32 @@ struct LiveRun {
     source: live::Source,
     caller: Caller,
     request_id: String,
+    /// The permissions of the group's viewers.
+    permissions: [u8; 32],
+    /// The group's key when it is shared by permissions (not by credentials).
+    shared: Option<live::hub::Key>,
 }
 
-/// The group of an admitted live query: identical credentials (so every run is admitted as the
-/// same viewer), document, operation, variables and statement tracing.
-fn live_key(admitted: &Admitted, caller: &Caller) -> live::hub::Key {
+/// The two keys an admitted live query may group under (see [`live::hub::Hub::key`]): `shared`
+/// by its viewer's permissions, `personal` by its credentials too; both with the document,
+/// operation, variables and statement tracing.
+fn live_keys(
+    admitted: &Admitted,
+    caller: &Caller,
+    permissions: &[u8; 32],
+) -> (live::hub::Key, live::hub::Key) {
     let variables = serde_json::to_vec(&admitted.request.variables).unwrap_or_default();
-    let authorization = caller
-        .authorization
-        .as_ref()
-        .map(|a| a.expose_secret().as_bytes())
-        .unwrap_or_default();
-    cache::key_of([
-        authorization,
-        caller.x_org.as_deref().unwrap_or_default().as_bytes(),
+    let query = [
         admitted.document_id.as_bytes(),
         admitted.name.as_deref().unwrap_or_default().as_bytes(),
         &variables,
         if caller.trace { b"trace" } else { b"" },
-    ])
+        permissions,
+    ];
+    let owner = live::member::owner_key(caller);
+    let shared = cache::key_of([b"shared".as_slice()].into_iter().chain(query));
+    let personal = cache::key_of([b"personal".as_slice(), &owner].into_iter().chain(query));
+    (shared, personal)
 }
 
 /// What HTTP gets for an operation.

@@ -1,12 +1,17 @@
 //! Shared live queries: identical live queries run once, and every subscriber gets the result.
 //!
-//! Live queries are identical when they carry the same credentials (so every run of them is
-//! admitted as the same viewer with the same permissions), the same document, operation and
-//! variables. The first subscriber starts the group's runner; later ones join it and get its
-//! latest result at once. The runner re-runs the query when an event touches what the last run
-//! read ([`crate::events::Reads`]), at most once per interval, and publishes a result only when it
-//! differs from the last one. It stops when its last subscriber leaves, or when a run says the
-//! caller may no longer run the query at all (that result is the last every subscriber gets).
+//! Live queries are identical when they have the same document, operation and variables and
+//! their viewers the same permissions (see `Viewer::permission_fingerprint`): one group runs for
+//! every viewer of a role, whoever they are. A query whose run reads something of the viewer's
+//! own (their user, their memberships) cannot be shared that way: the hub remembers it, and such
+//! queries group by credentials instead. The pipeline's subscribers (`live::member`) follow the
+//! group of their own permissions when theirs or the group's change.
+//!
+//! The first subscriber starts the group's runner; later ones join it and get its latest result
+//! at once. The runner re-runs the query when an event touches what the last run read
+//! ([`crate::events::Reads`]), at most once per interval, and publishes a result only when it
+//! differs from the last one. It stops when its last subscriber leaves, or when a run says its
+//! caller may no longer run the query at all (that result is the last it publishes).
 //!
 //! Each subscriber's own connection still ends its stream when its credentials are revoked or
 //! expire (the pipeline's `until_revoked`), whatever the group does.
@@ -16,23 +21,31 @@
 //! a NUL, which PostgreSQL text cannot hold, and carries this process's random nonce) — and the
 //! transports [`expand`] it into the serialized data as they write the message.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, PoisonError, Weak};
 
 use async_graphql::{Response, Value};
-use futures_util::StreamExt;
-use futures_util::stream::{self, BoxStream};
 use tokio::sync::watch;
 
-/// A group's key: a hash of the credentials, document, operation, variables and flags.
+/// A group's key: a hash of the permissions (or the credentials), document, operation,
+/// variables and flags.
 pub type Key = [u8; 32];
+
+/// The most queries the hub remembers as personal; past it, it forgets them all (a forgotten one
+/// costs one shared run that finds out again).
+const PERSONAL_QUERIES: usize = 4096;
 
 /// What a group's runner published last.
 pub struct Published {
     pub response: Response,
-    /// This result ends the stream (the caller lost access).
+    /// This result ends the stream (the runner's caller lost access).
     pub ends: bool,
+    /// The credentials the runner runs the query with (see [`Hub::join`]).
+    pub owner: Key,
+    /// A hash of the whole result: a subscriber moving to another group skips a result equal to
+    /// the last one it sent.
+    pub fingerprint: u64,
     /// The placeholder's number and the serialized `data`, when there is data.
     data: Option<(u64, Arc<str>)>,
 }
@@ -91,12 +104,14 @@ pub fn expand(text: String) -> String {
     expanded
 }
 
-type Latest = Option<Arc<Published>>;
+pub type Latest = Option<Arc<Published>>;
 
 /// This replica's running groups.
 #[derive(Default)]
 pub struct Hub {
     groups: Mutex<HashMap<Key, watch::Sender<Latest>>>,
+    /// The shared keys of queries found to read something of the viewer's own.
+    personal: Mutex<HashSet<Key>>,
     /// Runs of every group so far (first runs and re-runs).
     runs: AtomicU64,
 }
@@ -106,6 +121,7 @@ pub struct Hub {
 pub struct Runner {
     hub: Arc<Hub>,
     key: Key,
+    owner: Key,
     sender: watch::Sender<Latest>,
 }
 
@@ -114,8 +130,13 @@ impl Hub {
         self.groups.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Joins the group of `key`: its results, and a [`Runner`] when the caller must start it.
-    pub fn join(self: &Arc<Self>, key: Key) -> (watch::Receiver<Latest>, Option<Runner>) {
+    /// Joins the group of `key`: its results, and a [`Runner`] when the caller must start it
+    /// (with the credentials hashed as `owner`).
+    pub fn join(
+        self: &Arc<Self>,
+        key: Key,
+        owner: Key,
+    ) -> (watch::Receiver<Latest>, Option<Runner>) {
         let mut groups = self.lock();
         if let Some(sender) = groups.get(&key) {
             return (sender.subscribe(), None);
@@ -126,9 +147,30 @@ impl Hub {
         let runner = Runner {
             hub: self.clone(),
             key,
+            owner,
             sender,
         };
         (receiver, Some(runner))
+    }
+
+    /// The key a live query groups under: `shared` (by permissions), unless a run of it found
+    /// that it reads something of the viewer's own; then `personal` (by credentials).
+    pub fn key(&self, shared: Key, personal: Key) -> Key {
+        let known = self.personal.lock().unwrap_or_else(PoisonError::into_inner);
+        if known.contains(&shared) {
+            personal
+        } else {
+            shared
+        }
+    }
+
+    /// Remembers that the query of `shared` reads something of the viewer's own.
+    pub fn personal(&self, shared: Key) {
+        let mut known = self.personal.lock().unwrap_or_else(PoisonError::into_inner);
+        if known.len() >= PERSONAL_QUERIES {
+            known.clear();
+        }
+        known.insert(shared);
     }
 
     /// How many groups run now.
@@ -151,8 +193,9 @@ impl Runner {
         }
     }
 
-    /// Sends `response` to every subscriber (its data serialized once for all of them).
-    pub fn publish(&self, response: Response, ends: bool) {
+    /// Sends `response` (whose hash is `fingerprint`) to every subscriber, its data serialized
+    /// once for all of them.
+    pub fn publish(&self, response: Response, ends: bool, fingerprint: u64) {
         let subscribers = self.sender.receiver_count();
         metrics::counter!("stackgate_live_pushes_total").increment(subscribers as u64);
         let data = (response.data != Value::Null)
@@ -167,6 +210,8 @@ impl Runner {
         let published = Published {
             response,
             ends,
+            owner: self.owner,
+            fingerprint,
             data,
         };
         self.sender.send_replace(Some(Arc::new(published)));
@@ -209,58 +254,34 @@ impl Drop for Runner {
     }
 }
 
-/// A subscriber's results: the group's latest at once, then each new one, until one ends the
-/// stream or the group stops. `held` is kept for as long as the stream lives (its place among
-/// its connection's subscriptions).
-pub fn results<H: Send + 'static>(
-    receiver: watch::Receiver<Latest>,
-    held: H,
-) -> BoxStream<'static, Response> {
-    metrics::gauge!("stackgate_live_queries").increment(1.0);
-    let state = Subscriber {
-        receiver,
-        first: true,
-        done: false,
-        current: None,
-        _held: held,
-    };
-    stream::unfold(state, |mut s| async move {
-        if s.done {
-            return None;
-        }
-        if s.first {
-            s.receiver.wait_for(Option::is_some).await.ok()?;
-            s.first = false;
-        } else {
-            s.receiver.changed().await.ok()?;
-        }
-        let published = s.receiver.borrow_and_update().clone()?;
-        s.done = published.ends;
-        let response = copy(&published);
-        // Kept until the next result is asked for: by then the transport has written this one.
-        s.current = Some(published);
-        Some((response, s))
-    })
-    .boxed()
-}
-
-struct Subscriber<H> {
+/// One subscriber's place in a group: the group's latest result at once, then each new one.
+pub struct Subscription {
     receiver: watch::Receiver<Latest>,
     first: bool,
-    done: bool,
-    /// The result last handed out, whose data its placeholder stands for.
-    current: Option<Arc<Published>>,
-    _held: H,
 }
 
-impl<H> Drop for Subscriber<H> {
-    fn drop(&mut self) {
-        metrics::gauge!("stackgate_live_queries").decrement(1.0);
+impl Subscription {
+    pub fn new(receiver: watch::Receiver<Latest>) -> Self {
+        Self {
+            receiver,
+            first: true,
+        }
+    }
+
+    /// The group's next result; `None` once the group has stopped.
+    pub async fn next(&mut self) -> Option<Arc<Published>> {
+        if self.first {
+            self.receiver.wait_for(Option::is_some).await.ok()?;
+            self.first = false;
+        } else {
+            self.receiver.changed().await.ok()?;
+        }
+        self.receiver.borrow_and_update().clone()
     }
 }
 
 /// A published response for one subscriber: its data as a placeholder.
-fn copy(published: &Published) -> Response {
+pub fn copy(published: &Published) -> Response {
     let response = &published.response;
     let data = match &published.data {
         Some((id, _)) => placeholder(*id),
@@ -281,9 +302,10 @@ mod tests {
         Response::new(Value::from(n))
     }
 
-    /// The data a transport writes for `response`.
-    fn shown(response: Option<Response>) -> Option<serde_json::Value> {
-        let text = serde_json::to_string(&response?).ok()?;
+    /// The data a transport writes for `published`.
+    fn shown(published: Option<Arc<Published>>) -> Option<serde_json::Value> {
+        let published = published?;
+        let text = serde_json::to_string(&copy(&published)).ok()?;
         let expanded: serde_json::Value = serde_json::from_str(&expand(text)).ok()?;
         Some(expanded["data"].clone())
     }
@@ -291,40 +313,61 @@ mod tests {
     #[tokio::test]
     async fn subscribers_of_one_key_share_a_runner_and_get_its_latest_result() {
         let hub = Arc::new(Hub::default());
-        let (first, runner) = hub.join([1; 32]);
+        let (first, runner) = hub.join([1; 32], [0; 32]);
         let runner = runner.expect("the first subscriber starts the group");
-        runner.publish(answer(1), false);
-        let (second, none) = hub.join([1; 32]);
+        runner.publish(answer(1), false, 1);
+        let (second, none) = hub.join([1; 32], [0; 32]);
         assert!(none.is_none(), "a second subscriber joins");
-        let (_, other) = hub.join([2; 32]);
+        let (_, other) = hub.join([2; 32], [0; 32]);
         assert!(other.is_some(), "another key is another group");
-        let mut a = results(first, ());
-        let mut b = results(second, ());
+        let mut a = Subscription::new(first);
+        let mut b = Subscription::new(second);
         assert_eq!(shown(a.next().await), Some(1.into()));
         assert_eq!(shown(b.next().await), Some(1.into()));
-        runner.publish(answer(2), true);
-        assert_eq!(shown(b.next().await), Some(2.into()));
-        assert!(b.next().await.is_none(), "an ending result is the last");
+        runner.publish(answer(2), true, 2);
+        let last = b.next().await.expect("the ending result");
+        assert!(last.ends && last.owner == [0; 32] && last.fingerprint == 2);
+        assert_eq!(shown(Some(last)), Some(2.into()));
         drop(b);
         assert!(!runner.unwatched(), "one subscriber left");
         drop(a);
         assert!(runner.unwatched());
         assert_eq!(hub.groups(), 1, "only the other key's group is left");
-        let (_, again) = hub.join([1; 32]);
+        let (_, again) = hub.join([1; 32], [0; 32]);
         assert!(again.is_some(), "a new subscriber starts a new group");
+    }
+
+    #[test]
+    fn a_query_found_personal_groups_by_credentials_from_then_on() {
+        let hub = Hub::default();
+        let (shared, personal) = ([5; 32], [6; 32]);
+        assert_eq!(hub.key(shared, personal), shared);
+        hub.personal(shared);
+        assert_eq!(hub.key(shared, personal), personal);
+        assert_eq!(hub.key([7; 32], personal), [7; 32], "only that query");
+        for n in 0..PERSONAL_QUERIES {
+            let mut key = [0; 32];
+            key[..8].copy_from_slice(&(n as u64).to_le_bytes());
+            key[31] = 1;
+            hub.personal(key);
+        }
+        assert!(
+            hub.personal.lock().expect("lock").len() <= PERSONAL_QUERIES,
+            "bounded"
+        );
     }
 
     #[tokio::test]
     async fn data_is_serialized_once_and_expanded_into_each_message() {
         let hub = Arc::new(Hub::default());
-        let (receiver, runner) = hub.join([4; 32]);
+        let (receiver, runner) = hub.join([4; 32], [0; 32]);
         let runner = runner.expect("starts");
         let data = Value::from_json(serde_json::json!({
             "name": "a \"quoted\" \u{1} name", "list": [1, 2, {"x": null}] }))
         .expect("value");
-        runner.publish(Response::new(data.clone()), false);
-        let mut stream = results(receiver, ());
-        let response = stream.next().await.expect("a result");
+        runner.publish(Response::new(data.clone()), false, 0);
+        let mut subscription = Subscription::new(receiver);
+        let response = copy(&subscription.next().await.expect("a result"));
         assert_ne!(response.data, data, "a placeholder stands in");
         let message = serde_json::json!({ "type": "next", "id": "1", "payload": response });
         let expanded = expand(message.to_string());
@@ -352,13 +395,13 @@ mod tests {
     #[tokio::test]
     async fn a_closed_group_ends_its_streams() {
         let hub = Arc::new(Hub::default());
-        let (receiver, runner) = hub.join([3; 32]);
+        let (receiver, runner) = hub.join([3; 32], [0; 32]);
         let runner = runner.expect("starts");
-        runner.publish(answer(1), false);
-        let mut stream = results(receiver, ());
-        assert!(stream.next().await.is_some());
+        runner.publish(answer(1), false, 1);
+        let mut subscription = Subscription::new(receiver);
+        assert!(subscription.next().await.is_some());
         runner.close();
-        assert!(stream.next().await.is_none());
+        assert!(subscription.next().await.is_none());
         assert_eq!(hub.groups(), 0);
     }
 }

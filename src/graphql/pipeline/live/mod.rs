@@ -17,6 +17,7 @@
 //! most one per `STACKGATE_LIVE_INTERVAL_MS` per live query, however many events arrive.
 
 pub mod hub;
+pub mod member;
 
 use async_graphql::parser::types::{DocumentOperations, ExecutableDocument, OperationType};
 use async_graphql::{Request, Response, Variables};
