@@ -15,6 +15,7 @@ pub mod loaders;
 pub mod mutations;
 pub mod node;
 pub mod pipeline;
+pub mod serial;
 pub mod subscription;
 pub mod types;
 

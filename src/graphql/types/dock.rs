@@ -23,7 +23,7 @@ pub use load::DockNode;
 /// A provider account connected to the organization (a "dock"): its resources are synced from
 /// the provider on a schedule. Visible with docks READ in the organization, or when granted to
 /// one of the viewer's teams or clients.
-#[Object(name = "Dock")]
+#[Object(name = "Dock", serial)]
 impl DockNode {
     /// The dock's global id.
     pub async fn id(&self) -> ID {

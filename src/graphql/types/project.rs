@@ -15,6 +15,7 @@ use crate::graphql::connection::{PageInfo, Window, node_looks, paginate};
 use crate::graphql::context::{load_one, loaders};
 use crate::graphql::enums::{ResourceKind, ResourceStatus};
 use crate::graphql::ids;
+use crate::graphql::serial::Serial;
 use load::{HealthCounts, HealthKey, links_key, resource_key};
 
 pub use load::ProjectNode;
@@ -170,7 +171,7 @@ pub struct ProjectResourceEdge {
 }
 
 /// A resource linked to a project, with the link's own data.
-#[Object]
+#[Object(serial)]
 impl ProjectResourceEdge {
     /// Opaque position of this item in the list: pass it as `after` to get the items that
     /// follow it.
@@ -178,8 +179,8 @@ impl ProjectResourceEdge {
         &self.cursor
     }
     /// The linked resource.
-    async fn node(&self) -> &ResourceInterface {
-        &self.node
+    async fn node(&self) -> Serial<'_, ResourceInterface> {
+        Serial(&self.node)
     }
     /// When the resource was linked to the project.
     async fn linked_at(&self) -> DateTime<Utc> {
@@ -211,8 +212,8 @@ impl ProjectResourceConnection {
         &self.edges
     }
     /// The page's resources, in order (`edges` without cursors and link data).
-    async fn nodes(&self) -> Vec<&ResourceInterface> {
-        self.edges.iter().map(|e| &e.node).collect()
+    async fn nodes(&self) -> Vec<Serial<'_, ResourceInterface>> {
+        self.edges.iter().map(|e| Serial(&e.node)).collect()
     }
     /// Whether more items follow, and the cursors to page on.
     async fn page_info(&self) -> &PageInfo {

@@ -29,7 +29,7 @@ pub struct Health {
 }
 
 /// A resource's health as the monitor last confirmed it, and its latest probe.
-#[Object]
+#[Object(serial)]
 impl Health {
     /// The confirmed state (it changes only once consecutive probes agree); `UNKNOWN` until the
     /// resource is first probed.
