@@ -7,6 +7,10 @@
 //! concurrency buys nothing. Lists still resolve their items concurrently, so a loader still sees
 //! every item's key in one batch.
 //!
+//! The field futures async-graphql moves onto the heap, one per field, are all as large as the
+//! object's largest: a field that waits on the database therefore boxes its own wait
+//! (`Box::pin(…).await`), so that `name` or `status` does not copy a loader's state around.
+//!
 //! Object types take the derive's own `#[Object(serial)]`; interfaces have no such option, and a
 //! field returning one wraps it in [`Serial`]. The schema is unchanged: `Serial<T>` is `T`.
 

@@ -85,14 +85,16 @@ impl DockNode {
             filter,
             ..ListArgs::default()
         };
-        Ok(resource_page(
+        // Boxed, like every field here that waits on the database: the object's field futures
+        // are as large as its largest, and each is moved onto the heap (`crate::graphql::serial`).
+        Ok(Box::pin(resource_page(
             ctx,
             Parent::Dock,
             self.0.id,
             args.page_filter()?,
             first,
             args.after.as_deref(),
-        )
+        ))
         .await?)
     }
     /// Sync runs, newest first.
@@ -109,7 +111,7 @@ impl DockNode {
             after: window.after,
             limit: window.limit(),
         };
-        let page = load_one(ctx, key).await?.unwrap_or_default();
+        let page = Box::pin(load_one(ctx, key)).await?.unwrap_or_default();
         let rows: Vec<SyncRunNode> = page
             .0
             .iter()

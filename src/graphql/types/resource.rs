@@ -358,7 +358,9 @@ macro_rules! resource_object {
                 ctx: &Context<'_>,
                 #[graphql(desc = "How many runs (default 20, at most 100).")] first: Option<i32>,
             ) -> async_graphql::Result<Vec<ActionRunNode>> {
-                runs_of(ctx, self.0.common.id, first).await
+                // Boxed, like every field here that waits on the database: the object's field
+                // futures are as large as its largest (`crate::graphql::serial`).
+                Box::pin(runs_of(ctx, self.0.common.id, first)).await
             }
             /// Latest health; `UNKNOWN` until first probed.
             pub async fn health(&self) -> Health {
@@ -372,21 +374,21 @@ macro_rules! resource_object {
                 #[graphql(desc = "How many checks (default 50, at most 500).")] first: Option<i32>,
                 #[graphql(desc = "A cursor of this list: the checks after it.")] after: Option<String>,
             ) -> async_graphql::Result<HealthCheckConnection> {
-                history_of(ctx, &self.0, first, after).await
+                Box::pin(history_of(ctx, &self.0, first, after)).await
             }
             /// The provider connection the resource was synced from; `null` when the viewer may
             /// not see that dock.
             pub async fn dock(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<DockNode>> {
-                dock_of(ctx, &self.0).await
+                Box::pin(dock_of(ctx, &self.0)).await
             }
             /// Live projects the resource is linked to (those the viewer may see), by slug.
             pub async fn projects(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<ProjectNode>> {
-                projects_of(ctx, &self.0).await
+                Box::pin(projects_of(ctx, &self.0)).await
             }
             /// The provider's full record, secrets stripped; `null` without resources FULL (org-wide,
             /// or through a team granted the resource's dock at `full`).
             pub async fn full_api_data(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Json<serde_json::Value>>> {
-                api_data_of(ctx, &self.0).await
+                Box::pin(api_data_of(ctx, &self.0)).await
             }
             /// When a sync last wrote the provider's record of it (an unchanged listing leaves this
             /// as it was).
