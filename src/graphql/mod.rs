@@ -109,7 +109,8 @@ impl Default for QueryLimits {
     }
 }
 
-/// The schema's shape without runtime data (enough for the SDL).
+/// The schema's shape without runtime data (enough for the SDL). It installs no extension:
+/// objects resolved in place (`serial`) answer their plain fields without the hooks one would add.
 pub fn schema_builder() -> SchemaBuilder<Query, Mutation, Subscription> {
     Schema::build(Query, Mutation::default(), Subscription)
 }

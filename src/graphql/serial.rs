@@ -1,30 +1,76 @@
-//! [`Serial`]: an object whose fields are resolved one after another instead of concurrently.
+//! [`Serial`]: an object resolved in place, its fields one after another, the plain ones without
+//! a future at all.
 //!
 //! async-graphql resolves an object's fields concurrently: every object of a response gets a set
-//! of futures to poll (a task, a waker and its allocations per field). Where every field is
-//! already in memory — the dashboard's resources, their health and dock, all loaded up front by
+//! of futures to poll (a heap allocation, a task slot and a waker per field), and every field goes
+//! through the derive's resolver, an `async fn` that matches the field's name. Where every field
+//! is already in memory — the dashboard's resources, their health and dock, all loaded up front by
 //! the look-ahead-primed loaders — that machinery is most of the object's cost and the
 //! concurrency buys nothing. Lists still resolve their items concurrently, so a loader still sees
 //! every item's key in one batch.
+//!
+//! A type that implements [`Plain`] answers its plain fields (no arguments, nothing to wait for,
+//! never an error) as values directly; [`Serial`] resolves such an object by walking its
+//! selection (fragments, aliases, `__typename`, repeated fields merged as async-graphql merges
+//! them) and asks the derive's resolver, awaited in turn, only for the other fields. An object
+//! whose whole selection is plain (a resource's `health`) is answered inside its parent's plain
+//! field ([`now`]). With a field directive present, the object goes through async-graphql's own
+//! serial resolution instead. The schema installs no extension (`schema_builder`): plain fields
+//! would not pass through one's hooks. Debug builds check every plain answer
+//! against the derive's resolver, so the test suite catches a plain field that says otherwise.
 //!
 //! The field futures async-graphql moves onto the heap, one per field, are all as large as the
 //! object's largest: a field that waits on the database therefore boxes its own wait
 //! (`Box::pin(…).await`), so that `name` or `status` does not copy a loader's state around.
 //!
-//! Object types take the derive's own `#[Object(serial)]`; interfaces have no such option, and a
-//! field returning one wraps it in [`Serial`]. The schema is unchanged: `Serial<T>` is `T`.
+//! Object types that are not [`Plain`] take the derive's own `#[Object(serial)]`. The schema is
+//! unchanged: `Serial<T>` is `T`.
 
 use std::borrow::Cow;
+use std::future::Future;
 
-use async_graphql::parser::types::Field;
+use async_graphql::indexmap::IndexMap;
+use async_graphql::parser::types::{Field, Selection, SelectionSet};
 use async_graphql::registry::Registry;
 use async_graphql::resolver_utils::{ContainerType, resolve_container_serial};
-use async_graphql::{ContextSelectionSet, OutputType, Positioned, ServerResult, Value};
+use async_graphql::{
+    Context, ContextSelectionSet, Name, OutputType, Positioned, ServerError, ServerResult, Value,
+};
 
-/// `T`, its fields resolved one after another.
-pub struct Serial<'a, T: ?Sized>(pub &'a T);
+/// An object that answers some of its fields without resolving them (see the module's doc).
+pub trait Plain: ContainerType + Send + Sync {
+    /// The value of the field `ctx` names when it is one of this object's plain fields — it
+    /// takes no arguments, needs nothing it must wait for, and cannot fail — exactly as the
+    /// derive's resolver would give it. `None`: the resolver answers it.
+    fn plain(&self, ctx: &Context<'_>) -> Option<Value>;
 
-impl<T: ContainerType + ?Sized> OutputType for Serial<'_, T> {
+    /// Resolves the object in place; an interface resolves its concrete object instead (its own
+    /// resolver answers only the interface's fields).
+    fn in_place<'a>(
+        &'a self,
+        ctx: &'a ContextSelectionSet<'a>,
+    ) -> impl Future<Output = ServerResult<Value>> + Send + 'a {
+        in_place(ctx, self)
+    }
+}
+
+impl<T: Plain + ?Sized> Plain for &T {
+    fn plain(&self, ctx: &Context<'_>) -> Option<Value> {
+        T::plain(*self, ctx)
+    }
+
+    fn in_place<'a>(
+        &'a self,
+        ctx: &'a ContextSelectionSet<'a>,
+    ) -> impl Future<Output = ServerResult<Value>> + Send + 'a {
+        T::in_place(*self, ctx)
+    }
+}
+
+/// `T`, resolved in place.
+pub struct Serial<T>(pub T);
+
+impl<T: Plain> OutputType for Serial<T> {
     fn type_name() -> Cow<'static, str> {
         T::type_name()
     }
@@ -46,6 +92,168 @@ impl<T: ContainerType + ?Sized> OutputType for Serial<'_, T> {
         ctx: &ContextSelectionSet<'_>,
         _field: &Positioned<Field>,
     ) -> ServerResult<Value> {
-        resolve_container_serial(ctx, self.0).await
+        self.0.in_place(ctx).await
     }
+}
+
+/// Resolves `root` with the selection `ctx` holds: plain fields directly, the others through
+/// the derive's resolver one after another.
+pub async fn in_place<T: Plain + ?Sized>(
+    ctx: &ContextSelectionSet<'_>,
+    root: &T,
+) -> ServerResult<Value> {
+    let mut fields = Vec::with_capacity(ctx.item.node.items.len());
+    if !flatten(ctx, root, &ctx.item.node, &mut fields)? {
+        return resolve_container_serial(ctx, root).await;
+    }
+    let mut map = IndexMap::with_capacity(fields.len());
+    for field in fields {
+        let ctx_field = ctx.with_field(field);
+        let value = if field.node.name.node == "__typename" {
+            Value::String(root.introspection_type_name().into_owned())
+        } else if let Some(value) = root.plain(&ctx_field) {
+            #[cfg(debug_assertions)]
+            check_plain(root, &ctx_field, &value).await;
+            value
+        } else {
+            match root.resolve_field(&ctx_field).await {
+                Ok(value) => value.unwrap_or_default(),
+                Err(err) => {
+                    ctx.add_error(err);
+                    continue;
+                }
+            }
+        };
+        merge(&mut map, field.node.response_key().node.clone(), value);
+    }
+    Ok(if map.is_empty() {
+        Value::Null
+    } else {
+        Value::Object(map)
+    })
+}
+
+/// The value of the object field `ctx` names, with `root` its object, when every field it
+/// selects is plain; `None` otherwise (the field's resolver answers it then). For an object
+/// valued plain field: `Some(now(ctx, &child))`.
+pub fn now<T: Plain + ?Sized>(ctx: &Context<'_>, root: &T) -> Option<Value> {
+    let ctx = ctx.with_selection_set(&ctx.item.node.selection_set);
+    let mut fields = Vec::with_capacity(ctx.item.node.items.len());
+    if !flatten(&ctx, root, &ctx.item.node, &mut fields).ok()? {
+        return None;
+    }
+    let mut map = IndexMap::with_capacity(fields.len());
+    for field in fields {
+        let value = if field.node.name.node == "__typename" {
+            Value::String(root.introspection_type_name().into_owned())
+        } else {
+            root.plain(&ctx.with_field(field))?
+        };
+        merge(&mut map, field.node.response_key().node.clone(), value);
+    }
+    Some(if map.is_empty() {
+        Value::Null
+    } else {
+        Value::Object(map)
+    })
+}
+
+/// The fields `set` selects on `root`, in order, through the fragments that apply to it (as
+/// async-graphql's `Fields::add_set` finds them); `false` when a field carries a directive.
+fn flatten<'a, T: Plain + ?Sized>(
+    ctx: &ContextSelectionSet<'a>,
+    root: &T,
+    set: &'a SelectionSet,
+    out: &mut Vec<&'a Positioned<Field>>,
+) -> ServerResult<bool> {
+    for selection in &set.items {
+        let (condition, selection_set) = match &selection.node {
+            Selection::Field(field) => {
+                if !field.node.directives.is_empty() {
+                    return Ok(false);
+                }
+                out.push(field);
+                continue;
+            }
+            Selection::FragmentSpread(spread) => {
+                let name = &spread.node.fragment_name.node;
+                let Some(fragment) = ctx.query_env.fragments.get(name) else {
+                    return Err(ServerError::new(
+                        format!(r#"Unknown fragment "{name}"."#),
+                        Some(spread.pos),
+                    ));
+                };
+                (
+                    Some(&fragment.node.type_condition),
+                    &fragment.node.selection_set,
+                )
+            }
+            Selection::InlineFragment(fragment) => (
+                fragment.node.type_condition.as_ref(),
+                &fragment.node.selection_set,
+            ),
+        };
+        let condition = condition.map(|c| c.node.on.node.as_str());
+        let concrete = root.introspection_type_name();
+        let applies = condition.is_none_or(|condition| {
+            *concrete == *condition
+                || ctx
+                    .schema_env
+                    .registry
+                    .implements
+                    .get(&*concrete)
+                    .is_some_and(|interfaces| interfaces.contains(condition))
+                || T::type_name() == condition
+        });
+        if applies && !flatten(ctx, root, &selection_set.node, out)? {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// Puts a field's value in its object, merging a repeated response key's objects (and lists of
+/// objects) as async-graphql does.
+fn merge(target: &mut IndexMap<Name, Value>, name: Name, value: Value) {
+    let Some(previous) = target.get_mut(&name) else {
+        target.insert(name, value);
+        return;
+    };
+    match (previous, value) {
+        (Value::Object(into), Value::Object(from)) => {
+            for (key, value) in from {
+                merge(into, key, value);
+            }
+        }
+        (Value::List(into), Value::List(from)) => {
+            for (index, value) in from.into_iter().enumerate() {
+                if let (Some(Value::Object(into)), Value::Object(from)) =
+                    (into.get_mut(index), value)
+                {
+                    for (key, value) in from {
+                        merge(into, key, value);
+                    }
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Debug builds: a plain answer must be the derive resolver's.
+#[cfg(debug_assertions)]
+async fn check_plain<T: Plain + ?Sized>(root: &T, ctx: &Context<'_>, plain: &Value) {
+    let resolved = root
+        .resolve_field(ctx)
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+    assert_eq!(
+        &resolved,
+        plain,
+        "the plain answer of {}.{} differs from its resolver's",
+        T::type_name(),
+        ctx.item.node.name.node
+    );
 }

@@ -178,6 +178,121 @@ async fn every_type_exposes_its_fields() {
     );
 }
 
+/// A project's resource edges, their nodes, health and dock are resolved in place (plain fields
+/// without futures): fragments, aliases, `__typename` and repeated fields answer exactly as the
+/// same selection through `nodes(ids:)`, which async-graphql resolves itself. (Debug builds also
+/// check each plain field against its resolver.)
+#[tokio::test(flavor = "multi_thread")]
+async fn objects_resolved_in_place_answer_as_resolved_fields_do() {
+    let (app, token) = seeded(1).await;
+    let selection = "fragment Same on Resource {
+          __typename kind
+          ... on Resource { id name }
+          ...Kinds
+          label: name
+          provider providerResourceId status providerStatus region tags lastSeenAt createdAt updatedAt
+          health { state }
+          health { checkedAt __typename }
+          dock { name }
+          dock { provider lastSyncStatus __typename id lastSyncAt lastSyncError syncIntervalSeconds apiKeyHint syncInProgress }
+          availableActions
+          healthHistory(first: 1) { totalCount }
+          ... on Domain { id }
+        }
+        fragment Kinds on Resource {
+          ... on Server { primaryIpAddress ipv6 vcpus memoryMb diskGb image }
+          ... on WebService { productionUrl environment framework }
+          ... on Domain { domainName expiresAt autoRenew }
+          ... on Database { engine version host port }
+        }";
+    let in_place = format!(
+        "{{ viewer {{ organization {{ projects(first: 2) {{ nodes {{ resources(first: 20) {{
+          edges {{ ...Edge c2: cursor cursor node {{ ...Same }} }} nodes {{ ...Same }} }} }} }} }} }} }}
+        fragment Edge on ProjectResourceEdge {{ linkedAt denormalizedName denormalizedStatus }}
+        {selection}"
+    );
+    let (body, _) = traced(&app, &token, &in_place, json!({})).await;
+    assert!(body.get("errors").is_none(), "{body}");
+    let mut ids = Vec::new();
+    let mut placed = Vec::new();
+    for project in body["data"]["viewer"]["organization"]["projects"]["nodes"]
+        .as_array()
+        .expect("projects")
+    {
+        let resources = &project["resources"];
+        let edges = resources["edges"].as_array().expect("edges");
+        assert_eq!(edges.len(), 20);
+        for (edge, node) in edges
+            .iter()
+            .zip(resources["nodes"].as_array().expect("nodes"))
+        {
+            assert_eq!(&edge["node"], node, "`edges.node` and `nodes` agree");
+            assert_eq!(edge["c2"], edge["cursor"]);
+            assert!(
+                edge["cursor"].is_string() && edge["linkedAt"].is_string(),
+                "{edge}"
+            );
+            assert_eq!(edge["denormalizedName"], node["name"]);
+            assert_eq!(edge["denormalizedStatus"], node["status"]);
+            assert_eq!(node["label"], node["name"]);
+            assert_eq!(node["health"]["__typename"], "Health", "{node}");
+            assert!(
+                node["health"].get("state").is_some() && node["health"].get("checkedAt").is_some(),
+                "repeated fields merge: {node}"
+            );
+            assert_eq!(node["dock"]["__typename"], "Dock");
+            assert!(
+                node["dock"]["name"].is_string() && node["dock"]["provider"].is_string(),
+                "{node}"
+            );
+            let only_on = |field: &str, kind: &str| {
+                assert_eq!(
+                    node.get(field).is_some(),
+                    node["__typename"] == kind,
+                    "{field}: {node}"
+                );
+            };
+            only_on("primaryIpAddress", "Server");
+            only_on("productionUrl", "WebService");
+            only_on("domainName", "Domain");
+            only_on("engine", "Database");
+            ids.push(node["id"].clone());
+            placed.push(node.clone());
+        }
+    }
+    let kinds: std::collections::HashSet<&str> = placed
+        .iter()
+        .filter_map(|n| n["__typename"].as_str())
+        .collect();
+    assert_eq!(kinds.len(), 4, "every kind is tried: {kinds:?}");
+
+    let resolved = format!("query($ids: [ID!]!) {{ nodes(ids: $ids) {{ ...Same }} }} {selection}");
+    let (body, _) = traced(&app, &token, &resolved, json!({ "ids": ids })).await;
+    assert!(body.get("errors").is_none(), "{body}");
+    let nodes = body["data"]["nodes"].as_array().expect("nodes");
+    assert_eq!(nodes.len(), placed.len());
+    for (node, placed) in nodes.iter().zip(&placed) {
+        assert_eq!(node, placed, "in place and resolved answers agree");
+    }
+    // The order of fields is the selection's, as async-graphql gives it.
+    let raw = app
+        .client
+        .post(app.url("/graphql"))
+        .bearer_auth(&token)
+        .json(&json!({ "query": in_place }))
+        .send()
+        .await
+        .expect("sent")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        raw.contains(r#""node":{"__typename":""#) && raw.contains(r#"","label":""#),
+        "keys in selection order: {}",
+        &raw[..raw.len().min(600)]
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn node_resolves_every_type_and_hides_other_orgs() {
     let (app, token) = seeded(1).await;

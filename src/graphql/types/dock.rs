@@ -4,7 +4,8 @@ pub mod load;
 
 use std::sync::Arc;
 
-use async_graphql::{Context, ID, Object};
+use async_graphql::resolver_utils::enum_value;
+use async_graphql::{Context, ID, Object, ScalarType, Value};
 use chrono::{DateTime, Utc};
 
 use super::resource_filter::{ListArgs, ResourceFilter};
@@ -16,9 +17,29 @@ use crate::graphql::connection::{Window, connection, paginate};
 use crate::graphql::context::{load_one, loaders, visibility};
 use crate::graphql::enums::{ResourceKind, SyncStatus};
 use crate::graphql::ids;
+use crate::graphql::serial::Plain;
 use load::{DockId, SyncRunsKey};
 
 pub use load::DockNode;
+
+impl Plain for DockNode {
+    fn plain(&self, ctx: &Context<'_>) -> Option<Value> {
+        let dock = &self.0;
+        Some(match ctx.item.node.name.node.as_str() {
+            "id" => Value::String(ids::encode("Dock", dock.id).0),
+            "name" => dock.name.as_str().into(),
+            "provider" => dock.provider.as_str().into(),
+            "lastSyncAt" => dock
+                .last_sync_at
+                .as_ref()
+                .map_or(Value::Null, ScalarType::to_value),
+            "lastSyncStatus" => enum_value(SyncStatus::from_word(&dock.last_sync_status)),
+            "lastSyncError" => dock.last_sync_error.as_deref().into(),
+            "syncIntervalSeconds" => dock.sync_interval_seconds.into(),
+            _ => return None,
+        })
+    }
+}
 
 /// A provider account connected to the organization (a "dock"): its resources are synced from
 /// the provider on a schedule. Visible with docks READ in the organization, or when granted to

@@ -2,7 +2,8 @@
 
 pub mod load;
 
-use async_graphql::{Context, ID, Object, SimpleObject};
+use async_graphql::resolver_utils::enum_value;
+use async_graphql::{Context, ID, Object, ScalarType, SimpleObject, Value};
 use chrono::{DateTime, Utc};
 
 use super::directory::{ClientId, ClientNode, TeamId, TeamNode};
@@ -15,7 +16,7 @@ use crate::graphql::connection::{PageInfo, Window, node_looks, paginate};
 use crate::graphql::context::{load_one, loaders};
 use crate::graphql::enums::{ResourceKind, ResourceStatus};
 use crate::graphql::ids;
-use crate::graphql::serial::Serial;
+use crate::graphql::serial::{Plain, Serial};
 use load::{HealthCounts, HealthKey, links_key, resource_key};
 
 pub use load::ProjectNode;
@@ -179,7 +180,7 @@ impl ProjectResourceEdge {
         &self.cursor
     }
     /// The linked resource.
-    async fn node(&self) -> Serial<'_, ResourceInterface> {
+    async fn node(&self) -> Serial<&ResourceInterface> {
         Serial(&self.node)
     }
     /// When the resource was linked to the project.
@@ -196,6 +197,20 @@ impl ProjectResourceEdge {
     }
 }
 
+impl Plain for ProjectResourceEdge {
+    fn plain(&self, ctx: &Context<'_>) -> Option<Value> {
+        Some(match ctx.item.node.name.node.as_str() {
+            "cursor" => self.cursor.as_str().into(),
+            "linkedAt" => self.link.linked_at.to_value(),
+            "denormalizedName" => self.link.denormalized_name.as_str().into(),
+            "denormalizedStatus" => {
+                enum_value(ResourceStatus::from_word(&self.link.denormalized_status))
+            }
+            _ => return None,
+        })
+    }
+}
+
 /// A page of a project's linked resources.
 pub struct ProjectResourceConnection {
     pub edges: Vec<ProjectResourceEdge>,
@@ -208,11 +223,11 @@ pub struct ProjectResourceConnection {
 #[Object]
 impl ProjectResourceConnection {
     /// The page's links with their cursors, in order.
-    async fn edges(&self) -> &[ProjectResourceEdge] {
-        &self.edges
+    async fn edges(&self) -> Vec<Serial<&ProjectResourceEdge>> {
+        self.edges.iter().map(Serial).collect()
     }
     /// The page's resources, in order (`edges` without cursors and link data).
-    async fn nodes(&self) -> Vec<Serial<'_, ResourceInterface>> {
+    async fn nodes(&self) -> Vec<Serial<&ResourceInterface>> {
         self.edges.iter().map(|e| Serial(&e.node)).collect()
     }
     /// Whether more items follow, and the cursors to page on.

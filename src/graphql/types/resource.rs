@@ -6,7 +6,8 @@ pub mod load;
 
 use std::sync::Arc;
 
-use async_graphql::{Context, ID, Interface, Json, Object, SimpleObject};
+use async_graphql::resolver_utils::enum_value;
+use async_graphql::{Context, ID, Interface, Json, Object, ScalarType, SimpleObject, Value};
 use chrono::{DateTime, Utc};
 
 use super::action::load::{ActionRunNode, runs_of};
@@ -19,6 +20,7 @@ use crate::graphql::connection::{Window, connection, paginate};
 use crate::graphql::context::{load_one, visibility};
 use crate::graphql::enums::{HealthState, ResourceAction, ResourceKind, ResourceStatus};
 use crate::graphql::ids;
+use crate::graphql::serial::{self, Plain};
 use load::{ApiDataKey, HealthHistoryKey, ProjectsOfKey};
 
 /// A resource's latest health.
@@ -63,6 +65,21 @@ async fn latest_check(
         .await?
         .unwrap_or_default();
     Ok(page.0.first().cloned())
+}
+
+impl Plain for Health {
+    fn plain(&self, ctx: &Context<'_>) -> Option<Value> {
+        Some(match ctx.item.node.name.node.as_str() {
+            "state" => enum_value(self.state),
+            "checkedAt" => time(self.checked_at),
+            _ => return None,
+        })
+    }
+}
+
+/// A timestamp as its scalar serves it; `null` when there is none.
+fn time(at: Option<DateTime<Utc>>) -> Value {
+    at.as_ref().map_or(Value::Null, ScalarType::to_value)
 }
 
 /// One recorded health check: what a single probe observed.
@@ -195,7 +212,7 @@ async fn history_of(
     ),
     field(
         name = "dock",
-        ty = "Option<DockNode>",
+        ty = "Option<serial::Serial<DockNode>>",
         desc = "The dock the resource was synced from; `null` when the viewer may not see that dock."
     ),
     field(
@@ -291,6 +308,28 @@ fn health_of(row: &Resource) -> Health {
     }
 }
 
+/// The plain fields every resource kind shares (`crate::graphql::serial`), as their resolvers
+/// in `resource_object!` answer them.
+fn common_plain(row: &Resource, type_name: &str, ctx: &Context<'_>) -> Option<Value> {
+    let common = &row.common;
+    Some(match ctx.item.node.name.node.as_str() {
+        "id" => Value::String(ids::encode(type_name, common.id).0),
+        "kind" => enum_value(ResourceKind::from(row.kind())),
+        "name" => common.name.as_str().into(),
+        "provider" => common.provider.as_str().into(),
+        "providerResourceId" => common.provider_resource_id.as_str().into(),
+        "status" => enum_value(ResourceStatus::from_word(&common.status)),
+        "providerStatus" => common.provider_status.as_deref().into(),
+        "region" => common.region.as_deref().into(),
+        "tags" => common.tags.as_slice().into(),
+        "health" => return serial::now(ctx, &health_of(row)),
+        "lastSeenAt" => time(common.last_seen_at),
+        "createdAt" => time(Some(common.created_at)),
+        "updatedAt" => time(Some(common.updated_at)),
+        _ => return None,
+    })
+}
+
 /// Defines a resource object type: the shared `Resource` fields, then the kind's own.
 macro_rules! resource_object {
     ($node:ident, $gql:literal, $variant:ident, $extra:ident, $desc:literal => { $($fields:tt)* }) => {
@@ -303,6 +342,12 @@ macro_rules! resource_object {
                     Extra::$variant(extra) => Some(extra),
                     _ => None,
                 }
+            }
+        }
+
+        impl Plain for $node {
+            fn plain(&self, ctx: &Context<'_>) -> Option<Value> {
+                common_plain(&self.0, $gql, ctx).or_else(|| self.plain_extra(ctx))
             }
         }
 
@@ -378,8 +423,8 @@ macro_rules! resource_object {
             }
             /// The provider connection the resource was synced from; `null` when the viewer may
             /// not see that dock.
-            pub async fn dock(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<DockNode>> {
-                Box::pin(dock_of(ctx, &self.0)).await
+            pub async fn dock(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<serial::Serial<DockNode>>> {
+                Ok(Box::pin(dock_of(ctx, &self.0)).await?.map(serial::Serial))
             }
             /// Live projects the resource is linked to (those the viewer may see), by slug.
             pub async fn projects(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<ProjectNode>> {
@@ -484,3 +529,76 @@ resource_object!(DatabaseNode, "Database", Database, DatabaseColumns, "A managed
         self.extra().and_then(|e| e.port)
     }
 });
+
+/// Each kind's own plain fields, as their resolvers above answer them.
+impl ServerNode {
+    fn plain_extra(&self, ctx: &Context<'_>) -> Option<Value> {
+        let e = self.extra();
+        Some(match ctx.item.node.name.node.as_str() {
+            "primaryIpAddress" => e.and_then(|e| e.primary_ip_address.as_deref()).into(),
+            "ipv6" => e.and_then(|e| e.ipv6.as_deref()).into(),
+            "vcpus" => e.and_then(|e| e.vcpus).into(),
+            "memoryMb" => e.and_then(|e| e.memory_mb).into(),
+            "diskGb" => e.and_then(|e| e.disk_gb).into(),
+            "image" => e.and_then(|e| e.image.as_deref()).into(),
+            _ => return None,
+        })
+    }
+}
+
+impl WebServiceNode {
+    fn plain_extra(&self, ctx: &Context<'_>) -> Option<Value> {
+        let e = self.extra();
+        Some(match ctx.item.node.name.node.as_str() {
+            "productionUrl" => e.and_then(|e| e.production_url.as_deref()).into(),
+            "environment" => e.and_then(|e| e.environment.as_deref()).into(),
+            "framework" => e.and_then(|e| e.framework.as_deref()).into(),
+            _ => return None,
+        })
+    }
+}
+
+impl DomainNode {
+    fn plain_extra(&self, ctx: &Context<'_>) -> Option<Value> {
+        let e = self.extra();
+        Some(match ctx.item.node.name.node.as_str() {
+            "domainName" => e.map_or("", |e| e.domain_name.as_str()).into(),
+            "expiresAt" => time(e.and_then(|e| e.expires_at)),
+            "autoRenew" => e.and_then(|e| e.auto_renew).into(),
+            _ => return None,
+        })
+    }
+}
+
+impl DatabaseNode {
+    fn plain_extra(&self, ctx: &Context<'_>) -> Option<Value> {
+        let e = self.extra();
+        Some(match ctx.item.node.name.node.as_str() {
+            "engine" => e.and_then(|e| e.engine.as_deref()).into(),
+            "version" => e.and_then(|e| e.version.as_deref()).into(),
+            "host" => e.and_then(|e| e.host.as_deref()).into(),
+            "port" => e.and_then(|e| e.port).into(),
+            _ => return None,
+        })
+    }
+}
+
+/// The interface resolves its concrete object in place: its own resolver answers only the
+/// interface's fields, not a fragment's on the kind.
+impl Plain for ResourceInterface {
+    fn plain(&self, _ctx: &Context<'_>) -> Option<Value> {
+        None
+    }
+
+    async fn in_place<'a>(
+        &'a self,
+        ctx: &'a async_graphql::ContextSelectionSet<'a>,
+    ) -> async_graphql::ServerResult<Value> {
+        match self {
+            Self::Server(node) => serial::in_place(ctx, node).await,
+            Self::WebService(node) => serial::in_place(ctx, node).await,
+            Self::Domain(node) => serial::in_place(ctx, node).await,
+            Self::Database(node) => serial::in_place(ctx, node).await,
+        }
+    }
+}
