@@ -566,3 +566,33 @@ pub async fn skip_relay_sequence(conn: &mut AsyncPgConnection, by: i64) {
         .await
         .expect("skip sequence");
 }
+
+/// The id of the dock named `name` among those `token`'s viewer sees in their organization.
+pub async fn dock_named(app: &TestApp, token: &str, name: &str) -> serde_json::Value {
+    let (_, body) = app
+        .graphql(
+            Some(token),
+            "{ viewer { organization { docks { nodes { id name } } } } }",
+            serde_json::json!({}),
+        )
+        .await;
+    body["data"]["viewer"]["organization"]["docks"]["nodes"]
+        .as_array()
+        .expect("docks")
+        .iter()
+        .find(|d| d["name"] == name)
+        .expect("dock")["id"]
+        .clone()
+}
+
+/// Asks for a sync of dock `id` with `syncDock`, as `token`'s viewer; panics when refused.
+pub async fn sync_dock(app: &TestApp, token: &str, id: &serde_json::Value) {
+    let (_, body) = app
+        .graphql(
+            Some(token),
+            "mutation($id: ID!) { syncDock(id: $id) { id } }",
+            serde_json::json!({ "id": id }),
+        )
+        .await;
+    assert!(body["data"]["syncDock"]["id"].is_string(), "{body}");
+}

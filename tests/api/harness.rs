@@ -12,6 +12,7 @@ use stackgate::config::Config;
 use stackgate::devkit::embedded::{Durability, EmbeddedPostgres};
 use stackgate::server::RunningServer;
 
+pub mod bus;
 pub mod nats;
 pub mod replicas;
 pub mod serve;

@@ -2,20 +2,19 @@
 //! committed outbox rows to JetStream, every replica consumes the stream, and a restart of NATS
 //! tells subscribers to refetch.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use diesel::QueryableByName;
 use diesel::sql_types::{BigInt, Bool, Nullable, Text};
 use diesel_async::{AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
-use serde_json::{Value, json};
+use serde_json::json;
 use stackgate::config::Config;
-use stackgate::events::{Delivery, Event, Relay};
-use tokio::sync::broadcast;
+use stackgate::events::Relay;
 use uuid::Uuid;
 
 use crate::fixtures::{self, change_payload, outbox_rows, publish};
 use crate::harness::TestApp;
+use crate::harness::bus::{received_until, times_each};
 use crate::harness::nats::NatsServer;
 use crate::harness::wait::{PATIENCE, wait_for, wait_until};
 use crate::harness::ws::Ws;
@@ -38,73 +37,6 @@ async fn app_on(nats: &NatsServer, adjust: impl FnOnce(&mut Config)) -> TestApp 
 
 async fn commit_one(conn: &mut AsyncPgConnection, org: Uuid, id: Uuid) {
     publish(conn, org, &change_payload(org, TABLE, id)).await;
-}
-
-/// The ids of this test's events in the order `events` delivers them, until `last` arrives;
-/// gaps counted.
-async fn received_until(
-    events: &mut broadcast::Receiver<Delivery>,
-    last: Uuid,
-) -> (Vec<Uuid>, usize) {
-    let (mut ids, mut gaps) = (Vec::new(), 0);
-    let collect = async {
-        loop {
-            match events.recv().await {
-                Ok(Delivery::Event(envelope)) => {
-                    if let Event::Change(c) = &envelope.event
-                        && c.table == TABLE
-                    {
-                        ids.push(c.id);
-                        if c.id == last {
-                            return;
-                        }
-                    }
-                }
-                Ok(Delivery::Gap) => gaps += 1,
-                Err(e) => panic!("subscriber: {e}"),
-            }
-        }
-    };
-    tokio::time::timeout(PATIENCE, collect)
-        .await
-        .expect("the last event in time");
-    (ids, gaps)
-}
-
-fn times_each(ids: &[Uuid]) -> HashMap<Uuid, usize> {
-    let mut times = HashMap::new();
-    for id in ids {
-        *times.entry(*id).or_default() += 1;
-    }
-    times
-}
-
-async fn dock_named(app: &TestApp, token: &str, name: &str) -> Value {
-    let (_, body) = app
-        .graphql(
-            Some(token),
-            "{ viewer { organization { docks { nodes { id name } } } } }",
-            json!({}),
-        )
-        .await;
-    body["data"]["viewer"]["organization"]["docks"]["nodes"]
-        .as_array()
-        .expect("docks")
-        .iter()
-        .find(|d| d["name"] == name)
-        .expect("dock")["id"]
-        .clone()
-}
-
-async fn sync_dock(app: &TestApp, token: &str, id: &Value) {
-    let (_, body) = app
-        .graphql(
-            Some(token),
-            "mutation($id: ID!) { syncDock(id: $id) { id } }",
-            json!({ "id": id }),
-        )
-        .await;
-    assert!(body["data"]["syncDock"]["id"].is_string(), "{body}");
 }
 
 /// The seeded data on a server over NATS.
@@ -132,8 +64,8 @@ async fn an_event_committed_on_one_replica_reaches_a_subscriber_on_another_in_or
     let mut on_bus = replica.state.events.subscribe();
 
     // A sync started through replica A (the Linode dock has no provider: it starts and fails).
-    let linode = dock_named(&app, &owner, "Linode").await;
-    sync_dock(&app, &owner, &linode).await;
+    let linode = fixtures::dock_named(&app, &owner, "Linode").await;
+    fixtures::sync_dock(&app, &owner, &linode).await;
     assert_eq!(
         sub.event("syncEvents").await,
         json!({ "phase": "STARTED", "dock": { "name": "Linode" } })
@@ -147,7 +79,7 @@ async fn an_event_committed_on_one_replica_reaches_a_subscriber_on_another_in_or
     for id in &ids {
         commit_one(&mut conn, org, *id).await;
     }
-    let (received, gaps) = received_until(&mut on_bus, *ids.last().expect("ids")).await;
+    let (received, gaps) = received_until(&mut on_bus, TABLE, *ids.last().expect("ids")).await;
     assert_eq!(received, ids, "every event, once, in order");
     assert_eq!(gaps, 0);
     wait_until("the outbox to be pruned", PATIENCE, async || {
@@ -181,7 +113,7 @@ async fn a_rolled_back_write_publishes_nothing_over_nats() {
     commit_one(&mut conn, org, rolled_back).await;
     conn.batch_execute("rollback").await.expect("rollback");
     commit_one(&mut conn, org, committed).await;
-    let (ids, gaps) = received_until(&mut events, committed).await;
+    let (ids, gaps) = received_until(&mut events, TABLE, committed).await;
     assert_eq!(ids, [committed], "only the committed event");
     assert_eq!(gaps, 0);
 }
@@ -218,7 +150,7 @@ async fn a_crashed_relay_is_replaced_over_nats_and_no_event_is_lost_or_repeated(
         }
         commit_one(&mut conn, org, *id).await;
     }
-    let (received, gaps) = received_until(&mut events, *ids.last().expect("ids")).await;
+    let (received, gaps) = received_until(&mut events, TABLE, *ids.last().expect("ids")).await;
     assert!(
         times_each(&received).values().all(|&n| n == 1),
         "an event arrived twice"
@@ -291,7 +223,7 @@ async fn events_published_before_a_crash_are_not_delivered_twice() {
             .await
             .expect("acknowledged");
     }
-    let (received, gaps) = received_until(&mut events, before[2]).await;
+    let (received, gaps) = received_until(&mut events, TABLE, before[2]).await;
     assert_eq!(received, before);
     assert_eq!(gaps, 0);
     assert_eq!(
@@ -304,7 +236,7 @@ async fn events_published_before_a_crash_are_not_delivered_twice() {
     let relay = Relay::new(app.db.app_url(), settings).spawn();
     let after = Uuid::new_v4();
     commit_one(&mut conn, org, after).await;
-    let (received, gaps) = received_until(&mut events, after).await;
+    let (received, gaps) = received_until(&mut events, TABLE, after).await;
     assert_eq!(received, [after], "the ghost's events came once");
     assert_eq!(gaps, 0, "the same numbers were reused");
     wait_until("the outbox to be pruned", PATIENCE, async || {
@@ -321,8 +253,8 @@ async fn a_nats_restart_tells_subscribers_to_refetch_and_events_flow_again() {
     let owner = app.token("org-0-owner", Some("org-0"));
     let mut sub = Ws::subscribed(&app.ws_url(), &owner, ALL_EVENTS, json!({})).await;
     app.wait_subscribed(1).await;
-    let linode = dock_named(&app, &owner, "Linode").await;
-    sync_dock(&app, &owner, &linode).await;
+    let linode = fixtures::dock_named(&app, &owner, "Linode").await;
+    fixtures::sync_dock(&app, &owner, &linode).await;
     assert_eq!(sub.event("syncEvents").await["phase"], "STARTED");
     while sub.event("syncEvents").await["phase"] != "FAILED" {}
 
@@ -342,7 +274,7 @@ async fn a_nats_restart_tells_subscribers_to_refetch_and_events_flow_again() {
 
     let mut sub = Ws::subscribed(&app.ws_url(), &owner, ALL_EVENTS, json!({})).await;
     app.wait_subscribed(1).await;
-    sync_dock(&app, &owner, &linode).await;
+    fixtures::sync_dock(&app, &owner, &linode).await;
     assert_eq!(
         sub.event("syncEvents").await,
         json!({ "phase": "STARTED", "dock": { "name": "Linode" } })
@@ -391,6 +323,6 @@ async fn an_unreachable_nats_at_startup_leaves_queries_served_and_readyz_saying_
     let mut events = server.state.events.subscribe();
     let (org, id) = (Uuid::new_v4(), Uuid::new_v4());
     commit_one(&mut app.db.owner().await, org, id).await;
-    let (ids, _) = received_until(&mut events, id).await;
+    let (ids, _) = received_until(&mut events, TABLE, id).await;
     assert_eq!(ids, [id]);
 }

@@ -2,51 +2,19 @@
 //! their transaction, the lease holder's relay publishes committed rows in order with a sequence
 //! number, deletes them, and another replica's relay takes over when the holder stops.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use diesel_async::{AsyncPgConnection, SimpleAsyncConnection};
-use stackgate::events::{Delivery, Event};
 use tokio::sync::broadcast;
 use uuid::Uuid;
 
 use crate::fixtures::{change_payload, outbox_rows, publish, skip_relay_sequence};
 use crate::harness::TestApp;
+use crate::harness::bus::{received_until, times_each};
 use crate::harness::wait::{PATIENCE, wait_until};
 
 /// The table name the events of these tests carry.
 const TABLE: &str = "outbox_test";
-
-/// The ids of this test's events in the order `events` delivers them, until `last` arrives;
-/// gaps counted.
-async fn received_until(
-    events: &mut broadcast::Receiver<Delivery>,
-    last: Uuid,
-) -> (Vec<Uuid>, usize) {
-    let (mut ids, mut gaps) = (Vec::new(), 0);
-    let collect = async {
-        loop {
-            match events.recv().await {
-                Ok(Delivery::Event(envelope)) => {
-                    if let Event::Change(c) = &envelope.event
-                        && c.table == TABLE
-                    {
-                        ids.push(c.id);
-                        if c.id == last {
-                            return;
-                        }
-                    }
-                }
-                Ok(Delivery::Gap) => gaps += 1,
-                Err(e) => panic!("subscriber: {e}"),
-            }
-        }
-    };
-    tokio::time::timeout(PATIENCE, collect)
-        .await
-        .expect("the last event in time");
-    (ids, gaps)
-}
 
 async fn commit_one(conn: &mut AsyncPgConnection, org: Uuid, id: Uuid) {
     publish(conn, org, &change_payload(org, TABLE, id)).await;
@@ -68,7 +36,7 @@ async fn a_rolled_back_write_publishes_nothing() {
     commit_one(&mut conn, org, rolled_back).await;
     conn.batch_execute("rollback").await.expect("rollback");
     commit_one(&mut conn, org, committed).await;
-    let (ids, gaps) = received_until(&mut events, committed).await;
+    let (ids, gaps) = received_until(&mut events, TABLE, committed).await;
     assert_eq!(ids, [committed], "only the committed event");
     assert_eq!(gaps, 0);
     wait_until("the outbox to be pruned", PATIENCE, async || {
@@ -113,7 +81,7 @@ async fn order_is_kept_when_transactions_commit_out_of_order() {
         "`second` waits in the outbox"
     );
     early.batch_execute("commit").await.expect("commit");
-    let (ids, gaps) = received_until(&mut events, second).await;
+    let (ids, gaps) = received_until(&mut events, TABLE, second).await;
     assert_eq!(ids, [first, second]);
     assert_eq!(gaps, 0);
 }
@@ -161,12 +129,11 @@ async fn failover(crash: bool) {
         }
         commit_one(&mut conn, org, *id).await;
     }
-    let (received, gaps) = received_until(&mut events, *ids.last().expect("ids")).await;
-    let mut times: HashMap<Uuid, usize> = HashMap::new();
-    for id in &received {
-        *times.entry(*id).or_default() += 1;
-    }
-    assert!(times.values().all(|&n| n == 1), "an event arrived twice");
+    let (received, gaps) = received_until(&mut events, TABLE, *ids.last().expect("ids")).await;
+    assert!(
+        times_each(&received).values().all(|&n| n == 1),
+        "an event arrived twice"
+    );
     assert_eq!(received, ids, "every event, once, in order");
     assert_eq!(gaps, 0, "no sequence number was skipped");
     // It relayed everything after the hand-over; under load a round may time out against the
@@ -205,11 +172,11 @@ async fn a_skipped_sequence_number_tells_subscribers_to_refetch() {
     let (before, after) = (Uuid::new_v4(), Uuid::new_v4());
     let mut conn = app.db.owner().await;
     commit_one(&mut conn, org, before).await;
-    let (_, gaps) = received_until(&mut events, before).await;
+    let (_, gaps) = received_until(&mut events, TABLE, before).await;
     assert_eq!(gaps, 0);
     skip_relay_sequence(&mut conn, 3).await;
     commit_one(&mut conn, org, after).await;
-    let (ids, gaps) = received_until(&mut events, after).await;
+    let (ids, gaps) = received_until(&mut events, TABLE, after).await;
     assert_eq!(ids, [after]);
     assert_eq!(gaps, 1, "the jump is a gap");
 }

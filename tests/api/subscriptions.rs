@@ -37,34 +37,6 @@ async fn create_dock(app: &TestApp, token: &str, name: &str, url: &str) -> Value
     id
 }
 
-async fn sync_dock(app: &TestApp, token: &str, id: &Value) {
-    let (_, body) = app
-        .graphql(
-            Some(token),
-            "mutation($id: ID!) { syncDock(id: $id) { id } }",
-            json!({ "id": id }),
-        )
-        .await;
-    assert!(body["data"]["syncDock"]["id"].is_string(), "{body}");
-}
-
-async fn dock_id(app: &TestApp, token: &str, name: &str) -> Value {
-    let (_, body) = app
-        .graphql(
-            Some(token),
-            "{ viewer { organization { docks { nodes { id name } } } } }",
-            json!({}),
-        )
-        .await;
-    body["data"]["viewer"]["organization"]["docks"]["nodes"]
-        .as_array()
-        .expect("docks")
-        .iter()
-        .find(|d| d["name"] == name)
-        .expect("dock")["id"]
-        .clone()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_sync_on_one_replica_reaches_subscribers_on_another_as_far_as_they_may_see() {
     let app = fixtures::seeded_with_teamer().await;
@@ -85,7 +57,7 @@ async fn a_sync_on_one_replica_reaches_subscribers_on_another_as_far_as_they_may
     let mut outsider = Ws::subscribed(&on_b, &globex_owner, ALL_EVENTS, json!({})).await;
 
     // Started on replica A (the test's app), seen on replica B.
-    sync_dock(&app, &owner, &hidden).await;
+    fixtures::sync_dock(&app, &owner, &hidden).await;
     let mut phases = Vec::new();
     let last = loop {
         let event = watcher.event("dockSyncStatus").await;
@@ -107,14 +79,14 @@ async fn a_sync_on_one_replica_reaches_subscribers_on_another_as_far_as_they_may
 
     // The team may read only the seeded DigitalOcean dock: the first event it gets is of that
     // dock (events reach each replica in commit order, so the hidden dock's came before).
-    let granted = dock_id(&app, &owner, "DigitalOcean").await;
-    sync_dock(&app, &owner, &granted).await;
+    let granted = fixtures::dock_named(&app, &owner, "DigitalOcean").await;
+    fixtures::sync_dock(&app, &owner, &granted).await;
     let seen = team.event("syncEvents").await;
     assert_eq!(seen["dock"]["name"], "DigitalOcean", "{seen}");
 
     // Another organization saw none of it: its first event is its own.
     let own = create_dock(&app, &globex_owner, "Globex DO", &url).await;
-    sync_dock(&app, &globex_owner, &own).await;
+    fixtures::sync_dock(&app, &globex_owner, &own).await;
     let seen = outsider.event("syncEvents").await;
     assert_eq!(
         seen,
@@ -129,7 +101,7 @@ async fn subscribing_to_what_the_viewer_cannot_see_is_not_found() {
     let globex = fixtures::org(&mut app.db.owner().await, "globex").await;
     fixtures::member(&mut app.db.owner().await, &globex, "globex-owner", "owner").await;
     let owner = app.token("org-0-owner", Some("org-0"));
-    let dock = dock_id(&app, &owner, "Linode").await;
+    let dock = fixtures::dock_named(&app, &owner, "Linode").await;
     let ws = app.ws_url();
 
     let outsider = app.token("globex-owner", Some("globex"));
@@ -162,8 +134,8 @@ async fn a_lost_listener_tells_subscribers_to_refetch_and_events_flow_again() {
     let owner = app.token("org-0-owner", Some("org-0"));
     let mut sub = Ws::subscribed(&app.ws_url(), &owner, ALL_EVENTS, json!({})).await;
     app.wait_subscribed(1).await;
-    let linode = dock_id(&app, &owner, "Linode").await;
-    sync_dock(&app, &owner, &linode).await;
+    let linode = fixtures::dock_named(&app, &owner, "Linode").await;
+    fixtures::sync_dock(&app, &owner, &linode).await;
     assert_eq!(sub.event("syncEvents").await["phase"], "STARTED");
     while sub.event("syncEvents").await["phase"] != "FAILED" {}
 
@@ -174,7 +146,7 @@ async fn a_lost_listener_tells_subscribers_to_refetch_and_events_flow_again() {
         "{result}"
     );
 
-    sync_dock(&app, &owner, &linode).await;
+    fixtures::sync_dock(&app, &owner, &linode).await;
     let event = sub.event("syncEvents").await;
     assert_eq!(
         event,
@@ -308,7 +280,7 @@ fn decode(id: &str) -> uuid::Uuid {
 async fn a_subscriber_who_loses_access_is_told_and_the_subscription_ends() {
     let app = fixtures::seeded_with_teamer().await;
     let owner = app.token("org-0-owner", Some("org-0"));
-    let granted = dock_id(&app, &owner, "DigitalOcean").await;
+    let granted = fixtures::dock_named(&app, &owner, "DigitalOcean").await;
     let teamer = app.token("org-0-teamer", Some("org-0"));
     let mut team = Ws::subscribed(&app.ws_url(), &teamer, ALL_EVENTS, json!({})).await;
     app.wait_subscribed(1).await;
@@ -322,7 +294,7 @@ async fn a_subscriber_who_loses_access_is_told_and_the_subscription_ends() {
     );
     assert_eq!(crate::harness::error_code(&result), "FORBIDDEN", "{result}");
     // An event the team could see before: nothing of it reaches the ended subscription.
-    sync_dock(&app, &owner, &granted).await;
+    fixtures::sync_dock(&app, &owner, &granted).await;
     let end = team.message().await.expect("a message");
     assert_eq!(end["type"], "complete", "{end}");
 }
