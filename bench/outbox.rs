@@ -9,9 +9,12 @@
 //! `pg_notify` as writers did before the outbox; `outbox` calls `stackgate_publish` while a
 //! relay (the library's, as `serve` runs it) publishes. Listeners drain their notifications; the
 //! run checks that every committed event reached every listener. Commit latency is measured from
-//! `begin` to the return of `commit`. The private cluster runs with `fsync = on` and
-//! `synchronous_commit = on` unless `--fsync off`: the notify lock is held across the commit's
-//! WAL flush, which is what serializes notifying commits.
+//! `begin` to the return of `commit`. The private cluster starts with `fsync = on` and
+//! `synchronous_commit = on` unless `--fsync off`, and the header prints what the server reads
+//! back: the notify lock is held across the commit's WAL flush, which is what serializes
+//! notifying commits, so the ratio depends on how long a flush takes. This machine's disk
+//! flushes in about 0.3 ms; `--flush-ms F` makes each flush wait F ms (`commit_delay`), as a
+//! disk or network volume whose flush takes that long would.
 
 mod support;
 
@@ -25,6 +28,7 @@ use diesel::sql_types::{Integer, Text, Uuid as SqlUuid};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 use futures_util::StreamExt;
 use secrecy::ExposeSecret;
+use stackgate::devkit::embedded::Durability;
 use stackgate::events::settings::EventSettings;
 use stackgate::events::{CHANNEL, Relay};
 use uuid::Uuid;
@@ -38,6 +42,9 @@ cargo bench --bench outbox -- [options]
   --seconds S       seconds each mode runs per listener count (default 5, at most 60)
   --rounds R        alternations of the two modes per listener count (default 2, at most 5)
   --fsync on|off    the private cluster's durability (default on)
+  --flush-ms F      the private cluster waits F ms (0-100) before each WAL flush (commit_delay,
+                    commit_siblings = 0): a disk whose flush takes that long, as network storage's
+                    does (this machine's takes about 0.3 ms; default 0)
 
 DATABASE_URL (a superuser URL) selects an existing database; otherwise a private PostgreSQL
 cluster is started under /tmp and removed at the end.";
@@ -51,6 +58,7 @@ struct Options {
     seconds: u64,
     rounds: usize,
     fsync: bool,
+    flush_ms: f64,
 }
 
 fn parse_args() -> anyhow::Result<Options> {
@@ -59,6 +67,7 @@ fn parse_args() -> anyhow::Result<Options> {
         seconds: 5,
         rounds: 2,
         fsync: true,
+        flush_ms: 0.0,
     };
     support::parse_flags(USAGE, |flag, value| {
         match flag {
@@ -72,6 +81,7 @@ fn parse_args() -> anyhow::Result<Options> {
                     other => bail!("--fsync takes on or off, not {other}"),
                 }
             }
+            "--flush-ms" => o.flush_ms = value()?.parse().context("--flush-ms")?,
             other => bail!("unknown option {other}\n\n{USAGE}"),
         }
         Ok(())
@@ -82,7 +92,25 @@ fn parse_args() -> anyhow::Result<Options> {
     if !(1..=5).contains(&o.rounds) {
         bail!("--rounds must be 1-5");
     }
+    if !(0.0..=100.0).contains(&o.flush_ms) || (o.flush_ms > 0.0 && !o.fsync) {
+        bail!("--flush-ms must be 0-100, with --fsync on");
+    }
     Ok(o)
+}
+
+/// A server setting's current value, as the connection's session sees it.
+async fn setting(conn: &mut AsyncPgConnection, name: &str) -> anyhow::Result<String> {
+    #[derive(diesel::QueryableByName)]
+    struct Value {
+        #[diesel(sql_type = Text)]
+        value: String,
+    }
+    let row: Value = diesel::sql_query("select current_setting($1) as value")
+        .bind::<Text, _>(name)
+        .get_result(conn)
+        .await
+        .with_context(|| format!("reading {name}"))?;
+    Ok(row.value)
 }
 
 fn main() -> ExitCode {
@@ -123,10 +151,27 @@ impl Outcome {
 }
 
 async fn run(o: Options) -> anyhow::Result<bool> {
-    let (db, mut conn, _) = BenchDatabase::migrated().await?;
-    if db.describe != "DATABASE_URL" && o.fsync {
-        conn.batch_execute("alter system set fsync = on").await?;
-        conn.batch_execute("select pg_reload_conf()").await?;
+    // The cluster starts durable (fsync and synchronous commit on): a throwaway one's command
+    // line turns both off, and no later setting can turn fsync back on.
+    let (db, mut conn, _) = BenchDatabase::migrated_with(Durability {
+        ephemeral: !o.fsync,
+    })
+    .await?;
+    if o.flush_ms > 0.0 {
+        if db.describe == "DATABASE_URL" {
+            bail!("--flush-ms changes the cluster's settings: only on the private cluster");
+        }
+        // The flush leader sleeps this long with the WAL write lock held; a notifying commit
+        // also holds the notify lock across it, so direct commits flush one at a time while
+        // the outbox's writers flush together (group commit).
+        let micros = (o.flush_ms * 1000.0).round() as u64;
+        for statement in [
+            format!("alter system set commit_delay = {micros}"),
+            "alter system set commit_siblings = 0".to_owned(),
+            "select pg_reload_conf()".to_owned(),
+        ] {
+            conn.batch_execute(&statement).await?;
+        }
     }
     conn.batch_execute(&format!(
         "drop table if exists bench_outbox_rows;
@@ -136,13 +181,17 @@ async fn run(o: Options) -> anyhow::Result<bool> {
         o.writers
     ))
     .await?;
+    // What the server runs with, read back (not what was asked for).
     println!(
-        "database: {}{}; {} writers, {} s per mode and round, {} rounds",
+        "database: {} (fsync {}, synchronous_commit {}, commit_delay {} µs){}; {} writers, {} s per mode and round, {} rounds",
         db.describe,
-        if o.fsync && db.describe != "DATABASE_URL" {
-            ", fsync and synchronous_commit on"
+        setting(&mut conn, "fsync").await?,
+        setting(&mut conn, "synchronous_commit").await?,
+        setting(&mut conn, "commit_delay").await?,
+        if o.flush_ms > 0.0 {
+            format!(", {} ms before each WAL flush", o.flush_ms)
         } else {
-            ""
+            String::new()
         },
         o.writers,
         o.seconds,

@@ -39,8 +39,15 @@ impl BenchDatabase {
     /// every server compared), migrated: the database, an owner connection, and the
     /// postmaster's pid when it runs on this machine.
     pub async fn migrated() -> anyhow::Result<(Self, AsyncPgConnection, Option<i32>)> {
+        Self::migrated_with(Durability { ephemeral: true }).await
+    }
+
+    /// [`BenchDatabase::migrated`] with a private cluster as durable as `durability` says.
+    pub async fn migrated_with(
+        durability: Durability,
+    ) -> anyhow::Result<(Self, AsyncPgConnection, Option<i32>)> {
         use diesel_async::SimpleAsyncConnection;
-        let db = Self::open().await?;
+        let db = Self::open_with(durability).await?;
         let mut conn = stackgate::db::connect_owner(&db.url).await?;
         conn.batch_execute(
             "do $$ begin execute format('alter database %I set random_page_cost = 1.1', \
@@ -56,7 +63,13 @@ impl BenchDatabase {
         Ok((db, conn, postmaster))
     }
 
+    /// `DATABASE_URL`, or a throwaway private cluster (fsync and synchronous commit off).
     pub async fn open() -> anyhow::Result<Self> {
+        Self::open_with(Durability { ephemeral: true }).await
+    }
+
+    /// `DATABASE_URL`, or a private cluster as durable as `durability` says.
+    pub async fn open_with(durability: Durability) -> anyhow::Result<Self> {
         if let Ok(url) = std::env::var("DATABASE_URL") {
             return Ok(Self {
                 url: SecretString::from(url),
@@ -74,7 +87,7 @@ impl BenchDatabase {
         }
         let start_dir = dir.clone();
         let mut cluster = tokio::task::spawn_blocking(move || {
-            EmbeddedPostgres::start(&start_dir, None, Durability { ephemeral: true })
+            EmbeddedPostgres::start(&start_dir, None, durability)
         })
         .await??;
         // Stopped and removed once this process exits, however it exits (also on Ctrl-C).
@@ -84,9 +97,14 @@ impl BenchDatabase {
         Ok(Self {
             url: cluster.url(BENCH_DB),
             describe: format!(
-                "private PostgreSQL in {} (port {}, fsync off)",
+                "private PostgreSQL in {} (port {}, {})",
                 dir.display(),
-                cluster.port()
+                cluster.port(),
+                if durability.ephemeral {
+                    "fsync off"
+                } else {
+                    "fsync and synchronous_commit on"
+                }
             ),
             postmaster,
             _cluster: Some(cluster),
