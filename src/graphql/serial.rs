@@ -109,28 +109,23 @@ pub async fn in_place<T: Plain + ?Sized>(
     let mut map = IndexMap::with_capacity(fields.len());
     for field in fields {
         let ctx_field = ctx.with_field(field);
-        let value = if field.node.name.node == "__typename" {
-            Value::String(root.introspection_type_name().into_owned())
-        } else if let Some(value) = root.plain(&ctx_field) {
-            #[cfg(debug_assertions)]
-            check_plain(root, &ctx_field, &value).await;
-            value
-        } else {
-            match root.resolve_field(&ctx_field).await {
+        let value = match answer_now(root, &ctx_field) {
+            Some(value) => {
+                #[cfg(debug_assertions)]
+                check_plain(root, &ctx_field, &value).await;
+                value
+            }
+            None => match root.resolve_field(&ctx_field).await {
                 Ok(value) => value.unwrap_or_default(),
                 Err(err) => {
                     ctx.add_error(err);
                     continue;
                 }
-            }
+            },
         };
         merge(&mut map, field.node.response_key().node.clone(), value);
     }
-    Ok(if map.is_empty() {
-        Value::Null
-    } else {
-        Value::Object(map)
-    })
+    Ok(object(map))
 }
 
 /// The value of the object field `ctx` names, with `root` its object, when every field it
@@ -144,18 +139,30 @@ pub fn now<T: Plain + ?Sized>(ctx: &Context<'_>, root: &T) -> Option<Value> {
     }
     let mut map = IndexMap::with_capacity(fields.len());
     for field in fields {
-        let value = if field.node.name.node == "__typename" {
-            Value::String(root.introspection_type_name().into_owned())
-        } else {
-            root.plain(&ctx.with_field(field))?
-        };
+        let value = answer_now(root, &ctx.with_field(field))?;
         merge(&mut map, field.node.response_key().node.clone(), value);
     }
-    Some(if map.is_empty() {
+    Some(object(map))
+}
+
+/// `__typename`, or a plain field's value, of the field `ctx` names; `None`: its resolver
+/// answers it.
+fn answer_now<T: Plain + ?Sized>(root: &T, ctx: &Context<'_>) -> Option<Value> {
+    if ctx.item.node.name.node == "__typename" {
+        Some(Value::String(root.introspection_type_name().into_owned()))
+    } else {
+        root.plain(ctx)
+    }
+}
+
+/// An object's answer from its fields' values: `null` when no field applied, as async-graphql
+/// answers it.
+fn object(map: IndexMap<Name, Value>) -> Value {
+    if map.is_empty() {
         Value::Null
     } else {
         Value::Object(map)
-    })
+    }
 }
 
 /// The fields `set` selects on `root`, in order, through the fragments that apply to it (as
@@ -243,6 +250,9 @@ fn merge(target: &mut IndexMap<Name, Value>, name: Name, value: Value) {
 /// Debug builds: a plain answer must be the derive resolver's.
 #[cfg(debug_assertions)]
 async fn check_plain<T: Plain + ?Sized>(root: &T, ctx: &Context<'_>, plain: &Value) {
+    if ctx.item.node.name.node == "__typename" {
+        return; // not a resolver's field
+    }
     let resolved = root
         .resolve_field(ctx)
         .await
