@@ -11,6 +11,7 @@ pub mod connection;
 pub mod context;
 pub mod enums;
 pub mod ids;
+pub mod json;
 pub mod loaders;
 pub mod mutations;
 pub mod node;

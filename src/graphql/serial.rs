@@ -23,19 +23,29 @@
 //! object's largest: a field that waits on the database therefore boxes its own wait
 //! (`Box::pin(…).await`), so that `name` or `status` does not copy a loader's state around.
 //!
+//! When the answer goes out as one body written by [`crate::graphql::json`] (an HTTP query:
+//! [`JsonText`]), such an object is answered as its JSON text rather than as a map of values.
+//!
 //! Object types that are not [`Plain`] take the derive's own `#[Object(serial)]`. The schema is
 //! unchanged: `Serial<T>` is `T`.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::future::Future;
+use std::sync::OnceLock;
 
 use async_graphql::indexmap::IndexMap;
-use async_graphql::parser::types::{Field, Selection, SelectionSet};
+use async_graphql::indexmap::map::Entry;
+use async_graphql::parser::types::{
+    Field, FragmentDefinition, OperationDefinition, Selection, SelectionSet,
+};
 use async_graphql::registry::Registry;
 use async_graphql::resolver_utils::{ContainerType, resolve_container_serial};
 use async_graphql::{
     Context, ContextSelectionSet, Name, OutputType, Positioned, ServerError, ServerResult, Value,
 };
+
+use crate::graphql::json;
 
 /// An object that answers some of its fields without resolving them (see the module's doc).
 pub trait Plain: ContainerType + Send + Sync {
@@ -106,7 +116,7 @@ pub async fn in_place<T: Plain + ?Sized>(
     if !flatten(ctx, root, &ctx.item.node, &mut fields)? {
         return resolve_container_serial(ctx, root).await;
     }
-    let mut map = IndexMap::with_capacity(fields.len());
+    let mut object = Object::new(ctx, fields.len());
     for field in fields {
         let ctx_field = ctx.with_field(field);
         let value = match answer_now(root, &ctx_field) {
@@ -123,9 +133,9 @@ pub async fn in_place<T: Plain + ?Sized>(
                 }
             },
         };
-        merge(&mut map, field.node.response_key().node.clone(), value);
+        object.put(&field.node.response_key().node, value);
     }
-    Ok(object(map))
+    Ok(object.finish())
 }
 
 /// The value of the object field `ctx` names, with `root` its object, when every field it
@@ -137,12 +147,12 @@ pub fn now<T: Plain + ?Sized>(ctx: &Context<'_>, root: &T) -> Option<Value> {
     if !flatten(&ctx, root, &ctx.item.node, &mut fields).ok()? {
         return None;
     }
-    let mut map = IndexMap::with_capacity(fields.len());
+    let mut object = Object::new(&ctx, fields.len());
     for field in fields {
         let value = answer_now(root, &ctx.with_field(field))?;
-        merge(&mut map, field.node.response_key().node.clone(), value);
+        object.put(&field.node.response_key().node, value);
     }
-    Some(object(map))
+    Some(object.finish())
 }
 
 /// `__typename`, or a plain field's value, of the field `ctx` names; `None`: its resolver
@@ -155,14 +165,140 @@ fn answer_now<T: Plain + ?Sized>(root: &T, ctx: &Context<'_>) -> Option<Value> {
     }
 }
 
-/// An object's answer from its fields' values: `null` when no field applied, as async-graphql
-/// answers it.
-fn object(map: IndexMap<Name, Value>) -> Value {
-    if map.is_empty() {
-        Value::Null
-    } else {
-        Value::Object(map)
+/// An object's answer, built from its fields' values: a map, or its JSON text when
+/// [`JsonText`] allows it.
+enum Object {
+    Map(IndexMap<Name, Value>),
+    Text(Vec<u8>),
+}
+
+impl Object {
+    fn new(ctx: &ContextSelectionSet<'_>, fields: usize) -> Self {
+        if JsonText::allowed(ctx) {
+            Self::Text(Vec::with_capacity(32 * fields))
+        } else {
+            Self::Map(IndexMap::with_capacity(fields))
+        }
     }
+
+    fn put(&mut self, key: &Name, value: Value) {
+        match self {
+            Self::Map(map) => merge(map, key.clone(), value),
+            Self::Text(text) => {
+                text.push(if text.is_empty() { b'{' } else { b',' });
+                json::write_member(text, key, &value);
+            }
+        }
+    }
+
+    /// `null` when no field applied, as async-graphql answers it.
+    fn finish(self) -> Value {
+        match self {
+            Self::Map(map) if map.is_empty() => Value::Null,
+            Self::Map(map) => Value::Object(map),
+            Self::Text(text) if text.is_empty() => Value::Null,
+            Self::Text(mut text) => {
+                text.push(b'}');
+                json::text(text)
+            }
+        }
+    }
+}
+
+/// Request data saying that the response goes out as one body written by
+/// [`crate::graphql::json`] (an HTTP query's), which copies an object's JSON text where it
+/// stands: objects resolved in place are then answered as their JSON text rather than as maps
+/// of values, which saves building, walking and dropping a map and a value per field. Only
+/// when no selection set of the document repeats a response key: async-graphql merges a
+/// repeated key's objects, and text cannot be merged.
+#[derive(Default)]
+pub struct JsonText(OnceLock<bool>);
+
+impl JsonText {
+    fn allowed(ctx: &ContextSelectionSet<'_>) -> bool {
+        ctx.data_opt::<JsonText>().is_some_and(|text| {
+            *text.0.get_or_init(|| {
+                keys_never_repeat(&ctx.query_env.operation, &ctx.query_env.fragments)
+            })
+        })
+    }
+}
+
+/// Selections looked at, at most, to decide [`JsonText`] (beyond: maps are used).
+const KEYS_LOOKED_AT: usize = 20_000;
+
+/// True when no selection set of the operation, nor of a fragment, gives the same response key
+/// twice, through its fragments (whatever their type conditions: a key repeated under two
+/// types counts as repeated).
+fn keys_never_repeat(
+    operation: &Positioned<OperationDefinition>,
+    fragments: &HashMap<Name, Positioned<FragmentDefinition>>,
+) -> bool {
+    let mut sets = vec![&operation.node.selection_set.node];
+    sets.extend(fragments.values().map(|f| &f.node.selection_set.node));
+    let mut budget = KEYS_LOOKED_AT;
+    let mut keys = Vec::new();
+    while let Some(set) = sets.pop() {
+        keys.clear();
+        if !response_keys(set, fragments, &mut keys, Some(&mut sets), &mut budget) {
+            return false;
+        }
+        keys.sort_unstable();
+        if keys.windows(2).any(|pair| pair[0] == pair[1]) {
+            return false;
+        }
+    }
+    true
+}
+
+/// The response keys `set` gives its object, through fragments, onto `keys`; the selection
+/// sets of its fields onto `nested` when given (a fragment's are looked at from its definition).
+/// `false` when the budget runs out or a fragment is unknown.
+fn response_keys<'a>(
+    set: &'a SelectionSet,
+    fragments: &'a HashMap<Name, Positioned<FragmentDefinition>>,
+    keys: &mut Vec<&'a str>,
+    mut nested: Option<&mut Vec<&'a SelectionSet>>,
+    budget: &mut usize,
+) -> bool {
+    for selection in &set.items {
+        let Some(left) = budget.checked_sub(1) else {
+            return false;
+        };
+        *budget = left;
+        let found = match &selection.node {
+            Selection::Field(field) => {
+                keys.push(field.node.response_key().node.as_str());
+                if let Some(nested) = nested.as_deref_mut() {
+                    nested.push(&field.node.selection_set.node);
+                }
+                true
+            }
+            Selection::FragmentSpread(spread) => {
+                match fragments.get(&spread.node.fragment_name.node) {
+                    Some(fragment) => response_keys(
+                        &fragment.node.selection_set.node,
+                        fragments,
+                        keys,
+                        None,
+                        budget,
+                    ),
+                    None => false,
+                }
+            }
+            Selection::InlineFragment(inline) => response_keys(
+                &inline.node.selection_set.node,
+                fragments,
+                keys,
+                nested.as_deref_mut(),
+                budget,
+            ),
+        };
+        if !found {
+            return false;
+        }
+    }
+    true
 }
 
 /// The fields `set` selects on `root`, in order, through the fragments that apply to it (as
@@ -222,11 +358,16 @@ fn flatten<'a, T: Plain + ?Sized>(
 /// Puts a field's value in its object, merging a repeated response key's objects (and lists of
 /// objects) as async-graphql does.
 fn merge(target: &mut IndexMap<Name, Value>, name: Name, value: Value) {
-    let Some(previous) = target.get_mut(&name) else {
-        target.insert(name, value);
-        return;
+    // One lookup (`entry`), not a `get_mut` then an `insert`: every field of every in-place
+    // object comes through here, and the key's hash is SipHash.
+    let mut previous = match target.entry(name) {
+        Entry::Vacant(slot) => {
+            slot.insert(value);
+            return;
+        }
+        Entry::Occupied(slot) => slot,
     };
-    match (previous, value) {
+    match (previous.get_mut(), value) {
         (Value::Object(into), Value::Object(from)) => {
             for (key, value) in from {
                 merge(into, key, value);
@@ -259,11 +400,53 @@ async fn check_plain<T: Plain + ?Sized>(root: &T, ctx: &Context<'_>, plain: &Val
         .ok()
         .flatten()
         .unwrap_or_default();
+    // Compared as JSON: either may be an object's text (`JsonText`).
     assert_eq!(
-        &resolved,
-        plain,
+        json::value(&resolved),
+        json::value(plain),
         "the plain answer of {}.{} differs from its resolver's",
         T::type_name(),
         ctx.item.node.name.node
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn never_repeat(document: &str) -> bool {
+        let document = async_graphql::parser::parse_query(document).expect("parses");
+        let (_, operation) = document.operations.iter().next().expect("an operation");
+        let operation = Positioned::new(operation.node.clone(), operation.pos);
+        keys_never_repeat(&operation, &document.fragments)
+    }
+
+    #[test]
+    fn a_response_key_repeated_anywhere_turns_text_off() {
+        assert!(never_repeat(
+            "{ a b: a c { a b } ...F ... on T { d } } fragment F on Q { e f { a } }"
+        ));
+        // At the root, nested, through an inline fragment, a spread, or inside a fragment.
+        assert!(!never_repeat("{ a a }"));
+        assert!(!never_repeat("{ a b: c b }"));
+        assert!(!never_repeat("{ c { x x } }"));
+        assert!(!never_repeat("{ a ... on T { a } }"));
+        assert!(!never_repeat("{ a ...F } fragment F on Q { a }"));
+        assert!(!never_repeat("{ ...F } fragment F on Q { f { y y } }"));
+        assert!(!never_repeat(
+            "{ c { ... on T { z { w ... on U { w } } } } }"
+        ));
+        // Two spreads of one fragment repeat its keys.
+        assert!(!never_repeat("{ ...F ...F } fragment F on Q { a }"));
+        // An unknown fragment: maps (execution reports it).
+        assert!(!never_repeat("{ ...Missing }"));
+    }
+
+    #[test]
+    fn a_document_too_large_to_look_at_is_answered_with_maps() {
+        let fields: Vec<String> = (0..KEYS_LOOKED_AT + 1).map(|i| format!("f{i}")).collect();
+        assert!(!never_repeat(&format!("{{ {} }}", fields.join(" "))));
+        let fields: Vec<String> = (0..100).map(|i| format!("f{i}")).collect();
+        assert!(never_repeat(&format!("{{ {} }}", fields.join(" "))));
+    }
 }

@@ -62,11 +62,7 @@ pub fn capped(
     request_id: &str,
     limit: usize,
 ) -> (Vec<u8>, bool) {
-    capped_json(
-        serde_json::to_vec(response).unwrap_or_default(),
-        request_id,
-        limit,
-    )
+    capped_json(crate::graphql::json::response(response), request_id, limit)
 }
 
 /// [`capped`] for a response already serialized (an event stream's, its live data expanded).

@@ -56,7 +56,8 @@ pub async fn respond(
         .execute_stream(request, Some(Arc::new(session)))
         .map(move |response| {
             // A live query's shared data goes in where its placeholder is, before the size cap.
-            let text = serde_json::to_string(&response).unwrap_or_default();
+            let text =
+                String::from_utf8(crate::graphql::json::response(&response)).unwrap_or_default();
             let expanded = live::hub::expand(text).into_bytes();
             let (body, _) = super::response::capped_json(expanded, &request_id, limit);
             Ok::<_, Infallible>(

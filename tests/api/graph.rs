@@ -293,6 +293,64 @@ async fn objects_resolved_in_place_answer_as_resolved_fields_do() {
     );
 }
 
+/// Over HTTP, objects resolved in place are answered as their JSON text when no response key
+/// repeats in the document. The same document with one repeated key (`__typename` twice at the
+/// root) is answered with maps throughout: both bodies must carry the same `viewer`, key order
+/// included, and every kind's fields, escapes and nulls.
+#[tokio::test(flavor = "multi_thread")]
+async fn objects_answered_as_json_text_match_the_maps_they_replace() {
+    let (app, token) = seeded(1).await;
+    let selection = r#"viewer { organization { name
+          projects(first: 3) { totalCount edges { cursor node {
+            id name client { name } healthSummary { healthy degraded unhealthy unknown }
+            resources(first: 20) { edges { denormalizedStatus linkedAt node {
+              __typename id name kind status tags lastSeenAt health { state checkedAt }
+              dock { name provider lastSyncStatus lastSyncAt lastSyncError }
+              ... on Server { primaryIpAddress region vcpus image }
+              ... on WebService { productionUrl framework }
+              ... on Domain { domainName expiresAt autoRenew }
+              ... on Database { engine version port }
+            } } }
+          } } } } }"#;
+    let body = |query: String| {
+        let app = &app;
+        let token = &token;
+        async move {
+            app.client
+                .post(app.url("/graphql"))
+                .bearer_auth(token)
+                .json(&json!({ "query": query }))
+                .send()
+                .await
+                .expect("sent")
+                .text()
+                .await
+                .expect("text")
+        }
+    };
+    // Kept in order: serde_json's `Value` would sort the keys.
+    let viewer = |text: &str| -> String {
+        let parsed: Value = serde_json::from_str(text).expect("JSON");
+        assert!(parsed.get("errors").is_none(), "{text}");
+        let start = text.find(r#""viewer":"#).expect("viewer");
+        text[start..].to_owned()
+    };
+    let as_text = body(format!("{{ {selection} }}")).await;
+    let as_maps = body(format!("{{ __typename __typename {selection} }}")).await;
+    assert!(
+        as_maps.starts_with(r#"{"data":{"__typename":"Query","viewer":"#),
+        "{as_maps:.200}"
+    );
+    assert_eq!(viewer(&as_text), viewer(&as_maps));
+    let kinds = ["Server", "WebService", "Domain", "Database"];
+    for kind in kinds {
+        assert!(
+            as_text.contains(&format!(r#""__typename":"{kind}""#)),
+            "{kind}"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn node_resolves_every_type_and_hides_other_orgs() {
     let (app, token) = seeded(1).await;

@@ -353,6 +353,12 @@ impl Pipeline {
             self.0.labels.count(&label, "ok", started.elapsed());
             return Answer::Cached(hit);
         }
+        let mut admitted = admitted;
+        // The answer goes out as one body written by `json::response`.
+        admitted
+            .request
+            .data
+            .insert(crate::graphql::serial::JsonText::default());
         let (mut response, reads) = self.dispatch(admitted, &caller, None).await;
         self.end(&mut response, &request_id, &label, started);
         let fill = fill

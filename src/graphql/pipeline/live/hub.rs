@@ -199,8 +199,7 @@ impl Runner {
         let subscribers = self.sender.receiver_count();
         metrics::counter!("stackgate_live_pushes_total").increment(subscribers as u64);
         let data = (response.data != Value::Null)
-            .then(|| serde_json::to_string(&response.data).ok())
-            .flatten()
+            .then(|| crate::graphql::json::value(&response.data))
             .map(|json| {
                 let json: Arc<str> = json.into();
                 let id = NEXT_PAYLOAD.fetch_add(1, Ordering::Relaxed);

@@ -94,9 +94,7 @@ pub fn concerns(delivery: &Delivery, org: Uuid, reads: &Reads) -> bool {
 pub fn fingerprint(response: &Response) -> u64 {
     use std::hash::{Hash, Hasher};
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    serde_json::to_vec(response)
-        .unwrap_or_default()
-        .hash(&mut hasher);
+    crate::graphql::json::response(response).hash(&mut hasher);
     hasher.finish()
 }
 
