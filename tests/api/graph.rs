@@ -14,6 +14,20 @@ async fn seeded(scale: u32) -> (TestApp, String) {
     (app, token)
 }
 
+/// The body of a query's answer as sent (its keys in the order written).
+async fn body_text(app: &TestApp, token: &str, query: &str) -> String {
+    app.client
+        .post(app.url("/graphql"))
+        .bearer_auth(token)
+        .json(&json!({ "query": query }))
+        .send()
+        .await
+        .expect("sent")
+        .text()
+        .await
+        .expect("text")
+}
+
 /// Runs a query asking for the statement count; returns the body and the count.
 pub(crate) async fn traced(
     app: &TestApp,
@@ -275,17 +289,7 @@ async fn objects_resolved_in_place_answer_as_resolved_fields_do() {
         assert_eq!(node, placed, "in place and resolved answers agree");
     }
     // The order of fields is the selection's, as async-graphql gives it.
-    let raw = app
-        .client
-        .post(app.url("/graphql"))
-        .bearer_auth(&token)
-        .json(&json!({ "query": in_place }))
-        .send()
-        .await
-        .expect("sent")
-        .text()
-        .await
-        .expect("text");
+    let raw = body_text(&app, &token, &in_place).await;
     assert!(
         raw.contains(r#""node":{"__typename":""#) && raw.contains(r#"","label":""#),
         "keys in selection order: {}",
@@ -312,22 +316,6 @@ async fn objects_answered_as_json_text_match_the_maps_they_replace() {
               ... on Database { engine version port }
             } } }
           } } } } }"#;
-    let body = |query: String| {
-        let app = &app;
-        let token = &token;
-        async move {
-            app.client
-                .post(app.url("/graphql"))
-                .bearer_auth(token)
-                .json(&json!({ "query": query }))
-                .send()
-                .await
-                .expect("sent")
-                .text()
-                .await
-                .expect("text")
-        }
-    };
     // Kept in order: serde_json's `Value` would sort the keys.
     let viewer = |text: &str| -> String {
         let parsed: Value = serde_json::from_str(text).expect("JSON");
@@ -335,8 +323,13 @@ async fn objects_answered_as_json_text_match_the_maps_they_replace() {
         let start = text.find(r#""viewer":"#).expect("viewer");
         text[start..].to_owned()
     };
-    let as_text = body(format!("{{ {selection} }}")).await;
-    let as_maps = body(format!("{{ __typename __typename {selection} }}")).await;
+    let as_text = body_text(&app, &token, &format!("{{ {selection} }}")).await;
+    let as_maps = body_text(
+        &app,
+        &token,
+        &format!("{{ __typename __typename {selection} }}"),
+    )
+    .await;
     assert!(
         as_maps.starts_with(r#"{"data":{"__typename":"Query","viewer":"#),
         "{as_maps:.200}"
