@@ -73,6 +73,9 @@ usage: cargo bench --bench dashboard -- [options]
                             (development: skips the dashboard shape check)
   --baseline-bin FILE       also run another stackgate binary (an earlier build) as a column
                             `stackgate (baseline)`, to measure a change in one run
+  --alternate N             with --baseline-bin: N more uncached pairs of columns, in turn
+                            baseline first and stackgate first, and each binary's mean (0 to 10;
+                            a single pair's CPU ratio carries about 10% of noise on 2 shared cores)
   --cluster                 instead: one replica on the primary against three replicas and a
                             streaming standby behind haproxy (deploy/local/cluster.sh), on the
                             cluster's own database (bench/dashboard/cluster.rs)
@@ -99,6 +102,7 @@ struct Options {
     postgraphile_workers: Vec<usize>,
     stackgate_query: Option<PathBuf>,
     baseline_bin: Option<PathBuf>,
+    alternate: usize,
     cluster: bool,
 }
 
@@ -113,6 +117,7 @@ fn parse_args() -> anyhow::Result<Options> {
         postgraphile_workers: vec![1],
         stackgate_query: None,
         baseline_bin: None,
+        alternate: 0,
         cluster: false,
     };
     support::parse_flags(USAGE, |flag, value| {
@@ -135,6 +140,7 @@ fn parse_args() -> anyhow::Result<Options> {
             }
             "--stackgate-query" => o.stackgate_query = Some(value()?.into()),
             "--baseline-bin" => o.baseline_bin = Some(value()?.into()),
+            "--alternate" => o.alternate = value()?.parse().context("--alternate")?,
             "--cluster" => o.cluster = true,
             other => bail!("unknown argument `{other}`\n\n{USAGE}"),
         }
@@ -155,6 +161,9 @@ fn parse_args() -> anyhow::Result<Options> {
         || !(0.0..=600.0).contains(&o.warmup)
     {
         bail!("--seconds must be in (0, 3600] and --warmup in [0, 600]");
+    }
+    if o.alternate > 10 || (o.alternate > 0 && o.baseline_bin.is_none()) {
+        bail!("--alternate: from 0 to 10 pairs, and only with --baseline-bin");
     }
     if !(0.0..=600.0).contains(&o.one_client_seconds) {
         bail!("--one-client-seconds must be in [0, 600]");
@@ -243,6 +252,25 @@ async fn run(o: Options) -> anyhow::Result<bool> {
             baseline.clone(),
             Mode::Uncached,
         ));
+        // More uncached pairs, in the order baseline-stackgate, stackgate-baseline, …: with the
+        // pair above, a drift of the machine's speed through the run falls on both alike.
+        for pair in 1..=o.alternate {
+            let ours = (
+                format!("stackgate #{pair}"),
+                PathBuf::from(STACKGATE_BIN),
+                Mode::Uncached,
+            );
+            let theirs = (
+                format!("stackgate (baseline) #{pair}"),
+                baseline.clone(),
+                Mode::Uncached,
+            );
+            if pair % 2 == 1 {
+                binaries.extend([theirs, ours]);
+            } else {
+                binaries.extend([ours, theirs]);
+            }
+        }
     }
     for (name, binary, mode) in binaries {
         let port = free_port()?;
@@ -343,6 +371,9 @@ async fn run(o: Options) -> anyhow::Result<bool> {
     }
 
     print_table(&o, &columns, &summary);
+    if o.alternate > 0 {
+        print_alternation(&columns);
+    }
     all_checks_passed &= cross_check(&columns);
     println!(
         "\nlogs: {}; total time {:.0} s",
@@ -1124,6 +1155,50 @@ fn first_difference(a: &Value, b: &Value, path: &str) -> Option<String> {
 }
 
 /// Compares stackgate's first answer with PostGraphile's: the same data, whatever the shape.
+/// With `--alternate`: the uncached columns of each binary averaged, and their ratio.
+fn print_alternation(columns: &[Column]) {
+    type Figure = fn(&Stats) -> Option<f64>;
+    let mean = |baseline: bool, of: Figure| {
+        let values: Vec<f64> = columns
+            .iter()
+            .filter(|c| {
+                let name = c.name.as_str();
+                if baseline {
+                    name.starts_with("stackgate (baseline)")
+                } else {
+                    name == "stackgate" || name.starts_with("stackgate #")
+                }
+            })
+            .filter_map(|c| c.main.as_ref().and_then(of))
+            .collect();
+        (!values.is_empty()).then(|| (values.iter().sum::<f64>() / values.len() as f64, values))
+    };
+    let rows: [(&str, Figure); 2] = [
+        ("requests/s", |s| Some(s.requests_per_second)),
+        ("server CPU ms/request", |s| s.cpu.server_ms),
+    ];
+    println!(
+        "\nalternated uncached columns, each binary's mean (every column's value in brackets):"
+    );
+    for (label, of) in rows {
+        if let (Some((ours, each)), Some((theirs, their_each))) = (mean(false, of), mean(true, of))
+        {
+            let show = |v: &[f64]| {
+                v.iter()
+                    .map(|x| format!("{x:.1}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            println!(
+                "  {label}: stackgate {ours:.1} [{}], baseline {theirs:.1} [{}]: {:.2}×",
+                show(&each),
+                show(&their_each),
+                ours / theirs
+            );
+        }
+    }
+}
+
 fn cross_check(columns: &[Column]) -> bool {
     let Some(ours) = columns
         .iter()
