@@ -1154,7 +1154,6 @@ fn first_difference(a: &Value, b: &Value, path: &str) -> Option<String> {
     }
 }
 
-/// Compares stackgate's first answer with PostGraphile's: the same data, whatever the shape.
 /// With `--alternate`: the uncached columns of each binary averaged, and their ratio.
 fn print_alternation(columns: &[Column]) {
     type Figure = fn(&Stats) -> Option<f64>;
@@ -1199,6 +1198,7 @@ fn print_alternation(columns: &[Column]) {
     }
 }
 
+/// Compares stackgate's first answer with PostGraphile's: the same data, whatever the shape.
 fn cross_check(columns: &[Column]) -> bool {
     let Some(ours) = columns
         .iter()

@@ -103,9 +103,7 @@ fn write_value(out: &mut Vec<u8>, value: &Value) {
                 if i > 0 {
                     out.push(b',');
                 }
-                write_str(out, key);
-                out.push(b':');
-                write_value(out, item);
+                write_member(out, key, item);
             }
             out.push(b'}');
         }
