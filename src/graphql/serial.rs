@@ -227,6 +227,10 @@ impl JsonText {
 /// Selections looked at, at most, to decide [`JsonText`] (beyond: maps are used).
 const KEYS_LOOKED_AT: usize = 20_000;
 
+/// Fragments nested in one another, at most, that [`JsonText`] looks through (deeper: maps are
+/// used), so that a hostile document cannot make the look recurse as deep as it is long.
+const FRAGMENTS_NESTED: usize = 64;
+
 /// True when no selection set of the operation, nor of a fragment, gives the same response key
 /// twice, through its fragments (whatever their type conditions: a key repeated under two
 /// types counts as repeated).
@@ -240,7 +244,7 @@ fn keys_never_repeat(
     let mut keys = Vec::new();
     while let Some(set) = sets.pop() {
         keys.clear();
-        if !response_keys(set, fragments, &mut keys, Some(&mut sets), &mut budget) {
+        if !response_keys(set, fragments, &mut keys, Some(&mut sets), &mut budget, 0) {
             return false;
         }
         keys.sort_unstable();
@@ -253,13 +257,15 @@ fn keys_never_repeat(
 
 /// The response keys `set` gives its object, through fragments, onto `keys`; the selection
 /// sets of its fields onto `nested` when given (a fragment's are looked at from its definition).
-/// `false` when the budget runs out or a fragment is unknown.
+/// `false` when the budget runs out, fragments nest deeper than [`FRAGMENTS_NESTED`] or a
+/// fragment is unknown.
 fn response_keys<'a>(
     set: &'a SelectionSet,
     fragments: &'a HashMap<Name, Positioned<FragmentDefinition>>,
     keys: &mut Vec<&'a str>,
     mut nested: Option<&mut Vec<&'a SelectionSet>>,
     budget: &mut usize,
+    depth: usize,
 ) -> bool {
     for selection in &set.items {
         let Some(left) = budget.checked_sub(1) else {
@@ -274,6 +280,11 @@ fn response_keys<'a>(
                 }
                 true
             }
+            Selection::FragmentSpread(_) | Selection::InlineFragment(_)
+                if depth == FRAGMENTS_NESTED =>
+            {
+                false
+            }
             Selection::FragmentSpread(spread) => {
                 match fragments.get(&spread.node.fragment_name.node) {
                     Some(fragment) => response_keys(
@@ -282,6 +293,7 @@ fn response_keys<'a>(
                         keys,
                         None,
                         budget,
+                        depth + 1,
                     ),
                     None => false,
                 }
@@ -292,6 +304,7 @@ fn response_keys<'a>(
                 keys,
                 nested.as_deref_mut(),
                 budget,
+                depth + 1,
             ),
         };
         if !found {
@@ -440,6 +453,22 @@ mod tests {
         assert!(!never_repeat("{ ...F ...F } fragment F on Q { a }"));
         // An unknown fragment: maps (execution reports it).
         assert!(!never_repeat("{ ...Missing }"));
+    }
+
+    #[test]
+    fn fragments_nested_too_deep_to_look_through_are_answered_with_maps() {
+        // A chain of spreads: the parser bounds how deep a document nests, not how long a
+        // chain of fragments spreading the next one is.
+        // `nest(n)`: n fragments, each spread in the one before.
+        let nest = |n: usize| {
+            let chain: String = (1..n)
+                .map(|i| format!("fragment F{} on Q {{ ...F{i} }} ", i - 1))
+                .collect();
+            format!("{{ ...F0 }} {chain} fragment F{} on Q {{ a }}", n - 1)
+        };
+        assert!(never_repeat(&nest(1)));
+        assert!(never_repeat(&nest(FRAGMENTS_NESTED)));
+        assert!(!never_repeat(&nest(FRAGMENTS_NESTED + 1)));
     }
 
     #[test]
