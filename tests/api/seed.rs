@@ -96,6 +96,30 @@ async fn sample_updated_at(conn: &mut AsyncPgConnection) -> Vec<DateTime<Utc>> {
     stamps
 }
 
+#[derive(QueryableByName)]
+struct Name {
+    #[diesel(sql_type = Text)]
+    name: String,
+}
+
+/// The seeded tables without planner statistics: `reltuples` stays -1 until an ANALYZE (or a
+/// VACUUM) has looked at the table.
+async fn unanalyzed(conn: &mut AsyncPgConnection) -> Vec<String> {
+    let names: Vec<Name> = diesel::sql_query(
+        "select c.relname::text as name from pg_class c
+           join pg_namespace n on n.oid = c.relnamespace
+          where n.nspname = current_schema() and c.reltuples < 0
+            and c.relname in ('organizations', 'users', 'memberships', 'teams', 'projects',
+                              'servers', 'web_services', 'domains', 'databases',
+                              'project_resources', 'docks')
+          order by 1",
+    )
+    .load(conn)
+    .await
+    .expect("statistics query");
+    names.into_iter().map(|n| n.name).collect()
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn seed_writes_the_documented_data_set_once() {
     let db = TestDb::migrated().await;
@@ -116,6 +140,11 @@ async fn seed_writes_the_documented_data_set_once() {
     assert_eq!(first.resources, 2000);
     assert_eq!(first.links, 2000);
     assert!(first.inserted > 4000, "{first}");
+    assert_eq!(
+        unanalyzed(&mut conn).await,
+        Vec::<String>::new(),
+        "seeded tables the planner has no statistics for"
+    );
 
     let shape_before = shape(&mut conn).await;
     let mut text: Vec<String> = shape_before
