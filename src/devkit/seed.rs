@@ -155,8 +155,8 @@ pub async fn seed(conn: &mut AsyncPgConnection, scale: u32) -> Result<Summary, D
     if inserted > 0 {
         // Fresh rows have no planner statistics until autovacuum gets to them (a minute or
         // more): meanwhile a dashboard's health counts join every resource table row by row
-        // (some 60 ms at scale 5 instead of 2). A server started right after seeding (`demo`,
-        // benches, a developer's GraphiQL) plans with real numbers from the start.
+        // (some 60 ms at scale 5 instead of 2). A server started right after seeding (a bench,
+        // a developer's GraphiQL) plans with real numbers from the start.
         exec(conn, ANALYZE).await?;
     }
     let counts: CountsRow = diesel::sql_query(COUNTS).get_result(conn).await?;
