@@ -26,6 +26,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, PoisonError, Weak};
 
 use async_graphql::{Response, Value};
+use bytes::Bytes;
 use tokio::sync::watch;
 
 /// A group's key: a hash of the permissions (or the credentials), document, operation,
@@ -80,28 +81,58 @@ fn placeholder(id: u64) -> Value {
     Value::String(format!("\u{0}stackgate-live-{}:{id}", *NONCE))
 }
 
-/// Replaces the placeholder in a serialized message with the data it stands for (with `null`
-/// should that data be gone, so the nonce never leaves the process). A message without one comes
-/// back as it was.
-pub fn expand(text: String) -> String {
-    let Some(at) = text.find(PLACEHOLDER.as_str()) else {
-        return text;
-    };
+/// Where a serialized message's placeholder is (`start..end`, its quotes included), and the data
+/// it stands for (`None` should that data be gone).
+fn locate(text: &str) -> Option<(usize, usize, Option<Arc<str>>)> {
+    let at = text.find(PLACEHOLDER.as_str())?;
     let digits = &text[at + PLACEHOLDER.len()..];
-    let (Some(start), Some(len)) = (at.checked_sub(1), digits.find('"')) else {
-        return text;
-    };
+    let start = at.checked_sub(1)?;
+    let len = digits.find('"')?;
     let end = at + PLACEHOLDER.len() + len + 1;
     let data = digits[..len]
         .parse::<u64>()
         .ok()
         .and_then(|id| payloads().get(&id).and_then(Weak::upgrade));
+    Some((start, end, data))
+}
+
+/// Replaces the placeholder in a serialized message with the data it stands for (with `null`
+/// should that data be gone, so the nonce never leaves the process). A message without one comes
+/// back as it was.
+pub fn expand(text: String) -> String {
+    let Some((start, end, data)) = locate(&text) else {
+        return text;
+    };
     let data: &str = data.as_deref().unwrap_or("null");
     let mut expanded = String::with_capacity(text.len() + data.len());
     expanded.push_str(&text[..start]);
     expanded.push_str(data);
     expanded.push_str(&text[end..]);
     expanded
+}
+
+/// A serialized message as the pieces [`expand`] would join — the text before the placeholder,
+/// the data (shared, not copied), the text after — for a transport that writes them as one
+/// message; `Err` with the message as it was when it has no placeholder.
+pub fn pieces(text: String) -> Result<[Bytes; 3], String> {
+    let Some((start, end, data)) = locate(&text) else {
+        return Err(text);
+    };
+    let data = match data {
+        Some(data) => Bytes::from_owner(SharedText(data)),
+        None => Bytes::from_static(b"null"),
+    };
+    let text = Bytes::from(text);
+    Ok([text.slice(..start), data, text.slice(end..)])
+}
+
+/// A group's serialized data as bytes.
+struct SharedText(Arc<str>);
+
+impl AsRef<[u8]> for SharedText {
+    fn as_ref(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
 }
 
 pub type Latest = Option<Arc<Published>>;

@@ -16,15 +16,17 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use async_graphql::http::{ALL_WEBSOCKET_PROTOCOLS, WebSocketProtocols, WsMessage};
-use async_graphql_axum::GraphQLProtocol;
-
-use crate::graphql::pipeline::live;
-use axum::extract::ws::{CloseFrame, Message, WebSocket};
-use axum::extract::{State, WebSocketUpgrade};
+use async_graphql::http::{WebSocketProtocols, WsMessage};
+use axum::extract::State;
 use axum::http::{Extensions, HeaderMap, StatusCode};
 use axum::response::Response;
 use futures_util::{SinkExt, StreamExt};
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
+
+use crate::graphql::pipeline::live;
 
 use crate::app::AppState;
 use crate::error::code;
@@ -33,6 +35,11 @@ use crate::graphql::pipeline::Pipeline;
 use crate::security::sockets::PendingSlot;
 
 use super::session::{self, Credentials};
+
+mod handshake;
+mod writer;
+
+use writer::Outbox;
 
 /// How long a client has to send `connection_init`.
 const INIT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -54,8 +61,7 @@ pub async fn upgrade(
     State(app): State<AppState>,
     extensions: Extensions,
     headers: HeaderMap,
-    protocol: GraphQLProtocol,
-    upgrade: WebSocketUpgrade,
+    upgrade: handshake::Upgrade,
 ) -> Response {
     let client = super::graphql::client_info(&extensions, &headers);
     let Some(pending) = app.sockets.pending() else {
@@ -65,24 +71,24 @@ pub async fn upgrade(
             "too many connections are waiting to initialise; retry after 1 s",
         );
     };
-    upgrade
-        .protocols(ALL_WEBSOCKET_PROTOCOLS)
-        .read_buffer_size(READ_BUFFER)
-        .max_message_size(app.config.body_limit)
-        .max_frame_size(app.config.body_limit)
-        .on_upgrade(move |socket| serve(app, protocol, client, socket, pending))
+    let protocol = upgrade.protocol;
+    upgrade.answer(move |connection| serve(app, protocol, client, connection, pending))
 }
 
 async fn serve(
     app: AppState,
-    _protocol: GraphQLProtocol,
+    protocol: WebSocketProtocols,
     client: ClientInfo,
-    socket: WebSocket,
+    connection: handshake::Connection,
     pending: PendingSlot,
 ) {
-    let legacy = socket
-        .protocol()
-        .is_some_and(|p| p.as_bytes() == b"graphql-ws");
+    let (duplex, outbox) = writer::split(connection);
+    let config = WebSocketConfig::default()
+        .read_buffer_size(READ_BUFFER)
+        .max_message_size(Some(app.config.body_limit))
+        .max_frame_size(Some(app.config.body_limit));
+    let socket = WebSocketStream::from_raw_socket(duplex, Role::Server, Some(config)).await;
+    let legacy = protocol == WebSocketProtocols::SubscriptionsTransportWS;
     let (mut sink, mut stream) = socket.split();
     let first = match tokio::time::timeout(INIT_TIMEOUT, stream.next()).await {
         Ok(Some(Ok(Message::Text(text)))) => text,
@@ -107,17 +113,12 @@ async fn serve(
     drop(pending);
     let replayed =
         futures_util::stream::once(async move { Ok(Message::Text(first)) }).chain(stream);
-    let protocol = if legacy {
-        WebSocketProtocols::SubscriptionsTransportWS
-    } else {
-        WebSocketProtocols::GraphQLWS
-    };
     let limit = app.config.security.response_limit;
     run(
         app.pipeline.clone(),
         protocol,
         session,
-        sink,
+        (sink, outbox),
         replayed,
         limit,
     )
@@ -125,18 +126,20 @@ async fn serve(
 }
 
 /// Runs the protocol over the socket through the pipeline, pinging the client every
-/// [`PING_EVERY`] and closing a connection silent for [`DEAD_AFTER`]. A result over `limit`
-/// bytes (`STACKGATE_RESPONSE_LIMIT`) is sent as a `QUERY_TOO_COMPLEX` error instead.
+/// [`PING_EVERY`] and closing a connection silent for [`DEAD_AFTER`]. Protocol messages go out
+/// through the `outbox` (see [`send_text`]); pings and close frames through tungstenite's `sink`.
 async fn run<Si, St>(
     pipeline: Pipeline,
     protocol: WebSocketProtocols,
     session: async_graphql::Data,
-    sink: Si,
+    (sink, outbox): (Si, Outbox),
     stream: St,
     limit: usize,
 ) where
     Si: futures_util::Sink<Message> + Unpin,
-    St: futures_util::Stream<Item = Result<Message, axum::Error>> + Send + 'static,
+    St: futures_util::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>>
+        + Send
+        + 'static,
 {
     let heard = Arc::new(std::sync::Mutex::new(Instant::now()));
     let heard_in = heard.clone();
@@ -157,11 +160,13 @@ async fn run<Si, St>(
     let mut sink = sink;
     let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + PING_EVERY, PING_EVERY);
     loop {
-        let message = tokio::select! {
+        let sent = tokio::select! {
             next = output.next() => match next {
-                // A live query's shared data goes in where its placeholder is.
-                Some(WsMessage::Text(text)) => Message::Text(capped(live::hub::expand(text), limit).into()),
-                Some(WsMessage::Close(code, reason)) => Message::Close(Some(CloseFrame { code, reason: reason.into() })),
+                Some(WsMessage::Text(text)) => send_text(&outbox, text, limit).await,
+                Some(WsMessage::Close(code, reason)) => {
+                    let frame = CloseFrame { code: CloseCode::from(code), reason: reason.into() };
+                    sink.send(Message::Close(Some(frame))).await.is_ok()
+                }
                 None => break,
             },
             _ = ping.tick() => {
@@ -170,13 +175,31 @@ async fn run<Si, St>(
                     close(&mut sink, 1001, "no answer to pings").await;
                     break;
                 }
-                Message::Ping(Default::default())
+                sink.send(Message::Ping(Default::default())).await.is_ok()
             }
         };
-        if sink.send(message).await.is_err() {
+        if !sent {
             break;
         }
     }
+}
+
+/// Sends one protocol message; false once the connection is gone. A live query's shared data
+/// is written where its placeholder is, from its one buffer (no copy per subscriber). A message
+/// over `limit` bytes (`STACKGATE_RESPONSE_LIMIT`) goes as a `QUERY_TOO_COMPLEX` error instead.
+async fn send_text(outbox: &Outbox, text: String, limit: usize) -> bool {
+    let parts = match live::hub::pieces(text) {
+        Ok(pieces) if pieces.iter().map(bytes::Bytes::len).sum::<usize>() <= limit => {
+            pieces.to_vec()
+        }
+        Ok(pieces) => {
+            let joined: Vec<u8> = pieces.concat();
+            let text = String::from_utf8(joined).unwrap_or_default();
+            vec![capped(text, limit).into()]
+        }
+        Err(text) => vec![capped(text, limit).into()],
+    };
+    outbox.text(parts).await.is_ok()
 }
 
 /// `text` (a protocol message), or over `limit` bytes, the same message with its result replaced
@@ -209,7 +232,9 @@ where
     if legacy {
         let error =
             serde_json::json!({ "type": "connection_error", "payload": { "message": message } });
-        let _ = sink.send(Message::Text(error.to_string().into())).await;
+        let _ = sink
+            .send(Message::Text(Utf8Bytes::from(error.to_string())))
+            .await;
     }
     let reason = if code == 4429 {
         "Too many connections"
@@ -224,7 +249,7 @@ where
     S: futures_util::Sink<Message> + Unpin,
 {
     let frame = CloseFrame {
-        code,
+        code: CloseCode::from(code),
         reason: reason.into(),
     };
     let _ = sink.send(Message::Close(Some(frame))).await;
