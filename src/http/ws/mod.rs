@@ -12,6 +12,10 @@
 //! Budgets: connections waiting for `connection_init`, connections per principal, subscriptions
 //! per connection ([`crate::security::sockets`]); messages at most the body limit; a ping every
 //! 30 s, and a connection silent for 75 s is closed.
+//!
+//! The connection is ours from the handshake on ([`handshake`]): tungstenite reads it, and one
+//! writer task ([`writer`]) writes every frame, so a live query's shared data goes to each
+//! subscriber's socket without being copied into its message first.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
