@@ -6,11 +6,12 @@
 //! HTTP/1.1: `GET` with `Connection: upgrade`, `Upgrade: websocket`, `Sec-WebSocket-Version: 13`
 //! and a `Sec-WebSocket-Key`, answered `101` with its `Sec-WebSocket-Accept` (RFC 6455 §4.2).
 //! HTTP/2: an extended `CONNECT` whose `:protocol` is `websocket`, answered `200` (RFC 8441).
-//! The subprotocol answered is the one the client offered first that async-graphql speaks.
+//! The subprotocol is the first of async-graphql's (`graphql-transport-ws`, then `graphql-ws`)
+//! that the client offered, answered with the client's own spelling.
 
 use std::str::FromStr;
 
-use async_graphql::http::WebSocketProtocols;
+use async_graphql::http::{ALL_WEBSOCKET_PROTOCOLS, WebSocketProtocols};
 use axum::body::Body;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
@@ -26,8 +27,10 @@ pub struct Upgrade {
     on_upgrade: OnUpgrade,
     /// The client's key (HTTP/1.1 only).
     key: Option<HeaderValue>,
-    /// The subprotocol: the first the client offered that async-graphql speaks.
+    /// The subprotocol: the first of async-graphql's that the client offered.
     pub protocol: WebSocketProtocols,
+    /// The client's token for it, answered as it was sent.
+    echoed: HeaderValue,
 }
 
 /// The connection once the answer went out.
@@ -82,14 +85,8 @@ impl<S: Send + Sync> FromRequestParts<S> for Upgrade {
                 "Sec-WebSocket-Version must be 13",
             ));
         }
-        let offered = parts
-            .headers
-            .get_all(header::SEC_WEBSOCKET_PROTOCOL)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .find_map(|p| WebSocketProtocols::from_str(p.trim()).ok());
-        let Some(protocol) = offered else {
+        let chosen = choose(&parts.headers);
+        let Some((protocol, echoed)) = chosen else {
             return Err(refused(
                 StatusCode::BAD_REQUEST,
                 "Sec-WebSocket-Protocol must offer graphql-transport-ws or graphql-ws",
@@ -105,6 +102,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Upgrade {
             on_upgrade,
             key,
             protocol,
+            echoed,
         })
     }
 }
@@ -134,12 +132,29 @@ impl Upgrade {
                 headers.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
             }
         }
-        response.headers_mut().insert(
-            header::SEC_WEBSOCKET_PROTOCOL,
-            HeaderValue::from_static(self.protocol.sec_websocket_protocol()),
-        );
+        response
+            .headers_mut()
+            .insert(header::SEC_WEBSOCKET_PROTOCOL, self.echoed);
         response
     }
+}
+
+/// The subprotocol and the client's token for it. The server's order decides
+/// (graphql-transport-ws first), and the answer echoes the client's own token, as browsers
+/// require.
+fn choose(headers: &HeaderMap) -> Option<(WebSocketProtocols, HeaderValue)> {
+    let offered: Vec<&str> = headers
+        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .collect();
+    ALL_WEBSOCKET_PROTOCOLS.iter().find_map(|ours| {
+        let token = offered.iter().find(|t| t.eq_ignore_ascii_case(ours))?;
+        let protocol = WebSocketProtocols::from_str(ours).ok()?;
+        Some((protocol, HeaderValue::from_str(token).ok()?))
+    })
 }
 
 /// `Sec-WebSocket-Accept` for a client's key: base64 of SHA-1 over the key and RFC 6455's GUID.
@@ -176,6 +191,33 @@ mod tests {
             accept_key(b"dGhlIHNhbXBsZSBub25jZQ=="),
             "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
         );
+    }
+
+    #[test]
+    fn the_servers_order_picks_the_subprotocol_and_the_clients_spelling_is_echoed() {
+        let offer = |value: &'static str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(
+                header::SEC_WEBSOCKET_PROTOCOL,
+                HeaderValue::from_static(value),
+            );
+            choose(&headers).map(|(p, echoed)| (p, echoed.to_str().unwrap_or_default().to_owned()))
+        };
+        assert_eq!(
+            offer("graphql-ws, graphql-transport-ws"),
+            Some((
+                WebSocketProtocols::GraphQLWS,
+                "graphql-transport-ws".to_owned()
+            ))
+        );
+        assert_eq!(
+            offer("GraphQL-WS"),
+            Some((
+                WebSocketProtocols::SubscriptionsTransportWS,
+                "GraphQL-WS".to_owned()
+            ))
+        );
+        assert_eq!(offer("mqtt, wamp"), None);
     }
 
     #[test]

@@ -90,7 +90,12 @@ async fn serve(
     let config = WebSocketConfig::default()
         .read_buffer_size(READ_BUFFER)
         .max_message_size(Some(app.config.body_limit))
-        .max_frame_size(Some(app.config.body_limit));
+        .max_frame_size(Some(app.config.body_limit))
+        // tungstenite hands each frame on at once, and holds at most this much while the writer
+        // is behind (a client flooding pings and not reading gets its connection ended, not a
+        // growing buffer).
+        .write_buffer_size(0)
+        .max_write_buffer_size(writer::CONTROL_BYTES);
     let socket = WebSocketStream::from_raw_socket(duplex, Role::Server, Some(config)).await;
     let legacy = protocol == WebSocketProtocols::SubscriptionsTransportWS;
     let (mut sink, mut stream) = socket.split();

@@ -8,15 +8,20 @@
 //! (pongs, pings, close): those reach this task through [`Duplex`], whole frames, in order with
 //! ours.
 //!
+//! (Over HTTP/2 hyper copies each slice into its own DATA frame: correct, just without the gain.)
+//!
 //! Bounds: [`Outbox::text`] returns once its frame is written, so a connection holds at most one
 //! message of ours; tungstenite's frames wait (its write is pending) while more than
-//! [`CONTROL_BYTES`] of them are queued.
+//! [`CONTROL_BYTES`] of them are queued. A frame that cannot be written within [`WRITE_TIMEOUT`]
+//! ends the connection (the socket is dropped), so a client that stops reading cannot keep it
+//! open past its budget; once every handle is gone, what is left gets [`DRAIN_TIMEOUT`].
 
 use std::collections::VecDeque;
 use std::io::IoSlice;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll, Waker};
+use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf, ReadHalf, WriteHalf};
@@ -24,8 +29,17 @@ use tokio::sync::Notify;
 
 use super::handshake::Connection;
 
-/// The most bytes of tungstenite's own frames queued at once.
-const CONTROL_BYTES: usize = 64 * 1024;
+/// The most bytes of tungstenite's own frames queued at once (tungstenite is configured to hold
+/// no more than this either: see `super::serve`).
+pub(super) const CONTROL_BYTES: usize = 64 * 1024;
+
+/// The longest one frame's write may take before the connection counts as dead (a client that
+/// stops reading): the writer then stops and drops the socket, whatever is still queued.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(75);
+
+/// Once every handle is gone, the longest each remaining frame (a close, say) and the final
+/// shutdown may take.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The connection's write side: text frames of ours, and tungstenite's bytes through [`Duplex`].
 pub struct Outbox {
@@ -52,8 +66,11 @@ struct State {
     /// Frames queued so far, and written so far (a frame's number is its place in that order).
     pushed: u64,
     done: u64,
-    /// The writer stopped (an error, or everything written after the last handle went).
+    /// The writer stopped (an error, a timeout, or everything written after the last handle
+    /// went).
     stopped: bool,
+    /// tungstenite queued a close frame.
+    closing: bool,
     /// Handles left ([`Outbox`] clones and the [`Duplex`]).
     handles: usize,
     /// tungstenite's write waiting for room.
@@ -107,7 +124,7 @@ impl Outbox {
         let (header, header_len) = header(0x1, len);
         let number = {
             let mut state = self.shared.lock();
-            if state.stopped {
+            if state.stopped || state.closing {
                 return Err(Closed);
             }
             state.queue.push_back(Frame {
@@ -146,6 +163,8 @@ impl Outbox {
             return Poll::Pending;
         }
         state.control_bytes += buf.len();
+        // A close frame (final, opcode 8) is the last: no text of ours may follow it.
+        state.closing |= buf.first() == Some(&0x88);
         state.queue.push_back(Frame {
             header: [0; 10],
             header_len: 0,
@@ -190,23 +209,33 @@ fn header(opcode: u8, len: usize) -> ([u8; 10], usize) {
 }
 
 /// The writer task: writes queued frames in order until every handle is gone and the queue is
-/// empty, or a write fails; then shuts the write half down.
+/// empty, or a write fails or times out; then shuts the write half down.
 async fn run<Io: AsyncWrite + Send>(shared: Arc<Shared>, mut io: WriteHalf<Io>) {
+    // However the task ends (a panic included), senders learn that it did.
+    let _stopped = StopGuard(shared.clone());
     loop {
         let queued = shared.queued.notified();
-        let frame = {
+        let (frame, limit) = {
             let mut state = shared.lock();
+            let limit = if state.handles == 0 {
+                DRAIN_TIMEOUT
+            } else {
+                WRITE_TIMEOUT
+            };
             match state.queue.pop_front() {
-                Some(frame) => Some(frame),
+                Some(frame) => (Some(frame), limit),
                 None if state.handles == 0 => break,
-                None => None,
+                None => (None, limit),
             }
         };
         let Some(frame) = frame else {
             queued.await;
             continue;
         };
-        let ok = write(&mut io, &frame).await.is_ok();
+        let ok = matches!(
+            tokio::time::timeout(limit, write(&mut io, &frame)).await,
+            Ok(Ok(()))
+        );
         let mut state = shared.lock();
         state.control_bytes -= frame.control;
         if ok {
@@ -224,9 +253,23 @@ async fn run<Io: AsyncWrite + Send>(shared: Arc<Shared>, mut io: WriteHalf<Io>) 
             return;
         }
     }
-    shared.lock().stopped = true;
-    shared.written.notify_waiters();
-    let _ = io.shutdown().await;
+    let _ = tokio::time::timeout(DRAIN_TIMEOUT, io.shutdown()).await;
+}
+
+/// Marks the writer stopped and wakes its senders when dropped.
+struct StopGuard(Arc<Shared>);
+
+impl Drop for StopGuard {
+    fn drop(&mut self) {
+        let mut state = self.0.lock();
+        state.stopped = true;
+        let waiting = state.waiting.take();
+        drop(state);
+        if let Some(waker) = waiting {
+            waker.wake();
+        }
+        self.0.written.notify_waiters();
+    }
 }
 
 /// Writes a frame's header and parts, however the socket splits the writes.
@@ -368,6 +411,51 @@ mod tests {
         drop(client);
         drop(outbox);
         serve.await.expect("server");
+    }
+
+    /// A client that stops reading: the write cannot finish, and after [`WRITE_TIMEOUT`] the
+    /// writer gives up (time is paused: tokio advances it while everything waits).
+    #[tokio::test(start_paused = true)]
+    async fn a_peer_that_stops_reading_is_dropped_after_the_write_timeout() {
+        let (server_io, _client_io) = tokio::io::duplex(64);
+        let (_duplex, outbox) = split(server_io);
+        let started = tokio::time::Instant::now();
+        let sent = outbox.text(vec![Bytes::from(vec![b'z'; 100_000])]).await;
+        assert!(sent.is_err());
+        assert!(started.elapsed() >= WRITE_TIMEOUT);
+        assert!(
+            outbox
+                .text(vec![Bytes::from_static(b"after")])
+                .await
+                .is_err()
+        );
+    }
+
+    /// Once tungstenite has queued a close frame, no text of ours goes after it.
+    #[tokio::test]
+    async fn nothing_of_ours_follows_a_close() {
+        let (server_io, client_io) = tokio::io::duplex(4096);
+        let (duplex, outbox) = split(server_io);
+        let mut server = WebSocketStream::from_raw_socket(duplex, Role::Server, None).await;
+        let mut client = WebSocketStream::from_raw_socket(client_io, Role::Client, None).await;
+        outbox
+            .text(vec![Bytes::from_static(b"before")])
+            .await
+            .expect("written");
+        server
+            .send(Message::Close(None))
+            .await
+            .expect("close queued");
+        assert!(
+            outbox
+                .text(vec![Bytes::from_static(b"after")])
+                .await
+                .is_err()
+        );
+        let first = client.next().await.expect("open").expect("frame");
+        assert_eq!(first, Message::Text("before".into()));
+        let second = client.next().await.expect("open").expect("frame");
+        assert!(matches!(second, Message::Close(_)), "{second:?}");
     }
 
     #[tokio::test]
