@@ -339,6 +339,23 @@ mod tests {
 
     use super::*;
 
+    type Socket<Io> = WebSocketStream<Io>;
+
+    /// A server socket over our writer and a client socket, joined by a pipe of `buffer` bytes.
+    async fn connected(
+        buffer: usize,
+    ) -> (
+        Socket<Duplex<tokio::io::DuplexStream>>,
+        Socket<tokio::io::DuplexStream>,
+        Outbox,
+    ) {
+        let (server_io, client_io) = tokio::io::duplex(buffer);
+        let (duplex, outbox) = split(server_io);
+        let server = WebSocketStream::from_raw_socket(duplex, Role::Server, None).await;
+        let client = WebSocketStream::from_raw_socket(client_io, Role::Client, None).await;
+        (server, client, outbox)
+    }
+
     #[test]
     fn headers_use_the_shortest_length_encoding() {
         let cases: [(usize, &[u8]); 5] = [
@@ -358,10 +375,7 @@ mod tests {
     /// in order, through a pipe that takes 61 bytes at a time (every write is partial).
     #[tokio::test]
     async fn messages_in_parts_arrive_whole_through_partial_writes() {
-        let (server_io, client_io) = tokio::io::duplex(61);
-        let (duplex, outbox) = split(server_io);
-        let mut server = WebSocketStream::from_raw_socket(duplex, Role::Server, None).await;
-        let mut client = WebSocketStream::from_raw_socket(client_io, Role::Client, None).await;
+        let (mut server, mut client, outbox) = connected(61).await;
 
         let big: String = (0..70_000)
             .map(|i| char::from(b'a' + (i % 26) as u8))
@@ -434,10 +448,7 @@ mod tests {
     /// Once tungstenite has queued a close frame, no text of ours goes after it.
     #[tokio::test]
     async fn nothing_of_ours_follows_a_close() {
-        let (server_io, client_io) = tokio::io::duplex(4096);
-        let (duplex, outbox) = split(server_io);
-        let mut server = WebSocketStream::from_raw_socket(duplex, Role::Server, None).await;
-        let mut client = WebSocketStream::from_raw_socket(client_io, Role::Client, None).await;
+        let (mut server, mut client, outbox) = connected(4096).await;
         outbox
             .text(vec![Bytes::from_static(b"before")])
             .await
