@@ -59,16 +59,24 @@ pub async fn page(
     } else {
         filter.matching.ids_condition("pr.resource_id", 6)
     };
+    // One sort of each project's links by `(denormalized_name, id)` gives both counts: the
+    // project's total over the whole partition, and the position among the links after the
+    // cursor as a running count filtered on being after it. The rows then leave in that order,
+    // so nothing is sorted again (`order by project_id, rn` had a second sort, and the total a
+    // window of its own: about a fifth of the statement's time on 50 projects × 20 links).
     let query = diesel::sql_query(format!(
         "select id, project_id, resource_kind, resource_id, denormalized_name, denormalized_status, linked_at, total \
          from ( \
-           select l.*, row_number() over (partition by project_id order by denormalized_name, id) as rn from ( \
-             select pr.id, pr.project_id, pr.resource_kind, pr.resource_id, pr.denormalized_name, \
-                    pr.denormalized_status, pr.linked_at, count(*) over (partition by pr.project_id) as total \
-             from project_resources pr \
-             where pr.project_id = any($1) and ($2::text[] is null or pr.resource_kind = any($2)){matching} \
-           ) l where $3::text is null or (l.denormalized_name, l.id) > ($3, $4) \
-         ) t where rn <= $5 order by project_id, rn",
+           select pr.id, pr.project_id, pr.resource_kind, pr.resource_id, pr.denormalized_name, \
+                  pr.denormalized_status, pr.linked_at, \
+                  count(*) over by_project as total, \
+                  count(*) filter (where $3::text is null or (pr.denormalized_name, pr.id) > ($3, $4)) \
+                    over (by_project order by pr.denormalized_name, pr.id rows unbounded preceding) as rn, \
+                  ($3::text is null or (pr.denormalized_name, pr.id) > ($3, $4)) as after_cursor \
+           from project_resources pr \
+           where pr.project_id = any($1) and ($2::text[] is null or pr.resource_kind = any($2)){matching} \
+           window by_project as (partition by pr.project_id) \
+         ) t where after_cursor and rn <= $5 order by project_id, denormalized_name, id",
     ))
     .into_boxed()
     .bind::<Array<SqlUuid>, _>(projects)
