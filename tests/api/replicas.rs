@@ -271,6 +271,8 @@ async fn a_live_rerun_never_reads_a_standby_that_has_not_replayed_its_event() {
     let r = Replicated::spawn(Duration::from_secs(60), Duration::from_millis(200)).await;
     let (token, acme, ..) = two_orgs(&r).await;
     r.wait_standing("in use").await;
+    // With 60 s of lag allowed, the standby may be in use before it has `site`.
+    r.wait_replayed().await;
     let live =
         "query Live @live { viewer { organization { projects(first: 50) { nodes { slug } } } } }";
     let mut ws = Ws::subscribed(&r.app.ws_url(), &token, live, json!({})).await;

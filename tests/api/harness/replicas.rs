@@ -123,6 +123,47 @@ impl Replicated {
         .await;
     }
 
+    /// Waits until the standby has replayed everything the primary had written when called:
+    /// a standby `in use` may still be up to the allowed lag behind the last write.
+    pub async fn wait_replayed(&self) {
+        use diesel::sql_types::{Bool, Text};
+        use diesel_async::RunQueryDsl;
+        #[derive(diesel::QueryableByName)]
+        struct Lsn {
+            #[diesel(sql_type = Text)]
+            lsn: String,
+        }
+        #[derive(diesel::QueryableByName)]
+        struct Replayed {
+            #[diesel(sql_type = Bool)]
+            done: bool,
+        }
+        let target = diesel::sql_query("select pg_current_wal_lsn()::text as lsn")
+            .get_result::<Lsn>(&mut self.app.db.owner().await)
+            .await
+            .expect("primary position")
+            .lsn;
+        wait::wait_for(
+            "the standby replayed the primary's writes",
+            wait::PATIENCE,
+            async || {
+                let conn = &mut self.standby_owner().await;
+                let replayed = diesel::sql_query(
+                    "select coalesce(pg_last_wal_replay_lsn() >= $1::pg_lsn, false) as done",
+                )
+                .bind::<Text, _>(&target)
+                .get_result::<Replayed>(conn)
+                .await
+                .expect("standby position");
+                replayed
+                    .done
+                    .then_some(())
+                    .ok_or(format!("not yet at {target}"))
+            },
+        )
+        .await;
+    }
+
     /// Scans of `table` the standby has counted (its own statistics: reads served there).
     pub async fn standby_scans(&self, table: &str) -> i64 {
         use diesel::sql_types::{BigInt, Text};
