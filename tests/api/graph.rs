@@ -421,6 +421,109 @@ async fn pagination_walks_every_item_once() {
     assert!(names.windows(2).all(|w| w[0] <= w[1]), "ordered by name");
 }
 
+/// Several projects' links pages in one statement: each page is its own project's links after
+/// the cursor, in `(name, id)` order, at most `first`, with that project's total (all of its
+/// links of the kinds asked for, wherever the cursor stands).
+#[tokio::test(flavor = "multi_thread")]
+async fn project_links_pages_walk_each_project_from_a_cursor() {
+    let (app, token) = seeded(1).await;
+    let all = "{ viewer { organization { projects(first: 4) { nodes { id
+        resources(first: 100) { totalCount edges { cursor denormalizedName node { id kind } } } } } } } }";
+    let (body, _) = traced(&app, &token, all, json!({})).await;
+    let projects = body["data"]["viewer"]["organization"]["projects"]["nodes"]
+        .as_array()
+        .expect("projects")
+        .clone();
+    assert_eq!(projects.len(), 4, "{body}");
+    // Every project's links, in (name, id) order as the first pages give them.
+    let links: Vec<Vec<(String, String, String, String)>> = projects
+        .iter()
+        .map(|p| {
+            p["resources"]["edges"]
+                .as_array()
+                .expect("edges")
+                .iter()
+                .map(|e| {
+                    let text = |v: &Value| v.as_str().unwrap_or_default().to_owned();
+                    (
+                        text(&e["denormalizedName"]),
+                        text(&e["node"]["id"]),
+                        text(&e["node"]["kind"]),
+                        text(&e["cursor"]),
+                    )
+                })
+                .collect()
+        })
+        .collect();
+    for project in &links {
+        assert_eq!(project.len(), 20, "seeded projects link 20 resources");
+        let mut sorted = project.clone();
+        sorted.sort();
+        assert_eq!(&sorted, project, "links in (name, id) order");
+    }
+    // Pages after a cursor, for every project at once, with and without a kinds filter: a
+    // cursor from the first project's middle, and the cursor of the last link of all (every
+    // page empty, each total still its project's). A cursor is the link's (name, link id); the
+    // seed's names are unique in an organization, so the name alone orders these links.
+    let names: std::collections::HashSet<&str> =
+        links.iter().flatten().map(|l| l.0.as_str()).collect();
+    assert_eq!(names.len(), links.iter().map(Vec::len).sum::<usize>());
+    let middle = (links[0][9].3.clone(), links[0][9].0.clone());
+    let last = links
+        .iter()
+        .flatten()
+        .max()
+        .map(|l| (l.3.clone(), l.0.clone()))
+        .expect("links");
+    let paged = "query($after: String, $kinds: [ResourceKind!]) { viewer { organization { projects(first: 4) { nodes {
+        resources(first: 4, after: $after, kinds: $kinds) { totalCount pageInfo { hasNextPage } edges { node { id } } } } } } } }";
+    let cases = [None, Some(vec!["SERVER", "DOMAIN"])]
+        .into_iter()
+        .flat_map(|kinds| [(middle.clone(), kinds.clone()), (last.clone(), kinds)]);
+    for ((cursor, after_name), kinds) in cases {
+        let (body, _) = traced(
+            &app,
+            &token,
+            paged,
+            json!({ "after": cursor, "kinds": kinds }),
+        )
+        .await;
+        assert!(body.get("errors").is_none(), "{body}");
+        let pages = body["data"]["viewer"]["organization"]["projects"]["nodes"]
+            .as_array()
+            .expect("projects");
+        for (project, page) in links.iter().zip(pages) {
+            let page = &page["resources"];
+            let of_kind: Vec<_> = project
+                .iter()
+                .filter(|l| kinds.as_ref().is_none_or(|k| k.contains(&l.2.as_str())))
+                .collect();
+            let after: Vec<String> = of_kind
+                .iter()
+                .filter(|l| l.0 > after_name)
+                .map(|l| l.1.clone())
+                .collect();
+            let got: Vec<String> = page["edges"]
+                .as_array()
+                .expect("edges")
+                .iter()
+                .map(|e| e["node"]["id"].as_str().unwrap_or_default().to_owned())
+                .collect();
+            assert_eq!(page["totalCount"], of_kind.len(), "{kinds:?}: {page}");
+            assert_eq!(
+                got,
+                after.iter().take(4).cloned().collect::<Vec<_>>(),
+                "{kinds:?}"
+            );
+            assert_eq!(
+                page["pageInfo"]["hasNextPage"],
+                after.len() > 4,
+                "{kinds:?}"
+            );
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn pagination_edges_and_bad_arguments() {
     let (app, token) = seeded(1).await;

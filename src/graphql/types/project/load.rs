@@ -95,7 +95,9 @@ impl Loader<LinksKey> for DbLoader {
                     for row in link::page(conn, &projects, &filter).await? {
                         let page = pages.entry(row.project_id).or_default();
                         page.total = row.total;
-                        page.rows.push(row);
+                        if row.in_page {
+                            page.rows.push(row);
+                        }
                     }
                     for project in projects {
                         let page = pages.remove(&project).unwrap_or_default();
