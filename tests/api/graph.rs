@@ -407,11 +407,18 @@ async fn pagination_walks_every_item_once() {
         );
         if page["pageInfo"]["hasNextPage"] == false {
             assert!(edges.len() <= 7);
+            after = page["pageInfo"]["endCursor"].clone();
             break;
         }
         assert_eq!(edges.len(), 7);
         after = page["pageInfo"]["endCursor"].clone();
     }
+    // After the last: no edges, and still the total.
+    let (body, _) = traced(&app, &token, query, json!({ "after": after })).await;
+    let page = &body["data"]["viewer"]["organization"]["resources"];
+    assert_eq!(page["totalCount"], 200, "{body}");
+    assert_eq!(page["edges"], json!([]), "{body}");
+    assert_eq!(page["pageInfo"]["hasNextPage"], false, "{body}");
     let unique: std::collections::HashSet<String> = seen.iter().map(Value::to_string).collect();
     assert_eq!(
         (seen.len(), unique.len()),

@@ -7,7 +7,7 @@
 use chrono::{DateTime, Utc};
 use diesel::pg::Pg;
 use diesel::prelude::*;
-use diesel::sql_types::{Array, BigInt, Nullable, Text, Uuid as SqlUuid};
+use diesel::sql_types::{Array, BigInt, Bool, Nullable, Text, Uuid as SqlUuid};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
@@ -407,10 +407,15 @@ pub struct PageRow {
     pub name: String,
     #[diesel(sql_type = BigInt)]
     pub total: i64,
+    /// False for the one row [`page_ids`] gives a parent none of whose resources is on the page
+    /// (a cursor past its last): it only carries the parent's total.
+    #[diesel(sql_type = Bool)]
+    pub in_page: bool,
 }
 
 /// Resources ordered by `(name, kind, id)` under each of `parents`, filtered, at most
-/// `filter.limit` per parent, with each parent's total before the cursor: one statement.
+/// `filter.limit` per parent, with each parent's total whatever the cursor (see
+/// [`PageRow::in_page`]): one statement.
 pub async fn page_ids(
     conn: &mut AsyncPgConnection,
     parent: Parent,
@@ -434,14 +439,24 @@ pub async fn page_ids(
         .collect::<Vec<_>>()
         .join(" union all ");
     let (conditions, _) = filter.matching.conditions("r", 9);
+    // As a project's links page (`link::page`): one sort per parent gives the total, the
+    // position and the position after the cursor, and a parent with nothing after the cursor
+    // still gives its last row, out of the page, for its total.
     let sql = format!(
-        "select parent, kind, id, name, total from ( \
-           select c.*, row_number() over (partition by parent order by name, kind, id) as rn from ( \
-             select r.*, count(*) over (partition by parent) as total from ({union}) r \
-             where ($2::text[] is null or r.kind = any($2)) \
-               and ($7::uuid[] is null or r.dock_id = any($7) or r.id = any($8)){conditions} \
-           ) c where $3::text is null or (c.name, c.kind, c.id) > ($3, $4, $5) \
-         ) t where rn <= $6 order by parent, rn"
+        "select parent, kind, id, name, total, after_cursor and rn <= $6 as in_page from ( \
+           select r.parent, r.kind, r.id, r.name, \
+                  count(*) over by_parent as total, \
+                  count(*) over by_name as pos, \
+                  count(*) filter (where $3::text is null or (r.name, r.kind, r.id) > ($3, $4, $5)) \
+                    over by_name as rn, \
+                  ($3::text is null or (r.name, r.kind, r.id) > ($3, $4, $5)) as after_cursor \
+           from ({union}) r \
+           where ($2::text[] is null or r.kind = any($2)) \
+             and ($7::uuid[] is null or r.dock_id = any($7) or r.id = any($8)){conditions} \
+           window by_parent as (partition by r.parent), \
+                  by_name as (by_parent order by r.name, r.kind, r.id rows unbounded preceding) \
+         ) t where (after_cursor and rn <= $6) or (rn = 0 and pos = total) \
+         order by parent, name, kind, id"
     );
     let (after_name, after_kind, after_id) = match &filter.after {
         Some((n, k, i)) => (Some(n.as_str()), Some(k.as_str()), Some(*i)),

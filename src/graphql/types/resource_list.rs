@@ -85,7 +85,9 @@ impl Loader<ResourcePageKey> for DbLoader {
                     for row in resource::page_ids(conn, parent, &ids, &restricted).await? {
                         let page = pages.entry(row.parent).or_default();
                         page.total = row.total;
-                        page.rows.push(row);
+                        if row.in_page {
+                            page.rows.push(row);
+                        }
                     }
                     for id in ids {
                         let page = pages.remove(&id).unwrap_or_default();
