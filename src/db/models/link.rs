@@ -64,30 +64,17 @@ pub async fn page(
     } else {
         filter.matching.ids_condition("pr.resource_id", 6)
     };
-    // One sort of each project's links by `(denormalized_name, id)` gives every count: the
-    // project's total over the whole partition, a link's position, and its position among the
-    // links after the cursor as a running count filtered on being after it. The rows then leave
-    // in that order, so nothing is sorted again (`order by project_id, rn` had a second sort,
-    // and the total a window of its own: about a fifth of the statement's time on 50 projects ×
-    // 20 links). A project with no link after the cursor still gives its last link, out of the
-    // page, for its total.
-    let query = diesel::sql_query(format!(
-        "select id, project_id, resource_kind, resource_id, denormalized_name, denormalized_status, linked_at, total, \
-                after_cursor and rn <= $5 as in_page \
-         from ( \
-           select pr.id, pr.project_id, pr.resource_kind, pr.resource_id, pr.denormalized_name, \
-                  pr.denormalized_status, pr.linked_at, \
-                  count(*) over by_project as total, \
-                  count(*) over by_name as pos, \
-                  count(*) filter (where $3::text is null or (pr.denormalized_name, pr.id) > ($3, $4)) \
-                    over by_name as rn, \
-                  ($3::text is null or (pr.denormalized_name, pr.id) > ($3, $4)) as after_cursor \
-           from project_resources pr \
-           where pr.project_id = any($1) and ($2::text[] is null or pr.resource_kind = any($2)){matching} \
-           window by_project as (partition by pr.project_id), \
-                  by_name as (by_project order by pr.denormalized_name, pr.id rows unbounded preceding) \
-         ) t where (after_cursor and rn <= $5) or (rn = 0 and pos = total) \
-         order by project_id, denormalized_name, id",
+    let query = diesel::sql_query(super::keyset::pages_sql(
+        "pr.id, pr.project_id, pr.resource_kind, pr.resource_id, pr.denormalized_name, \
+         pr.denormalized_status, pr.linked_at",
+        &format!(
+            "from project_resources pr \
+             where pr.project_id = any($1) and ($2::text[] is null or pr.resource_kind = any($2)){matching}"
+        ),
+        "project_id",
+        "denormalized_name, id",
+        "$3::text is null or (denormalized_name, id) > ($3, $4)",
+        "$5",
     ))
     .into_boxed()
     .bind::<Array<SqlUuid>, _>(projects)

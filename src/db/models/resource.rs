@@ -439,24 +439,17 @@ pub async fn page_ids(
         .collect::<Vec<_>>()
         .join(" union all ");
     let (conditions, _) = filter.matching.conditions("r", 9);
-    // As a project's links page (`link::page`): one sort per parent gives the total, the
-    // position and the position after the cursor, and a parent with nothing after the cursor
-    // still gives its last row, out of the page, for its total.
-    let sql = format!(
-        "select parent, kind, id, name, total, after_cursor and rn <= $6 as in_page from ( \
-           select r.parent, r.kind, r.id, r.name, \
-                  count(*) over by_parent as total, \
-                  count(*) over by_name as pos, \
-                  count(*) filter (where $3::text is null or (r.name, r.kind, r.id) > ($3, $4, $5)) \
-                    over by_name as rn, \
-                  ($3::text is null or (r.name, r.kind, r.id) > ($3, $4, $5)) as after_cursor \
-           from ({union}) r \
-           where ($2::text[] is null or r.kind = any($2)) \
-             and ($7::uuid[] is null or r.dock_id = any($7) or r.id = any($8)){conditions} \
-           window by_parent as (partition by r.parent), \
-                  by_name as (by_parent order by r.name, r.kind, r.id rows unbounded preceding) \
-         ) t where (after_cursor and rn <= $6) or (rn = 0 and pos = total) \
-         order by parent, name, kind, id"
+    let sql = super::keyset::pages_sql(
+        "r.parent, r.kind, r.id, r.name",
+        &format!(
+            "from ({union}) r \
+             where ($2::text[] is null or r.kind = any($2)) \
+               and ($7::uuid[] is null or r.dock_id = any($7) or r.id = any($8)){conditions}"
+        ),
+        "parent",
+        "name, kind, id",
+        "$3::text is null or (name, kind, id) > ($3, $4, $5)",
+        "$6",
     );
     let (after_name, after_kind, after_id) = match &filter.after {
         Some((n, k, i)) => (Some(n.as_str()), Some(k.as_str()), Some(*i)),
