@@ -678,3 +678,74 @@ async fn viewer_permissions_follow_the_role() {
         );
     }
 }
+
+/// A dock's sync runs walked one page at a time from the newest, then the page after the
+/// oldest: every run once, newest first, and the total kept on every page (also the empty one
+/// past the end, for all four docks in one statement).
+#[tokio::test(flavor = "multi_thread")]
+async fn sync_run_pages_walk_each_dock_past_its_oldest() {
+    let (app, token) = seeded(1).await;
+    let all = "{ viewer { organization { docks { nodes { id
+        syncRuns(first: 50) { totalCount edges { cursor node { id startedAt } } } } } } } }";
+    let (body, _) = traced(&app, &token, all, json!({})).await;
+    let docks = body["data"]["viewer"]["organization"]["docks"]["nodes"]
+        .as_array()
+        .expect("docks")
+        .clone();
+    assert_eq!(docks.len(), 4, "{body}");
+    let paged = "query($after: String) { viewer { organization { docks { nodes {
+        syncRuns(first: 1, after: $after) { totalCount pageInfo { hasNextPage endCursor }
+          nodes { id } } } } } } }";
+    let mut oldest: Option<(String, String)> = None;
+    for (d, dock) in docks.iter().enumerate() {
+        let runs = dock["syncRuns"]["edges"].as_array().expect("edges");
+        assert_eq!(runs.len(), 3, "the seed gives each dock three runs");
+        assert_eq!(dock["syncRuns"]["totalCount"], json!(3));
+        let started: Vec<&str> = runs
+            .iter()
+            .map(|r| r["node"]["startedAt"].as_str().expect("startedAt"))
+            .collect();
+        assert!(
+            started.windows(2).all(|w| w[0] > w[1]),
+            "newest first: {started:?}"
+        );
+        let last = runs.last().expect("a run");
+        let at = last["node"]["startedAt"].as_str().unwrap_or_default();
+        if oldest.as_ref().is_none_or(|o| at < o.0.as_str()) {
+            let cursor = last["cursor"].as_str().unwrap_or_default();
+            oldest = Some((at.to_owned(), cursor.to_owned()));
+        }
+        // One page at a time, with this dock's cursors (the other docks page after them too).
+        let mut after: Option<String> = None;
+        let mut walked = Vec::new();
+        for _ in 0..5 {
+            let (body, _) = traced(&app, &token, paged, json!({ "after": after })).await;
+            assert!(body.get("errors").is_none(), "{body}");
+            let page = &body["data"]["viewer"]["organization"]["docks"]["nodes"][d]["syncRuns"];
+            assert_eq!(page["totalCount"], json!(3), "total on every page: {page}");
+            let nodes = page["nodes"].as_array().expect("nodes");
+            walked.extend(nodes.iter().map(|n| n["id"].clone()));
+            if nodes.is_empty() {
+                assert_eq!(page["pageInfo"]["hasNextPage"], json!(false), "{page}");
+                break;
+            }
+            after = page["pageInfo"]["endCursor"].as_str().map(str::to_owned);
+        }
+        let expected: Vec<Value> = runs.iter().map(|r| r["node"]["id"].clone()).collect();
+        assert_eq!(walked, expected, "every run once, newest first");
+    }
+    // After the oldest run of all: every dock's page is empty, every total still 3.
+    let (_, cursor) = oldest.expect("runs");
+    let (body, _) = traced(&app, &token, paged, json!({ "after": cursor })).await;
+    assert!(body.get("errors").is_none(), "{body}");
+    let pages = body["data"]["viewer"]["organization"]["docks"]["nodes"]
+        .as_array()
+        .expect("docks");
+    assert_eq!(pages.len(), 4);
+    for page in pages {
+        let runs = &page["syncRuns"];
+        assert_eq!(runs["nodes"], json!([]), "{runs}");
+        assert_eq!(runs["totalCount"], json!(3), "{runs}");
+        assert_eq!(runs["pageInfo"]["hasNextPage"], json!(false), "{runs}");
+    }
+}

@@ -417,6 +417,26 @@ async fn deliveries_give_up_after_the_last_attempt() {
     let failed = settled(&app, &acme.owner, &channel, "FAILED").await;
     assert_eq!(failed["attempts"], 2);
     assert_eq!(receiver.received().len(), 2);
+
+    // The log's page after its oldest delivery is empty and keeps the channel's total.
+    let paged = "query($id: ID!, $after: String) { node(id: $id) { ... on NotificationChannel {
+        deliveries(first: 1, after: $after) { totalCount pageInfo { hasNextPage endCursor }
+          nodes { id } } } } }";
+    let mut after = Value::Null;
+    for expected in [json!([{ "id": failed["id"] }]), json!([])] {
+        let (_, body) = app
+            .graphql(
+                Some(&acme.owner),
+                paged,
+                json!({ "id": channel, "after": after }),
+            )
+            .await;
+        let page = &body["data"]["node"]["deliveries"];
+        assert_eq!(page["nodes"], expected, "{body}");
+        assert_eq!(page["totalCount"], 1, "{body}");
+        assert_eq!(page["pageInfo"]["hasNextPage"], false, "{body}");
+        after = page["pageInfo"]["endCursor"].clone();
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -2,7 +2,9 @@
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::{Array, BigInt, Integer, Nullable, Text, Timestamptz, Uuid as SqlUuid};
+use diesel::sql_types::{
+    Array, BigInt, Bool, Integer, Nullable, Text, Timestamptz, Uuid as SqlUuid,
+};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
@@ -111,25 +113,32 @@ pub struct SyncRunRow {
     pub error: Option<String>,
     #[diesel(sql_type = BigInt)]
     pub total: i64,
+    /// False for the one row [`sync_runs_page`] gives a dock none of whose runs is on the page (a
+    /// cursor past its oldest): it only carries the dock's total.
+    #[diesel(sql_type = Bool)]
+    pub in_page: bool,
 }
 
+const SYNC_RUN_COLUMNS: &str = "id, dock_id, trigger, status, started_at, finished_at, created, \
+     updated, deleted, unchanged, error";
+
 /// Sync runs of each of `docks`, newest first (`started_at desc, id desc`), after the keyset
-/// position, at most `limit` each: one statement.
+/// position, at most `limit` each, with each dock's total (also when none of its runs is on the
+/// page: see [`SyncRunRow::in_page`]): one statement.
 pub async fn sync_runs_page(
     conn: &mut AsyncPgConnection,
     docks: &[Uuid],
     after: Option<(DateTime<Utc>, Uuid)>,
     limit: i64,
 ) -> Result<Vec<SyncRunRow>, DbError> {
-    Ok(diesel::sql_query(
-        "select * from ( \
-           select r.*, row_number() over (partition by dock_id order by started_at desc, id desc) as rn from ( \
-             select id, dock_id, trigger, status, started_at, finished_at, created, updated, deleted, unchanged, \
-                    error, count(*) over (partition by dock_id) as total \
-             from sync_runs where dock_id = any($1) \
-           ) r where $2::timestamptz is null or (r.started_at, r.id) < ($2, $3) \
-         ) t where rn <= $4 order by dock_id, rn",
-    )
+    Ok(diesel::sql_query(super::keyset::pages_sql(
+        SYNC_RUN_COLUMNS,
+        "from sync_runs where dock_id = any($1)",
+        "dock_id",
+        "started_at desc, id desc",
+        "$2::timestamptz is null or (started_at, id) < ($2, $3)",
+        "$4",
+    ))
     .bind::<Array<SqlUuid>, _>(docks)
     .bind::<Nullable<Timestamptz>, _>(after.map(|a| a.0))
     .bind::<Nullable<SqlUuid>, _>(after.map(|a| a.1))
@@ -143,10 +152,10 @@ pub async fn sync_runs_by_ids(
     conn: &mut AsyncPgConnection,
     ids: &[Uuid],
 ) -> Result<Vec<SyncRunRow>, DbError> {
-    Ok(diesel::sql_query(
-        "select id, dock_id, trigger, status, started_at, finished_at, created, updated, deleted, unchanged, error, \
-                1::bigint as total from sync_runs where id = any($1)",
-    )
+    Ok(diesel::sql_query(format!(
+        "select {SYNC_RUN_COLUMNS}, 1::bigint as total, true as in_page from sync_runs \
+         where id = any($1)"
+    ))
     .bind::<Array<SqlUuid>, _>(ids)
     .load(conn)
     .await?)

@@ -276,6 +276,10 @@ pub struct DeliveryRow {
     pub updated_at: DateTime<Utc>,
     #[diesel(sql_type = BigInt)]
     pub total: i64,
+    /// False for the one row [`deliveries_page`] gives a channel none of whose deliveries is on
+    /// the page (a cursor past its oldest): it only carries the channel's total.
+    #[diesel(sql_type = Bool)]
+    pub in_page: bool,
 }
 
 const DELIVERY_COLUMNS: &str = "id, org_id, channel_id, alert_id, event, status, attempts, \
@@ -290,7 +294,7 @@ pub async fn deliveries_by_ids(
         return Ok(Vec::new());
     }
     Ok(diesel::sql_query(format!(
-        "select {DELIVERY_COLUMNS}, 1::bigint as total from notification_deliveries \
+        "select {DELIVERY_COLUMNS}, 1::bigint as total, true as in_page from notification_deliveries \
          where id = any($1)"
     ))
     .bind::<Array<SqlUuid>, _>(ids)
@@ -299,20 +303,21 @@ pub async fn deliveries_by_ids(
 }
 
 /// Deliveries of each of `channels`, newest first (`created_at desc, id desc`), after the keyset
-/// position, at most `limit` each: one statement.
+/// position, at most `limit` each, with each channel's total (also when none of its deliveries is
+/// on the page: see [`DeliveryRow::in_page`]): one statement.
 pub async fn deliveries_page(
     conn: &mut AsyncPgConnection,
     channels: &[Uuid],
     after: Option<(DateTime<Utc>, Uuid)>,
     limit: i64,
 ) -> Result<Vec<DeliveryRow>, DbError> {
-    Ok(diesel::sql_query(format!(
-        "select * from ( \
-           select r.*, row_number() over (partition by channel_id order by created_at desc, id desc) as rn from ( \
-             select {DELIVERY_COLUMNS}, count(*) over (partition by channel_id) as total \
-             from notification_deliveries where channel_id = any($1) \
-           ) r where $2::timestamptz is null or (r.created_at, r.id) < ($2, $3) \
-         ) t where rn <= $4 order by channel_id, rn"
+    Ok(diesel::sql_query(super::keyset::pages_sql(
+        DELIVERY_COLUMNS,
+        "from notification_deliveries where channel_id = any($1)",
+        "channel_id",
+        "created_at desc, id desc",
+        "$2::timestamptz is null or (created_at, id) < ($2, $3)",
+        "$4",
     ))
     .bind::<Array<SqlUuid>, _>(channels)
     .bind::<Nullable<Timestamptz>, _>(after.map(|a| a.0))

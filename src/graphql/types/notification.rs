@@ -76,7 +76,9 @@ impl Loader<DeliveriesKey> for DbLoader {
                     for row in notification::deliveries_page(conn, &channels, after, limit).await? {
                         let page = pages.entry(row.channel_id).or_default();
                         page.1 = row.total;
-                        page.0.push(row);
+                        if row.in_page {
+                            page.0.push(row);
+                        }
                     }
                     for channel in channels {
                         let page = pages.remove(&channel).unwrap_or_default();

@@ -65,7 +65,9 @@ impl Loader<SyncRunsKey> for DbLoader {
                     for row in dock::sync_runs_page(conn, &docks, after, limit).await? {
                         let page = pages.entry(row.dock_id).or_default();
                         page.1 = row.total;
-                        page.0.push(row);
+                        if row.in_page {
+                            page.0.push(row);
+                        }
                     }
                     for dock in docks {
                         let page = pages.remove(&dock).unwrap_or_default();
