@@ -380,6 +380,7 @@ diesel::table! {
         linked_at -> Timestamptz,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        denormalized_health -> Text,
     }
 }
 

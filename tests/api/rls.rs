@@ -172,6 +172,40 @@ async fn links_follow_their_resource() {
         .expect("link");
     assert_eq!((name.as_str(), status.as_str()), ("web-renamed", "stopped"));
 
+    // The health state follows too (the monitor's write), without touching the link's
+    // updated_at; a caller's own value for it is replaced by the resource's.
+    let link_state = async |conn: &mut AsyncPgConnection| {
+        project_resources::table
+            .filter(project_resources::org_id.eq(a.id))
+            .select((
+                project_resources::denormalized_health,
+                project_resources::updated_at,
+            ))
+            .first::<(String, chrono::DateTime<chrono::Utc>)>(conn)
+            .await
+            .expect("link")
+    };
+    let (health, before) = link_state(&mut conn).await;
+    assert_eq!(health, "unknown");
+    diesel::update(servers::table.filter(servers::org_id.eq(a.id)))
+        .set(servers::health_state.eq("degraded"))
+        .execute(&mut conn)
+        .await
+        .expect("health");
+    let (health, after) = link_state(&mut conn).await;
+    assert_eq!(health, "degraded", "the link carries its resource's health");
+    assert_eq!(after, before, "a health change is not a change of the link");
+    diesel::update(project_resources::table.filter(project_resources::org_id.eq(a.id)))
+        .set(project_resources::denormalized_health.eq("healthy"))
+        .execute(&mut conn)
+        .await
+        .expect("forged write");
+    assert_eq!(
+        link_state(&mut conn).await.0,
+        "degraded",
+        "not the caller's"
+    );
+
     let cross_org = conn
         .batch_execute(&format!(
             "insert into project_resources (org_id, project_id, resource_kind, server_id, denormalized_name, denormalized_status)

@@ -60,9 +60,11 @@ async fn shape(conn: &mut AsyncPgConnection) -> Vec<Row> {
              left join web_services w on w.id = pr.web_service_id
              left join domains d on d.id = pr.domain_id
              left join databases b on b.id = pr.database_id
-            where (pr.denormalized_name, pr.denormalized_status) is distinct from
+            where (pr.denormalized_name, pr.denormalized_status, pr.denormalized_health)
+                  is distinct from
                   (coalesce(s.name, w.name, d.name, b.name),
-                   coalesce(s.status, w.status, d.status, b.status))
+                   coalesce(s.status, w.status, d.status, b.status),
+                   coalesce(s.health_state, w.health_state, d.health_state, b.health_state))
          ) keys
          group by key
          order by key",

@@ -96,21 +96,16 @@ pub struct HealthCount {
     pub n: i64,
 }
 
-/// Health counts over every resource linked to each of `projects`: one statement.
+/// Health counts over every resource linked to each of `projects`: one statement, over the
+/// links alone (each link carries its resource's health state, kept exact by the database).
 pub async fn health_counts(
     conn: &mut AsyncPgConnection,
     projects: &[Uuid],
 ) -> Result<Vec<HealthCount>, DbError> {
     Ok(diesel::sql_query(
-        "select pr.project_id, \
-                coalesce(s.health_state, w.health_state, d.health_state, db.health_state, 'unknown') as state, \
-                count(*) as n \
-         from project_resources pr \
-         left join servers s on s.id = pr.server_id \
-         left join web_services w on w.id = pr.web_service_id \
-         left join domains d on d.id = pr.domain_id \
-         left join databases db on db.id = pr.database_id \
-         where pr.project_id = any($1) and pr.denormalized_status <> 'deleted' group by 1, 2",
+        "select project_id, denormalized_health as state, count(*) as n \
+         from project_resources \
+         where project_id = any($1) and denormalized_status <> 'deleted' group by 1, 2",
     )
     .bind::<Array<SqlUuid>, _>(projects)
     .load(conn)
