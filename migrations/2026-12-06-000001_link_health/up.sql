@@ -1,5 +1,5 @@
 -- A link carries its resource's health state, as it carries its name and status
--- (docs/data-model.md, "Denormalized link columns").
+-- (docs/architecture.md, "Projects"; docs/health.md).
 --
 -- A project's health summary counts its links by health state. Read from the four resource
 -- tables it was a four-way join per dashboard (≈3 ms of PostgreSQL per request, planning
