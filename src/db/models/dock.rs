@@ -119,6 +119,8 @@ pub struct SyncRunRow {
     pub in_page: bool,
 }
 
+super::keyset::page_row!(SyncRunRow, dock_id);
+
 const SYNC_RUN_COLUMNS: &str = "id, dock_id, trigger, status, started_at, finished_at, created, \
      updated, deleted, unchanged, error";
 

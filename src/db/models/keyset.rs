@@ -1,6 +1,10 @@
 //! The statement of keyset pages under many parents at once: one statement gives each parent
 //! its first rows after a cursor, in order, with the parent's total whatever the cursor.
 
+use std::collections::HashMap;
+
+use uuid::Uuid;
+
 /// A page statement over `source` (`from … where …`, selecting `columns`): per value of
 /// `parent`, the rows ordered by `order` for which `after` (the cursor's predicate) holds, at
 /// most `limit` (a parameter) of them, each with `total` (the parent's rows, the cursor aside)
@@ -36,3 +40,58 @@ pub(crate) fn pages_sql(
          order by {parent}, {order}"
     )
 }
+
+/// One parent's page: its rows on the page, in order, and how many it has in all.
+#[derive(Clone, Debug)]
+pub struct Page<R> {
+    pub rows: Vec<R>,
+    pub total: i64,
+}
+
+impl<R> Default for Page<R> {
+    fn default() -> Self {
+        Self {
+            rows: Vec::new(),
+            total: 0,
+        }
+    }
+}
+
+/// A row of a [`pages_sql`] statement: whose page it is on, the parent's total, and whether it
+/// is on the page or only carries that total.
+pub trait PageRow {
+    fn parent(&self) -> Uuid;
+    fn total(&self) -> i64;
+    fn in_page(&self) -> bool;
+}
+
+/// The rows of a [`pages_sql`] statement as each parent's page (a parent without rows has none).
+pub fn pages<R: PageRow>(rows: Vec<R>) -> HashMap<Uuid, Page<R>> {
+    let mut pages: HashMap<Uuid, Page<R>> = HashMap::new();
+    for row in rows {
+        let page = pages.entry(row.parent()).or_default();
+        page.total = row.total();
+        if row.in_page() {
+            page.rows.push(row);
+        }
+    }
+    pages
+}
+
+/// [`PageRow`] for a row type: the parent's column, `total` and `in_page`.
+macro_rules! page_row {
+    ($row:ty, $parent:ident) => {
+        impl $crate::db::models::keyset::PageRow for $row {
+            fn parent(&self) -> ::uuid::Uuid {
+                self.$parent
+            }
+            fn total(&self) -> i64 {
+                self.total
+            }
+            fn in_page(&self) -> bool {
+                self.in_page
+            }
+        }
+    };
+}
+pub(crate) use page_row;

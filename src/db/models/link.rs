@@ -36,6 +36,8 @@ pub struct LinkRow {
     pub in_page: bool,
 }
 
+super::keyset::page_row!(LinkRow, project_id);
+
 /// Filter and window of a page of links.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct LinkFilter {

@@ -11,7 +11,7 @@ pub mod dock;
 pub mod health;
 pub mod health_interval;
 pub mod invitation;
-pub(crate) mod keyset;
+pub mod keyset;
 pub mod link;
 pub mod membership;
 pub mod migration;

@@ -282,6 +282,8 @@ pub struct DeliveryRow {
     pub in_page: bool,
 }
 
+super::keyset::page_row!(DeliveryRow, channel_id);
+
 const DELIVERY_COLUMNS: &str = "id, org_id, channel_id, alert_id, event, status, attempts, \
      next_attempt_at, last_error, delivered_at, created_at, updated_at";
 

@@ -413,6 +413,8 @@ pub struct PageRow {
     pub in_page: bool,
 }
 
+super::keyset::page_row!(PageRow, parent);
+
 /// Resources ordered by `(name, kind, id)` under each of `parents`, filtered, at most
 /// `filter.limit` per parent, with each parent's total whatever the cursor (see
 /// [`PageRow::in_page`]): one statement.

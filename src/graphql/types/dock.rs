@@ -134,7 +134,7 @@ impl DockNode {
         };
         let page = Box::pin(load_one(ctx, key)).await?.unwrap_or_default();
         let rows: Vec<SyncRunNode> = page
-            .0
+            .rows
             .iter()
             .cloned()
             .map(|r| SyncRunNode(Arc::new(r)))
@@ -142,7 +142,7 @@ impl DockNode {
         let (edges, info) = paginate(rows, window.first, window.after.is_some(), |r| {
             (r.0.started_at, r.0.id)
         });
-        Ok(SyncRunConnection::new(edges, info, page.1))
+        Ok(SyncRunConnection::new(edges, info, page.total))
     }
 }
 

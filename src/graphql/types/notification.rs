@@ -12,6 +12,7 @@ use uuid::Uuid;
 use super::alert::{AlertId, AlertNode};
 use super::project::load::{ProjectId, ProjectNode};
 use crate::auth::permissions::{Area, Level};
+use crate::db::models::keyset;
 use crate::db::models::notification::{self, ChannelRow, DeliveryRow};
 use crate::db::models::resource::Kind;
 use crate::error::ApiError;
@@ -58,7 +59,7 @@ impl Recorded for DeliveriesKey {
 }
 
 impl Loader<DeliveriesKey> for DbLoader {
-    type Value = Arc<(Vec<DeliveryRow>, i64)>;
+    type Value = Arc<keyset::Page<DeliveryRow>>;
     type Error = LoadError;
 
     #[tracing::instrument(name = "loader", skip_all, fields(otel.name = "load DeliveriesKey", loader.keys = keys.len()))]
@@ -72,14 +73,9 @@ impl Loader<DeliveriesKey> for DbLoader {
                 let mut found = HashMap::new();
                 for ((after, limit), members) in groups {
                     let channels: Vec<Uuid> = members.iter().map(|k| k.channel).collect();
-                    let mut pages: HashMap<Uuid, (Vec<DeliveryRow>, i64)> = HashMap::new();
-                    for row in notification::deliveries_page(conn, &channels, after, limit).await? {
-                        let page = pages.entry(row.channel_id).or_default();
-                        page.1 = row.total;
-                        if row.in_page {
-                            page.0.push(row);
-                        }
-                    }
+                    let mut pages = keyset::pages(
+                        notification::deliveries_page(conn, &channels, after, limit).await?,
+                    );
                     for channel in channels {
                         let page = pages.remove(&channel).unwrap_or_default();
                         let key = DeliveriesKey {
@@ -191,7 +187,7 @@ impl NotificationChannelNode {
         };
         let page = load_one(ctx, key).await?.unwrap_or_default();
         let rows: Vec<NotificationDeliveryNode> = page
-            .0
+            .rows
             .iter()
             .cloned()
             .map(|r| NotificationDeliveryNode(Arc::new(r)))
@@ -199,7 +195,7 @@ impl NotificationChannelNode {
         let (edges, info) = paginate(rows, window.first, window.after.is_some(), |d| {
             (d.0.created_at, d.0.id)
         });
-        Ok(NotificationDeliveryConnection::new(edges, info, page.1))
+        Ok(NotificationDeliveryConnection::new(edges, info, page.total))
     }
 }
 

@@ -10,6 +10,7 @@ use uuid::Uuid;
 use super::resource::ResourceInterface;
 use super::resource::load::{ResourceKey, load_and_prime};
 use super::resource_filter::ListArgs;
+use crate::db::models::keyset;
 use crate::db::models::resource::{self, Filter, Kind, PageRow, Parent};
 use crate::error::ApiError;
 use crate::graphql::connection::{Window, connection, node_looks, paginate};
@@ -34,11 +35,7 @@ pub struct ResourcePageKey {
 }
 
 /// Ids of one page of resources, and how many match in all.
-#[derive(Clone, Debug, Default)]
-pub struct ResourcePage {
-    pub rows: Vec<PageRow>,
-    pub total: i64,
-}
+pub type ResourcePage = keyset::Page<PageRow>;
 
 impl crate::graphql::loaders::Recorded for ResourcePageKey {
     fn record(
@@ -73,7 +70,6 @@ impl Loader<ResourcePageKey> for DbLoader {
                 let mut found = HashMap::new();
                 for ((parent, filter), members) in groups {
                     let ids: Vec<Uuid> = members.iter().map(|k| k.id).collect();
-                    let mut pages: HashMap<Uuid, ResourcePage> = HashMap::new();
                     let visibility = self.db().visibility();
                     let restricted = resource::Filter {
                         visible: visibility
@@ -82,13 +78,8 @@ impl Loader<ResourcePageKey> for DbLoader {
                             .map(|linked| (visibility.dock_ids().unwrap_or_default(), linked)),
                         ..filter.clone()
                     };
-                    for row in resource::page_ids(conn, parent, &ids, &restricted).await? {
-                        let page = pages.entry(row.parent).or_default();
-                        page.total = row.total;
-                        if row.in_page {
-                            page.rows.push(row);
-                        }
-                    }
+                    let mut pages =
+                        keyset::pages(resource::page_ids(conn, parent, &ids, &restricted).await?);
                     for id in ids {
                         let page = pages.remove(&id).unwrap_or_default();
                         found.insert(

@@ -9,6 +9,7 @@ use async_graphql::dataloader::Loader;
 use uuid::Uuid;
 
 use crate::db::models::dock::{self, Dock, SyncRunRow};
+use crate::db::models::keyset;
 use crate::events::{Reads, Topic};
 use crate::graphql::loaders::{DbLoader, LoadError, Recorded, by_id_loader, group_by};
 
@@ -47,7 +48,7 @@ pub struct SyncRunsKey {
 }
 
 impl Loader<SyncRunsKey> for DbLoader {
-    type Value = Arc<(Vec<SyncRunRow>, i64)>;
+    type Value = Arc<keyset::Page<SyncRunRow>>;
     type Error = LoadError;
 
     #[tracing::instrument(name = "loader", skip_all, fields(otel.name = "load SyncRunsKey", loader.keys = keys.len()))]
@@ -61,14 +62,8 @@ impl Loader<SyncRunsKey> for DbLoader {
                 let mut found = HashMap::new();
                 for ((after, limit), members) in groups {
                     let docks: Vec<Uuid> = members.iter().map(|k| k.dock).collect();
-                    let mut pages: HashMap<Uuid, (Vec<SyncRunRow>, i64)> = HashMap::new();
-                    for row in dock::sync_runs_page(conn, &docks, after, limit).await? {
-                        let page = pages.entry(row.dock_id).or_default();
-                        page.1 = row.total;
-                        if row.in_page {
-                            page.0.push(row);
-                        }
-                    }
+                    let mut pages =
+                        keyset::pages(dock::sync_runs_page(conn, &docks, after, limit).await?);
                     for dock in docks {
                         let page = pages.remove(&dock).unwrap_or_default();
                         found.insert(SyncRunsKey { dock, after, limit }, Arc::new(page));

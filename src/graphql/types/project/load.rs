@@ -10,6 +10,7 @@ use async_graphql::dataloader::Loader;
 use async_graphql::{Context, Lookahead};
 use uuid::Uuid;
 
+use crate::db::models::keyset;
 use crate::db::models::link::{self, LinkFilter, LinkRow};
 use crate::db::models::project::{self, Project};
 use crate::db::models::resource::Kind;
@@ -73,11 +74,7 @@ pub struct LinksKey {
 }
 
 /// Links of one project (at most the filter's limit) and how many match in all.
-#[derive(Clone, Debug, Default)]
-pub struct LinkPage {
-    pub rows: Vec<LinkRow>,
-    pub total: i64,
-}
+pub type LinkPage = keyset::Page<LinkRow>;
 
 impl Loader<LinksKey> for DbLoader {
     type Value = Arc<LinkPage>;
@@ -91,14 +88,7 @@ impl Loader<LinksKey> for DbLoader {
                 let mut found = HashMap::new();
                 for (filter, members) in groups {
                     let projects: Vec<Uuid> = members.iter().map(|k| k.project).collect();
-                    let mut pages: HashMap<Uuid, LinkPage> = HashMap::new();
-                    for row in link::page(conn, &projects, &filter).await? {
-                        let page = pages.entry(row.project_id).or_default();
-                        page.total = row.total;
-                        if row.in_page {
-                            page.rows.push(row);
-                        }
-                    }
+                    let mut pages = keyset::pages(link::page(conn, &projects, &filter).await?);
                     for project in projects {
                         let page = pages.remove(&project).unwrap_or_default();
                         found.insert(
