@@ -83,19 +83,33 @@ pub fn paginate<T, K: Serialize>(
     had_after: bool,
     key: impl Fn(&T) -> K,
 ) -> (Vec<(String, T)>, PageInfo) {
-    let has_next_page = rows.len() as i64 > window_first;
-    rows.truncate(usize::try_from(window_first).unwrap_or(0));
-    let edges: Vec<(String, T)> = rows
+    let (len, info) = page_of(&rows, window_first, had_after, &key);
+    rows.truncate(len);
+    let edges = rows
         .into_iter()
         .map(|row| (encode_cursor(&key(&row)), row))
         .collect();
-    let info = PageInfo {
-        has_next_page,
-        has_previous_page: had_after,
-        start_cursor: edges.first().map(|(c, _)| c.clone()),
-        end_cursor: edges.last().map(|(c, _)| c.clone()),
-    };
     (edges, info)
+}
+
+/// How many of `rows` (fetched with the extra row of [`Window::limit`]) make the page, and the
+/// page information. Only the first and last item's cursors are encoded: for edges that encode
+/// their own cursor when a selection asks for it.
+pub fn page_of<T, K: Serialize>(
+    rows: &[T],
+    window_first: i64,
+    had_after: bool,
+    key: impl Fn(&T) -> K,
+) -> (usize, PageInfo) {
+    let len = rows.len().min(usize::try_from(window_first).unwrap_or(0));
+    let page = &rows[..len];
+    let info = PageInfo {
+        has_next_page: rows.len() > len,
+        has_previous_page: had_after,
+        start_cursor: page.first().map(|row| encode_cursor(&key(row))),
+        end_cursor: page.last().map(|row| encode_cursor(&key(row))),
+    };
+    (len, info)
 }
 
 /// The selections that apply to each node of a connection (`edges.node` and `nodes`).

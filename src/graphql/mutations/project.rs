@@ -224,13 +224,10 @@ impl ProjectMutations {
             Ok(((link, row), None))
         })
         .await?;
-        let cursor =
-            crate::graphql::connection::encode_cursor(&(link.denormalized_name.clone(), link.id));
-        Ok(ProjectResourceEdge {
-            cursor,
+        Ok(ProjectResourceEdge::single(
             link,
-            node: ResourceInterface::from_row(Arc::new(row)),
-        })
+            ResourceInterface::from_row(Arc::new(row)),
+        ))
     }
 
     /// Unlinks a resource from a project; true when they were linked, false when they were

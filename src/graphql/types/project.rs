@@ -2,6 +2,8 @@
 
 pub mod load;
 
+use std::sync::Arc;
+
 use async_graphql::resolver_utils::enum_value;
 use async_graphql::{Context, ID, Object, ScalarType, SimpleObject, Value};
 use chrono::{DateTime, Utc};
@@ -11,8 +13,9 @@ use super::operation::load::{OperationServiceId, OperationServiceNode, ProjectSe
 use super::resource::ResourceInterface;
 use super::resource::load::load_and_prime;
 use super::resource_filter::{ListArgs, ResourceFilter};
+use crate::db::models::keyset::Page;
 use crate::db::models::link::LinkRow;
-use crate::graphql::connection::{PageInfo, Window, node_looks, paginate};
+use crate::graphql::connection::{PageInfo, Window, encode_cursor, node_looks, page_of};
 use crate::graphql::context::{load_one, loaders};
 use crate::graphql::enums::{ResourceKind, ResourceStatus};
 use crate::graphql::ids;
@@ -106,19 +109,14 @@ impl ProjectNode {
         let looks = node_looks(&ctx.look_ahead());
         let keys = page.rows.iter().filter_map(resource_key).collect();
         let resources = load_and_prime(ctx, keys, &looks).await?;
-        let (edges, page_info) = paginate(
-            page.rows.clone(),
-            window.first,
-            window.after.is_some(),
-            |l| (l.denormalized_name.clone(), l.id),
-        );
-        let edges = edges
-            .into_iter()
-            .filter_map(|(cursor, link)| {
-                let row = resources.get(&resource_key(&link)?)?.clone();
+        let (len, page_info) =
+            page_of(&page.rows, window.first, window.after.is_some(), cursor_key);
+        let edges = (0..len)
+            .filter_map(|index| {
+                let row = resources.get(&resource_key(&page.rows[index])?)?.clone();
                 Some(ProjectResourceEdge {
-                    cursor,
-                    link,
+                    links: page.clone(),
+                    index,
                     node: ResourceInterface::from_row(row),
                 })
             })
@@ -164,11 +162,41 @@ impl ProjectNode {
     }
 }
 
-/// A linked resource, with the link's own data.
+/// A linked resource, with the link's own data: the `index`th link of a page, which the edges
+/// share (the page as the loader loaded it: no copy of its rows), and its cursor encoded only
+/// when a selection asks for it.
 pub struct ProjectResourceEdge {
-    pub cursor: String,
-    pub link: LinkRow,
-    pub node: ResourceInterface,
+    links: Arc<Page<LinkRow>>,
+    index: usize,
+    node: ResourceInterface,
+}
+
+/// The key a link's cursor encodes (`denormalizedName`, then link id: the list's order).
+fn cursor_key(link: &LinkRow) -> (String, uuid::Uuid) {
+    (link.denormalized_name.clone(), link.id)
+}
+
+impl ProjectResourceEdge {
+    /// An edge of one link alone (a mutation's answer).
+    pub fn single(link: LinkRow, node: ResourceInterface) -> Self {
+        let links = Page {
+            rows: vec![link],
+            total: 1,
+        };
+        Self {
+            links: Arc::new(links),
+            index: 0,
+            node,
+        }
+    }
+
+    fn link(&self) -> &LinkRow {
+        &self.links.rows[self.index]
+    }
+
+    fn encoded_cursor(&self) -> String {
+        encode_cursor(&cursor_key(self.link()))
+    }
 }
 
 /// A resource linked to a project, with the link's own data.
@@ -176,8 +204,8 @@ pub struct ProjectResourceEdge {
 impl ProjectResourceEdge {
     /// Opaque position of this item in the list: pass it as `after` to get the items that
     /// follow it.
-    async fn cursor(&self) -> &str {
-        &self.cursor
+    async fn cursor(&self) -> String {
+        self.encoded_cursor()
     }
     /// The linked resource.
     async fn node(&self) -> Serial<&ResourceInterface> {
@@ -185,26 +213,26 @@ impl ProjectResourceEdge {
     }
     /// When the resource was linked to the project.
     async fn linked_at(&self) -> DateTime<Utc> {
-        self.link.linked_at
+        self.link().linked_at
     }
     /// The resource's name, kept in step with it by the database.
     async fn denormalized_name(&self) -> &str {
-        &self.link.denormalized_name
+        &self.link().denormalized_name
     }
     /// The resource's status, kept in step with it by the database.
     async fn denormalized_status(&self) -> ResourceStatus {
-        ResourceStatus::from_word(&self.link.denormalized_status)
+        ResourceStatus::from_word(&self.link().denormalized_status)
     }
 }
 
 impl Plain for ProjectResourceEdge {
     fn plain(&self, ctx: &Context<'_>) -> Option<Value> {
         Some(match ctx.item.node.name.node.as_str() {
-            "cursor" => self.cursor.as_str().into(),
-            "linkedAt" => self.link.linked_at.to_value(),
-            "denormalizedName" => self.link.denormalized_name.as_str().into(),
+            "cursor" => self.encoded_cursor().into(),
+            "linkedAt" => self.link().linked_at.to_value(),
+            "denormalizedName" => self.link().denormalized_name.as_str().into(),
             "denormalizedStatus" => {
-                enum_value(ResourceStatus::from_word(&self.link.denormalized_status))
+                enum_value(ResourceStatus::from_word(&self.link().denormalized_status))
             }
             _ => return None,
         })
