@@ -4,14 +4,11 @@
 //! (`serde_json::to_vec(&response)`) goes through `collect_map` and `collect_seq` for every
 //! object and list and escapes every string one byte at a time; this writer walks the value tree
 //! itself and copies a string's clean runs eight bytes at a time. Its output is byte for byte
-//! `serde_json::to_vec`'s (the tests compare them), so an `ETag`, a cached body or a live
+//! `serde_json::to_vec`'s (the tests compare them; objects given as text by [`text`] aside), so an `ETag`, a cached body or a live
 //! query's fingerprint does not depend on which of the two wrote it. Extensions and errors,
 //! small and rare, still go through serde.
 
-use std::sync::OnceLock;
-
-use async_graphql::indexmap::IndexMap;
-use async_graphql::{Name, Response, Value};
+use async_graphql::{Response, Value};
 
 /// `serde_json::to_vec(response)`, faster.
 pub fn response(response: &Response) -> Vec<u8> {
@@ -39,35 +36,16 @@ pub fn value(value: &Value) -> String {
     String::from_utf8(out).unwrap_or_default()
 }
 
-/// An object given as its JSON text (`json`: one whole JSON object), which this module's
+/// An object given as its JSON text (`json`: one whole JSON object, UTF-8), which this module's
 /// writer copies where the object stands. Nothing else writes it as JSON: only values answered
 /// to [`response`] may hold one (`crate::graphql::serial::JsonText`).
+///
+/// It travels as `Value::Binary`, which costs no map, no hashed key and no UTF-8 check per
+/// object. No value of the schema is bytes otherwise: its only scalars beside the built-in ones
+/// are `DateTime` (a string) and `JSON` (made from `serde_json` values, which have no bytes), as
+/// `the_schema_serves_no_bytes` checks; so this writer takes every `Value::Binary` for text.
 pub fn text(json: Vec<u8>) -> Value {
-    let mut object = IndexMap::with_capacity(1);
-    object.insert(
-        text_key().clone(),
-        Value::String(String::from_utf8(json).unwrap_or_default()),
-    );
-    Value::Object(object)
-}
-
-/// The key of [`text`]'s one-member object. It is recognised by identity (the same allocation),
-/// not by spelling: a JSON value from a provider with a member of the same name stays data.
-fn text_key() -> &'static Name {
-    static KEY: OnceLock<Name> = OnceLock::new();
-    KEY.get_or_init(|| Name::new("stackgate:json-text"))
-}
-
-/// The text of an object made by [`text`].
-fn text_of(object: &IndexMap<Name, Value>) -> Option<&str> {
-    match object.get_index(0) {
-        Some((key, Value::String(json)))
-            if object.len() == 1 && std::ptr::eq(key.as_str(), text_key().as_str()) =>
-        {
-            Some(json)
-        }
-        _ => None,
-    }
+    Value::Binary(json.into())
 }
 
 /// `"key":value`, as a member of an object being written.
@@ -79,9 +57,7 @@ pub fn write_member(out: &mut Vec<u8>, key: &str, value: &Value) {
 
 fn write_value(out: &mut Vec<u8>, value: &Value) {
     match value {
-        Value::Object(object) if let Some(json) = text_of(object) => {
-            out.extend_from_slice(json.as_bytes())
-        }
+        Value::Binary(json) => out.extend_from_slice(json),
         Value::Null => out.extend_from_slice(b"null"),
         Value::Boolean(true) => out.extend_from_slice(b"true"),
         Value::Boolean(false) => out.extend_from_slice(b"false"),
@@ -107,8 +83,8 @@ fn write_value(out: &mut Vec<u8>, value: &Value) {
             }
             out.push(b'}');
         }
-        // Numbers (float formatting) and bytes (an array of numbers) are serde's.
-        Value::Number(_) | Value::Binary(_) => {
+        // Numbers (float formatting) are serde's.
+        Value::Number(_) => {
             let _ = serde_json::to_writer(&mut *out, value);
         }
     }
@@ -181,7 +157,9 @@ fn write_str(out: &mut Vec<u8>, s: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use async_graphql::Name;
     use async_graphql::ServerError;
+    use async_graphql::indexmap::IndexMap;
 
     fn same_as_serde(value: &Value) {
         assert_eq!(
@@ -224,7 +202,6 @@ mod tests {
         inner.insert(Name::new("no"), Value::Boolean(false));
         inner.insert(Name::new("none"), Value::Null);
         inner.insert(Name::new("status"), Value::Enum(Name::new("ACTIVE")));
-        inner.insert(Name::new("bytes"), Value::Binary(vec![0u8, 7, 255].into()));
         inner.insert(Name::new("empty"), Value::List(vec![]));
         inner.insert(Name::new("nothing"), Value::Object(IndexMap::new()));
         let mut outer = IndexMap::new();
@@ -250,6 +227,23 @@ mod tests {
         assert_eq!(
             response(&empty),
             serde_json::to_vec(&empty).expect("serializes")
+        );
+    }
+
+    #[test]
+    fn the_schema_serves_no_bytes() {
+        // `text` travels as `Value::Binary`: no scalar of the schema may give bytes of its own.
+        // The built-in ones do not; ours must be those whose values are known not to.
+        let sdl = crate::graphql::sdl();
+        let scalars: Vec<&str> = sdl
+            .lines()
+            .filter_map(|line| line.strip_prefix("scalar "))
+            .map(str::trim)
+            .collect();
+        assert_eq!(
+            scalars,
+            ["DateTime", "JSON"],
+            "a new scalar: may it give bytes?"
         );
     }
 
