@@ -185,6 +185,10 @@ impl Object {
         match self {
             Self::Map(map) => merge(map, key.clone(), value),
             Self::Text(text) => {
+                // A nested object's text is copied whole: room for it at once, not by doublings.
+                if let Value::Binary(json) = &value {
+                    text.reserve(key.len() + json.len() + 4);
+                }
                 text.push(if text.is_empty() { b'{' } else { b',' });
                 json::write_member(text, key, &value);
             }
