@@ -9,6 +9,7 @@ use std::sync::Arc;
 use async_graphql::resolver_utils::enum_value;
 use async_graphql::{Context, ID, Interface, Json, Object, ScalarType, SimpleObject, Value};
 use chrono::{DateTime, Utc};
+use futures_util::FutureExt;
 
 use super::action::load::{ActionRunNode, runs_of};
 use super::dock::load::{DockId, DockNode};
@@ -17,7 +18,7 @@ use crate::db::models::health::CheckRow;
 use crate::db::models::resource::{Extra, Kind, Resource};
 use crate::error::ApiError;
 use crate::graphql::connection::{Window, connection, paginate};
-use crate::graphql::context::{load_one, visibility};
+use crate::graphql::context::{load_one, loaders, visibility};
 use crate::graphql::enums::{HealthState, ResourceAction, ResourceKind, ResourceStatus};
 use crate::graphql::ids;
 use crate::graphql::serial::{self, Plain};
@@ -268,6 +269,21 @@ async fn dock_of(ctx: &Context<'_>, row: &Resource) -> async_graphql::Result<Opt
         .map(DockNode))
 }
 
+/// The resource's dock answered in place, when its loader holds it already (a list of
+/// resources primes the docks of its rows: `load::load_and_prime`), as [`dock_of`] would answer
+/// it; `None` when it is not loaded yet (the field's resolver then waits for it) or selects a
+/// field that is not plain. A cached load is ready at its first poll: nothing waits here.
+fn dock_now(ctx: &Context<'_>, row: &Resource) -> Option<Value> {
+    let loaders = loaders(ctx).ok()?;
+    let loaded = loaders
+        .load_one(DockId(row.common.dock_id))
+        .now_or_never()?;
+    match loaded.ok()? {
+        Some(dock) => serial::now(ctx, &DockNode(dock)),
+        None => Some(Value::Null),
+    }
+}
+
 async fn projects_of(ctx: &Context<'_>, row: &Resource) -> async_graphql::Result<Vec<ProjectNode>> {
     let projects = load_one(ctx, ProjectsOfKey(row.common.id))
         .await?
@@ -323,6 +339,7 @@ fn common_plain(row: &Resource, type_name: &str, ctx: &Context<'_>) -> Option<Va
         "region" => common.region.as_deref().into(),
         "tags" => common.tags.as_slice().into(),
         "health" => return serial::now(ctx, &health_of(row)),
+        "dock" => return dock_now(ctx, row),
         "lastSeenAt" => time(common.last_seen_at),
         "createdAt" => time(Some(common.created_at)),
         "updatedAt" => time(Some(common.updated_at)),
