@@ -4,9 +4,9 @@
 //! (`serde_json::to_vec(&response)`) goes through `collect_map` and `collect_seq` for every
 //! object and list and escapes every string one byte at a time; this writer walks the value tree
 //! itself and copies a string's clean runs eight bytes at a time. Its output is byte for byte
-//! `serde_json::to_vec`'s (the tests compare them; objects given as text by [`text`] aside), so an `ETag`, a cached body or a live
-//! query's fingerprint does not depend on which of the two wrote it. Extensions and errors,
-//! small and rare, still go through serde.
+//! `serde_json::to_vec`'s (the tests compare them; objects given as text by [`text`] aside), so
+//! an `ETag`, a cached body or a live query's fingerprint does not depend on which of the two
+//! wrote it. Extensions and errors, small and rare, still go through serde.
 
 use async_graphql::{Response, Value};
 

@@ -18,7 +18,7 @@ use crate::db::models::health::CheckRow;
 use crate::db::models::resource::{Extra, Kind, Resource};
 use crate::error::ApiError;
 use crate::graphql::connection::{Window, connection, paginate};
-use crate::graphql::context::{load_one, loaders, visibility};
+use crate::graphql::context::{load_one, visibility};
 use crate::graphql::enums::{HealthState, ResourceAction, ResourceKind, ResourceStatus};
 use crate::graphql::ids;
 use crate::graphql::serial::{self, Plain};
@@ -269,17 +269,13 @@ async fn dock_of(ctx: &Context<'_>, row: &Resource) -> async_graphql::Result<Opt
         .map(DockNode))
 }
 
-/// The resource's dock answered in place, when its loader holds it already (a list of
-/// resources primes the docks of its rows: `load::load_and_prime`), as [`dock_of`] would answer
-/// it; `None` when it is not loaded yet (the field's resolver then waits for it) or selects a
-/// field that is not plain. A cached load is ready at its first poll: nothing waits here.
+/// [`dock_of`], answered in place when the dock's loader holds it already (a list of resources
+/// primes the docks of its rows: `load::load_and_prime`); `None` when it is not loaded yet (the
+/// field's resolver then waits for it) or selects a field that is not plain. A cached load is
+/// ready at its first poll: nothing waits here.
 fn dock_now(ctx: &Context<'_>, row: &Resource) -> Option<Value> {
-    let loaders = loaders(ctx).ok()?;
-    let loaded = loaders
-        .load_one(DockId(row.common.dock_id))
-        .now_or_never()?;
-    match loaded.ok()? {
-        Some(dock) => serial::now(ctx, &DockNode(dock)),
+    match dock_of(ctx, row).now_or_never()?.ok()? {
+        Some(dock) => serial::now(ctx, &dock),
         None => Some(Value::Null),
     }
 }
