@@ -77,6 +77,8 @@ usage: cargo bench --bench dashboard -- [options]
   --alternate N             with --baseline-bin: N more uncached pairs of columns, in turn
                             baseline first and stackgate first, and each binary's mean (0 to 10;
                             a single pair's CPU ratio carries about 10% of noise on 2 shared cores)
+  --samples DIR             write each column's 32-client requests to DIR/<column>.csv
+                            (client, start and latency in ms, outcome), to study the tail
   --cluster                 instead: one replica on the primary against three replicas and a
                             streaming standby behind haproxy (deploy/local/cluster.sh), on the
                             cluster's own database (bench/dashboard/cluster.rs)
@@ -105,6 +107,7 @@ struct Options {
     baseline_bin: Option<PathBuf>,
     alternate: usize,
     cluster: bool,
+    samples: Option<PathBuf>,
 }
 
 fn parse_args() -> anyhow::Result<Options> {
@@ -120,6 +123,7 @@ fn parse_args() -> anyhow::Result<Options> {
         baseline_bin: None,
         alternate: 0,
         cluster: false,
+        samples: None,
     };
     support::parse_flags(USAGE, |flag, value| {
         match flag {
@@ -143,6 +147,7 @@ fn parse_args() -> anyhow::Result<Options> {
             "--baseline-bin" => o.baseline_bin = Some(value()?.into()),
             "--alternate" => o.alternate = value()?.parse().context("--alternate")?,
             "--cluster" => o.cluster = true,
+            "--samples" => o.samples = Some(value()?.into()),
             other => bail!("unknown argument `{other}`\n\n{USAGE}"),
         }
         Ok(())
@@ -537,6 +542,8 @@ enum Outcome {
 
 #[derive(Clone, Copy)]
 struct Sample {
+    /// Which client sent it.
+    client: usize,
     /// Start and end, in microseconds since the run's start.
     start_us: u64,
     end_us: u64,
@@ -645,6 +652,8 @@ struct LoadResult {
     first_failure: Option<String>,
     cpu: CpuUse,
     window_start_us: u64,
+    /// The window's start as wall-clock time (to line samples up with other records).
+    window_start_unix_ms: u128,
     window_end_us: u64,
     statements: Option<f64>,
     transactions: Option<f64>,
@@ -669,7 +678,7 @@ async fn load(
     let micros = move |t: Instant| t.duration_since(t_run).as_micros() as u64;
 
     let mut tasks = Vec::with_capacity(clients);
-    for _ in 0..clients {
+    for index in 0..clients {
         let (client, target) = (client.clone(), Arc::clone(target));
         tasks.push(tokio::spawn(async move {
             let mut samples = Vec::with_capacity(4096);
@@ -687,6 +696,7 @@ async fn load(
                     etag = reply.etag;
                 }
                 samples.push(Sample {
+                    client: index,
                     start_us: micros(start),
                     end_us: micros(Instant::now()),
                     outcome,
@@ -718,6 +728,9 @@ async fn load(
         )
     };
     tokio::time::sleep_until(window_start.into()).await;
+    let window_start_unix_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
     let (stats0, xacts0, cpu0) = counters(&mut conn).await;
     tokio::time::sleep_until(window_end.into()).await;
     let (stats1, xacts1, cpu1) = counters(&mut conn).await;
@@ -778,6 +791,7 @@ async fn load(
         first_failure,
         cpu,
         window_start_us,
+        window_start_unix_ms,
         window_end_us,
         statements,
         transactions,
@@ -899,6 +913,9 @@ async fn measure(o: &Options, target: &Target, db_url: &SecretString, org: &Org0
                 println!("{}: a request failed — {failure}", target.name);
             }
             let stats = stats(&result);
+            if let Some(dir) = &o.samples {
+                write_samples(dir, &target.name, &result);
+            }
             if target.conditional && stats.not_modified == 0 {
                 println!(
                     "{}: WRONG: no request got 304 Not Modified ({} sent)",
@@ -918,6 +935,36 @@ async fn measure(o: &Options, target: &Target, db_url: &SecretString, org: &Org0
         }
     }
     column
+}
+
+/// Writes `result`'s requests as `DIR/<name>.csv`: client, start (ms since the window began,
+/// negative in the warm-up), latency (ms), outcome; a first comment line gives the window's start.
+fn write_samples(dir: &Path, name: &str, result: &LoadResult) {
+    let file: String = name
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '#' { c } else { '-' })
+        .collect();
+    let mut csv = format!(
+        "# window start {} ms since the Unix epoch\nclient,start_ms,latency_ms,outcome\n",
+        result.window_start_unix_ms
+    );
+    for s in &result.samples {
+        let start = (s.start_us as f64 - result.window_start_us as f64) / 1000.0;
+        let latency = s.end_us.saturating_sub(s.start_us) as f64 / 1000.0;
+        let outcome = match s.outcome {
+            Outcome::Ok => "ok",
+            Outcome::NotModified => "304",
+            Outcome::GraphqlError => "graphql-error",
+            Outcome::HttpError => "http-error",
+            Outcome::Timeout => "timeout",
+            Outcome::Transport => "transport",
+        };
+        let _ = writeln!(csv, "{},{start:.3},{latency:.3},{outcome}", s.client);
+    }
+    let path = dir.join(format!("{file}.csv"));
+    if let Err(e) = std::fs::create_dir_all(dir).and_then(|()| std::fs::write(&path, csv)) {
+        println!("{name}: cannot write {}: {e}", path.display());
+    }
 }
 
 fn stats(r: &LoadResult) -> Stats {
