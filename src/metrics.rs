@@ -29,9 +29,31 @@ pub fn install(replica: &str) -> PrometheusHandle {
             if metrics::set_global_recorder(recorder).is_err() {
                 tracing::warn!("a metrics recorder was already installed; /metrics will be empty");
             }
+            start_upkeep(handle.clone());
             handle
         })
         .clone()
+}
+
+/// How often histograms' recorded samples are folded into their buckets.
+const UPKEEP_EVERY: Duration = Duration::from_secs(5);
+
+/// Folds histogram samples into their buckets every [`UPKEEP_EVERY`], on a thread of its own (the
+/// recorder outlives any one runtime). A recorder built without its exporter keeps every sample
+/// until upkeep runs (a render runs it too): without this thread a server nobody scrapes grew by
+/// two samples per request, without bound.
+fn start_upkeep(handle: PrometheusHandle) {
+    let started = std::thread::Builder::new()
+        .name("metrics-upkeep".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(UPKEEP_EVERY);
+                handle.run_upkeep();
+            }
+        });
+    if let Err(e) = started {
+        tracing::warn!(error = %e, "cannot start the metrics upkeep thread; samples are folded only when /metrics is read");
+    }
 }
 
 /// The label of operations whose caller did not authenticate: they never create a series.
@@ -99,6 +121,21 @@ fn operation_label(name: Option<&str>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Without upkeep every histogram sample stays in memory until `/metrics` is read.
+    #[test]
+    fn installing_the_recorder_starts_its_upkeep_thread() {
+        install("test");
+        let names: Vec<String> = std::fs::read_dir("/proc/self/task")
+            .expect("this process's threads")
+            .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
+            .map(|name| name.trim().to_owned())
+            .collect();
+        assert!(
+            names.iter().any(|name| name == "metrics-upkeep"),
+            "{names:?}"
+        );
+    }
 
     #[test]
     fn labels_are_bounded() {
