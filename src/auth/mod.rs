@@ -16,7 +16,7 @@ use crate::db::models::user::User;
 use crate::db::models::visibility::Visibility;
 use crate::db::{Pool, Scope};
 use crate::error::ApiError;
-use cache::ViewerCache;
+use cache::{Lookup, ViewerCache};
 use identity::{Identity, Reach};
 use jwt::JwtKeys;
 use permissions::{Area, Level, Permissions};
@@ -199,23 +199,65 @@ pub async fn authenticate(
     let claims = auth.keys.verify(token).await?;
     let wanted_org = claims.org.as_deref().or(x_org).map(str::to_owned);
     let subject = format!("jwt:{}", claims.sub);
-    if let Some(viewer) = auth
-        .cache
-        .get(&subject, wanted_org.as_deref())
-        .filter(|_| !auth.fresh)
-    {
-        return Ok(viewer);
-    }
-    let identity = match identity::load(auth.pool, Some(&claims.sub), None).await {
-        Err(ApiError::Unauthenticated(_)) if auth.provision_users => {
-            identity::provision(auth.pool, &claims).await?;
-            identity::load(auth.pool, Some(&claims.sub), None).await?
-        }
-        loaded => loaded?,
+    cached(auth, &subject, wanted_org.as_deref(), async || {
+        let identity = match identity::load(auth.pool, Some(&claims.sub), None).await {
+            Err(ApiError::Unauthenticated(_)) if auth.provision_users => {
+                identity::provision(auth.pool, &claims).await?;
+                identity::load(auth.pool, Some(&claims.sub), None).await?
+            }
+            loaded => loaded?,
+        };
+        viewer_in(auth.pool, identity, wanted_org.clone(), None).await
+    })
+    .await
+}
+
+/// The cached viewer of `subject` in `org`, or the one `resolve` gives, kept for later callers
+/// (`cache::Lookup`). A caller chosen to refresh a busy entry resolves it; should the database
+/// fail or its pool stay busy meanwhile, it goes on with the cached viewer (still within the
+/// TTL), and any other error (the access is gone) drops the entry. A refresher that is dropped midway leaves the entry to
+/// expire; the next caller after that resolves it.
+async fn cached(
+    auth: &Authenticator<'_>,
+    subject: &str,
+    org: Option<&str>,
+    resolve: impl AsyncFnOnce() -> Result<Viewer, ApiError>,
+) -> Result<Viewer, ApiError> {
+    let lookup = if auth.fresh {
+        Lookup::Miss(auth.cache.ticket())
+    } else {
+        auth.cache.lookup(subject, org)
     };
-    let viewer = viewer_in(auth.pool, identity, wanted_org.clone(), None).await?;
-    auth.cache.put(&subject, wanted_org.as_deref(), &viewer);
-    Ok(viewer)
+    let (ticket, cached) = match lookup {
+        Lookup::Hit(viewer) => return Ok(viewer),
+        Lookup::Refresh(viewer, ticket) => (ticket, Some(viewer)),
+        Lookup::Miss(ticket) => (ticket, None),
+    };
+    match (resolve().await, cached) {
+        (Ok(viewer), _) => {
+            auth.cache.put(ticket, subject, org, &viewer);
+            Ok(viewer)
+        }
+        // The database failed or its pool stayed busy: nothing is known of the access.
+        (Err(e @ (ApiError::Internal(_) | ApiError::RateLimited(_))), Some(viewer)) => {
+            let detail = match &e {
+                ApiError::Internal(source) => format!("{source:#}"),
+                other => other.message().to_owned(),
+            };
+            tracing::warn!(
+                error = detail,
+                "could not resolve a cached viewer again; using it until it expires"
+            );
+            auth.cache.refresh_failed(subject, org);
+            Ok(viewer)
+        }
+        (Err(e), cached) => {
+            if cached.is_some() {
+                auth.cache.forget(subject, org);
+            }
+            Err(e)
+        }
+    }
 }
 
 /// Resolves an API key (`sg_<prefix>_<secret>`): the key's user, acting in the key's organization.
@@ -233,47 +275,46 @@ async fn authenticate_key(
             api_key::hash_secret(token)
         )
     );
-    if let Some(viewer) = auth.cache.get(&subject, x_org).filter(|_| !auth.fresh) {
-        return Ok(viewer);
-    }
-    let mut conn = auth.pool.get().await.map_err(crate::db::DbError::from)?;
-    let key = api_key::find_for_auth(&mut conn, prefix)
-        .await?
-        .ok_or_else(invalid)?;
-    drop(conn);
-    if !api_key::verify_secret(secret, &key.secret_hash) {
-        return Err(invalid());
-    }
-    if key.revoked_at.is_some() {
-        return Err(ApiError::Unauthenticated("API key revoked".into()));
-    }
-    if key.expires_at.is_some_and(|at| at <= chrono::Utc::now()) {
-        return Err(ApiError::Unauthenticated("API key expired".into()));
-    }
-    let identity = identity::load(auth.pool, None, Some(key.user_id)).await?;
-    let org = identity
-        .organizations()
-        .into_iter()
-        .find(|o| o.id == key.org_id);
-    let org = org.ok_or_else(|| {
-        ApiError::Forbidden("the key's user no longer belongs to its organization".into())
-    })?;
-    if x_org.is_some_and(|slug| slug != org.slug) {
-        return Err(ApiError::Forbidden(
-            "an API key acts only in its own organization".into(),
-        ));
-    }
-    let mut viewer = viewer_in(auth.pool, identity, Some(org.slug), Some(key.id)).await?;
-    viewer.trusted_documents_only = key.trusted_documents_only;
-    let touched = viewer
-        .scope()
-        .transaction(auth.pool, async |conn| api_key::touch(conn, key.id).await)
-        .await;
-    if let Err(e) = touched {
-        tracing::warn!(error = %e, "could not record an API key's use");
-    }
-    auth.cache.put(&subject, x_org, &viewer);
-    Ok(viewer)
+    cached(auth, &subject, x_org, async || {
+        let mut conn = auth.pool.get().await.map_err(crate::db::DbError::from)?;
+        let key = api_key::find_for_auth(&mut conn, prefix)
+            .await?
+            .ok_or_else(invalid)?;
+        drop(conn);
+        if !api_key::verify_secret(secret, &key.secret_hash) {
+            return Err(invalid());
+        }
+        if key.revoked_at.is_some() {
+            return Err(ApiError::Unauthenticated("API key revoked".into()));
+        }
+        if key.expires_at.is_some_and(|at| at <= chrono::Utc::now()) {
+            return Err(ApiError::Unauthenticated("API key expired".into()));
+        }
+        let identity = identity::load(auth.pool, None, Some(key.user_id)).await?;
+        let org = identity
+            .organizations()
+            .into_iter()
+            .find(|o| o.id == key.org_id);
+        let org = org.ok_or_else(|| {
+            ApiError::Forbidden("the key's user no longer belongs to its organization".into())
+        })?;
+        if x_org.is_some_and(|slug| slug != org.slug) {
+            return Err(ApiError::Forbidden(
+                "an API key acts only in its own organization".into(),
+            ));
+        }
+        let mut viewer = viewer_in(auth.pool, identity, Some(org.slug), Some(key.id)).await?;
+        viewer.trusted_documents_only = key.trusted_documents_only;
+        let touched = viewer
+            .scope()
+            .transaction(auth.pool, async |conn| api_key::touch(conn, key.id).await)
+            .await;
+        if let Err(e) = touched {
+            tracing::warn!(error = %e, "could not record an API key's use");
+        }
+        Ok(viewer)
+    })
+    .await
 }
 
 /// Builds the viewer of `identity` in the wanted (or only) organization.
