@@ -942,7 +942,13 @@ async fn measure(o: &Options, target: &Target, db_url: &SecretString, org: &Org0
 fn write_samples(dir: &Path, name: &str, result: &LoadResult) {
     let file: String = name
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '#' { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '#' {
+                c
+            } else {
+                '-'
+            }
+        })
         .collect();
     let mut csv = format!(
         "# window start {} ms since the Unix epoch\nclient,start_ms,latency_ms,outcome\n",
