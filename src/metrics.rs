@@ -126,15 +126,20 @@ mod tests {
     #[test]
     fn installing_the_recorder_starts_its_upkeep_thread() {
         install("test");
-        let names: Vec<String> = std::fs::read_dir("/proc/self/task")
-            .expect("this process's threads")
-            .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
-            .map(|name| name.trim().to_owned())
-            .collect();
-        assert!(
-            names.iter().any(|name| name == "metrics-upkeep"),
-            "{names:?}"
-        );
+        // A new thread takes its name once it runs: look again for up to 5 s.
+        let mut names = Vec::new();
+        for _ in 0..100 {
+            names = std::fs::read_dir("/proc/self/task")
+                .expect("this process's threads")
+                .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
+                .map(|name| name.trim().to_owned())
+                .collect();
+            if names.iter().any(|name| name == "metrics-upkeep") {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("no metrics-upkeep thread among {names:?}");
     }
 
     #[test]
