@@ -77,7 +77,7 @@ usage: cargo bench --bench dashboard -- [options]
   --alternate N             with --baseline-bin: N more uncached pairs of columns, in turn
                             baseline first and stackgate first, and each binary's mean (0 to 10;
                             a single pair's CPU ratio carries about 10% of noise on 2 shared cores)
-  --samples DIR             write each column's 32-client requests to DIR/<column>.csv
+  --samples DIR             write each column's --clients requests to DIR/<column>.csv
                             (client, start and latency in ms, outcome), to study the tail
   --cluster                 instead: one replica on the primary against three replicas and a
                             streaming standby behind haproxy (deploy/local/cluster.sh), on the
@@ -283,7 +283,7 @@ async fn run(o: Options) -> anyhow::Result<bool> {
     }
     for (name, binary, mode) in binaries {
         let port = free_port()?;
-        let log = logs.join(format!("{}.log", name.replace([' ', '(', ')'], "")));
+        let log = logs.join(format!("{}.log", file_stem(&name)));
         let mut cmd = Command::new(&binary);
         cmd.args(["serve", "--listen", &format!("127.0.0.1:{port}")])
             .env("DATABASE_URL", url.expose_secret())
@@ -937,19 +937,15 @@ async fn measure(o: &Options, target: &Target, db_url: &SecretString, org: &Org0
     column
 }
 
+/// A column's name as a file name (its log's, its samples'): `stackgate (baseline) #1` →
+/// `stackgatebaseline#1`.
+fn file_stem(name: &str) -> String {
+    name.replace([' ', '(', ')'], "")
+}
+
 /// Writes `result`'s requests as `DIR/<name>.csv`: client, start (ms since the window began,
 /// negative in the warm-up), latency (ms), outcome; a first comment line gives the window's start.
 fn write_samples(dir: &Path, name: &str, result: &LoadResult) {
-    let file: String = name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '#' {
-                c
-            } else {
-                '-'
-            }
-        })
-        .collect();
     let mut csv = format!(
         "# window start {} ms since the Unix epoch\nclient,start_ms,latency_ms,outcome\n",
         result.window_start_unix_ms
@@ -967,7 +963,7 @@ fn write_samples(dir: &Path, name: &str, result: &LoadResult) {
         };
         let _ = writeln!(csv, "{},{start:.3},{latency:.3},{outcome}", s.client);
     }
-    let path = dir.join(format!("{file}.csv"));
+    let path = dir.join(format!("{}.csv", file_stem(name)));
     if let Err(e) = std::fs::create_dir_all(dir).and_then(|()| std::fs::write(&path, csv)) {
         println!("{name}: cannot write {}: {e}", path.display());
     }

@@ -27,6 +27,10 @@ const MAX_ENTRIES: usize = 10_000;
 /// (subject, wanted org).
 type Key = (String, Option<String>);
 
+fn key(subject: &str, org: Option<&str>) -> Key {
+    (subject.to_owned(), org.map(str::to_owned))
+}
+
 struct Entry<V> {
     viewer: V,
     expires: Instant,
@@ -106,8 +110,7 @@ impl<V: Clone> ViewerCache<V> {
         if self.ttl.is_zero() {
             return Lookup::Miss(ticket);
         }
-        let key = (subject.to_owned(), org.map(str::to_owned));
-        match state.entries.get_mut(&key) {
+        match state.entries.get_mut(&key(subject, org)) {
             Some(entry) if entry.expires > now => {
                 if now < entry.refresh_at || entry.refreshing {
                     Lookup::Hit(entry.viewer.clone())
@@ -153,7 +156,7 @@ impl<V: Clone> ViewerCache<V> {
             }
         }
         state.entries.insert(
-            (subject.to_owned(), org.map(str::to_owned)),
+            key(subject, org),
             Entry {
                 viewer: viewer.clone(),
                 expires: now + self.ttl,
@@ -166,16 +169,14 @@ impl<V: Clone> ViewerCache<V> {
     /// Ends a [`Lookup::Refresh`] that could not resolve (the database failed): the entry stays
     /// until it expires, and the next caller tries again.
     pub fn refresh_failed(&self, subject: &str, org: Option<&str>) {
-        let key = (subject.to_owned(), org.map(str::to_owned));
-        if let Some(entry) = self.state().entries.get_mut(&key) {
+        if let Some(entry) = self.state().entries.get_mut(&key(subject, org)) {
             entry.refreshing = false;
         }
     }
 
     /// Drops the key's entry: resolving it again refused the caller.
     pub fn forget(&self, subject: &str, org: Option<&str>) {
-        let key = (subject.to_owned(), org.map(str::to_owned));
-        self.state().entries.remove(&key);
+        self.state().entries.remove(&key(subject, org));
     }
 }
 

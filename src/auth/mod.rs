@@ -215,8 +215,8 @@ pub async fn authenticate(
 /// The cached viewer of `subject` in `org`, or the one `resolve` gives, kept for later callers
 /// (`cache::Lookup`). A caller chosen to refresh a busy entry resolves it; should the database
 /// fail or its pool stay busy meanwhile, it goes on with the cached viewer (still within the
-/// TTL), and any other error (the access is gone) drops the entry. A refresher that is dropped midway leaves the entry to
-/// expire; the next caller after that resolves it.
+/// TTL), and any other error (the access is gone) drops the entry. A refresher that is dropped
+/// midway leaves the entry to expire; the next caller after that resolves it.
 async fn cached(
     auth: &Authenticator<'_>,
     subject: &str,
