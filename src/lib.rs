@@ -11,6 +11,7 @@
 //! `sync`, `health` → `graphql` → `config` → `app` → `http` → `router`, `server` → `devkit` →
 //! `cli`.
 
+pub mod allocator;
 pub mod app;
 pub mod auth;
 pub mod cli;

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 /// The layers, lowest first: a file may import files of its own layer or of lower ones. A
 /// module is placed by its longest listed prefix.
 const LAYERS: &[&[&str]] = &[
-    &["crypto", "telemetry", "metrics"],
+    &["allocator", "crypto", "telemetry", "metrics"],
     &["db"],
     &["error"],
     &["events"],
