@@ -14,7 +14,8 @@ const PURGE_DELAY_MS: std::ffi::c_long = 10;
 /// How often, at most, a runtime thread that goes idle collects its freed pages.
 const COLLECT_EVERY: Duration = Duration::from_secs(1);
 
-/// Sets the defaults (call it first in `main`, before other threads start); `MIMALLOC_PURGE_DELAY` and `MIMALLOC_ALLOW_THP` still override them.
+/// Sets the defaults; call it first in `main`, before other threads start. `MIMALLOC_PURGE_DELAY`
+/// and `MIMALLOC_ALLOW_THP`, when set, override them.
 /// - Transparent huge pages off for the process: mimalloc asks for them on its arena, and a
 ///   2 MiB page stays resident while any 4 KiB of it is in use. Under the mixed attack they
 ///   raised the peak RSS from 70 to 100 MB and kept it after.
@@ -25,7 +26,8 @@ pub fn tune() {
         let _ = nix::sys::prctl::set_thp_disable(true);
     }
     if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
-        // SAFETY: sets an integer option; called before any other thread exists.
+        // SAFETY: sets an integer option; `main` calls this before any other thread starts
+        // (`mi_option_set` is not thread-safe).
         #[allow(unsafe_code)]
         unsafe {
             libmimalloc_sys::mi_option_set(PURGE_DELAY, PURGE_DELAY_MS)

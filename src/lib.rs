@@ -7,9 +7,9 @@
 //!
 //! Modules form layers, lowest first; a module imports only its own layer or lower ones, and no
 //! two files import each other, directly or round a circle (`tests/layers.rs` checks both):
-//! `crypto`, `telemetry`, `metrics` → `db` → `error` → `events` → `auth`, `security`, `net` →
-//! `sync`, `health` → `graphql` → `config` → `app` → `http` → `router`, `server` → `devkit` →
-//! `cli`.
+//! `allocator`, `crypto`, `telemetry`, `metrics` → `db` → `error` → `events` → `auth`,
+//! `security`, `net` → `sync`, `health` → `graphql` → `config` → `app` → `http` → `router`,
+//! `server` → `devkit` → `cli`.
 
 pub mod allocator;
 pub mod app;
